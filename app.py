@@ -1,0 +1,71 @@
+"""FLUX.2 LoRA Edit Studio: `python app.py` starts the web app.
+
+Settings come from the environment (see README.md, "Settings").
+"""
+
+from __future__ import annotations
+
+# Pillow's decompression-bomb limit must be set before any image is opened.
+import backend.images  # noqa: F401  (import for its side effect)
+
+import logging
+import sys
+from pathlib import Path
+
+import gradio as gr
+
+from backend.fal_backend import FalBackend, FalSettings, point_fal_client_at
+from backend.settings import Settings, SettingsError
+from ui.layout import CSS_PATH, SHORTCUTS_JS, build_ui
+
+log = logging.getLogger("studio")
+
+
+def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
+    """The Blocks and the keyword arguments for `launch()`."""
+    if settings.fal_base_url:
+        point_fal_client_at(settings.fal_base_url)
+    backend = FalBackend(
+        FalSettings(
+            endpoint=settings.fal_endpoint,
+            transport=settings.fal_transport,  # type: ignore[arg-type]
+            run_timeout=settings.run_timeout,
+        ),
+        server_key=settings.fal_key,
+    )
+    outputs = settings.outputs.resolve()
+    outputs.mkdir(parents=True, exist_ok=True)
+    demo = build_ui(backend, outputs, settings.fal_endpoint, needs_visitor_key=not settings.fal_key)
+    demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
+    launch_kwargs = dict(
+        enable_monitoring=False,
+        run_history=False,  # would keep every input, the visitor's key included, in the browser
+        max_threads=max(40, settings.concurrency * 2),
+        allowed_paths=[str(outputs)],
+        css_paths=[CSS_PATH],
+        head=SHORTCUTS_JS,
+        footer_links=["api"],
+    )
+    return demo, launch_kwargs
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"Cannot start: {error}", file=sys.stderr)
+        return 2
+    demo, launch_kwargs = create_app(settings)
+    log.info(
+        "backend: fal (%s, %s transport); key: %s; outputs: %s",
+        settings.fal_endpoint, settings.fal_transport,
+        "from FAL_KEY" if settings.fal_key else "each visitor's own", Path(settings.outputs).resolve(),
+    )
+    demo.launch(**launch_kwargs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

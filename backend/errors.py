@@ -1,0 +1,93 @@
+"""The errors a run can end with, each carrying a message a person can act on.
+
+    StudioError                 base: `.message` is safe to show on the page
+    ├── InvalidInput            a field is wrong: `.problems` name each field and its limit
+    ├── MissingKey              no fal key: says how to get one
+    ├── ServiceError            fal (or the network) failed: `.status_code`, `.retryable`
+    │   ├── AuthFailed          401/403: the key was refused
+    │   └── RateLimited         429 after fal-client's own retries
+    └── RunTimeout              the app's own deadline fired (the job was cancelled)
+
+Messages never contain an API key: they are built from field names, limits and
+fal's error details only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One wrong field: `field` is the request field, `label` what the page calls it."""
+
+    field: str
+    label: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.message}"
+
+
+class StudioError(Exception):
+    """Base of every error a run can end with; `message` is shown to the person."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(StudioError):
+    """One or more fields are wrong. Nothing was sent (or fal refused it with 422)."""
+
+    def __init__(self, problems: list[FieldProblem]):
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems) or "The request is not valid.")
+
+    @classmethod
+    def one(cls, field: str, label: str, message: str) -> "InvalidInput":
+        return cls([FieldProblem(field=field, label=label, message=message)])
+
+
+class MissingKey(StudioError):
+    def __init__(self) -> None:
+        super().__init__(
+            "No fal API key. Create one at fal.ai (Dashboard → API keys) and paste it into "
+            "'Your fal API key', or start the app with FAL_KEY set."
+        )
+
+
+class ServiceError(StudioError):
+    """fal or the network failed. `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, status_code: int | None = None, retryable: bool = True):
+        super().__init__(message)
+        self.status_code = status_code
+        self.retryable = retryable
+
+
+class AuthFailed(ServiceError):
+    def __init__(self, status_code: int = 401):
+        super().__init__(
+            "fal refused the API key (HTTP %d). Check the key at fal.ai (Dashboard → API keys)."
+            % status_code,
+            status_code=status_code,
+            retryable=False,
+        )
+
+
+class RateLimited(ServiceError):
+    def __init__(self) -> None:
+        super().__init__(
+            "fal is rate-limiting this key (HTTP 429). Wait a little and run again.",
+            status_code=429,
+        )
+
+
+class RunTimeout(StudioError):
+    def __init__(self, seconds: float):
+        super().__init__(
+            f"The run took longer than {seconds:g} s and was cancelled. Try fewer steps or images, "
+            "or raise STUDIO_RUN_TIMEOUT."
+        )
+        self.seconds = seconds

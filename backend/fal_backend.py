@@ -1,0 +1,386 @@
+"""The hosted backend: FLUX.2 [dev] LoRA edit on fal, through fal-client.
+
+Two transports, both through the unmodified fal-client:
+- "stream" (default; the endpoint is marked streaming): `SyncClient.stream` sends
+  intermediate events, shown as previews, and the last event is the output. Stop
+  closes the connection, which fal treats as a cancelled request.
+- "queue": `submit`, then `status(with_logs=True)` every `poll_interval` seconds
+  (queue position, log lines), then the result. Stop sends fal's cancel.
+
+Either way the fal job is cancelled in a `finally` when the run is stopped, times
+out, or the visitor leaves (Gradio closes the generator).
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import fal_client
+import fal_client.client as fal_client_module
+import httpx
+from fal_client.auth import MissingCredentialsError
+from PIL import Image
+
+from .base import Backend
+from .errors import (
+    AuthFailed, FieldProblem, InvalidInput, MissingKey, RateLimited, RunTimeout,
+    ServiceError, StudioError,
+)
+from .events import Event, Log, Preview, Progress, Queued, Result, ResultImage
+from .images import prepare_reference, read_source, open_reference
+from .request import EditRequest, describe_location
+
+DEFAULT_ENDPOINT = "fal-ai/flux-2/lora/edit"
+FAL_MAX_REFERENCES = 3
+STEP_PATTERN = re.compile(r"(\d+)\s*/\s*(\d+)")
+
+
+def point_fal_client_at(base_url: str) -> None:
+    """Send every fal-client call to `base_url` instead of fal's hosts.
+
+    For a fal-compatible gateway, or the test suite's fake fal server. fal-client reads
+    these module constants at call time; there is no per-client host setting.
+    """
+    base = base_url.rstrip("/")
+    fal_client_module.QUEUE_URL_FORMAT = base + "/queue/"
+    fal_client_module.RUN_URL_FORMAT = base + "/run/"
+    fal_client_module.REST_URL = base + "/rest"
+    fal_client_module.CDN_URL = base + "/cdn"
+
+
+@dataclass(frozen=True)
+class FalSettings:
+    endpoint: str = DEFAULT_ENDPOINT
+    transport: Literal["stream", "queue"] = "stream"
+    poll_interval: float = 0.5
+    run_timeout: float = 600.0
+    # References at most this big travel inline as data URIs (no upload round trips);
+    # larger ones go through fal's storage.
+    inline_max_bytes: int = 512 * 1024
+    download_max_bytes: int = 64 * 1024 * 1024
+
+
+class FalBackend(Backend):
+    name = "fal"
+    max_references = FAL_MAX_REFERENCES
+
+    def __init__(self, settings: FalSettings | None = None, server_key: str | None = None):
+        self.settings = settings or FalSettings()
+        self._server_key = server_key  # never logged: not part of repr
+
+    def __repr__(self) -> str:
+        return f"FalBackend(endpoint={self.settings.endpoint!r}, transport={self.settings.transport!r})"
+
+    @property
+    def has_server_key(self) -> bool:
+        return bool(self._server_key)
+
+    def run(self, request: EditRequest, *, key: str | None = None) -> Iterator[Event]:
+        key = (key or "").strip() or self._server_key
+        if not key:
+            raise MissingKey()
+        if len(request.image_urls) > self.max_references:
+            raise InvalidInput.one(
+                "image_urls", "Reference images",
+                f"fal takes at most {self.max_references} images (got {len(request.image_urls)})",
+            )
+        client = fal_client.SyncClient(key=key, default_timeout=60.0)
+        try:
+            with _fal_errors():
+                urls = []
+                for index, source in enumerate(request.image_urls, start=1):
+                    yield Progress(f"Preparing image {index} of {len(request.image_urls)}…")
+                    urls.append(self._send_reference(client, source, f"image {index}"))
+                arguments = request.to_fal_arguments(urls)
+                if self.settings.transport == "queue":
+                    output, request_id = yield from self._run_queued(client, arguments)
+                else:
+                    output, request_id = yield from self._run_streamed(client, arguments)
+                yield Progress("Downloading the results…")
+                yield self._result(output, request_id)
+        finally:
+            _close(client)
+
+    # -- references -------------------------------------------------------------------
+
+    def _send_reference(self, client: fal_client.SyncClient, source: str, label: str) -> str:
+        if source.startswith(("https://", "http://")):
+            return source  # fal fetches public URLs itself
+        prepared = prepare_reference(source, label)
+        if len(prepared.data) <= self.settings.inline_max_bytes:
+            return prepared.data_uri()
+        extension = "png" if prepared.content_type == "image/png" else "jpg"
+        return client.upload(prepared.data, prepared.content_type, f"reference.{extension}")
+
+    # -- transports -------------------------------------------------------------------
+
+    def _run_queued(self, client: fal_client.SyncClient, arguments: dict[str, Any]):
+        handle = client.submit(self.settings.endpoint, arguments)
+        deadline = time.monotonic() + self.settings.run_timeout
+        finished = False
+        logs_seen = 0
+        try:
+            while True:
+                status = handle.status(with_logs=True)
+                logs = getattr(status, "logs", None) or []
+                for entry in logs[logs_seen:]:
+                    yield from _log_events(entry)
+                logs_seen = max(logs_seen, len(logs))
+                if isinstance(status, fal_client.Queued):
+                    yield Queued(position=status.position)
+                elif isinstance(status, fal_client.InProgress):
+                    yield Progress("Running on fal…")
+                elif isinstance(status, fal_client.Completed):
+                    if status.error:
+                        raise ServiceError(f"fal could not finish the run: {status.error}", retryable=False)
+                    break
+                if time.monotonic() > deadline:
+                    raise RunTimeout(self.settings.run_timeout)
+                time.sleep(self.settings.poll_interval)
+            output = client.result(self.settings.endpoint, handle.request_id)
+            finished = True
+            return output, handle.request_id
+        finally:
+            if not finished:
+                try:
+                    handle.cancel()
+                except Exception:  # already completed or unreachable: nothing more to do
+                    pass
+
+    def _run_streamed(self, client: fal_client.SyncClient, arguments: dict[str, Any]):
+        # The SSE read blocks; it runs in a thread so that this generator keeps
+        # yielding (and so notices a Stop) while fal is quiet.
+        inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def read_stream() -> None:
+            try:
+                with _raise_stream_errors(client):
+                    for event in client.stream(self.settings.endpoint, arguments):
+                        if stop.is_set():
+                            return
+                        inbox.put(("event", event))
+                inbox.put(("end", None))
+            except BaseException as error:  # handed to the generator, which raises it
+                inbox.put(("error", error))
+
+        reader = threading.Thread(target=read_stream, name="fal-stream", daemon=True)
+        reader.start()
+        deadline = time.monotonic() + self.settings.run_timeout
+        started = time.monotonic()
+        last: dict[str, Any] | None = None
+        finished = False
+        yield Progress("Sent to fal, waiting for the first update…")
+        try:
+            while True:
+                try:
+                    kind, value = inbox.get(timeout=self.settings.poll_interval)
+                except queue.Empty:
+                    if time.monotonic() > deadline:
+                        raise RunTimeout(self.settings.run_timeout) from None
+                    yield Progress(f"Running on fal… {time.monotonic() - started:.0f} s")
+                    continue
+                if kind == "error":
+                    raise value
+                if kind == "end":
+                    break
+                last = value
+                yield from self._intermediate_events(value)
+            if last is None or not _looks_final(last):
+                raise ServiceError("fal's stream ended before the result arrived. Run again.")
+            finished = True
+            return last, last.get("request_id")
+        finally:
+            if not finished:
+                # Dropping the connection is how a streamed fal request is cancelled.
+                stop.set()
+                _close(client)
+            reader.join(timeout=2.0)
+
+    def _intermediate_events(self, event: dict[str, Any]) -> Iterator[Event]:
+        for entry in event.get("logs") or []:
+            yield from _log_events(entry)
+        progress = event.get("progress")
+        step = total = None
+        if isinstance(progress, dict):
+            step, total = progress.get("step"), progress.get("total")
+        if event.get("images") and not _looks_final(event):
+            images = tuple(_decode(self._fetch(item)) for item in event["images"])
+            yield Preview(images=images, step=step, total=total)
+        elif step is not None:
+            yield Progress(f"Step {step} of {total}", step=step, total=total)
+
+    # -- results ----------------------------------------------------------------------
+
+    def _result(self, output: dict[str, Any], request_id: str | None) -> Result:
+        items = output.get("images") or []
+        if not items:
+            raise ServiceError("fal finished but returned no images.", retryable=True)
+        flags = list(output.get("has_nsfw_concepts") or [])
+        images = []
+        for index, item in enumerate(items):
+            data = self._fetch(item)
+            content_type = item.get("content_type") or _sniff_type(data)
+            width, height = item.get("width"), item.get("height")
+            if not (width and height):
+                with Image.open(io.BytesIO(data)) as probe:
+                    width, height = probe.size
+            images.append(ResultImage(
+                data=data, content_type=content_type, width=int(width), height=int(height),
+                nsfw=bool(flags[index]) if index < len(flags) else False,
+            ))
+        timings = {k: float(v) for k, v in (output.get("timings") or {}).items() if isinstance(v, (int, float))}
+        return Result(
+            images=tuple(images), seed=output.get("seed"), timings=timings,
+            prompt=output.get("prompt"), request_id=request_id,
+        )
+
+    def _fetch(self, item: dict[str, Any]) -> bytes:
+        """The bytes of an image fal returned: a data URI, or a file on fal's CDN."""
+        url = str(item.get("url") or "")
+        if url.startswith("data:"):
+            return read_source(url, "result image")
+        if not url.startswith(("https://", "http://")):
+            raise ServiceError("fal returned an image without a usable URL.")
+        limit = self.settings.download_max_bytes
+        # A plain client, without the fal key: result files are public CDN URLs.
+        with httpx.Client(timeout=60.0, follow_redirects=True) as http:
+            with http.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise ServiceError(f"Could not download a result image (HTTP {response.status_code}).")
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ServiceError(f"A result image is larger than {limit // 2**20} MB.")
+                    chunks.append(chunk)
+        return b"".join(chunks)
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _looks_final(event: dict[str, Any]) -> bool:
+    """The output event carries the seed and no progress; intermediate ones carry progress."""
+    return bool(event.get("images")) and "seed" in event and "progress" not in event
+
+
+def _log_events(entry: Any) -> Iterator[Event]:
+    message = str(entry.get("message", "")) if isinstance(entry, dict) else str(entry)
+    if not message:
+        return
+    yield Log(message=message, level=str(entry.get("level", "INFO")) if isinstance(entry, dict) else "INFO")
+    match = STEP_PATTERN.search(message)
+    if match and 0 < int(match.group(2)) <= 1000:
+        step, total = int(match.group(1)), int(match.group(2))
+        yield Progress(f"Step {step} of {total}", step=step, total=total)
+
+
+def _decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def _sniff_type(data: bytes) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/png"
+
+
+def _close(client: fal_client.SyncClient) -> None:
+    """Close the per-run HTTP connections (fal-client caches its httpx client lazily)."""
+    http = client.__dict__.get("_client")
+    if http is not None:
+        http.close()
+
+
+@contextmanager
+def _raise_stream_errors(client: fal_client.SyncClient):
+    """fal-client's stream() does not check the HTTP status (an error body surfaces as
+    an opaque SSEError). A response hook on its httpx client reads error bodies first,
+    so a 422 on the stream still names the wrong field."""
+
+    def check(response: httpx.Response) -> None:
+        if response.status_code >= 400 and response.request.url.path.endswith("/stream"):
+            response.read()
+            _raise_for_http_status(response.status_code, _json_or_text(response))
+
+    http = client._client  # fal-client's own httpx client for this run
+    http.event_hooks["response"].append(check)
+    try:
+        yield
+    finally:
+        if check in http.event_hooks["response"]:
+            http.event_hooks["response"].remove(check)
+
+
+def _json_or_text(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    return body.get("detail", body) if isinstance(body, dict) else body
+
+
+def _raise_for_http_status(status: int, detail: Any) -> None:
+    if status in (401, 403):
+        raise AuthFailed(status)
+    if status == 422:
+        raise InvalidInput(_problems_from_fal_detail(detail))
+    if status == 429:
+        raise RateLimited()
+    text = detail if isinstance(detail, str) else str(detail)
+    text = text[:300]
+    if status >= 500:
+        raise ServiceError(f"fal had a problem (HTTP {status}): {text}. Try again in a moment.", status_code=status)
+    raise ServiceError(f"fal refused the request (HTTP {status}): {text}", status_code=status, retryable=False)
+
+
+def _problems_from_fal_detail(detail: Any) -> list[FieldProblem]:
+    """fal's 422 detail (pydantic's list of {loc, msg, type}) as field problems."""
+    if not isinstance(detail, list):
+        return [FieldProblem(field="request", label="Request", message=str(detail)[:300])]
+    problems = []
+    for item in detail:
+        if not isinstance(item, dict):
+            continue
+        loc = tuple(item.get("loc") or ())
+        field = next((str(p) for p in loc if p != "body"), "request")
+        problems.append(FieldProblem(
+            field=field, label=describe_location(loc), message=str(item.get("msg", "is not valid")),
+        ))
+    return problems or [FieldProblem(field="request", label="Request", message="fal refused the request")]
+
+
+@contextmanager
+def _fal_errors():
+    """Translate fal-client and network exceptions into StudioErrors."""
+    try:
+        yield
+    except StudioError:
+        raise
+    except fal_client.FalClientHTTPError as error:
+        _raise_for_http_status(error.status_code, error.message)
+    except fal_client.FalClientTimeoutError:
+        raise ServiceError("fal did not answer in time. Try again.") from None
+    except MissingCredentialsError:
+        raise MissingKey() from None
+    except httpx.TimeoutException:
+        raise ServiceError("fal did not answer in time. Try again.") from None
+    except httpx.HTTPError as error:
+        raise ServiceError(f"Could not reach fal ({type(error).__name__}). Check the connection.") from None
+    except Exception as error:
+        if type(error).__name__ == "SSEError":
+            raise ServiceError("fal answered the stream with something that is not a stream.") from None
+        raise

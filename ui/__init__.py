@@ -1,0 +1,1 @@
+"""The Gradio page: layout.py arranges components, handlers.py maps events."""

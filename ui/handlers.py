@@ -1,0 +1,167 @@
+"""Event handlers: turn form values into an EditRequest, backend events into what a
+person sees. No model or HTTP logic lives here; that is the backend's job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from backend.base import Backend
+from backend.errors import FieldProblem, InvalidInput, StudioError
+from backend.events import Log, Preview, Progress, Queued, Result
+from backend.outputs import save_run
+from backend.request import MAX_ACTIVE_LORAS, PRESET_SIZES, EditRequest, ImageSize, build_request
+
+MATCH_FIRST = "match"
+CUSTOM = "custom"
+SIZE_CHOICES = [("Match image 1", MATCH_FIRST)] + [
+    (f"{name} ({w}×{h})", name) for name, (w, h) in PRESET_SIZES.items()
+] + [("Custom", CUSTOM)]
+LOG_LINES_KEPT = 200
+
+
+def normalise_loras(rows: Any) -> list[dict[str, Any]]:
+    """The LoRA list as the editor and the API give it: [{path, scale, enabled}]."""
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        raise InvalidInput.one("loras", "LoRAs", "must be a list of {path, scale, enabled}")
+    out = []
+    for index, row in enumerate(rows, start=1):
+        if isinstance(row, str):
+            row = {"path": row}
+        if not isinstance(row, dict):
+            raise InvalidInput.one("loras", f"LoRA {index}", "must be {path, scale, enabled}")
+        out.append({
+            "path": str(row.get("path") or ""),
+            "scale": row.get("scale", 1.0),
+            "enabled": bool(row.get("enabled", True)),
+        })
+    return out
+
+
+def active_loras(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows switched on and with a path: what is sent."""
+    return [r for r in rows if r["enabled"] and r["path"].strip()]
+
+
+def request_from_form(
+    prompt: str, images: list[str | None], loras: Any, guidance_scale: float, num_inference_steps: float,
+    size: str, width: float, height: float, seed: float | None, randomize_seed: bool, num_images: float,
+    acceleration: str, enable_prompt_expansion: bool, enable_safety_checker: bool, output_format: str,
+    sync_mode: bool,
+) -> EditRequest:
+    image_urls = [str(i) for i in images if i]
+    if not image_urls:
+        raise InvalidInput.one("image_urls", "Reference images", "add at least one image to edit")
+    active = active_loras(normalise_loras(loras))
+    if len(active) > MAX_ACTIVE_LORAS:
+        raise InvalidInput.one(
+            "loras", "LoRAs", f"at most {MAX_ACTIVE_LORAS} can be switched on ({len(active)} are)"
+        )
+    if size == MATCH_FIRST or not size:
+        image_size: Any = None
+    elif size == CUSTOM:
+        image_size = {"width": width, "height": height}
+    else:
+        image_size = size
+    return build_request(
+        prompt=prompt or "",
+        image_urls=image_urls,
+        loras=[{"path": r["path"], "scale": r["scale"]} for r in active],
+        guidance_scale=guidance_scale,
+        num_inference_steps=num_inference_steps,
+        image_size=image_size,
+        num_images=num_images,
+        seed=None if randomize_seed or seed is None or seed == "" else seed,
+        acceleration=acceleration,
+        enable_prompt_expansion=enable_prompt_expansion,
+        enable_safety_checker=enable_safety_checker,
+        output_format=output_format,
+        sync_mode=sync_mode,
+    )
+
+
+def run_edit(
+    backend: Backend, outputs_root: Path, endpoint: str, request: EditRequest, key: str | None,
+) -> Iterator[tuple[Any, str, str, str, Any]]:
+    """Run one edit, yielding (gallery, status, logs, details, seed_used) updates.
+
+    Closing this generator (Stop, or the tab closing) closes the backend's run, which
+    cancels the job there.
+    """
+    started = time.monotonic()
+    logs: list[str] = []
+    skip = gr.skip()
+    events = backend.run(request, key=key)
+    try:
+        for event in events:
+            if isinstance(event, Queued):
+                where = "next in line" if event.position == 0 else f"position {event.position + 1}"
+                yield skip, f"⏳ Queued at {backend.name}: {where}", skip, skip, skip
+            elif isinstance(event, Log):
+                logs.append(event.message)
+                del logs[:-LOG_LINES_KEPT]
+                yield skip, skip, "\n".join(logs), skip, skip
+            elif isinstance(event, Progress):
+                yield skip, "⚙️ " + event.message, skip, skip, skip
+            elif isinstance(event, Preview):
+                step = f" (step {event.step} of {event.total})" if event.step else ""
+                yield list(event.images), f"🖼️ Intermediate result{step}", skip, skip, skip
+            elif isinstance(event, Result):
+                saved = save_run(outputs_root, request, event, backend.name, endpoint)
+                elapsed = time.monotonic() - started
+                gallery = [
+                    (str(path), f"image {i}" + (" ⚠ flagged" if img.nsfw else ""))
+                    for i, (path, img) in enumerate(zip(saved.image_paths, event.images), start=1)
+                ]
+                # Every output gets a real value at the end: API callers read only the last one.
+                yield (gallery, f"✅ Done in {elapsed:.1f} s", "\n".join(logs),
+                       describe_result(event, saved.folder), event.seed)
+    except InvalidInput as error:
+        raise gr.Error(format_problems(error.problems), title="Please check the form") from None
+    except StudioError as error:
+        raise gr.Error(error.message, title="The run did not finish") from None
+    finally:
+        events.close()
+
+
+def format_problems(problems: list[FieldProblem]) -> str:
+    return "\n".join(f"{p.label}: {p.message}" for p in problems)
+
+
+def describe_result(result: Result, folder: Path) -> str:
+    lines = [f"**Seed:** `{result.seed}`" if result.seed is not None else "**Seed:** not reported"]
+    first = result.images[0]
+    lines.append(f"**Images:** {len(result.images)} × {first.width}×{first.height} ({first.extension})")
+    if result.timings:
+        lines.append("**Timings:** " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
+    flagged = [str(i) for i, img in enumerate(result.images, start=1) if img.nsfw]
+    lines.append(
+        f"**Safety checker:** flagged image {', '.join(flagged)}" if flagged else "**Safety checker:** nothing flagged"
+    )
+    if result.prompt:
+        lines.append(f"**Prompt used:** {result.prompt}")
+    lines.append(f"**Saved to:** `{folder}`")
+    return "  \n".join(lines)
+
+
+def limit_active_loras(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """Keep at most MAX_ACTIVE_LORAS rows switched on; returns (rows, warning)."""
+    on = 0
+    out, switched_off = [], False
+    for row in rows:
+        if row["enabled"]:
+            on += 1
+            if on > MAX_ACTIVE_LORAS:
+                row = {**row, "enabled": False}
+                switched_off = True
+        out.append(row)
+    if switched_off:
+        return out, f"At most {MAX_ACTIVE_LORAS} LoRAs can be on at once: the new one was added switched off."
+    return out, None

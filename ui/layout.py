@@ -1,0 +1,286 @@
+"""The page: arranges components and maps events to handlers.
+
+Ranges, defaults and help texts come from the request model's Fields, so the page
+and the validation can never disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from backend.base import Backend
+from backend.errors import InvalidInput
+from backend.request import EditRequest, ImageSize, LoraWeight, field_limits
+from ui import handlers
+
+CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "style.css"
+SHORTCUTS_JS = """
+<script>
+document.addEventListener("keydown", (event) => {
+  if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
+    const run = document.querySelector("#run-button");
+    if (run) { event.preventDefault(); run.click(); }
+  } else if (event.key === "Escape") {
+    const stop = document.querySelector("#stop-button");
+    if (stop && stop.offsetParent !== null) { stop.click(); }
+  }
+});
+</script>
+"""
+NO_KEY_HELP = (
+    "This server has no fal key. Paste **your own fal API key** to run (create one at "
+    "[fal.ai/dashboard/keys](https://fal.ai/dashboard/keys)). It is used only for your runs: "
+    "never stored, logged or sent back to this page."
+)
+
+
+def _field(name: str, model: type = EditRequest) -> Any:
+    return model.model_fields[name]
+
+
+def _slider(name: str, step: float, model: type = EditRequest, **kwargs: Any) -> gr.Slider:
+    info = _field(name, model)
+    limits = field_limits(name, model)
+    default = kwargs.pop("value", info.default)
+    return gr.Slider(
+        minimum=limits["minimum"], maximum=limits["maximum"], step=step, value=default,
+        label=info.title, info=info.description, **kwargs,
+    )
+
+
+def build_ui(backend: Backend, outputs_root: Path, endpoint: str, needs_visitor_key: bool) -> gr.Blocks:
+    with gr.Blocks(title="FLUX.2 LoRA Edit Studio") as demo:
+        gr.Markdown("# FLUX.2 LoRA Edit Studio\nEdit images with FLUX.2 [dev] and your LoRAs.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=360):
+                with gr.Group():
+                    with gr.Row():
+                        slots = [
+                            gr.Image(
+                                label=f"image {i}", type="filepath", image_mode=None,
+                                sources=["upload", "clipboard"], height=180, min_width=120,
+                                elem_id=f"reference-{i}", buttons=["fullscreen"],
+                            )
+                            for i in (1, 2, 3)
+                        ]
+                    with gr.Row():
+                        move_buttons = []
+                        for i in (1, 2):
+                            move_buttons.append(gr.Button(
+                                f"⇄ swap {i} and {i + 1}", size="sm", variant="secondary",
+                                elem_id=f"swap-{i}",
+                            ))
+                gr.Markdown(
+                    "Up to 3 reference images, sent in this order. Upload, paste or drop them; "
+                    "large photos are shrunk to the model's ~1 megapixel.", elem_classes=["hint"],
+                )
+                prompt = gr.Textbox(
+                    label=_field("prompt").title, info=_field("prompt").description, lines=3,
+                    placeholder="make this donut realistic", elem_id="prompt",
+                )
+                with gr.Row():
+                    run_button = gr.Button("Run", variant="primary", elem_id="run-button", scale=3)
+                    stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button", scale=1)
+                gr.Markdown("Ctrl/Cmd+Enter runs, Escape stops.", elem_classes=["hint"])
+
+                fal_key = gr.Textbox(
+                    label="Your fal API key", type="password", placeholder="fal key (id:secret)",
+                    visible=needs_visitor_key, elem_id="fal-key", info=None,
+                )
+                if needs_visitor_key:
+                    gr.Markdown(NO_KEY_HELP, elem_classes=["hint"])
+
+                lora_rows, lora_version = _lora_editor()
+
+                guidance = _slider("guidance_scale", 0.1)
+                steps = _slider("num_inference_steps", 1)
+                size = gr.Dropdown(
+                    choices=handlers.SIZE_CHOICES, value=handlers.MATCH_FIRST, label=_field("image_size").title,
+                    info="Match the first image, a preset, or a custom width and height.",
+                )
+                with gr.Row(visible=False) as custom_size:
+                    width = _slider("width", 16, ImageSize, value=1024)
+                    height = _slider("height", 16, ImageSize, value=1024)
+                with gr.Row():
+                    seed = gr.Number(
+                        label=_field("seed").title, value=0, precision=0, minimum=0,
+                        maximum=field_limits("seed")["maximum"], info=_field("seed").description,
+                    )
+                    randomize_seed = gr.Checkbox(label="Random seed", value=True)
+                num_images = _slider("num_images", 1)
+                with gr.Accordion("Advanced", open=False):
+                    acceleration = gr.Radio(
+                        ["none", "regular", "high"], value=_field("acceleration").default,
+                        label=_field("acceleration").title, info=_field("acceleration").description,
+                    )
+                    expansion = gr.Checkbox(
+                        value=_field("enable_prompt_expansion").default,
+                        label=_field("enable_prompt_expansion").title,
+                        info=_field("enable_prompt_expansion").description,
+                    )
+                    safety = gr.Checkbox(
+                        value=_field("enable_safety_checker").default,
+                        label=_field("enable_safety_checker").title,
+                        info=_field("enable_safety_checker").description,
+                    )
+                    output_format = gr.Radio(
+                        ["png", "jpeg", "webp"], value=_field("output_format").default,
+                        label=_field("output_format").title, info=_field("output_format").description,
+                    )
+                    sync_mode = gr.Checkbox(
+                        value=_field("sync_mode").default, label=_field("sync_mode").title,
+                        info=_field("sync_mode").description,
+                    )
+
+            with gr.Column(scale=6, min_width=360):
+                status = gr.Markdown("Ready.", elem_id="status")
+                gallery = gr.Gallery(
+                    label="Results", columns=2, height=560, format="webp", elem_id="results",
+                    buttons=["download", "fullscreen"], interactive=False,
+                )
+                with gr.Row():
+                    seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="seed-used")
+                    reuse_seed = gr.Button("Reuse this seed", size="sm", elem_id="reuse-seed")
+                details = gr.Markdown(elem_id="details")
+                with gr.Accordion("fal log", open=False):
+                    logs = gr.Textbox(label="Log lines", lines=8, max_lines=20, interactive=False, elem_id="logs")
+
+        # -- events -------------------------------------------------------------------
+        for index, button in enumerate(move_buttons):
+            a, b = slots[index], slots[index + 1]
+            button.click(lambda x, y: (y, x), [a, b], [a, b], api_visibility="private", queue=False)
+        size.change(lambda s: gr.update(visible=s == handlers.CUSTOM), size, custom_size,
+                    api_visibility="private", queue=False)
+        reuse_seed.click(lambda s: (s, False) if s is not None else (gr.skip(), gr.skip()),
+                         seed_used, [seed, randomize_seed], api_visibility="private", queue=False)
+
+        def edit(
+            prompt: str, image_1: str | None, image_2: str | None, image_3: str | None,
+            loras: list | None, guidance_scale: float, num_inference_steps: float, size: str,
+            width: float, height: float, seed: float | None, randomize_seed: bool, num_images: float,
+            acceleration: str, enable_prompt_expansion: bool, enable_safety_checker: bool,
+            output_format: str, sync_mode: bool, fal_key: str | None,
+        ):
+            """Edit 1-3 reference images with FLUX.2 [dev] and up to 3 LoRAs.
+
+            Args:
+                prompt: the edit instruction, e.g. "make this donut realistic".
+                image_1: first reference image (required).
+                image_2: optional second reference image.
+                image_3: optional third reference image.
+                loras: list of {"path": URL or HF repo id, "scale": 0-4, "enabled": bool}; at most 3 enabled.
+                guidance_scale: 0-20, default 2.5.
+                num_inference_steps: 4-50, default 28.
+                size: "match" (the first image), a preset (square_hd, square, portrait_4_3, portrait_16_9, landscape_4_3, landscape_16_9) or "custom".
+                width: custom width, 512-2048 (used when size is "custom").
+                height: custom height, 512-2048 (used when size is "custom").
+                seed: the seed to use when randomize_seed is false.
+                randomize_seed: pick a random seed (reported in the result).
+                num_images: 1-4 images.
+                acceleration: none, regular or high.
+                enable_prompt_expansion: let fal expand the prompt.
+                enable_safety_checker: flag NSFW images.
+                output_format: png, jpeg or webp.
+                sync_mode: images returned inline, not kept in fal's history.
+                fal_key: your own fal key when the server has none (never stored).
+            Returns:
+                the result images, a status line, fal's log lines, a summary (seed, timings, safety flags) and the seed used.
+            """
+            try:
+                request = handlers.request_from_form(
+                    prompt, [image_1, image_2, image_3], loras, guidance_scale, num_inference_steps, size,
+                    width, height, seed, randomize_seed, num_images, acceleration, enable_prompt_expansion,
+                    enable_safety_checker, output_format, sync_mode,
+                )
+            except InvalidInput as error:
+                raise gr.Error(handlers.format_problems(error.problems), title="Please check the form") from None
+            yield from handlers.run_edit(backend, outputs_root, endpoint, request, fal_key)
+
+        inputs = [
+            prompt, *slots, lora_rows, guidance, steps, size, width, height, seed, randomize_seed, num_images,
+            acceleration, expansion, safety, output_format, sync_mode, fal_key,
+        ]
+        outputs = [gallery, status, logs, details, seed_used]
+        run_event = gr.on(
+            [run_button.click, prompt.submit], edit, inputs, outputs, api_name="edit",
+            concurrency_limit=None, show_progress="minimal", show_progress_on=[gallery],
+            trigger_mode="once",
+        )
+        stop_button.click(
+            lambda: "⏹ Stopped.", None, status, cancels=[run_event], api_visibility="private", queue=False,
+        )
+    return demo
+
+
+def _lora_editor() -> tuple[gr.JSON, gr.Number]:
+    """An editable LoRA list built from data: one row per entry in `rows`.
+
+    `rows` (a hidden JSON value, also the `loras` argument of the API) holds
+    [{path, scale, enabled}]. Row edits update it in place; adding or removing a row
+    bumps `version`, which re-renders the rows.
+    """
+    scale_info = LoraWeight.model_fields["scale"]
+    scale_limits = field_limits("scale", LoraWeight)
+    with gr.Group():
+        gr.Markdown("**LoRAs** — an https URL to a .safetensors file, a Hugging Face repo id, "
+                    "or a path fal accepts. At most 3 switched on.", elem_classes=["hint"])
+        rows = gr.JSON(value=[], visible=False, label="loras")
+        version = gr.Number(value=0, visible=False)
+
+        @gr.render(inputs=[rows], triggers=[version.change])
+        def render_rows(current: list[dict[str, Any]] | None):
+            current = handlers.normalise_loras(current)
+            for index, row in enumerate(current):
+                with gr.Row(equal_height=True, elem_classes=["lora-row"]):
+                    path = gr.Textbox(
+                        value=row["path"], label=f"LoRA {index + 1}", scale=5, key=f"lora-path-{index}",
+                        placeholder="owner/repo or https://…/lora.safetensors",
+                    )
+                    scale = gr.Slider(
+                        minimum=scale_limits["minimum"], maximum=scale_limits["maximum"], step=0.05,
+                        value=row["scale"], label=scale_info.title, scale=3, key=f"lora-scale-{index}",
+                    )
+                    enabled = gr.Checkbox(value=row["enabled"], label="on", scale=1, min_width=60,
+                                          key=f"lora-on-{index}")
+                    remove = gr.Button("✕", size="sm", scale=0, min_width=40, key=f"lora-remove-{index}")
+
+                def update(value: Any, all_rows: list, i: int = index, name: str = "") -> list:
+                    all_rows = handlers.normalise_loras(all_rows)
+                    if i < len(all_rows):
+                        all_rows[i] = {**all_rows[i], name: value}
+                    return all_rows
+
+                path.change(lambda v, r, i=index: update(v, r, i, "path"), [path, rows], rows,
+                            api_visibility="private", queue=False)
+                scale.change(lambda v, r, i=index: update(v, r, i, "scale"), [scale, rows], rows,
+                             api_visibility="private", queue=False)
+
+                def toggle(value: bool, all_rows: list, v: float, i: int = index) -> tuple[list, Any]:
+                    all_rows = update(value, all_rows, i, "enabled")
+                    limited, warning = handlers.limit_active_loras(all_rows)
+                    if warning:
+                        gr.Warning(warning)
+                        return limited, v + 1  # re-render so the checkbox shows it stayed off
+                    return limited, gr.skip()
+
+                enabled.input(toggle, [enabled, rows, version], [rows, version],
+                              api_visibility="private", queue=False)
+                remove.click(
+                    lambda r, v, i=index: ([x for j, x in enumerate(handlers.normalise_loras(r)) if j != i], v + 1),
+                    [rows, version], [rows, version], api_visibility="private", queue=False,
+                )
+
+        add = gr.Button("+ Add LoRA", size="sm", elem_id="add-lora")
+
+        def add_row(all_rows: list, v: float) -> tuple[list, float]:
+            all_rows = handlers.normalise_loras(all_rows) + [{"path": "", "scale": 1.0, "enabled": True}]
+            limited, warning = handlers.limit_active_loras(all_rows)
+            if warning:
+                gr.Warning(warning)
+            return limited, v + 1
+
+        add.click(add_row, [rows, version], [rows, version], api_visibility="private", queue=False)
+    return rows, version
