@@ -122,7 +122,7 @@ def run_edit(
                 ]
                 # Every output gets a real value at the end: API callers read only the last one.
                 yield (gallery, f"✅ Done in {elapsed:.1f} s", "\n".join(logs),
-                       describe_result(event, saved.folder), event.seed)
+                       describe_result(event, saved.folder.relative_to(outputs_root)), event.seed)
     except InvalidInput as error:
         raise gr.Error(format_problems(error.problems), title="Please check the form") from None
     except StudioError as error:
@@ -147,7 +147,7 @@ def describe_result(result: Result, folder: Path) -> str:
     )
     if result.prompt:
         lines.append(f"**Prompt used:** {result.prompt}")
-    lines.append(f"**Saved to:** `{folder}`")
+    lines.append(f"**Saved as:** `{folder}` in the outputs folder")
     return "  \n".join(lines)
 
 

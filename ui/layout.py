@@ -241,9 +241,9 @@ def _lora_editor() -> tuple[gr.JSON, gr.Number]:
                     )
                     scale = gr.Slider(
                         minimum=scale_limits["minimum"], maximum=scale_limits["maximum"], step=0.05,
-                        value=row["scale"], label=scale_info.title, scale=3, key=f"lora-scale-{index}",
+                        value=row["scale"], label="scale", scale=3, key=f"lora-scale-{index}", interactive=True,
                     )
-                    enabled = gr.Checkbox(value=row["enabled"], label="on", scale=1, min_width=60,
+                    enabled = gr.Checkbox(value=row["enabled"], label="on", scale=1, min_width=60, interactive=True,
                                           key=f"lora-on-{index}")
                     remove = gr.Button("✕", size="sm", scale=0, min_width=40, key=f"lora-remove-{index}")
 
@@ -266,8 +266,8 @@ def _lora_editor() -> tuple[gr.JSON, gr.Number]:
                         return limited, v + 1  # re-render so the checkbox shows it stayed off
                     return limited, gr.skip()
 
-                enabled.input(toggle, [enabled, rows, version], [rows, version],
-                              api_visibility="private", queue=False)
+                # queued: gr.Warning reaches the page only through the queue's stream
+                enabled.input(toggle, [enabled, rows, version], [rows, version], api_visibility="private")
                 remove.click(
                     lambda r, v, i=index: ([x for j, x in enumerate(handlers.normalise_loras(r)) if j != i], v + 1),
                     [rows, version], [rows, version], api_visibility="private", queue=False,
@@ -282,5 +282,5 @@ def _lora_editor() -> tuple[gr.JSON, gr.Number]:
                 gr.Warning(warning)
             return limited, v + 1
 
-        add.click(add_row, [rows, version], [rows, version], api_visibility="private", queue=False)
+        add.click(add_row, [rows, version], [rows, version], api_visibility="private")
     return rows, version

@@ -1,0 +1,84 @@
+"""A smoke test in a real Chromium (Debian's package) driven by Playwright.
+
+It saves a screenshot to tests/screenshots/, which is where README's picture comes from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_upload_run_and_see_the_result(browser, app, fake, images):
+    fake.job_seconds = 1.0
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app.url)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("make this donut realistic")
+    page.locator("#run-button").click()
+
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    result = page.locator("#results img").first
+    expect(result).to_be_visible()
+    assert result.evaluate("img => img.naturalWidth") > 0
+    [job] = fake.jobs.values()
+    assert job.input["prompt"] == "make this donut realistic"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "hosted-result.png"), full_page=True)
+    page.close()
+
+
+def test_ctrl_enter_runs_and_the_key_field_is_hidden_when_the_server_has_one(browser, app, fake, images):
+    page = browser.new_page()
+    page.goto(app.url)
+    expect(page.locator("#fal-key")).to_be_hidden()
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["blue"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("turn it green")
+    page.locator("#prompt textarea").press("Control+Enter")
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    assert [j.input["prompt"] for j in fake.jobs.values()] == ["turn it green"]
+    page.close()
+
+
+def test_lora_rows_the_fourth_is_added_switched_off_and_the_rest_reach_fal(browser, app, fake, images):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(app.url)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("in watercolor")
+    for _ in range(4):
+        page.locator("#add-lora").click()
+    expect(page.get_by_label("LoRA 4", exact=True)).to_be_visible()
+    expect(page.get_by_text("At most 3 LoRAs can be on at once").first).to_be_visible()
+    on_boxes = page.get_by_label("on", exact=True)
+    expect(on_boxes.nth(3)).not_to_be_checked()
+    for index, path in enumerate(["owner/style-a", "owner/style-b", "", "owner/style-d"], start=1):
+        if path:
+            page.get_by_label(f"LoRA {index}", exact=True).fill(path)
+    on_boxes.nth(1).uncheck()  # row 2 stays in the list, switched off
+    page.wait_for_timeout(500)
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    [job] = fake.jobs.values()
+    assert job.input["loras"] == [{"path": "owner/style-a", "scale": 1.0}]
+    page.close()
