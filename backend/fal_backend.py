@@ -27,6 +27,7 @@ import fal_client
 import fal_client.client as fal_client_module
 import httpx
 from fal_client.auth import MissingCredentialsError
+from httpx_sse import SSEError  # fal-client's SSE library
 from PIL import Image
 
 from .base import Backend
@@ -376,11 +377,11 @@ def _fal_errors():
         raise ServiceError("fal did not answer in time. Try again.") from None
     except MissingCredentialsError:
         raise MissingKey() from None
+    except SSEError:
+        raise ServiceError("fal answered the stream with something that is not a stream.") from None
     except httpx.TimeoutException:
         raise ServiceError("fal did not answer in time. Try again.") from None
+    except httpx.RemoteProtocolError:
+        raise ServiceError("The connection to fal broke off before the result arrived. Run again.") from None
     except httpx.HTTPError as error:
         raise ServiceError(f"Could not reach fal ({type(error).__name__}). Check the connection.") from None
-    except Exception as error:
-        if type(error).__name__ == "SSEError":
-            raise ServiceError("fal answered the stream with something that is not a stream.") from None
-        raise

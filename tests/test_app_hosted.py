@@ -218,3 +218,10 @@ def test_large_photo_is_downscaled_before_it_is_sent(app, fake, tmp_path, images
     sent = sent_image(job.input["image_urls"][0], fake)
     assert sent.size[0] * sent.size[1] <= 1024 * 1024 * 1.05
     assert abs(sent.size[0] / sent.size[1] - 4 / 3) < 0.01
+
+
+def test_safety_flags_and_timings_are_shown_with_the_result(app, fake, images):
+    gallery, _status, _logs, details, _seed = run(app, images, prompt="an nsfw test", num_images=2)
+    assert "**Safety checker:** flagged image 1" in details
+    assert "**Timings:** inference" in details
+    assert [item["caption"] for item in gallery] == ["image 1 ⚠ flagged", "image 2"]

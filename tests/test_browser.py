@@ -5,10 +5,13 @@ It saves a screenshot to tests/screenshots/, which is where README's picture com
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
@@ -81,4 +84,36 @@ def test_lora_rows_the_fourth_is_added_switched_off_and_the_rest_reach_fal(brows
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
     [job] = fake.jobs.values()
     assert job.input["loras"] == [{"path": "owner/style-a", "scale": 1.0}]
+    page.close()
+
+
+def test_closing_the_tab_cancels_the_fal_job(browser, app, fake, images):
+    fake.job_seconds = 60
+    page = browser.new_page()
+    page.goto(app.url)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("slow one")
+    page.locator("#run-button").click()
+    assert fake.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in fake.jobs.values()), timeout=15)
+    page.close()
+    assert fake.wait_for(lambda: all(j.cancelled for j in fake.jobs.values()), timeout=30)
+
+
+def test_images_stay_numbered_in_the_order_they_are_sent(browser, app, fake, images):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app.url)
+    page.locator("#reference-3 input[type=file]").set_input_files(str(images["blue"]))
+    # Dropped into the third slot with the first two empty: it becomes image 1.
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#reference-2 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-2 img")).to_be_visible(timeout=15_000)
+    page.locator("#swap-1").click()
+    page.wait_for_timeout(500)
+    page.locator("#prompt textarea").fill("combine them")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    [job] = fake.jobs.values()
+    sizes = [Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1]))).size for u in job.input["image_urls"]]
+    assert sizes == [(640, 480), (512, 512)]  # red (swapped to first), then blue
     page.close()

@@ -45,6 +45,19 @@ def normalise_loras(rows: Any) -> list[dict[str, Any]]:
     return out
 
 
+def pack_images(*slots: str | None) -> list[str | None]:
+    """Move images left over empty slots: the page numbers them in the order they are sent."""
+    filled = [s for s in slots if s]
+    return filled + [None] * (len(slots) - len(filled))
+
+
+def swap_images(slots: tuple[str | None, ...], index: int) -> list[str | None]:
+    """Swap image `index` with the next one (0-based), keeping them packed."""
+    values = list(slots)
+    values[index], values[index + 1] = values[index + 1], values[index]
+    return pack_images(*values)
+
+
 def active_loras(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows switched on and with a path: what is sent."""
     return [r for r in rows if r["enabled"] and r["path"].strip()]

@@ -149,9 +149,13 @@ def build_ui(backend: Backend, outputs_root: Path, endpoint: str, needs_visitor_
                     logs = gr.Textbox(label="Log lines", lines=8, max_lines=20, interactive=False, elem_id="logs")
 
         # -- events -------------------------------------------------------------------
+        # Keep the images packed to the left, so "image N" is the N-th image sent.
+        for slot in slots:
+            for trigger in (slot.upload, slot.clear):
+                trigger(handlers.pack_images, slots, slots, api_visibility="private", queue=False)
         for index, button in enumerate(move_buttons):
-            a, b = slots[index], slots[index + 1]
-            button.click(lambda x, y: (y, x), [a, b], [a, b], api_visibility="private", queue=False)
+            button.click(lambda *v, i=index: handlers.swap_images(v, i), slots, slots,
+                         api_visibility="private", queue=False)
         size.change(lambda s: gr.update(visible=s == handlers.CUSTOM), size, custom_size,
                     api_visibility="private", queue=False)
         reuse_seed.click(lambda s: (s, False) if s is not None else (gr.skip(), gr.skip()),
