@@ -16,11 +16,12 @@ from __future__ import annotations
 import io
 import queue
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import fal_client
@@ -36,7 +37,7 @@ from .errors import (
     ServiceError, StudioError,
 )
 from .events import Event, Log, Preview, Progress, Queued, Result, ResultImage
-from .images import prepare_reference, read_source, open_reference
+from .images import prepare_reference, read_source
 from .request import EditRequest, describe_location
 
 DEFAULT_ENDPOINT = "fal-ai/flux-2/lora/edit"
@@ -76,6 +77,8 @@ class FalBackend(Backend):
     def __init__(self, settings: FalSettings | None = None, server_key: str | None = None):
         self.settings = settings or FalSettings()
         self._server_key = server_key  # never logged: not part of repr
+        self._client: fal_client.SyncClient | None = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"FalBackend(endpoint={self.settings.endpoint!r}, transport={self.settings.transport!r})"
@@ -93,13 +96,16 @@ class FalBackend(Backend):
                 "image_urls", "Reference images",
                 f"fal takes at most {self.max_references} images (got {len(request.image_urls)})",
             )
-        client = fal_client.SyncClient(key=key, default_timeout=60.0)
+        # The server's key gets one client for all runs (its connections and TLS set-up
+        # are reused); a visitor's key gets a client for this run only, closed after it.
+        shared = key == self._server_key
+        client = self._shared_client() if shared else _new_client(key)
         try:
             with _fal_errors():
-                urls = []
-                for index, source in enumerate(request.image_urls, start=1):
-                    yield Progress(f"Preparing image {index} of {len(request.image_urls)}…")
-                    urls.append(self._send_reference(client, source, f"image {index}"))
+                urls = [
+                    self._send_reference(client, source, f"image {index}")
+                    for index, source in enumerate(request.image_urls, start=1)
+                ]
                 arguments = request.to_fal_arguments(urls)
                 if self.settings.transport == "queue":
                     output, request_id = yield from self._run_queued(client, arguments)
@@ -108,7 +114,14 @@ class FalBackend(Backend):
                 yield Progress("Downloading the results…")
                 yield self._result(output, request_id)
         finally:
-            _close(client)
+            if not shared:
+                _close(client)
+
+    def _shared_client(self) -> fal_client.SyncClient:
+        with self._lock:
+            if self._client is None:
+                self._client = _new_client(self._server_key)
+            return self._client
 
     # -- references -------------------------------------------------------------------
 
@@ -128,17 +141,20 @@ class FalBackend(Backend):
         deadline = time.monotonic() + self.settings.run_timeout
         finished = False
         logs_seen = 0
+        last_progress = Progress("Running on fal…")
         try:
             while True:
                 status = handle.status(with_logs=True)
                 logs = getattr(status, "logs", None) or []
-                for entry in logs[logs_seen:]:
-                    yield from _log_events(entry)
+                new_logs = logs[logs_seen:]
                 logs_seen = max(logs_seen, len(logs))
+                yield from _log_events(new_logs)
+                # One status event per poll: the UI redraws once per poll, not per line.
                 if isinstance(status, fal_client.Queued):
                     yield Queued(position=status.position)
                 elif isinstance(status, fal_client.InProgress):
-                    yield Progress("Running on fal…")
+                    last_progress = _progress_from_logs(new_logs) or last_progress
+                    yield last_progress
                 elif isinstance(status, fal_client.Completed):
                     if status.error:
                         raise ServiceError(f"fal could not finish the run: {status.error}", retryable=False)
@@ -160,15 +176,15 @@ class FalBackend(Backend):
         # The SSE read blocks; it runs in a thread so that this generator keeps
         # yielding (and so notices a Stop) while fal is quiet.
         inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
-        stop = threading.Event()
+        connection = _StreamConnection()
 
         def read_stream() -> None:
+            _current_stream.connection = connection  # the response hook fills it in
             try:
-                with _raise_stream_errors(client):
-                    for event in client.stream(self.settings.endpoint, arguments):
-                        if stop.is_set():
-                            return
-                        inbox.put(("event", event))
+                for event in client.stream(self.settings.endpoint, arguments):
+                    if connection.aborted:
+                        return
+                    inbox.put(("event", event))
                 inbox.put(("end", None))
             except BaseException as error:  # handed to the generator, which raises it
                 inbox.put(("error", error))
@@ -179,7 +195,8 @@ class FalBackend(Backend):
         started = time.monotonic()
         last: dict[str, Any] | None = None
         finished = False
-        yield Progress("Sent to fal, waiting for the first update…")
+        progress = Progress("Sent to fal, waiting for the first update…")
+        yield progress
         try:
             while True:
                 try:
@@ -187,14 +204,18 @@ class FalBackend(Backend):
                 except queue.Empty:
                     if time.monotonic() > deadline:
                         raise RunTimeout(self.settings.run_timeout) from None
-                    yield Progress(f"Running on fal… {time.monotonic() - started:.0f} s")
+                    # fal is quiet: repeat the last status (this yield also lets a Stop in).
+                    yield progress
                     continue
                 if kind == "error":
                     raise value
                 if kind == "end":
                     break
                 last = value
-                yield from self._intermediate_events(value)
+                for event in self._intermediate_events(value):
+                    if isinstance(event, Progress):
+                        progress = event
+                    yield event
             if last is None or not _looks_final(last):
                 raise ServiceError("fal's stream ended before the result arrived. Run again.")
             finished = True
@@ -202,13 +223,13 @@ class FalBackend(Backend):
         finally:
             if not finished:
                 # Dropping the connection is how a streamed fal request is cancelled.
-                stop.set()
-                _close(client)
+                connection.abort()
             reader.join(timeout=2.0)
 
     def _intermediate_events(self, event: dict[str, Any]) -> Iterator[Event]:
-        for entry in event.get("logs") or []:
-            yield from _log_events(entry)
+        """Log lines, then one Preview or Progress for an intermediate stream event."""
+        logs = event.get("logs") or []
+        yield from _log_events(logs)
         progress = event.get("progress")
         step = total = None
         if isinstance(progress, dict):
@@ -218,6 +239,8 @@ class FalBackend(Backend):
             yield Preview(images=images, step=step, total=total)
         elif step is not None:
             yield Progress(f"Step {step} of {total}", step=step, total=total)
+        elif (from_logs := _progress_from_logs(logs)) is not None:
+            yield from_logs
 
     # -- results ----------------------------------------------------------------------
 
@@ -252,21 +275,36 @@ class FalBackend(Backend):
         if not url.startswith(("https://", "http://")):
             raise ServiceError("fal returned an image without a usable URL.")
         limit = self.settings.download_max_bytes
-        # A plain client, without the fal key: result files are public CDN URLs.
-        with httpx.Client(timeout=60.0, follow_redirects=True) as http:
-            with http.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise ServiceError(f"Could not download a result image (HTTP {response.status_code}).")
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise ServiceError(f"A result image is larger than {limit // 2**20} MB.")
-                    chunks.append(chunk)
+        with _downloads().stream("GET", url) as response:
+            if response.status_code != 200:
+                raise ServiceError(f"Could not download a result image (HTTP {response.status_code}).")
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise ServiceError(f"A result image is larger than {limit // 2**20} MB.")
+                chunks.append(chunk)
         return b"".join(chunks)
 
 
 # -- helpers --------------------------------------------------------------------------
+
+
+_download_client: httpx.Client | None = None
+_download_lock = threading.Lock()
+
+
+def _downloads() -> httpx.Client:
+    """One shared client for result downloads (thread-safe; saves a TLS set-up per run).
+
+    It carries no fal key: result files are public CDN URLs, and a key must never go
+    to a host named in a response.
+    """
+    global _download_client
+    with _download_lock:
+        if _download_client is None:
+            _download_client = httpx.Client(timeout=60.0, follow_redirects=True)
+        return _download_client
 
 
 def _looks_final(event: dict[str, Any]) -> bool:
@@ -274,15 +312,23 @@ def _looks_final(event: dict[str, Any]) -> bool:
     return bool(event.get("images")) and "seed" in event and "progress" not in event
 
 
-def _log_events(entry: Any) -> Iterator[Event]:
-    message = str(entry.get("message", "")) if isinstance(entry, dict) else str(entry)
-    if not message:
-        return
-    yield Log(message=message, level=str(entry.get("level", "INFO")) if isinstance(entry, dict) else "INFO")
-    match = STEP_PATTERN.search(message)
-    if match and 0 < int(match.group(2)) <= 1000:
-        step, total = int(match.group(1)), int(match.group(2))
-        yield Progress(f"Step {step} of {total}", step=step, total=total)
+def _log_events(entries: list[Any]) -> Iterator[Log]:
+    for entry in entries:
+        message = str(entry.get("message", "")) if isinstance(entry, dict) else str(entry)
+        if message:
+            level = str(entry.get("level", "INFO")) if isinstance(entry, dict) else "INFO"
+            yield Log(message=message, level=level)
+
+
+def _progress_from_logs(entries: list[Any]) -> Progress | None:
+    """The latest 'i/n' step count in fal's log lines (tqdm-style), if any."""
+    for entry in reversed(entries):
+        message = str(entry.get("message", "")) if isinstance(entry, dict) else str(entry)
+        match = STEP_PATTERN.search(message)
+        if match and 0 < int(match.group(2)) <= 1000:
+            step, total = int(match.group(1)), int(match.group(2))
+            return Progress(f"Step {step} of {total}", step=step, total=total)
+    return None
 
 
 def _decode(data: bytes) -> Image.Image:
@@ -306,24 +352,48 @@ def _close(client: fal_client.SyncClient) -> None:
         http.close()
 
 
-@contextmanager
-def _raise_stream_errors(client: fal_client.SyncClient):
-    """fal-client's stream() does not check the HTTP status (an error body surfaces as
-    an opaque SSEError). A response hook on its httpx client reads error bodies first,
-    so a 422 on the stream still names the wrong field."""
+def _new_client(key: str) -> fal_client.SyncClient:
+    client = fal_client.SyncClient(key=key, default_timeout=60.0)
+    # fal-client's stream() does not check the HTTP status (an error body surfaces as
+    # an opaque SSEError). A response hook on its httpx client reads error bodies
+    # first, so a 422 on the stream still names the wrong field.
+    client._client.event_hooks["response"].append(_on_stream_response)
+    return client
 
-    def check(response: httpx.Response) -> None:
-        if response.status_code >= 400 and response.request.url.path.endswith("/stream"):
-            response.read()
-            _raise_for_http_status(response.status_code, _json_or_text(response))
 
-    http = client._client  # fal-client's own httpx client for this run
-    http.event_hooks["response"].append(check)
-    try:
-        yield
-    finally:
-        if check in http.event_hooks["response"]:
-            http.event_hooks["response"].remove(check)
+class _StreamConnection:
+    """The socket of one streamed request, so that another thread can drop it."""
+
+    def __init__(self) -> None:
+        self.response: httpx.Response | None = None
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+        response = self.response
+        stream = response.extensions.get("network_stream") if response is not None else None
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            try:
+                # shutdown (not close) wakes the reader blocked in recv and tells fal at once.
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+# Set by the thread that reads a stream; the response hook runs in that same thread.
+_current_stream = threading.local()
+
+
+def _on_stream_response(response: httpx.Response) -> None:
+    if not response.request.url.path.endswith("/stream"):
+        return
+    connection = getattr(_current_stream, "connection", None)
+    if connection is not None:
+        connection.response = response
+    if response.status_code >= 400:
+        response.read()
+        _raise_for_http_status(response.status_code, _json_or_text(response))
 
 
 def _json_or_text(response: httpx.Response) -> Any:

@@ -34,6 +34,8 @@ JPEG_QUALITY = 95
 # Formats whose pixels are exact: keep them lossless (PNG) so graphics stay crisp;
 # lossy sources (JPEG photos) are re-encoded as high-quality JPEG, 5-10x smaller.
 LOSSLESS_SOURCES = {"PNG", "GIF", "BMP", "TIFF", "PPM", "TGA", "ICO"}
+# Files in these formats are sent unchanged when nothing needs doing to them.
+PASS_THROUGH = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,17 @@ def read_source(source: str | Path | bytes, label: str) -> bytes:
     return data
 
 
-def open_reference(data: bytes, label: str) -> Image.Image:
+@dataclass(frozen=True)
+class DecodedReference:
+    """A reference decoded and normalised, and what the file was."""
+
+    image: Image.Image = field(repr=False)  # RGB, oriented
+    original_size: tuple[int, int]  # as a person sees the file (after EXIF rotation)
+    source_format: str
+    unchanged: bool  # the file's pixels are exactly `image` (no rotation, conversion or draft)
+
+
+def open_reference(data: bytes, label: str) -> DecodedReference:
     """Decode, check and normalise one reference image to an RGB PIL image.
 
     Checks: decodable, at most MAX_INPUT_PIXELS, at least MIN_SIDE px a side, aspect
@@ -100,19 +112,27 @@ def open_reference(data: bytes, label: str) -> Image.Image:
     width, height = image.size
     _check_geometry(width, height, label)
     source_format = image.format or ""
+    drafted = False
     # JPEG can decode straight to a smaller size (DCT scaling): a 24 MP photo
     # decodes in a fraction of the time and memory when we only need ~1 MP.
     if source_format == "JPEG" and width * height > 2 * TARGET_PIXELS:
         scale = (TARGET_PIXELS / (width * height)) ** 0.5
         image.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
+        drafted = True
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        orientation = image.getexif().get(0x0112, 1)
+        oriented = ImageOps.exif_transpose(image)
     except Exception:
         raise InvalidInput.one("image_urls", label, "is damaged or truncated") from None
-    image = _to_rgb(image)
-    image.info["source_format"] = source_format
-    return image
+    rotated = orientation in (5, 6, 7, 8)
+    converted = _to_rgb(oriented)
+    return DecodedReference(
+        image=converted,
+        original_size=(height, width) if rotated else (width, height),
+        source_format=source_format,
+        unchanged=not drafted and orientation in (None, 1) and image.mode == "RGB" and converted is oriented,
+    )
 
 
 def _check_geometry(width: int, height: int, label: str) -> None:
@@ -155,24 +175,27 @@ def downscale(image: Image.Image, target_pixels: int = TARGET_PIXELS) -> Image.I
 
 
 def prepare_reference(source: str | Path | bytes, label: str) -> PreparedImage:
-    """Everything above in order: the reference as the bytes we send to fal."""
+    """Everything above in order: the reference as the bytes we send to fal.
+
+    A PNG, JPEG or WebP that needs no change (RGB, upright, within the model's size)
+    is sent as it is: no re-encoding, the smallest and fastest option.
+    """
     data = read_source(source, label)
-    image = open_reference(data, label)
-    # The size a person sees in their file (after EXIF rotation), before draft decoding.
-    with Image.open(io.BytesIO(data)) as header:
-        w, h = header.size
-        orientation = header.getexif().get(0x0112, 1)
-    original = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
-    source_format = image.info.get("source_format", "")
-    image = downscale(image)
+    decoded = open_reference(data, label)
+    image = downscale(decoded.image)
+    if decoded.unchanged and image is decoded.image and decoded.source_format in PASS_THROUGH:
+        return PreparedImage(
+            data=data, content_type=PASS_THROUGH[decoded.source_format],
+            width=image.width, height=image.height, original_size=decoded.original_size,
+        )
     buffer = io.BytesIO()
-    if source_format in LOSSLESS_SOURCES:
-        image.save(buffer, format="PNG", optimize=False, compress_level=6)
+    if decoded.source_format in LOSSLESS_SOURCES:
+        image.save(buffer, format="PNG", compress_level=6)
         content_type = "image/png"
     else:
         image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
         content_type = "image/jpeg"
     return PreparedImage(
         data=buffer.getvalue(), content_type=content_type,
-        width=image.width, height=image.height, original_size=original,
+        width=image.width, height=image.height, original_size=decoded.original_size,
     )

@@ -13,15 +13,24 @@ machine, or a figure with a fixed floor set by the fake (its job takes exactly 1
     and sent as a data URI, `backend.request.build_request(...).to_fal_arguments`),
     followed by an httpx GET of the result image, so that both read the reference
     file, send the same bytes and bring the result back.  Preparing the reference is
-    inside the timed part of both.  One warm-up each, then N=7 alternating runs of
-    each; medians and app/bare.  The fake's queue starts a job at submit
+    inside the timed part of both.  Both fetch the result image with the same code
+    (one httpx.Client per run): the gradio_client runs with download_files=False,
+    because gradio_client 2.7.2 opens a new httpx client (a new TLS context, ~25 ms
+    of CPU) for every file it downloads, previews included, which is the client's
+    cost, not the app's.  One warm-up each, then N=7 alternating runs of each;
+    medians and app/bare.  The fake's queue starts a job at submit
     (`queue_polls = 0`), so the bare path waits for no extra poll.  Target <= 1.05.
-    Per-run phases (before fal / at fal / after fal) come from the fake's records.
+    Per-run phases (before fal / at fal / after fal) come from the fake's records,
+    and the app process's CPU seconds per run from /proc (Linux only).
 
 (b) Concurrency.  32 runs started together through the app (4 gradio_client Clients,
     8 jobs each, 32 threads released by a barrier); the makespan from the first
-    submit to the last result.  Every job waits 1 s at the fake, so a perfectly
-    concurrent app is a little over 1 s.  Target < 1.5 s, 0 failures.
+    submit to the last result image fetched (one shared keep-alive httpx.Client,
+    as a browser would).  Every job waits 1 s at the fake, so a perfectly
+    concurrent app is a little over 1 s.  Target < 1.5 s, 0 failures.  For scale,
+    the same 32 runs made straight with fal-client (stream, as the app does) are
+    measured first: that floor is what the fake and this process cost on this
+    machine (the fake renders and encodes a 1 MP image per job, in this process).
 
 (c) Upload size.  A photo-like 24 MP (6000x4000) JPEG made in code (smooth colour
     gradients plus film grain, quality 92: several MB like a camera file) is run
@@ -62,7 +71,7 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 import fal_client  # noqa: E402
 import httpx  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import Client  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from backend.fal_backend import DEFAULT_ENDPOINT, FalSettings  # noqa: E402
@@ -91,14 +100,15 @@ TARGETS = {
 
 
 # ------------------------------------------------------------------------------ inputs
-def make_reference_png(path: Path) -> Path:
-    """A ~1 MP (1024x1024) PNG graphic: gradients and a donut; prepared, it travels inline."""
+def make_reference_png(path: Path, side: int = 1024) -> Path:
+    """A PNG graphic (1024x1024 = ~1 MP by default): gradients and a donut; it travels inline."""
     corners = Image.new("RGB", (2, 2))
     corners.putdata([(220, 80, 60), (60, 120, 220), (240, 200, 80), (40, 160, 90)])
-    image = corners.resize((1024, 1024), Image.Resampling.BILINEAR)
+    image = corners.resize((side, side), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(image)
-    draw.ellipse((262, 262, 762, 762), fill=(250, 220, 60), outline=(30, 30, 30), width=12)
-    draw.ellipse((432, 432, 592, 592), fill=(120, 70, 40))
+    k = side / 1024
+    draw.ellipse((262 * k, 262 * k, 762 * k, 762 * k), fill=(250, 220, 60), outline=(30, 30, 30), width=12)
+    draw.ellipse((432 * k, 432 * k, 592 * k, 592 * k), fill=(120, 70, 40))
     image.save(path)
     return path
 
@@ -134,42 +144,79 @@ def phases(job, started: float, ended: float) -> dict[str, float]:
     }
 
 
-def app_run(client: Client, ref: Path) -> tuple:
-    return client.predict(**edit_args({"red": str(ref)}), api_name="/edit")
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bare_run(ref: Path) -> list[bytes]:
-    """What a script using fal-client directly would do for the same edit."""
+def gradio_client(app) -> Client:
+    return Client(app.url, verbose=False, download_files=False, analytics_enabled=False)
+
+
+def fetch(urls: list[str], http: httpx.Client | None = None) -> list[bytes]:
+    """GET every result image, with `http` or a client of its own (as the app's backend does)."""
+    if http is None:
+        with httpx.Client(timeout=60.0) as own:
+            return fetch(urls, own)
+    return [http.get(url).raise_for_status().content for url in urls]
+
+
+def app_run(client: Client, ref: Path, http: httpx.Client | None = None) -> tuple[str, list[bytes]]:
+    """One edit through the app; returns the status line and the result images' bytes."""
+    gallery, status, *_ = client.predict(**edit_args({"red": str(ref)}), api_name="/edit")
+    return status, fetch([item["image"]["url"] for item in gallery or []], http)
+
+
+def bare_payload(ref: Path) -> dict:
+    """The arguments the app sends for `ref` with the form's defaults, built the same way."""
     prepared = prepare_reference(str(ref), "image 1")
     assert len(prepared.data) <= FalSettings().inline_max_bytes, "the reference should travel inline"
-    payload = build_request(prompt=PROMPT, image_urls=[str(ref)]).to_fal_arguments([prepared.data_uri()])
+    return build_request(prompt=PROMPT, image_urls=[str(ref)]).to_fal_arguments([prepared.data_uri()])
+
+
+def bare_run(ref: Path, stream: bool = False, http: httpx.Client | None = None) -> list[bytes]:
+    """What a script using fal-client directly would do for the same edit."""
+    payload = bare_payload(ref)
     client = fal_client.SyncClient(key=SERVER_KEY, default_timeout=60.0)
     try:
-        output = client.subscribe(DEFAULT_ENDPOINT, payload)
+        if stream:
+            output = None
+            for output in client.stream(DEFAULT_ENDPOINT, payload):
+                pass
+        else:
+            output = client.subscribe(DEFAULT_ENDPOINT, payload)
     finally:
-        http = client.__dict__.get("_client")
-        if http is not None:
-            http.close()
-    with httpx.Client(timeout=60.0) as http:
-        return [http.get(item["url"]).raise_for_status().content for item in output["images"]]
+        own = client.__dict__.get("_client")
+        if own is not None:
+            own.close()
+    return fetch([item["url"] for item in output["images"]], http)
 
 
 # ------------------------------------------------------------------------------ (a)
-def bench_overhead(app, fake: FakeFal, ref: Path, downloads: Path) -> dict:
-    client = Client(app.url, verbose=False, download_files=str(downloads), analytics_enabled=False)
+def bench_overhead(app, fake: FakeFal, ref: Path) -> dict:
+    client = gradio_client(app)
     samples: dict[str, list] = {"app": [], "bare": []}
 
     def timed(kind: str) -> dict:
         before = set(fake.jobs)
+        cpu0 = cpu_seconds(app.process.pid)
         wall0, t0 = time.time(), time.perf_counter()
         if kind == "app":
-            gallery, status, *_ = app_run(client, ref)
-            assert status.startswith("✅ Done") and len(gallery) == 1, status
+            status, images = app_run(client, ref)
+            assert status.startswith("✅ Done") and len(images) == 1, status
         else:
             assert len(bare_run(ref)) == 1
         seconds = time.perf_counter() - t0
+        cpu1 = cpu_seconds(app.process.pid)
         [job] = new_jobs(fake, before)
-        return {"seconds": seconds, **phases(job, wall0, wall0 + seconds), "job": job}
+        sample = {"seconds": seconds, **phases(job, wall0, wall0 + seconds), "job": job}
+        if kind == "app" and cpu0 is not None and cpu1 is not None:
+            sample["app_cpu_s"] = cpu1 - cpu0
+        return sample
 
     warm = {kind: timed(kind) for kind in ("app", "bare")}  # warm-up: imports, caches, connections
     same_payload = warm["app"]["job"].input == warm["bare"]["job"].input
@@ -184,43 +231,66 @@ def bench_overhead(app, fake: FakeFal, ref: Path, downloads: Path) -> dict:
         kind: {p: median([s[p] for s in samples[kind]]) for p in ("before_fal_s", "at_fal_s", "after_fal_s")}
         for kind in samples
     }
+    cpu = [s["app_cpu_s"] for s in samples["app"] if "app_cpu_s" in s]
     return {
         "a_app_median_s": app_s, "a_bare_median_s": bare_s, "a_ratio": app_s / bare_s,
+        "a_app_cpu_per_run_s": median(cpu) if cpu else None,
         "a_same_payload": same_payload, "a_phase_medians": phase_medians, "a_samples": samples,
         "a_app_transport": warm["app"]["job"].transport, "a_bare_transport": warm["bare"]["job"].transport,
     }
 
 
 # ------------------------------------------------------------------------------ (b)
-def bench_concurrency(app, fake: FakeFal, ref: Path, downloads: Path) -> dict:
-    clients = [
-        Client(app.url, verbose=False, download_files=str(downloads / f"c{i}"), analytics_enabled=False)
-        for i in range(CLIENTS_B)
-    ]
+def all_at_once(run) -> list[dict]:
+    """Call run() from CONCURRENT_B threads released together; times relative to the first start."""
     barrier = threading.Barrier(CONCURRENT_B)
-    before = set(fake.jobs)
 
     def one(index: int) -> dict:
-        client = clients[index % CLIENTS_B]
         barrier.wait()
-        submitted = time.perf_counter()
+        started = time.perf_counter()
         try:
-            job = client.submit(**edit_args({"red": str(ref)}), api_name="/edit")
-            _gallery, status, *_ = job.result(timeout=120)
-            ok = status.startswith("✅ Done")
-            error = None if ok else status
+            error = run(index)
         except Exception as exc:  # counted as a failure, reported
-            ok, error = False, f"{type(exc).__name__}: {exc}"[:300]
-        return {"submitted": submitted, "done": time.perf_counter(), "ok": ok, "error": error}
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        return {"started": started, "done": time.perf_counter(), "ok": error is None, "error": error}
 
     with ThreadPoolExecutor(CONCURRENT_B) as pool:
         results = list(pool.map(one, range(CONCURRENT_B)))
-    first = min(r["submitted"] for r in results)
-    done = sorted(r["done"] - first for r in results)
+    first = min(r["started"] for r in results)
+    for r in results:
+        r["done"] -= first
+    return results
+
+
+def bench_concurrency_floor(ref: Path) -> dict:
+    """The same 32 runs straight through fal-client (stream transport), no app in between."""
+    with httpx.Client(timeout=60.0, limits=httpx.Limits(max_connections=64)) as http:
+        results = all_at_once(lambda _i: None if len(bare_run(ref, stream=True, http=http)) == 1 else "no image")
+    return {"b_floor_makespan_s": max(r["done"] for r in results), "b_floor_failed": sum(not r["ok"] for r in results)}
+
+
+def bench_concurrency(app, fake: FakeFal, ref: Path) -> dict:
+    clients = [gradio_client(app) for _ in range(CLIENTS_B)]
+    before = set(fake.jobs)
+    cpu0 = cpu_seconds(app.process.pid)
+
+    with httpx.Client(timeout=60.0, limits=httpx.Limits(max_connections=64)) as http:
+        def run(index: int) -> str | None:
+            job = clients[index % CLIENTS_B].submit(**edit_args({"red": str(ref)}), api_name="/edit")
+            gallery, status, *_ = job.result(timeout=120)
+            if not status.startswith("✅ Done"):
+                return status
+            fetch([item["image"]["url"] for item in gallery], http)
+            return None
+
+        results = all_at_once(run)
+    cpu1 = cpu_seconds(app.process.pid)
+    done = sorted(r["done"] for r in results)
     jobs = new_jobs(fake, before)
     arrivals = sorted(j.created for j in jobs)
     return {
         "b_makespan_s": done[-1],
+        "b_app_cpu_per_run_s": (cpu1 - cpu0) / CONCURRENT_B if cpu0 is not None and cpu1 is not None else None,
         "b_failed": sum(not r["ok"] for r in results),
         "b_errors": sorted({r["error"] for r in results if r["error"]}),
         "b_first_result_s": done[0],
@@ -232,11 +302,11 @@ def bench_concurrency(app, fake: FakeFal, ref: Path, downloads: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------ (c)
-def bench_upload_size(app, fake: FakeFal, photo: Path, downloads: Path) -> dict:
-    client = Client(app.url, verbose=False, download_files=str(downloads), analytics_enabled=False)
+def bench_upload_size(app, fake: FakeFal, photo: Path) -> dict:
+    client = gradio_client(app)
     with fake._lock:
         first = len(fake.requests)
-    gallery, status, *_ = client.predict(**edit_args({"red": str(photo)}), api_name="/edit")
+    status, _images = app_run(client, photo)
     assert status.startswith("✅ Done"), status
     with fake._lock:
         sent = fake.requests[first:]
@@ -320,12 +390,18 @@ def table(r: dict) -> str:
     def ok(name: str) -> str:
         return "yes" if meets(name, r[name]) else "NO"
 
+    def seconds(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f} s"
+
     rows = [
         ("(a) app run, median", f"{r['a_app_median_s']:.3f} s", "", ""),
         ("(a) bare fal-client run, median", f"{r['a_bare_median_s']:.3f} s", "", ""),
         ("(a) app / bare", f"{r['a_ratio']:.3f}", target("a_ratio"), ok("a_ratio")),
+        ("(a) app process CPU per run, median", seconds(r["a_app_cpu_per_run_s"]), "", ""),
+        ("(b) floor: 32 bare fal-client runs at once", f"{r['b_floor_makespan_s']:.3f} s", "", ""),
         ("(b) 32 runs at once, makespan", f"{r['b_makespan_s']:.3f} s", target("b_makespan_s"), ok("b_makespan_s")),
         ("(b) failed runs", str(r["b_failed"]), target("b_failed"), ok("b_failed")),
+        ("(b) app process CPU per run", seconds(r["b_app_cpu_per_run_s"]), "", ""),
         ("(c) bytes sent to fal (24 MP JPEG)", f"{r['c_bytes_sent']:,} B", "", ""),
         ("(c) file size", f"{r['c_file_bytes']:,} B", "", ""),
         ("(c) sent / file", f"{r['c_ratio']:.2%}", target("c_ratio"), ok("c_ratio")),
@@ -347,16 +423,20 @@ def main() -> int:
         fake.queue_polls = 0  # a queued job starts at submit, as fal's runner picks it up
         point_fal_client_at(fake.url)
         ref = make_reference_png(tmp / "reference.png")
+        # (b) uses fal's smallest output size (512x512): the fake renders every image in
+        # this process, and at 1 MP its own rendering of 32 jobs fills both cores.
+        small_ref = make_reference_png(tmp / "reference-512.png", side=512)
         photo = make_photo_jpeg(tmp / "photo-24mp.jpg")
         (tmp / "app").mkdir()
         app = launch_app(tmp / "app", fake)
         try:
             print("(a) one run: app vs bare fal-client …", flush=True)
-            results.update(bench_overhead(app, fake, ref, tmp / "dl-a"))
-            print("(b) 32 runs at once …", flush=True)
-            results.update(bench_concurrency(app, fake, ref, tmp / "dl-b"))
+            results.update(bench_overhead(app, fake, ref))
+            print("(b) 32 runs at once: bare fal-client floor, then the app …", flush=True)
+            results.update(bench_concurrency_floor(small_ref))
+            results.update(bench_concurrency(app, fake, small_ref))
             print("(c) bytes sent for a 24 MP photo …", flush=True)
-            results.update(bench_upload_size(app, fake, photo, tmp / "dl-c"))
+            results.update(bench_upload_size(app, fake, photo))
         finally:
             stop_app(app)
         print("(d) start-up: app vs Gradio hello-world …", flush=True)

@@ -130,3 +130,13 @@ def test_data_uri_and_path_sources(tmp_path):
     assert from_uri.data == from_path.data
     with pytest.raises(InvalidInput, match="file not found"):
         prepare_reference(str(tmp_path / "missing.png"), "image 1")
+
+
+def test_a_file_that_needs_no_change_is_sent_as_it_is():
+    original = encode(photo(800, 600), "JPEG", quality=90)
+    prepared = prepare_reference(original, "image 1")
+    assert prepared.data == original and prepared.content_type == "image/jpeg"
+    exif = Image.Exif()
+    exif[0x0112] = 3  # upside down: must be turned, so it is re-encoded
+    rotated = encode(photo(800, 600), "JPEG", exif=exif)
+    assert prepare_reference(rotated, "image 1").data != rotated

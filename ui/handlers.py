@@ -110,22 +110,28 @@ def run_edit(
     """
     started = time.monotonic()
     logs: list[str] = []
+    logs_changed = False
     skip = gr.skip()
     events = backend.run(request, key=key)
     try:
         for event in events:
-            if isinstance(event, Queued):
-                where = "next in line" if event.position == 0 else f"position {event.position + 1}"
-                yield skip, f"⏳ Queued at {backend.name}: {where}", skip, skip, skip
-            elif isinstance(event, Log):
+            # Log lines are collected and go out with the next status: every yield
+            # redraws the page (and costs the server), so one per backend update.
+            if isinstance(event, Log):
                 logs.append(event.message)
                 del logs[:-LOG_LINES_KEPT]
-                yield skip, skip, "\n".join(logs), skip, skip
+                logs_changed = True
+                continue
+            log_update = "\n".join(logs) if logs_changed else skip
+            logs_changed = False
+            if isinstance(event, Queued):
+                where = "next in line" if event.position == 0 else f"position {event.position + 1}"
+                yield skip, f"⏳ Queued at {backend.name}: {where}", log_update, skip, skip
             elif isinstance(event, Progress):
-                yield skip, "⚙️ " + event.message, skip, skip, skip
+                yield skip, "⚙️ " + event.message, log_update, skip, skip
             elif isinstance(event, Preview):
                 step = f" (step {event.step} of {event.total})" if event.step else ""
-                yield list(event.images), f"🖼️ Intermediate result{step}", skip, skip, skip
+                yield list(event.images), f"🖼️ Intermediate result{step}", log_update, skip, skip
             elif isinstance(event, Result):
                 saved = save_run(outputs_root, request, event, backend.name, endpoint)
                 elapsed = time.monotonic() - started
