@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from backend.base import Backend
 from backend.fal_backend import FalBackend, FalSettings, point_fal_client_at
 from backend.settings import Settings, SettingsError
 from ui.layout import CSS_PATH, SHORTCUTS_JS, build_ui
@@ -21,21 +22,40 @@ from ui.layout import CSS_PATH, SHORTCUTS_JS, build_ui
 log = logging.getLogger("studio")
 
 
+def create_backends(settings: Settings) -> dict[str, Backend]:
+    """The backends this server offers, by name. torch is imported only for "local"."""
+    backends: dict[str, Backend] = {}
+    if "fal" in settings.backends:
+        if settings.fal_base_url:
+            point_fal_client_at(settings.fal_base_url)
+        backends["fal"] = FalBackend(
+            FalSettings(
+                endpoint=settings.fal_endpoint,
+                transport=settings.fal_transport,  # type: ignore[arg-type]
+                run_timeout=settings.run_timeout,
+            ),
+            server_key=settings.fal_key,
+        )
+    if "local" in settings.backends:
+        from backend.local_backend import LocalBackend, LocalSettings
+
+        backends["local"] = LocalBackend(LocalSettings(
+            model=settings.model, memory=settings.memory, device=settings.device,  # type: ignore[arg-type]
+            lora_dir=settings.lora_dir, decode_every=settings.decode_every,
+            max_sequence_length=settings.max_sequence_length,
+            text_encoder_out_layers=settings.text_encoder_layers,
+        ))
+    return backends
+
+
 def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
     """The Blocks and the keyword arguments for `launch()`."""
-    if settings.fal_base_url:
-        point_fal_client_at(settings.fal_base_url)
-    backend = FalBackend(
-        FalSettings(
-            endpoint=settings.fal_endpoint,
-            transport=settings.fal_transport,  # type: ignore[arg-type]
-            run_timeout=settings.run_timeout,
-        ),
-        server_key=settings.fal_key,
-    )
     outputs = settings.outputs.resolve()
     outputs.mkdir(parents=True, exist_ok=True)
-    demo = build_ui(backend, outputs, settings.fal_endpoint, needs_visitor_key=not settings.fal_key)
+    demo = build_ui(
+        create_backends(settings), settings.default_backend, outputs, settings.fal_endpoint,
+        needs_visitor_key=not settings.fal_key, model=settings.model, memory=settings.memory,
+    )
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
     launch_kwargs = dict(
         enable_monitoring=False,
@@ -59,9 +79,10 @@ def main() -> int:
         return 2
     demo, launch_kwargs = create_app(settings)
     log.info(
-        "backend: fal (%s, %s transport); key: %s; outputs: %s",
-        settings.fal_endpoint, settings.fal_transport,
-        "from FAL_KEY" if settings.fal_key else "each visitor's own", Path(settings.outputs).resolve(),
+        "backends: %s (default %s); fal: %s, %s transport, key %s; local model: %s; outputs: %s",
+        ", ".join(settings.backends), settings.default_backend, settings.fal_endpoint, settings.fal_transport,
+        "from FAL_KEY" if settings.fal_key else "from each visitor", settings.model,
+        Path(settings.outputs).resolve(),
     )
     demo.launch(**launch_kwargs)
     return 0

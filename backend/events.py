@@ -74,6 +74,8 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     prompt: str | None = None  # the prompt fal used (differs when prompt expansion is on)
     request_id: str | None = None
+    seeds: tuple[int, ...] = ()  # one per image where the backend knows them
+    notes: tuple[str, ...] = ()  # things a person should know (sizes rounded, trigger words)
 
 
 Event = Queued | Progress | Log | Preview | Result

@@ -6,11 +6,20 @@ value stops the start with a message naming the variable and what it accepts.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .fal_backend import DEFAULT_ENDPOINT
+
+
+# The local backend's memory modes and what each needs (README: "Local GPU").
+MEMORY_MODES: dict[str, str] = {
+    "gpu": "everything on the GPU (fastest; > 80 GB)",
+    "model_offload": "model CPU offload (~62 GB GPU)",
+    "group_offload": "group offload (~8 GB GPU + 32 GB RAM; slowest)",
+}
 
 
 class SettingsError(ValueError):
@@ -27,6 +36,16 @@ class Settings:
     run_timeout: float = 600.0
     max_queue: int = 64
     concurrency: int = 64
+    backends: tuple[str, ...] = ("fal",)
+    default_backend: str = "fal"
+    # local backend
+    model: str = "black-forest-labs/FLUX.2-dev"
+    memory: str = "gpu"
+    device: str | None = None
+    lora_dir: Path | None = None
+    decode_every: int = 4
+    text_encoder_layers: tuple[int, ...] = (10, 20, 30)
+    max_sequence_length: int = 512
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -37,8 +56,43 @@ class Settings:
         base_url = env.get("STUDIO_FAL_BASE_URL", "").strip() or None
         if base_url and not base_url.startswith(("http://", "https://")):
             raise SettingsError("STUDIO_FAL_BASE_URL must start with http:// or https://")
+        fal_key = env.get("FAL_KEY", "").strip() or None
+        raw_backends = env.get("STUDIO_BACKENDS", "").strip().lower()
+        if raw_backends:
+            backends = tuple(dict.fromkeys(b.strip() for b in raw_backends.split(",") if b.strip()))
+            unknown = [b for b in backends if b not in ("fal", "local")]
+            if unknown or not backends:
+                raise SettingsError(f"STUDIO_BACKENDS takes 'fal', 'local' or 'fal,local', not {raw_backends!r}")
+        else:
+            backends = ("fal", "local") if local_gpu_present() else ("fal",)
+        if "local" in backends and not local_packages_present():
+            raise SettingsError(
+                "the local backend needs torch and diffusers: pip install -r requirements-local.txt "
+                "(or set STUDIO_BACKENDS=fal)"
+            )
+        memory = env.get("STUDIO_MEMORY", "gpu").strip() or "gpu"
+        if memory not in MEMORY_MODES:
+            raise SettingsError(f"STUDIO_MEMORY must be gpu, model_offload or group_offload, not {memory!r}")
+        lora_dir = env.get("STUDIO_LORA_DIR", "").strip()
+        if lora_dir and not Path(lora_dir).is_dir():
+            raise SettingsError(f"STUDIO_LORA_DIR {lora_dir!r} is not a folder")
+        layers = env.get("STUDIO_TEXT_ENCODER_LAYERS", "").strip()
+        try:
+            text_layers = tuple(int(x) for x in layers.split(",")) if layers else (10, 20, 30)
+        except ValueError:
+            raise SettingsError(f"STUDIO_TEXT_ENCODER_LAYERS must be numbers like 10,20,30, not {layers!r}") from None
+        default_backend = "fal" if (fal_key or "local" not in backends) else "local"
         return cls(
-            fal_key=env.get("FAL_KEY", "").strip() or None,
+            backends=backends,
+            default_backend=default_backend,
+            model=env.get("STUDIO_MODEL", "").strip() or "black-forest-labs/FLUX.2-dev",
+            memory=memory,
+            device=env.get("STUDIO_DEVICE", "").strip() or None,
+            lora_dir=Path(lora_dir) if lora_dir else None,
+            decode_every=int(_number(env, "STUDIO_PREVIEW_DECODE_EVERY", 4, low=0)),
+            text_encoder_layers=text_layers,
+            max_sequence_length=int(_number(env, "STUDIO_MAX_SEQUENCE_LENGTH", 512, low=16)),
+            fal_key=fal_key,
             fal_endpoint=env.get("STUDIO_FAL_ENDPOINT", DEFAULT_ENDPOINT).strip() or DEFAULT_ENDPOINT,
             fal_transport=transport,
             fal_base_url=base_url,
@@ -60,3 +114,12 @@ def _number(env: dict[str, str], name: str, default: float, low: float) -> float
     if value < low:
         raise SettingsError(f"{name} must be at least {low:g}, not {raw!r}")
     return value
+
+
+def local_packages_present() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "diffusers", "transformers"))
+
+
+def local_gpu_present() -> bool:
+    """An NVIDIA GPU and the local packages, found without importing torch (slow to import)."""
+    return Path("/proc/driver/nvidia/version").exists() and local_packages_present()

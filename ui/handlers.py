@@ -63,6 +63,18 @@ def active_loras(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r["enabled"] and r["path"].strip()]
 
 
+def pick_backend(backends: dict[str, Backend], name: str | None, model: str, memory: str) -> Backend:
+    """The backend a run goes to; for the local one, the model it should use."""
+    name = name or next(iter(backends))
+    if name not in backends:
+        offered = ", ".join(backends)
+        raise InvalidInput.one("backend", "Backend", f"this server offers {offered}, not {name!r}")
+    backend = backends[name]
+    if hasattr(backend, "use_model"):
+        backend.use_model(model or "", memory or "gpu")
+    return backend
+
+
 def request_from_form(
     prompt: str, images: list[str | None], loras: Any, guidance_scale: float, num_inference_steps: float,
     size: str, width: float, height: float, seed: float | None, randomize_seed: bool, num_images: float,
@@ -155,7 +167,10 @@ def format_problems(problems: list[FieldProblem]) -> str:
 
 
 def describe_result(result: Result, folder: Path) -> str:
-    lines = [f"**Seed:** `{result.seed}`" if result.seed is not None else "**Seed:** not reported"]
+    if len(result.seeds) > 1:
+        lines = ["**Seeds:** " + ", ".join(f"`{s}`" for s in result.seeds)]
+    else:
+        lines = [f"**Seed:** `{result.seed}`" if result.seed is not None else "**Seed:** not reported"]
     first = result.images[0]
     lines.append(f"**Images:** {len(result.images)} × {first.width}×{first.height} ({first.extension})")
     if result.timings:
@@ -166,6 +181,7 @@ def describe_result(result: Result, folder: Path) -> str:
     )
     if result.prompt:
         lines.append(f"**Prompt used:** {result.prompt}")
+    lines += [f"**Note:** {note}" for note in result.notes]
     lines.append(f"**Saved as:** `{folder}` in the outputs folder")
     return "  \n".join(lines)
 

@@ -14,6 +14,7 @@ import gradio as gr
 from backend.base import Backend
 from backend.errors import InvalidInput
 from backend.request import EditRequest, ImageSize, LoraWeight, field_limits
+from backend.settings import MEMORY_MODES
 from ui import handlers
 
 CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "style.css"
@@ -51,32 +52,43 @@ def _slider(name: str, step: float, model: type = EditRequest, **kwargs: Any) ->
     )
 
 
-def build_ui(backend: Backend, outputs_root: Path, endpoint: str, needs_visitor_key: bool) -> gr.Blocks:
+BACKEND_LABELS = {"fal": "fal (hosted)", "local": "this machine's GPU (local)"}
+FAL_ONLY = "fal only: not used by the local backend"
+
+
+def build_ui(
+    backends: dict[str, Backend], default_backend: str, outputs_root: Path, endpoint: str,
+    needs_visitor_key: bool, model: str = "", memory: str = "gpu",
+) -> gr.Blocks:
     with gr.Blocks(title="FLUX.2 LoRA Edit Studio") as demo:
         gr.Markdown("# FLUX.2 LoRA Edit Studio\nEdit images with FLUX.2 [dev] and your LoRAs.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=360):
-                with gr.Group():
-                    with gr.Row():
-                        slots = [
-                            gr.Image(
-                                label=f"image {i}", type="filepath", image_mode=None,
-                                sources=["upload", "clipboard"], height=180, min_width=120,
-                                elem_id=f"reference-{i}", buttons=["fullscreen"],
-                            )
-                            for i in (1, 2, 3)
-                        ]
-                    with gr.Row():
-                        move_buttons = []
-                        for i in (1, 2):
-                            move_buttons.append(gr.Button(
-                                f"⇄ swap {i} and {i + 1}", size="sm", variant="secondary",
-                                elem_id=f"swap-{i}",
-                            ))
-                gr.Markdown(
-                    "Up to 3 reference images, sent in this order. Upload, paste or drop them; "
-                    "large photos are shrunk to the model's ~1 megapixel.", elem_classes=["hint"],
+                backend_choice = gr.Radio(
+                    [(BACKEND_LABELS[name], name) for name in backends], value=default_backend,
+                    label="Backend", visible=len(backends) > 1, elem_id="backend",
                 )
+                local_first = default_backend == "local"
+                with gr.Group():
+                    slots, move_buttons = [], []
+                    for row_start, visible in ((1, True), (4, local_first)):
+                        with gr.Row(visible=visible) as slot_row:
+                            slots += [
+                                gr.Image(
+                                    label=f"image {i}", type="filepath", image_mode=None,
+                                    sources=["upload", "clipboard"], height=180, min_width=120,
+                                    elem_id=f"reference-{i}", buttons=["fullscreen"],
+                                )
+                                for i in range(row_start, row_start + 3)
+                            ]
+                        with gr.Row(visible=visible) as swap_row:
+                            for i in range(row_start, row_start + (2 if row_start == 1 else 3)):
+                                move_buttons.append(gr.Button(
+                                    f"⇄ swap {i} and {i + 1}", size="sm", variant="secondary",
+                                    elem_id=f"swap-{i}",
+                                ))
+                    local_slot_rows = [slot_row, swap_row]
+                references_hint = gr.Markdown(_references_hint(backends[default_backend]), elem_classes=["hint"])
                 prompt = gr.Textbox(
                     label=_field("prompt").title, info=_field("prompt").description, lines=3,
                     placeholder="make this donut realistic", elem_id="prompt",
@@ -86,12 +98,22 @@ def build_ui(backend: Backend, outputs_root: Path, endpoint: str, needs_visitor_
                     stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button", scale=1)
                 gr.Markdown("Ctrl/Cmd+Enter runs, Escape stops.", elem_classes=["hint"])
 
-                fal_key = gr.Textbox(
-                    label="Your fal API key", type="password", placeholder="fal key (id:secret)",
-                    visible=needs_visitor_key, elem_id="fal-key", info=None,
-                )
-                if needs_visitor_key:
+                with gr.Group(visible=needs_visitor_key and default_backend == "fal") as key_group:
+                    fal_key = gr.Textbox(
+                        label="Your fal API key", type="password", placeholder="fal key (id:secret)",
+                        elem_id="fal-key",
+                    )
                     gr.Markdown(NO_KEY_HELP, elem_classes=["hint"])
+                with gr.Accordion("Local model", open=False, visible=local_first) as local_panel:
+                    model_box = gr.Textbox(
+                        value=model, label="Model", elem_id="local-model",
+                        info="A Hugging Face repo id (black-forest-labs/FLUX.2-dev, diffusers/FLUX.2-dev-bnb-4bit) "
+                             "or a local folder. Loaded at the next run.",
+                    )
+                    memory_box = gr.Dropdown(
+                        [(text, name) for name, text in MEMORY_MODES.items()], value=memory,
+                        label="Memory mode", elem_id="local-memory",
+                    )
 
                 lora_rows, lora_version = _lora_editor()
 
@@ -135,6 +157,7 @@ def build_ui(backend: Backend, outputs_root: Path, endpoint: str, needs_visitor_
                         info=_field("sync_mode").description,
                     )
 
+            fal_only = [acceleration, expansion, safety, sync_mode]
             with gr.Column(scale=6, min_width=360):
                 status = gr.Markdown("Ready.", elem_id="status")
                 gallery = gr.Gallery(
@@ -156,6 +179,22 @@ def build_ui(backend: Backend, outputs_root: Path, endpoint: str, needs_visitor_
         for index, button in enumerate(move_buttons):
             button.click(lambda *v, i=index: handlers.swap_images(v, i), slots, slots,
                          api_visibility="private", queue=False)
+        def switch_backend(name: str):
+            local = name == "local"
+            return (
+                *[gr.update(visible=local) for _ in local_slot_rows],
+                gr.update(visible=local),
+                gr.update(visible=needs_visitor_key and not local),
+                _references_hint(backends[name]),
+                *[gr.update(interactive=not local, info=FAL_ONLY if local else _field(f).description)
+                  for f in ("acceleration", "enable_prompt_expansion", "enable_safety_checker", "sync_mode")],
+            )
+
+        backend_choice.change(
+            switch_backend, backend_choice,
+            [*local_slot_rows, local_panel, key_group, references_hint, *fal_only],
+            api_visibility="private", queue=False,
+        )
         size.change(lambda s: gr.update(visible=s == handlers.CUSTOM), size, custom_size,
                     api_visibility="private", queue=False)
         reuse_seed.click(lambda s: (s, False) if s is not None else (gr.skip(), gr.skip()),
@@ -166,7 +205,9 @@ def build_ui(backend: Backend, outputs_root: Path, endpoint: str, needs_visitor_
             loras: list | None, guidance_scale: float, num_inference_steps: float, size: str,
             width: float, height: float, seed: float | None, randomize_seed: bool, num_images: float,
             acceleration: str, enable_prompt_expansion: bool, enable_safety_checker: bool,
-            output_format: str, sync_mode: bool, fal_key: str | None,
+            output_format: str, sync_mode: bool, fal_key: str | None, backend: str = default_backend,
+            image_4: str | None = None, image_5: str | None = None, image_6: str | None = None,
+            model: str = model, memory: str = memory,
         ):
             """Edit 1-3 reference images with FLUX.2 [dev] and up to 3 LoRAs.
 
@@ -190,22 +231,30 @@ def build_ui(backend: Backend, outputs_root: Path, endpoint: str, needs_visitor_
                 output_format: png, jpeg or webp.
                 sync_mode: images returned inline, not kept in fal's history.
                 fal_key: your own fal key when the server has none (never stored).
+                backend: "fal" or "local" (where this server offers it).
+                image_4: optional fourth reference image (local backend only).
+                image_5: optional fifth reference image (local backend only).
+                image_6: optional sixth reference image (local backend only).
+                model: local backend: a Hugging Face repo id or a folder.
+                memory: local backend: gpu, model_offload or group_offload.
             Returns:
                 the result images, a status line, fal's log lines, a summary (seed, timings, safety flags) and the seed used.
             """
             try:
+                chosen = handlers.pick_backend(backends, backend, model, memory)
                 request = handlers.request_from_form(
-                    prompt, [image_1, image_2, image_3], loras, guidance_scale, num_inference_steps, size,
+                    prompt, [image_1, image_2, image_3, image_4, image_5, image_6], loras, guidance_scale, num_inference_steps, size,
                     width, height, seed, randomize_seed, num_images, acceleration, enable_prompt_expansion,
                     enable_safety_checker, output_format, sync_mode,
                 )
             except InvalidInput as error:
                 raise gr.Error(handlers.format_problems(error.problems), title="Please check the form") from None
-            yield from handlers.run_edit(backend, outputs_root, endpoint, request, fal_key)
+            yield from handlers.run_edit(chosen, outputs_root, endpoint, request, fal_key)
 
         inputs = [
-            prompt, *slots, lora_rows, guidance, steps, size, width, height, seed, randomize_seed, num_images,
-            acceleration, expansion, safety, output_format, sync_mode, fal_key,
+            prompt, *slots[:3], lora_rows, guidance, steps, size, width, height, seed, randomize_seed, num_images,
+            acceleration, expansion, safety, output_format, sync_mode, fal_key, backend_choice, *slots[3:],
+            model_box, memory_box,
         ]
         outputs = [gallery, status, logs, details, seed_used]
         run_event = gr.on(
@@ -217,6 +266,13 @@ def build_ui(backend: Backend, outputs_root: Path, endpoint: str, needs_visitor_
             lambda: "⏹ Stopped.", None, status, cancels=[run_event], api_visibility="private", queue=False,
         )
     return demo
+
+
+def _references_hint(backend: Backend) -> str:
+    return (
+        f"Up to {backend.max_references} reference images, sent in this order. Upload, paste or drop "
+        "them; large photos are shrunk to the model's ~1 megapixel."
+    )
 
 
 def _lora_editor() -> tuple[gr.JSON, gr.Number]:

@@ -1,0 +1,203 @@
+"""The local backend on a tiny random FLUX.2 pipeline, built in code and loaded from disk
+through the backend's normal loading path (`Flux2Pipeline.from_pretrained`)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the local backend's tests need requirements-local.txt")
+from diffusers import Flux2Pipeline  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from backend.errors import InvalidInput, StudioError  # noqa: E402
+from backend.events import Preview, Result  # noqa: E402
+from backend.local_backend import LocalBackend, LocalSettings  # noqa: E402
+from backend.lora_sources import LoraError  # noqa: E402
+from backend.request import build_request  # noqa: E402
+from tests.tiny_flux2 import (  # noqa: E402
+    MAX_SEQUENCE_LENGTH, TEXT_ENCODER_OUT_LAYERS, make_broken_safetensors, make_not_a_lora, make_tiny_lora,
+    reference_image, save_tiny_pipeline,
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A saved tiny model, a LoRA folder with good and bad files, and reference images."""
+    root = tmp_path_factory.mktemp("local")
+    model = save_tiny_pipeline(root / "model")
+    loras = root / "loras"
+    make_tiny_lora(model, loras / "style.safetensors", seed=1, trigger_words=["sks style"])
+    make_tiny_lora(model, loras / "other.safetensors", seed=2)
+    make_not_a_lora(loras / "not-a-lora.safetensors")
+    make_broken_safetensors(loras / "broken.safetensors")
+    (loras / "pickled.bin").write_bytes(b"not loaded")
+    (root / "outside.safetensors").write_bytes((loras / "style.safetensors").read_bytes())
+    refs = []
+    for seed in (0, 1):
+        path = root / f"ref{seed}.png"
+        reference_image(seed).save(path)
+        refs.append(str(path))
+    return {"root": root, "model": model, "loras": loras, "refs": refs}
+
+
+def new_backend(world, **settings) -> LocalBackend:
+    return LocalBackend(LocalSettings(
+        model=str(world["model"]), device="cpu", lora_dir=world["loras"], decode_every=2,
+        max_sequence_length=MAX_SEQUENCE_LENGTH, text_encoder_out_layers=TEXT_ENCODER_OUT_LAYERS, **settings,
+    ))
+
+
+@pytest.fixture(scope="module")
+def local(world):
+    return new_backend(world)
+
+
+def edit(world, **fields):
+    fields.setdefault("image_urls", world["refs"][:1])
+    fields.setdefault("num_inference_steps", 4)
+    fields.setdefault("seed", 3)
+    return build_request(prompt=fields.pop("prompt", "make it blue"), **fields)
+
+
+def run(backend, request) -> tuple[list, Result]:
+    events = list(backend.run(request))
+    assert isinstance(events[-1], Result)
+    return events[:-1], events[-1]
+
+
+def pixels(result: Result, index: int = 0) -> bytes:
+    return Image.open(io.BytesIO(result.images[index].data)).convert("RGB").tobytes()
+
+
+def test_one_and_two_references_give_the_requested_size(world, local):
+    _, match_first = run(local, edit(world))
+    assert (match_first.images[0].width, match_first.images[0].height) == (64, 64)
+    _, square = run(local, edit(world, image_urls=world["refs"], image_size="square"))
+    assert Image.open(io.BytesIO(square.images[0].data)).size == (512, 512)
+
+
+def test_the_final_image_is_identical_to_a_bare_pipeline_call(world, local):
+    _, result = run(local, edit(world, image_urls=world["refs"], seed=11, guidance_scale=3.0, num_inference_steps=5))
+    bare = Flux2Pipeline.from_pretrained(str(world["model"]))
+    expected = bare(
+        image=[Image.open(p).convert("RGB") for p in world["refs"]], prompt="make it blue",
+        num_inference_steps=5, guidance_scale=3.0, generator=torch.Generator().manual_seed(11),
+        max_sequence_length=MAX_SEQUENCE_LENGTH, text_encoder_out_layers=TEXT_ENCODER_OUT_LAYERS,
+    ).images[0]
+    assert pixels(result) == expected.convert("RGB").tobytes()
+
+
+def test_previews_arrive_for_every_step_and_the_last_is_the_final_image(world, local):
+    events, result = run(local, edit(world, num_inference_steps=6))
+    previews = [e for e in events if isinstance(e, Preview)]
+    assert [p.step for p in previews] == [1, 2, 3, 4, 5, 6]
+    assert all(p.total == 6 and p.images[-1].size == (64, 64) for p in previews)
+    assert previews[-1].images[-1].convert("RGB").tobytes() == pixels(result)
+    assert previews[0].images[-1].tobytes() != previews[-1].images[-1].tobytes()
+
+
+def test_same_seed_same_image_and_num_images_gives_one_seed_per_image(world, local):
+    _, first = run(local, edit(world, seed=5))
+    _, again = run(local, edit(world, seed=5))
+    assert pixels(first) == pixels(again)
+    _, pair = run(local, edit(world, seed=5, num_images=2))
+    assert pair.seeds == (5, 6)
+    assert pixels(pair, 0) == pixels(first) and pixels(pair, 1) != pixels(first)
+
+
+def test_lora_scale_zero_equals_no_lora_and_two_loras_combine(world, local):
+    _, base = run(local, edit(world))
+    _, zero = run(local, edit(world, loras=[{"path": "style.safetensors", "scale": 0.0}]))
+    _, one = run(local, edit(world, loras=[{"path": "style.safetensors", "scale": 1.0}]))
+    _, other = run(local, edit(world, loras=[{"path": "other.safetensors", "scale": 1.0}]))
+    _, both = run(local, edit(world, loras=[{"path": "style.safetensors"}, {"path": "other.safetensors"}]))
+    assert pixels(zero) == pixels(base)
+    assert len({pixels(base), pixels(one), pixels(other), pixels(both)}) == 4
+    _, base_again = run(local, edit(world))  # no LoRA after LoRAs: the adapters are off again
+    assert pixels(base_again) == pixels(base)
+    assert "LoRA 1 trigger words: sks style" in one.notes
+
+
+def test_a_rerun_reloads_and_re_encodes_nothing(world):
+    backend = new_backend(world)
+    run(backend, edit(world, loras=[{"path": "style.safetensors", "scale": 0.5}]))
+    assert (backend.pipeline_loads, backend.lora_loads, backend.prompt_encodes) == (1, 1, 1)
+    run(backend, edit(world, seed=99, guidance_scale=5, num_inference_steps=5,
+                      loras=[{"path": "style.safetensors", "scale": 1.5}]))
+    assert (backend.pipeline_loads, backend.lora_loads, backend.prompt_encodes) == (1, 1, 1)
+    run(backend, edit(world, prompt="make it red"))
+    assert backend.prompt_encodes == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("broken.safetensors", "is not a readable safetensors file"),
+        ("not-a-lora.safetensors", "holds no LoRA weights"),
+        ("pickled.bin", "only .safetensors files are loaded"),
+        ("../outside.safetensors", "is outside the LoRA folder"),
+        ("missing.safetensors", "is not a file in the LoRA folder"),
+        ("file:///etc/passwd.safetensors", "only https:// URLs are fetched"),
+        ("http://example.com/a.safetensors", "only https:// URLs are fetched"),
+        ("https://127.0.0.1/a.safetensors", "only public addresses are fetched"),
+        ("https://example.com/a.bin", "only .safetensors files are loaded"),
+    ],
+)
+def test_bad_loras_name_themselves_and_the_next_run_works(world, local, path, reason):
+    with pytest.raises(LoraError) as caught:
+        run(local, edit(world, loras=[{"path": "style.safetensors"}, {"path": path}]))
+    assert caught.value.message.startswith("LoRA 2 (")
+    assert reason in caught.value.message
+    _, result = run(local, edit(world, loras=[{"path": "style.safetensors"}]))
+    assert result.images
+
+
+def test_an_absolute_path_outside_the_lora_folder_is_refused(world, local):
+    outside = str(world["root"] / "outside.safetensors")
+    with pytest.raises(LoraError, match="is outside the LoRA folder"):
+        run(local, edit(world, loras=[{"path": outside}]))
+
+
+def test_stop_interrupts_within_one_step_and_the_next_run_starts_normally(world, local):
+    steps_run = []
+    pipe = local._pipe or (run(local, edit(world)) and local._pipe)
+    hook = pipe.transformer.register_forward_hook(lambda *args: steps_run.append(1))
+    try:
+        events = local.run(edit(world, num_inference_steps=40))
+        previews = 0
+        for event in events:
+            if isinstance(event, Preview):
+                previews += 1
+                if previews == 2:
+                    break
+        events.close()  # what Gradio does on Stop: returns once the pipeline has stopped
+        assert len(steps_run) <= previews + 1
+    finally:
+        hook.remove()
+    _, result = run(local, edit(world))
+    assert result.images
+
+
+def test_sizes_are_rounded_to_multiples_of_16_with_a_note(world, local):
+    width, height, notes = local._output_size(edit(world, image_size={"width": 1000, "height": 520}))
+    assert (width, height) == (1008, 528)
+    assert notes == ["Size 1000×520 rounded to 1008×528 (the model works in multiples of 16)."]
+    assert local._output_size(edit(world, image_size="portrait_16_9"))[:2] == (576, 1024)
+    assert local._output_size(edit(world))[:2] == (None, None)
+
+
+def test_up_to_six_references_are_taken(world, local):
+    _, result = run(local, edit(world, image_urls=world["refs"] * 3, num_inference_steps=2))
+    assert result.images
+    with pytest.raises(InvalidInput, match=r"Reference images: takes at most 6 \(got 7\)"):
+        build_request(prompt="x", image_urls=world["refs"] * 3 + world["refs"][:1])
+
+
+def test_a_model_that_cannot_be_loaded_says_what_to_do(world):
+    backend = new_backend(world)
+    backend.use_model(str(world["root"] / "no-such-model"), "gpu")
+    with pytest.raises(StudioError, match="Could not load the model"):
+        run(backend, edit(world))
