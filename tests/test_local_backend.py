@@ -190,7 +190,7 @@ def test_sizes_are_rounded_to_multiples_of_16_with_a_note(world, local):
 
 
 def test_up_to_six_references_are_taken(world, local):
-    _, result = run(local, edit(world, image_urls=world["refs"] * 3, num_inference_steps=2))
+    _, result = run(local, edit(world, image_urls=world["refs"] * 3, num_inference_steps=4))
     assert result.images
     with pytest.raises(InvalidInput, match=r"Reference images: takes at most 6 \(got 7\)"):
         build_request(prompt="x", image_urls=world["refs"] * 3 + world["refs"][:1])
