@@ -43,7 +43,7 @@ def create_backends(settings: Settings) -> dict[str, Backend]:
             model=settings.model, memory=settings.memory, device=settings.device,  # type: ignore[arg-type]
             lora_dir=settings.lora_dir, decode_every=settings.decode_every,
             max_sequence_length=settings.max_sequence_length,
-            text_encoder_out_layers=settings.text_encoder_layers,
+            text_encoder_out_layers=settings.text_encoder_layers, compile_blocks=settings.compile_blocks,
         ))
     return backends
 

@@ -46,6 +46,7 @@ class Settings:
     decode_every: int = 4
     text_encoder_layers: tuple[int, ...] = (10, 20, 30)
     max_sequence_length: int = 512
+    compile_blocks: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -92,6 +93,7 @@ class Settings:
             decode_every=int(_number(env, "STUDIO_PREVIEW_DECODE_EVERY", 4, low=0)),
             text_encoder_layers=text_layers,
             max_sequence_length=int(_number(env, "STUDIO_MAX_SEQUENCE_LENGTH", 512, low=16)),
+            compile_blocks=_flag(env, "STUDIO_COMPILE", True),
             fal_key=fal_key,
             fal_endpoint=env.get("STUDIO_FAL_ENDPOINT", DEFAULT_ENDPOINT).strip() or DEFAULT_ENDPOINT,
             fal_transport=transport,
@@ -123,3 +125,14 @@ def local_packages_present() -> bool:
 def local_gpu_present() -> bool:
     """An NVIDIA GPU and the local packages, found without importing torch (slow to import)."""
     return Path("/proc/driver/nvidia/version").exists() and local_packages_present()
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1 or 0, not {raw!r}")

@@ -150,3 +150,32 @@ def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> dict[str, Path]:
+    """A tiny random FLUX.2 pipeline saved to disk, and a LoRA folder for it."""
+    from tests.tiny_flux2 import make_not_a_lora, make_tiny_lora, save_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("tiny-model")
+    model = save_tiny_pipeline(root / "model")
+    loras = root / "loras"
+    make_tiny_lora(model, loras / "style.safetensors", trigger_words=["sks style"])
+    make_not_a_lora(loras / "not-a-lora.safetensors")
+    return {"model": model, "loras": loras}
+
+
+@pytest.fixture(scope="session")
+def local_app(fake, tiny_model, tmp_path_factory):
+    """The app offering both backends; "local" runs the tiny pipeline on the CPU."""
+    from tests.tiny_flux2 import MAX_SEQUENCE_LENGTH, TEXT_ENCODER_OUT_LAYERS
+
+    launched = launch_app(
+        tmp_path_factory.mktemp("local-app"), fake,
+        STUDIO_BACKENDS="fal,local", STUDIO_MODEL=str(tiny_model["model"]), STUDIO_DEVICE="cpu",
+        STUDIO_LORA_DIR=str(tiny_model["loras"]), STUDIO_PREVIEW_DECODE_EVERY="2",
+        STUDIO_TEXT_ENCODER_LAYERS=",".join(map(str, TEXT_ENCODER_OUT_LAYERS)),
+        STUDIO_MAX_SEQUENCE_LENGTH=str(MAX_SEQUENCE_LENGTH), FAL_KEY=None, HF_HUB_OFFLINE="1",
+    )
+    yield launched
+    stop_app(launched)

@@ -117,3 +117,24 @@ def test_images_stay_numbered_in_the_order_they_are_sent(browser, app, fake, ima
     sizes = [Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1]))).size for u in job.input["image_urls"]]
     assert sizes == [(640, 480), (512, 512)]  # red (swapped to first), then blue
     page.close()
+
+
+def test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only_ones(browser, local_app):
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(local_app.url)
+    # No FAL_KEY and a local backend: local is the default, fal-only controls are off.
+    expect(page.locator("#reference-6")).to_be_visible()
+    page.get_by_text("Advanced").click()
+    safety = page.get_by_label("Safety checker")
+    expect(safety).to_be_disabled()
+    expect(page.get_by_text("fal only: not used by the local backend").first).to_be_visible()
+    expect(page.locator("#fal-key")).to_be_hidden()
+    page.get_by_label("fal (hosted)").check()
+    expect(page.locator("#reference-6")).to_be_hidden()
+    expect(safety).to_be_enabled()
+    expect(page.locator("#fal-key")).to_be_visible()
+    page.get_by_label("this machine's GPU (local)").check()
+    expect(safety).to_be_disabled()
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "local-backend.png"), full_page=True)
+    page.close()

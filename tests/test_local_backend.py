@@ -7,17 +7,16 @@ import io
 from pathlib import Path
 
 import pytest
+import torch
+from diffusers import Flux2Pipeline
+from PIL import Image
 
-torch = pytest.importorskip("torch", reason="the local backend's tests need requirements-local.txt")
-from diffusers import Flux2Pipeline  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from backend.errors import InvalidInput, StudioError  # noqa: E402
-from backend.events import Preview, Result  # noqa: E402
-from backend.local_backend import LocalBackend, LocalSettings  # noqa: E402
-from backend.lora_sources import LoraError  # noqa: E402
-from backend.request import build_request  # noqa: E402
-from tests.tiny_flux2 import (  # noqa: E402
+from backend.errors import InvalidInput, StudioError
+from backend.events import Preview, Result
+from backend.local_backend import LocalBackend, LocalSettings
+from backend.lora_sources import LoraError
+from backend.request import build_request
+from tests.tiny_flux2 import (
     MAX_SEQUENCE_LENGTH, TEXT_ENCODER_OUT_LAYERS, make_broken_safetensors, make_not_a_lora, make_tiny_lora,
     reference_image, save_tiny_pipeline,
 )

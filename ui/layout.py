@@ -82,7 +82,8 @@ def build_ui(
                                 for i in range(row_start, row_start + 3)
                             ]
                         with gr.Row(visible=visible) as swap_row:
-                            for i in range(row_start, row_start + (2 if row_start == 1 else 3)):
+                            # row 1: swap 1-2, 2-3; row 2: swap 3-4, 4-5, 5-6
+                            for i in range(1, 3) if row_start == 1 else range(3, 6):
                                 move_buttons.append(gr.Button(
                                     f"⇄ swap {i} and {i + 1}", size="sm", variant="secondary",
                                     elem_id=f"swap-{i}",
@@ -136,17 +137,17 @@ def build_ui(
                 with gr.Accordion("Advanced", open=False):
                     acceleration = gr.Radio(
                         ["none", "regular", "high"], value=_field("acceleration").default,
-                        label=_field("acceleration").title, info=_field("acceleration").description,
+                        label=_field("acceleration").title, info=_fal_only_info("acceleration", local_first), interactive=not local_first,
                     )
                     expansion = gr.Checkbox(
                         value=_field("enable_prompt_expansion").default,
                         label=_field("enable_prompt_expansion").title,
-                        info=_field("enable_prompt_expansion").description,
+                        info=_fal_only_info("enable_prompt_expansion", local_first), interactive=not local_first,
                     )
                     safety = gr.Checkbox(
                         value=_field("enable_safety_checker").default,
                         label=_field("enable_safety_checker").title,
-                        info=_field("enable_safety_checker").description,
+                        info=_fal_only_info("enable_safety_checker", local_first), interactive=not local_first,
                     )
                     output_format = gr.Radio(
                         ["png", "jpeg", "webp"], value=_field("output_format").default,
@@ -154,7 +155,7 @@ def build_ui(
                     )
                     sync_mode = gr.Checkbox(
                         value=_field("sync_mode").default, label=_field("sync_mode").title,
-                        info=_field("sync_mode").description,
+                        info=_fal_only_info("sync_mode", local_first), interactive=not local_first,
                     )
 
             fal_only = [acceleration, expansion, safety, sync_mode]
@@ -168,7 +169,7 @@ def build_ui(
                     seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="seed-used")
                     reuse_seed = gr.Button("Reuse this seed", size="sm", elem_id="reuse-seed")
                 details = gr.Markdown(elem_id="details")
-                with gr.Accordion("fal log", open=False):
+                with gr.Accordion("Log", open=False):
                     logs = gr.Textbox(label="Log lines", lines=8, max_lines=20, interactive=False, elem_id="logs")
 
         # -- events -------------------------------------------------------------------
@@ -186,7 +187,7 @@ def build_ui(
                 gr.update(visible=local),
                 gr.update(visible=needs_visitor_key and not local),
                 _references_hint(backends[name]),
-                *[gr.update(interactive=not local, info=FAL_ONLY if local else _field(f).description)
+                *[gr.update(interactive=not local, info=_fal_only_info(f, local))
                   for f in ("acceleration", "enable_prompt_expansion", "enable_safety_checker", "sync_mode")],
             )
 
@@ -266,6 +267,10 @@ def build_ui(
             lambda: "⏹ Stopped.", None, status, cancels=[run_event], api_visibility="private", queue=False,
         )
     return demo
+
+
+def _fal_only_info(name: str, local: bool) -> str:
+    return FAL_ONLY if local else _field(name).description
 
 
 def _references_hint(backend: Backend) -> str:
