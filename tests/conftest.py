@@ -21,6 +21,9 @@ from PIL import Image
 
 from tests.fake_fal import FakeFal
 
+# The tests build their models in code; nothing may reach for the Hugging Face hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_KEY = "fal-test-server-key-7f3a9c"
 
