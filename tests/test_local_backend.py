@@ -200,3 +200,31 @@ def test_a_model_that_cannot_be_loaded_says_what_to_do(world):
     backend.use_model(str(world["root"] / "no-such-model"), "gpu")
     with pytest.raises(StudioError, match="Could not load the model"):
         run(backend, edit(world))
+
+
+def test_runs_take_the_gpu_one_at_a_time_and_see_their_place_in_line(world, local):
+    import threading
+
+    from backend.events import Queued
+
+    # Another run holds the GPU (taken here directly, so the test does not depend on timing).
+    assert local._gpu.acquire(timeout=60)
+    seen: list = []
+    second_waiting = threading.Event()
+
+    def second_run():
+        for event in local.run(edit(world, seed=8)):
+            seen.append(event)
+            if isinstance(event, Queued):
+                second_waiting.set()
+
+    worker = threading.Thread(target=second_run)
+    worker.start()
+    try:
+        assert second_waiting.wait(timeout=30)
+        assert not any(isinstance(e, Preview) for e in seen)  # nothing ran while the GPU was taken
+    finally:
+        local._gpu.release()
+    worker.join(timeout=60)
+    assert [e.position for e in seen if isinstance(e, Queued)][0] == 0  # next in line
+    assert isinstance(seen[-1], Result)
