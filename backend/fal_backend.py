@@ -83,10 +83,6 @@ class FalBackend(Backend):
     def __repr__(self) -> str:
         return f"FalBackend(endpoint={self.settings.endpoint!r}, transport={self.settings.transport!r})"
 
-    @property
-    def has_server_key(self) -> bool:
-        return bool(self._server_key)
-
     def run(self, request: EditRequest, *, key: str | None = None) -> Iterator[Event]:
         key = (key or "").strip() or self._server_key
         if not key:
@@ -131,7 +127,7 @@ class FalBackend(Backend):
         prepared = prepare_reference(source, label)
         if len(prepared.data) <= self.settings.inline_max_bytes:
             return prepared.data_uri()
-        extension = "png" if prepared.content_type == "image/png" else "jpg"
+        extension = prepared.content_type.removeprefix("image/").replace("jpeg", "jpg")
         return client.upload(prepared.data, prepared.content_type, f"reference.{extension}")
 
     # -- transports -------------------------------------------------------------------
@@ -192,7 +188,6 @@ class FalBackend(Backend):
         reader = threading.Thread(target=read_stream, name="fal-stream", daemon=True)
         reader.start()
         deadline = time.monotonic() + self.settings.run_timeout
-        started = time.monotonic()
         last: dict[str, Any] | None = None
         finished = False
         progress = Progress("Sent to fal, waiting for the first update…")

@@ -4,7 +4,6 @@ through the backend's normal loading path (`Flux2Pipeline.from_pretrained`)."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 import torch

@@ -57,7 +57,6 @@ header: invalid header length").
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import numpy as np

@@ -15,7 +15,7 @@ from backend.base import Backend
 from backend.errors import FieldProblem, InvalidInput, StudioError
 from backend.events import Log, Preview, Progress, Queued, Result
 from backend.outputs import save_run
-from backend.request import MAX_ACTIVE_LORAS, PRESET_SIZES, EditRequest, ImageSize, build_request
+from backend.request import MAX_ACTIVE_LORAS, PRESET_SIZES, EditRequest, build_request
 
 MATCH_FIRST = "match"
 CUSTOM = "custom"

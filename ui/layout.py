@@ -210,7 +210,7 @@ def build_ui(
             image_4: str | None = None, image_5: str | None = None, image_6: str | None = None,
             model: str = model, memory: str = memory,
         ):
-            """Edit 1-3 reference images with FLUX.2 [dev] and up to 3 LoRAs.
+            """Edit reference images (1-3 on fal, 1-6 locally) with FLUX.2 [dev] and up to 3 LoRAs.
 
             Args:
                 prompt: the edit instruction, e.g. "make this donut realistic".
@@ -244,13 +244,15 @@ def build_ui(
             try:
                 chosen = handlers.pick_backend(backends, backend, model, memory)
                 request = handlers.request_from_form(
-                    prompt, [image_1, image_2, image_3, image_4, image_5, image_6], loras, guidance_scale, num_inference_steps, size,
-                    width, height, seed, randomize_seed, num_images, acceleration, enable_prompt_expansion,
-                    enable_safety_checker, output_format, sync_mode,
+                    prompt, [image_1, image_2, image_3, image_4, image_5, image_6], loras, guidance_scale,
+                    num_inference_steps, size, width, height, seed, randomize_seed, num_images, acceleration,
+                    enable_prompt_expansion, enable_safety_checker, output_format, sync_mode,
                 )
             except InvalidInput as error:
                 raise gr.Error(handlers.format_problems(error.problems), title="Please check the form") from None
-            yield from handlers.run_edit(chosen, outputs_root, endpoint, request, fal_key)
+            # What the recipe records as the model: fal's endpoint, or the local model.
+            source = model if chosen.name == "local" else endpoint
+            yield from handlers.run_edit(chosen, outputs_root, source, request, fal_key)
 
         inputs = [
             prompt, *slots[:3], lora_rows, guidance, steps, size, width, height, seed, randomize_seed, num_images,
@@ -287,7 +289,6 @@ def _lora_editor() -> tuple[gr.JSON, gr.Number]:
     [{path, scale, enabled}]. Row edits update it in place; adding or removing a row
     bumps `version`, which re-renders the rows.
     """
-    scale_info = LoraWeight.model_fields["scale"]
     scale_limits = field_limits("scale", LoraWeight)
     with gr.Group():
         gr.Markdown("**LoRAs** — an https URL to a .safetensors file, a Hugging Face repo id, "
