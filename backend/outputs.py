@@ -1,8 +1,9 @@
 """Saving finished runs so that nothing produced is lost when the page reloads.
 
 Layout: OUTPUTS/YYYY-MM-DD/<time>-<id>/image-1.png ... plus recipe.json (the
-request, the seed used, timings, backend; never a key). Every write is atomic:
-written to a temporary name in the same folder, then renamed.
+request, the seed used, timings, backend; never a key). PNGs also carry their own
+recipe (backend/recipes.py). Every write is atomic: written to a temporary name in
+the same folder, then renamed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .events import Result
+from .recipes import embed_recipe
 from .request import EditRequest
 
 
@@ -48,6 +50,7 @@ def recipe_for(request: EditRequest, result: Result, backend: str, endpoint: str
     return {
         "request": fields,
         "seed": result.seed,
+        "seeds": list(result.seeds),
         "prompt_used": result.prompt,
         "timings": result.timings,
         "nsfw": [img.nsfw for img in result.images],
@@ -64,11 +67,17 @@ def save_run(root: Path, request: EditRequest, result: Result, backend: str, end
         time.strftime("%H%M%S", now) + "-" + secrets.token_hex(4)
     )
     folder.mkdir(parents=True, exist_ok=True)
+    recipe = recipe_for(request, result, backend, endpoint)
     paths = []
     for index, image in enumerate(result.images, start=1):
         path = folder / f"image-{index}.{image.extension}"
-        atomic_write(path, image.data)
+        data = image.data
+        if image.content_type == "image/png":
+            # Each PNG carries the recipe that remakes it: its own seed, one image.
+            seed = result.seeds[index - 1] if len(result.seeds) >= index else result.seed
+            own = {**recipe, "seed": seed, "image": index}
+            data = embed_recipe(data, own)
+        atomic_write(path, data)
         paths.append(path)
-    recipe = recipe_for(request, result, backend, endpoint)
     atomic_write(folder / "recipe.json", json.dumps(recipe, indent=2).encode())
     return SavedRun(folder=folder, image_paths=tuple(paths), recipe=recipe)

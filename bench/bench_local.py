@@ -835,7 +835,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=None, help=f"measured runs per path (default {RUNS_CPU}; {RUNS_GPU} with --gpu)")
     args = parser.parse_args()
     quiet()
-    torch.set_grad_enabled(False)  # the instrumented decoders run outside the pipeline's no_grad
+    torch.set_grad_enabled(False)  # building weights; the pipeline runs under its own no_grad
     if args.small and not args.gpu:
         parser.error("--small goes with --gpu")
     if not args.gpu:

@@ -200,3 +200,33 @@ def limit_active_loras(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
     if switched_off:
         return out, f"At most {MAX_ACTIVE_LORAS} LoRAs can be on at once: the new one was added switched off."
     return out, None
+
+
+def form_from_recipe(recipe: dict[str, Any], offered: list[str]) -> dict[str, Any]:
+    """The form values that remake a recipe's image: its settings, seed and backend.
+
+    Reference images are not in recipes (only their names): the person adds them.
+    """
+    request = recipe["request"]
+    size = request.get("image_size")
+    if isinstance(size, dict):
+        size_choice, width, height = CUSTOM, size["width"], size["height"]
+    else:
+        size_choice, width, height = size or MATCH_FIRST, gr.skip(), gr.skip()
+    backend = recipe.get("backend")
+    return {
+        "prompt": request["prompt"],
+        "loras": [{"path": l["path"], "scale": l["scale"], "enabled": True} for l in request.get("loras", [])],
+        "guidance_scale": request["guidance_scale"],
+        "num_inference_steps": request["num_inference_steps"],
+        "size": size_choice, "width": width, "height": height,
+        "seed": recipe.get("seed") if recipe.get("seed") is not None else gr.skip(),
+        "randomize_seed": recipe.get("seed") is None,
+        "num_images": 1,  # the recipe remakes this one image
+        "acceleration": request.get("acceleration", "regular"),
+        "enable_prompt_expansion": request.get("enable_prompt_expansion", False),
+        "enable_safety_checker": request.get("enable_safety_checker", True),
+        "output_format": request.get("output_format", "png"),
+        "sync_mode": request.get("sync_mode", False),
+        "backend": backend if backend in offered else gr.skip(),
+    }

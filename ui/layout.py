@@ -13,6 +13,7 @@ import gradio as gr
 
 from backend.base import Backend
 from backend.errors import InvalidInput
+from backend.recipes import read_recipe
 from backend.request import EditRequest, ImageSize, LoraWeight, field_limits
 from backend.settings import MEMORY_MODES
 from ui import handlers
@@ -158,6 +159,11 @@ def build_ui(
                         info=_fal_only_info("sync_mode", local_first), interactive=not local_first,
                     )
 
+                with gr.Accordion("Restore settings from a PNG made here", open=False):
+                    recipe_file = gr.File(
+                        label="Drop a PNG from this studio", file_types=[".png"], type="filepath",
+                        elem_id="recipe-drop",
+                    )
             fal_only = [acceleration, expansion, safety, sync_mode]
             with gr.Column(scale=6, min_width=360):
                 status = gr.Markdown("Ready.", elem_id="status")
@@ -267,6 +273,28 @@ def build_ui(
         )
         stop_button.click(
             lambda: "⏹ Stopped.", None, status, cancels=[run_event], api_visibility="private", queue=False,
+        )
+
+        restored = {
+            "prompt": prompt, "loras": lora_rows, "guidance_scale": guidance, "num_inference_steps": steps,
+            "size": size, "width": width, "height": height, "seed": seed, "randomize_seed": randomize_seed,
+            "num_images": num_images, "acceleration": acceleration, "enable_prompt_expansion": expansion,
+            "enable_safety_checker": safety, "output_format": output_format, "sync_mode": sync_mode,
+            "backend": backend_choice,
+        }
+
+        def restore(path: str | None, version: float):
+            """Restore every setting of a PNG made by this studio (its recipe chunk)."""
+            recipe = read_recipe(Path(path).read_bytes()) if path else None
+            if recipe is None:
+                raise gr.Error("This PNG carries no recipe from this studio.", title="Nothing to restore")
+            values = handlers.form_from_recipe(recipe, list(backends))
+            return (*[values[name] for name in restored], version + 1,
+                    f"♻️ Restored the settings of a {recipe.get('backend')} run (seed {recipe.get('seed')}).")
+
+        recipe_file.upload(
+            restore, [recipe_file, lora_version], [*restored.values(), lora_version, status],
+            api_name="restore", api_visibility="undocumented",
         )
     return demo
 

@@ -1,0 +1,80 @@
+"""Recipes inside PNGs: every saved PNG carries how it was made, and can be read back.
+
+Two text chunks are added (the pixels are not touched: chunks are inserted before
+IEND): `flux2-studio-recipe`, the recipe as JSON, and `parameters`, the A1111-style
+text that other tools (A1111, Forge, ComfyUI loaders, image viewers) show. A recipe
+holds settings only: never a key, never local file paths.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from typing import Any
+
+from PIL import Image
+
+RECIPE_KEY = "flux2-studio-recipe"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_with_text(data: bytes, texts: dict[str, str]) -> bytes:
+    """The same PNG with UTF-8 text chunks (iTXt) added before IEND."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise ValueError("not a PNG")
+    end = data.rfind(b"IEND") - 4  # the IEND chunk starts with its 4-byte length
+    if end < len(PNG_SIGNATURE):
+        raise ValueError("PNG without IEND")
+    chunks = b"".join(_itxt(key, value) for key, value in texts.items())
+    return data[:end] + chunks + data[end:]
+
+
+def _itxt(key: str, value: str) -> bytes:
+    # keyword, null, compression flag 0, method 0, empty language tag, empty translated keyword
+    body = key.encode("latin-1") + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")
+    return struct.pack(">I", len(body)) + b"iTXt" + body + struct.pack(">I", zlib.crc32(b"iTXt" + body))
+
+
+def a1111_parameters(recipe: dict[str, Any]) -> str:
+    """The recipe as A1111's `parameters` text: prompt, then 'Key: value, ...'."""
+    request = recipe["request"]
+    size = request.get("image_size")
+    if isinstance(size, dict):
+        size_text = f"{size['width']}x{size['height']}"
+    else:
+        size_text = size or "match image 1"
+    fields = [
+        ("Steps", request["num_inference_steps"]),
+        ("Sampler", "FLUX.2 flow matching"),
+        ("Guidance", request["guidance_scale"]),
+        ("Seed", recipe.get("seed")),
+        ("Size", size_text),
+        ("Model", recipe.get("endpoint")),
+        ("Backend", recipe.get("backend")),
+    ]
+    loras = ", ".join(f"{lora['path']}:{lora['scale']:g}" for lora in request.get("loras", []))
+    if loras:
+        fields.append(("LoRAs", loras))
+    return request["prompt"] + "\n" + ", ".join(f"{k}: {v}" for k, v in fields if v is not None)
+
+
+def embed_recipe(data: bytes, recipe: dict[str, Any]) -> bytes:
+    return png_with_text(data, {RECIPE_KEY: json.dumps(recipe), "parameters": a1111_parameters(recipe)})
+
+
+def read_recipe(data: bytes) -> dict[str, Any] | None:
+    """The recipe a PNG made here carries, or None (another PNG, or not a PNG)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            text = getattr(image, "text", {}).get(RECIPE_KEY)
+    except Exception:
+        return None
+    if not text:
+        return None
+    try:
+        recipe = json.loads(text)
+    except ValueError:
+        return None
+    return recipe if isinstance(recipe, dict) and isinstance(recipe.get("request"), dict) else None
