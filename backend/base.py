@@ -23,6 +23,8 @@ class Backend(ABC):
     name: str = "backend"
     #: how many reference images this backend takes
     max_references: int = 3
+    #: how many runs of a sweep may run at once (hosted: fal does the work; local: one GPU)
+    concurrent_runs: int = 1
 
     @abstractmethod
     def run(self, request: EditRequest, *, key: str | None = None) -> Iterator[Event]:

@@ -73,6 +73,7 @@ class FalSettings:
 class FalBackend(Backend):
     name = "fal"
     max_references = FAL_MAX_REFERENCES
+    concurrent_runs = 8
 
     def __init__(self, settings: FalSettings | None = None, server_key: str | None = None):
         self.settings = settings or FalSettings()

@@ -230,3 +230,152 @@ def form_from_recipe(recipe: dict[str, Any], offered: list[str]) -> dict[str, An
         "sync_mode": request.get("sync_mode", False),
         "backend": backend if backend in offered else gr.skip(),
     }
+
+
+# -- results tools: chain edits, compare, downloads ----------------------------------------
+
+
+def result_paths(gallery: Any) -> list[str]:
+    """The files shown in the results gallery, in order (Gradio gives (path, caption) pairs)."""
+    paths = []
+    for item in gallery or []:
+        path = item[0] if isinstance(item, (tuple, list)) else item
+        if isinstance(path, dict):
+            path = path.get("path") or path.get("image", {}).get("path")
+        if path:
+            paths.append(str(path))
+    return paths
+
+
+def selected_result(gallery: Any, index: int | None) -> str:
+    paths = result_paths(gallery)
+    if not paths:
+        raise gr.Error("Run an edit first: there is no result to use yet.", title="No result")
+    return paths[min(max(index or 0, 0), len(paths) - 1)]
+
+
+def use_as_input(gallery: Any, index: int | None, slot_count: int) -> list[str | None]:
+    """The selected result becomes image 1; the other references are cleared."""
+    return [selected_result(gallery, index)] + [None] * (slot_count - 1)
+
+
+def add_as_reference(gallery: Any, index: int | None, slots: list[str | None], limit: int) -> list[str | None]:
+    """The selected result goes into the first free slot the backend takes."""
+    packed = pack_images(*slots)
+    filled = sum(1 for s in packed if s)
+    if filled >= limit:
+        raise gr.Error(f"This backend takes at most {limit} reference images: remove one first.",
+                       title="No free slot")
+    packed[filled] = selected_result(gallery, index)
+    return packed
+
+
+def compare_pair(gallery: Any, index: int | None, reference: str | None, mode: str, a: Any, b: Any):
+    """What the compare slider shows: before/after (image 1 vs the selected result) or A/B."""
+    paths = result_paths(gallery)
+    if not paths:
+        return None
+    if mode == "ab":
+        pick = lambda i: paths[min(int(i or 0), len(paths) - 1)]  # noqa: E731
+        return (pick(a), pick(b))
+    if not reference:
+        return None
+    return (reference, selected_result(gallery, index))
+
+
+def as_png(path: str, folder: Path) -> str:
+    """The image as a PNG file (results in jpeg/webp are converted; PNGs are served as they are)."""
+    if path.lower().endswith(".png"):
+        return path
+    from PIL import Image
+
+    target = folder / (Path(path).stem + ".png")
+    with Image.open(path) as image:
+        image.save(target, format="PNG")
+    return str(target)
+
+
+def zip_results(paths: list[str], folder: Path, name: str = "results.zip") -> str | None:
+    """All results in one zip (stored, not recompressed: the images are compressed already)."""
+    import zipfile
+
+    if not paths:
+        return None
+    target = folder / name
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+        for index, path in enumerate(paths, start=1):
+            archive.write(path, arcname=f"image-{index}{Path(path).suffix}")
+    return str(target)
+
+
+# -- sweeps ------------------------------------------------------------------------------
+
+
+def sweep_cost(x_key: str, x_values: str, y_key: str | None, y_values: str) -> str:
+    """What the page says before a sweep starts: how many runs it will make."""
+    from backend.sweep import SweepAxis
+
+    try:
+        x = SweepAxis.parse(x_key, x_values)
+        count = len(x.values)
+        if y_key:
+            count *= len(SweepAxis.parse(y_key, y_values).values)
+    except InvalidInput as error:
+        return f"⚠️ {format_problems(error.problems)}"
+    note = " (at most 16)" if count > 16 else ""
+    return f"This sweep makes **{count} run{'s' if count != 1 else ''}**{note}, one image each."
+
+
+def run_sweep_view(
+    backend: Backend, outputs_root: Path, source: str, request: EditRequest, key: str | None,
+    x_key: str, x_values: str, y_key: str | None, y_values: str,
+) -> Iterator[tuple[Any, str, Any, Any]]:
+    """Run a sweep, yielding (cells gallery, status, grid image, zip) as cells finish."""
+    import json
+    import tempfile
+
+    from PIL import Image
+
+    from backend.grid import make_grid
+    from backend.outputs import atomic_write
+    from backend.sweep import SweepAxis, plan_sweep, run_sweep
+
+    try:
+        x = SweepAxis.parse(x_key, x_values, "Sweep values (X)")
+        y = SweepAxis.parse(y_key, y_values, "Sweep values (Y)") if y_key else None
+        plan = plan_sweep(request, x, y)
+    except InvalidInput as error:
+        raise gr.Error(format_problems(error.problems), title="Please check the sweep") from None
+    total = len(plan.cells)
+    paths: list[str | None] = [None] * total
+    failures: list[str] = []
+    skip = gr.skip()
+    yield [], f"⏳ Sweep: 0 of {total} cells", None, None
+    for item in run_sweep(backend, plan, key=key):
+        if item is None:
+            continue_status = f"⚙️ Sweep: {sum(p is not None for p in paths)} of {total} cells"
+            yield skip, continue_status, skip, skip
+            continue
+        index, outcome = item
+        if isinstance(outcome, Result):
+            saved = save_run(outputs_root, plan.cells[index], outcome, backend.name, source)
+            paths[index] = str(saved.image_paths[0])
+        else:
+            failures.append(f"{plan.captions[index]}: {outcome.message}")
+        done = [(p, plan.captions[i]) for i, p in enumerate(paths) if p]
+        yield done, f"⚙️ Sweep: {len(done)} of {total} cells", skip, skip
+    cells = [Image.open(p) if p else None for p in paths]
+    grid, _layout = make_grid(cells, x.axis(), y.axis() if y else None)
+    folder = Path(tempfile.mkdtemp(prefix="sweep-", dir=outputs_root))
+    grid_path = folder / "grid.png"
+    grid.save(grid_path)
+    atomic_write(folder / "sweep.json", json.dumps({
+        "x": {"setting": x.key, "values": list(x.values)},
+        "y": {"setting": y.key, "values": list(y.values)} if y else None,
+        "cells": [{"caption": c, "image": p} for c, p in zip(plan.captions, paths)],
+    }, indent=2).encode())
+    zipped = zip_results([p for p in paths if p] + [str(grid_path)], folder, "sweep.zip")
+    status = f"✅ Sweep done: {total - len(failures)} of {total} cells"
+    if failures:
+        status += " — failed: " + "; ".join(failures)
+    yield [(p, plan.captions[i]) for i, p in enumerate(paths) if p], status, str(grid_path), zipped

@@ -6,6 +6,7 @@ and the validation can never disagree.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from backend.errors import InvalidInput
 from backend.recipes import read_recipe
 from backend.request import EditRequest, ImageSize, LoraWeight, field_limits
 from backend.settings import MEMORY_MODES
+from backend.sweep import SWEEPABLE
 from ui import handlers
 
 CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "style.css"
@@ -159,6 +161,20 @@ def build_ui(
                         info=_fal_only_info("sync_mode", local_first), interactive=not local_first,
                     )
 
+                with gr.Accordion("Sweep", open=False, elem_id="sweep-panel"):
+                    axis_choices = [(label, key) for key, (label, _kind) in SWEEPABLE.items()]
+                    with gr.Row():
+                        sweep_x = gr.Dropdown(axis_choices, value="lora1_scale", label="Vary (X)", elem_id="sweep-x")
+                        sweep_x_values = gr.Textbox(value="0.4, 0.7, 1.0, 1.3", label="X values",
+                                                    elem_id="sweep-x-values")
+                    with gr.Row():
+                        sweep_y = gr.Dropdown([("nothing", "")] + axis_choices, value="", label="and (Y)",
+                                              elem_id="sweep-y")
+                        sweep_y_values = gr.Textbox(value="", label="Y values", placeholder="1, 2",
+                                                    elem_id="sweep-y-values")
+                    sweep_cost = gr.Markdown(handlers.sweep_cost("lora1_scale", "0.4, 0.7, 1.0, 1.3", "", ""),
+                                             elem_id="sweep-cost")
+                    sweep_button = gr.Button("Run sweep", variant="primary", elem_id="sweep-button")
                 with gr.Accordion("Restore settings from a PNG made here", open=False):
                     recipe_file = gr.File(
                         label="Drop a PNG from this studio", file_types=[".png"], type="filepath",
@@ -172,13 +188,37 @@ def build_ui(
                     buttons=["download", "fullscreen"], interactive=False,
                 )
                 with gr.Row():
+                    use_input = gr.Button("Use as input", size="sm", elem_id="use-as-input")
+                    add_reference = gr.Button("Add as reference", size="sm", elem_id="add-as-reference")
+                    download_png = gr.DownloadButton("Selected as PNG", size="sm", elem_id="download-png",
+                                                     interactive=False)
+                    download_zip = gr.DownloadButton("All as zip", size="sm", elem_id="download-zip",
+                                                     interactive=False)
+                with gr.Row():
                     seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="seed-used")
                     reuse_seed = gr.Button("Reuse this seed", size="sm", elem_id="reuse-seed")
                 details = gr.Markdown(elem_id="details")
+                with gr.Accordion("Compare", open=True):
+                    compare_mode = gr.Radio(
+                        [("Before / after (image 1 vs the selected result)", "before"), ("A / B", "ab")],
+                        value="before", show_label=False, elem_id="compare-mode",
+                    )
+                    with gr.Row(visible=False) as ab_row:
+                        pick_a = gr.Dropdown(label="A", choices=[], elem_id="compare-a")
+                        pick_b = gr.Dropdown(label="B", choices=[], elem_id="compare-b")
+                    compare = gr.ImageSlider(label="Compare", type="filepath", format="png", elem_id="compare")
+                with gr.Accordion("Sweep results", open=False, elem_id="sweep-results") as sweep_results:
+                    sweep_gallery = gr.Gallery(label="Sweep cells", columns=4, height=320, elem_id="sweep-cells",
+                                               interactive=False)
+                    sweep_grid = gr.Image(label="Sweep grid", type="filepath", format="png", interactive=False,
+                                          elem_id="sweep-grid", buttons=["download", "fullscreen"])
+                    sweep_zip = gr.DownloadButton("Sweep as zip", size="sm", elem_id="sweep-zip")
                 with gr.Accordion("Log", open=False):
                     logs = gr.Textbox(label="Log lines", lines=8, max_lines=20, interactive=False, elem_id="logs")
+                selected = gr.State(0)  # the result the tools act on (the gallery's selection)
 
         # -- events -------------------------------------------------------------------
+        private_fast = dict(api_visibility="private", queue=False)
         # Keep the images packed to the left, so "image N" is the N-th image sent.
         for slot in slots:
             for trigger in (slot.upload, slot.clear):
@@ -247,6 +287,21 @@ def build_ui(
             Returns:
                 the result images, a status line, fal's log lines, a summary (seed, timings, safety flags) and the seed used.
             """
+            chosen, request, source = prepare(
+                prompt, image_1, image_2, image_3, loras, guidance_scale, num_inference_steps, size, width,
+                height, seed, randomize_seed, num_images, acceleration, enable_prompt_expansion,
+                enable_safety_checker, output_format, sync_mode, fal_key, backend, image_4, image_5, image_6,
+                model, memory,
+            )
+            yield from handlers.run_edit(chosen, outputs_root, source, request, fal_key)
+
+        def prepare(
+            prompt, image_1, image_2, image_3, loras, guidance_scale, num_inference_steps, size, width, height,
+            seed, randomize_seed, num_images, acceleration, enable_prompt_expansion, enable_safety_checker,
+            output_format, sync_mode, fal_key, backend=default_backend, image_4=None, image_5=None, image_6=None,
+            model=model, memory=memory,
+        ):
+            """The backend, the validated request, and what the recipe records as the model."""
             try:
                 chosen = handlers.pick_backend(backends, backend, model, memory)
                 request = handlers.request_from_form(
@@ -256,9 +311,7 @@ def build_ui(
                 )
             except InvalidInput as error:
                 raise gr.Error(handlers.format_problems(error.problems), title="Please check the form") from None
-            # What the recipe records as the model: fal's endpoint, or the local model.
-            source = model if chosen.name == "local" else endpoint
-            yield from handlers.run_edit(chosen, outputs_root, source, request, fal_key)
+            return chosen, request, (model if chosen.name == "local" else endpoint)
 
         inputs = [
             prompt, *slots[:3], lora_rows, guidance, steps, size, width, height, seed, randomize_seed, num_images,
@@ -271,8 +324,92 @@ def build_ui(
             concurrency_limit=None, show_progress="minimal", show_progress_on=[gallery],
             trigger_mode="once",
         )
+        def sweep(
+            prompt: str, image_1: str | None, image_2: str | None, image_3: str | None,
+            loras: list | None, guidance_scale: float, num_inference_steps: float, size: str,
+            width: float, height: float, seed: float | None, randomize_seed: bool, num_images: float,
+            acceleration: str, enable_prompt_expansion: bool, enable_safety_checker: bool,
+            output_format: str, sync_mode: bool, fal_key: str | None, backend: str = default_backend,
+            image_4: str | None = None, image_5: str | None = None, image_6: str | None = None,
+            model: str = model, memory: str = memory, x_axis: str = "lora1_scale",
+            x_values: str = "0.4, 0.7, 1.0, 1.3", y_axis: str = "", y_values: str = "",
+        ):
+            """Run a sweep: the same arguments as `edit`, then the axes.
+
+            Args:
+                x_axis: the setting to vary: seed, guidance_scale, num_inference_steps, lora1_scale, lora2_scale or lora3_scale.
+                x_values: its values, comma-separated, e.g. "0.4, 0.7, 1.0".
+                y_axis: a second setting to vary, or "" for none.
+                y_values: its values, comma-separated.
+            Returns:
+                the cells as they finish (captioned with their values), a status line, the labelled grid image
+                and a zip of the cells and the grid. At most 16 cells; num_images is 1 per cell.
+            """
+            chosen, request, source = prepare(
+                prompt, image_1, image_2, image_3, loras, guidance_scale, num_inference_steps, size, width,
+                height, seed, randomize_seed, num_images, acceleration, enable_prompt_expansion,
+                enable_safety_checker, output_format, sync_mode, fal_key, backend, image_4, image_5, image_6,
+                model, memory,
+            )
+            yield from handlers.run_sweep_view(
+                chosen, outputs_root, source, request, fal_key, x_axis, x_values, y_axis or None, y_values,
+            )
+
+        sweep_event = sweep_button.click(
+            lambda: gr.update(open=True), None, sweep_results, **private_fast,
+        ).then(
+            sweep, [*inputs, sweep_x, sweep_x_values, sweep_y, sweep_y_values],
+            [sweep_gallery, status, sweep_grid, sweep_zip], api_name="sweep", concurrency_limit=None,
+        )
+        for control in (sweep_x, sweep_x_values, sweep_y, sweep_y_values):
+            control.change(handlers.sweep_cost, [sweep_x, sweep_x_values, sweep_y, sweep_y_values], sweep_cost,
+                           **private_fast)
         stop_button.click(
-            lambda: "⏹ Stopped.", None, status, cancels=[run_event], api_visibility="private", queue=False,
+            lambda: "⏹ Stopped.", None, status, cancels=[run_event, sweep_event], api_visibility="private",
+            queue=False,
+        )
+
+        # -- results tools --------------------------------------------------------------
+        downloads = Path(tempfile.mkdtemp(prefix="studio-downloads-"))
+
+        def on_select(event: gr.SelectData) -> int:
+            return event.index
+
+        def refresh_compare(gallery_value, index, reference, mode, a, b):
+            return handlers.compare_pair(gallery_value, index, reference, mode, a, b)
+
+        def refresh_png(gallery_value, index):
+            paths = handlers.result_paths(gallery_value)
+            if not paths:
+                return gr.update(value=None, interactive=False)
+            return gr.update(value=handlers.as_png(handlers.selected_result(gallery_value, index), downloads),
+                             interactive=True)
+
+        def after_run(gallery_value, reference):
+            paths = handlers.result_paths(gallery_value)
+            choices = [(f"image {i}", i - 1) for i in range(1, len(paths) + 1)]
+            folder = Path(tempfile.mkdtemp(dir=downloads))
+            zipped = handlers.zip_results(paths, folder)
+            return (
+                0, gr.update(choices=choices, value=0), gr.update(choices=choices, value=min(1, len(paths) - 1)),
+                gr.update(value=zipped, interactive=bool(zipped)),
+                handlers.compare_pair(gallery_value, 0, reference, "before", 0, 0),
+            )
+
+        compare_inputs = [gallery, selected, slots[0], compare_mode, pick_a, pick_b]
+        private = dict(api_visibility="private")
+        run_event.then(after_run, [gallery, slots[0]], [selected, pick_a, pick_b, download_zip, compare], **private
+                       ).then(refresh_png, [gallery, selected], download_png, **private)
+        gallery.select(on_select, None, selected, **private).then(
+            refresh_compare, compare_inputs, compare, **private).then(
+            refresh_png, [gallery, selected], download_png, **private)
+        compare_mode.change(lambda m: gr.update(visible=m == "ab"), compare_mode, ab_row, **private)
+        for trigger in (compare_mode.change, pick_a.change, pick_b.change):
+            trigger(refresh_compare, compare_inputs, compare, **private)
+        use_input.click(lambda g, i: handlers.use_as_input(g, i, len(slots)), [gallery, selected], slots, **private)
+        add_reference.click(
+            lambda g, i, name, *current: handlers.add_as_reference(g, i, list(current), backends[name].max_references),
+            [gallery, selected, backend_choice, *slots], slots, **private,
         )
 
         restored = {

@@ -1,0 +1,144 @@
+"""The labelled grid image of a parameter sweep (like A1111's X/Y plot).
+
+    grid, layout = make_grid(cells, Axis("LoRA 1 scale", ("0.4", "0.7", "1.0", "1.3")),
+                             Axis("Seed", ("1", "2")))
+
+The grid is a white RGB image: a top margin holds the X axis name and one value
+label above each column; with a Y axis, a left margin holds the Y axis name
+(rotated 90°) and one value label left of each row. `GridLayout` reports where
+every cell and every label went, so tests (and the UI) need not guess.
+
+Pillow only: no numpy, no torch, so the hosted app can import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw, ImageFont
+
+MAX_CELLS = 16  # the app's cap on a sweep
+FAILED_GREY = (160, 160, 160)
+BLACK = (0, 0, 0)
+WHITE = (255, 255, 255)
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str  # e.g. "LoRA 1 scale", "Guidance", "Seed", "Steps"
+    values: tuple[str, ...]  # the labels, already formatted, e.g. ("0.4", "0.7")
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    cell_boxes: tuple[Box, ...]  # (left, top, right, bottom) of each cell, in cell order
+    labels: tuple[tuple[str, Box], ...]  # every text drawn and its ink box
+
+
+def _check(cells: list, x: Axis, y: Axis | None, cell_size: int) -> None:
+    if cell_size < 16:
+        raise ValueError(f"cell_size must be at least 16 pixels, got {cell_size}")
+    for axis in (x, y):
+        if axis is not None and not axis.values:
+            raise ValueError(f"axis {axis.name!r} has no values")
+    expected = len(x.values) * (len(y.values) if y else 1)
+    if max(expected, len(cells)) > MAX_CELLS:
+        raise ValueError(f"a grid holds at most {MAX_CELLS} cells, got {max(expected, len(cells))}")
+    if len(cells) != expected:
+        shape = f"{len(x.values)} x {len(y.values)}" if y else f"{len(x.values)}"
+        raise ValueError(f"a {shape} grid needs {expected} cells, got {len(cells)}")
+
+
+def _fit(image: Image.Image, size: int) -> Image.Image:
+    """The image scaled (up or down) to fit size x size, centered on white."""
+    scale = min(size / image.width, size / image.height)
+    w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    # RGBA so transparent pixels become white rather than black.
+    scaled = image.convert("RGBA").resize((w, h), Image.Resampling.LANCZOS)
+    out = Image.new("RGB", (size, size), WHITE)
+    out.paste(scaled, ((size - w) // 2, (size - h) // 2), scaled)
+    return out
+
+
+def _failed(size: int, font: ImageFont.ImageFont) -> Image.Image:
+    out = Image.new("RGB", (size, size), FAILED_GREY)
+    ImageDraw.Draw(out).text((size / 2, size / 2), "failed", fill=WHITE, font=font, anchor="mm")
+    return out
+
+
+def make_grid(
+    cells: list[Image.Image | None], x: Axis, y: Axis | None = None, cell_size: int = 384
+) -> tuple[Image.Image, GridLayout]:
+    """cells are in row-major order: cell (row r, column c) is cells[r * len(x.values) + c];
+    with y None there is one row. A None cell (a run that failed or was stopped) is drawn as a grey box with 'failed'.
+    Each cell image is scaled to fit cell_size x cell_size keeping its aspect ratio (centered on white)."""
+    _check(cells, x, y, cell_size)
+    cols, rows = len(x.values), (len(y.values) if y else 1)
+    font = ImageFont.load_default(size=max(10, cell_size // 16))
+    pad = max(4, cell_size // 48)  # space around labels
+    gap = max(2, cell_size // 64)  # space between cells
+
+    # Measure every text first (ink boxes), so the margins fit the longest label.
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def size_of(text: str) -> tuple[int, int]:
+        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+        return right - left, bottom - top
+
+    line_h = max(size_of(t)[1] for t in (x.name, *x.values, *(y.values if y else ())))
+    top_margin = pad + line_h + pad + line_h + pad  # X name, then the column values
+    left_margin = 0
+    if y:
+        y_name_w, y_name_h = size_of(y.name)
+        # The rotated Y name is y_name_h wide; the row values sit to its right.
+        left_margin = pad + y_name_h + pad + max(size_of(v)[0] for v in y.values) + pad
+    grid_w = cols * cell_size + (cols - 1) * gap
+    grid_h = rows * cell_size + (rows - 1) * gap
+    width = max(left_margin + grid_w, size_of(x.name)[0] + 2 * pad, *(
+        left_margin + c * (cell_size + gap) + (cell_size + size_of(v)[0]) // 2 + pad
+        for c, v in enumerate(x.values)))
+    height = top_margin + grid_h
+    if y:  # a long rotated Y name may need more height than the rows give
+        height = max(height, top_margin + y_name_w + pad)
+    image = Image.new("RGB", (width, height), WHITE)
+    draw = ImageDraw.Draw(image)
+    labels: list[tuple[str, Box]] = []
+
+    def put(text: str, left: int, top: int) -> None:
+        """Draw text so its ink box starts exactly at (left, top), and record that box."""
+        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+        draw.text((left - x0, top - y0), text, fill=BLACK, font=font)
+        labels.append((text, (left, top, left + x1 - x0, top + y1 - y0)))
+
+    # X axis name centered over the grid; clamped so it stays inside the image.
+    name_w = size_of(x.name)[0]
+    put(x.name, max(pad, left_margin + (grid_w - name_w) // 2), pad)
+    for c, value in enumerate(x.values):
+        center = left_margin + c * (cell_size + gap) + cell_size // 2
+        put(value, max(0, center - size_of(value)[0] // 2), pad + line_h + pad)
+
+    if y:
+        # Rotated text: render on its own strip, turn it, paste it centred on the rows.
+        strip = Image.new("RGB", (y_name_w, y_name_h), WHITE)
+        x0, y0, _, _ = draw.textbbox((0, 0), y.name, font=font)
+        ImageDraw.Draw(strip).text((-x0, -y0), y.name, fill=BLACK, font=font)
+        strip = strip.rotate(90, expand=True)
+        top = top_margin + max(0, (grid_h - strip.height) // 2)
+        image.paste(strip, (pad, top))
+        labels.append((y.name, (pad, top, pad + strip.width, top + strip.height)))
+        for r, value in enumerate(y.values):
+            value_w, value_h = size_of(value)
+            middle = top_margin + r * (cell_size + gap) + cell_size // 2
+            put(value, left_margin - pad - value_w, middle - value_h // 2)
+
+    boxes: list[Box] = []
+    for i, cell in enumerate(cells):
+        r, c = divmod(i, cols)
+        left = left_margin + c * (cell_size + gap)
+        top = top_margin + r * (cell_size + gap)
+        image.paste(_fit(cell, cell_size) if cell is not None else _failed(cell_size, font), (left, top))
+        boxes.append((left, top, left + cell_size, top + cell_size))
+
+    return image, GridLayout(cell_boxes=tuple(boxes), labels=tuple(labels))

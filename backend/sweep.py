@@ -1,0 +1,142 @@
+"""Sweeps: one or two settings varied over given values, one run per cell.
+
+    plan = plan_sweep(request, SweepAxis.parse("lora1_scale", "0.4, 0.7, 1.0"), SweepAxis.parse("seed", "1, 2"))
+    for index, outcome in run_sweep(backend, plan, key=...):   # as cells finish
+        ...
+
+Hosted cells run several at once (fal does the work); local cells run one after
+another (one GPU). Closing the generator stops every cell (their fal jobs are
+cancelled by the backend's own clean-up).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Backend
+from .errors import InvalidInput, StudioError
+from .events import Result
+from .grid import MAX_CELLS, Axis
+from .request import EditRequest, build_request
+
+# The settings a sweep can vary: key -> (label, type)
+SWEEPABLE: dict[str, tuple[str, type]] = {
+    "seed": ("Seed", int),
+    "guidance_scale": ("Guidance", float),
+    "num_inference_steps": ("Steps", int),
+    "lora1_scale": ("LoRA 1 scale", float),
+    "lora2_scale": ("LoRA 2 scale", float),
+    "lora3_scale": ("LoRA 3 scale", float),
+}
+
+
+@dataclass(frozen=True)
+class SweepAxis:
+    key: str
+    values: tuple[float | int, ...]
+
+    @property
+    def label(self) -> str:
+        return SWEEPABLE[self.key][0]
+
+    @classmethod
+    def parse(cls, key: str, text: str, field_label: str = "Sweep values") -> "SweepAxis":
+        if key not in SWEEPABLE:
+            raise InvalidInput.one("sweep", "Sweep axis", f"must be one of {', '.join(SWEEPABLE)}, not {key!r}")
+        label, kind = SWEEPABLE[key]
+        values = []
+        for part in [p.strip() for p in str(text).replace(";", ",").split(",") if p.strip()]:
+            try:
+                number = float(part)
+            except ValueError:
+                raise InvalidInput.one("sweep", field_label, f"{label}: {part!r} is not a number") from None
+            if kind is int and not number.is_integer():
+                raise InvalidInput.one("sweep", field_label, f"{label}: {part} is not a whole number")
+            values.append(kind(number))
+        if not values:
+            raise InvalidInput.one("sweep", field_label, f"give the {label} values, e.g. 0.4, 0.7, 1.0")
+        if len(set(values)) != len(values):
+            raise InvalidInput.one("sweep", field_label, f"{label}: a value is repeated")
+        return cls(key=key, values=tuple(values))
+
+    def axis(self) -> Axis:
+        return Axis(self.label, tuple(f"{v:g}" if isinstance(v, float) else str(v) for v in self.values))
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    x: SweepAxis
+    y: SweepAxis | None
+    cells: tuple[EditRequest, ...]  # row-major: cell (r, c) = cells[r * len(x.values) + c]
+    captions: tuple[str, ...]
+
+
+def plan_sweep(request: EditRequest, x: SweepAxis, y: SweepAxis | None = None) -> SweepPlan:
+    """Every cell's request, validated like any run (so a bad value names itself)."""
+    if y is not None and y.key == x.key:
+        raise InvalidInput.one("sweep", "Sweep axes", "the two axes must vary different settings")
+    count = len(x.values) * (len(y.values) if y else 1)
+    if count > MAX_CELLS:
+        raise InvalidInput.one("sweep", "Sweep", f"at most {MAX_CELLS} cells per sweep (this one has {count})")
+    cells, captions = [], []
+    for y_value in (y.values if y else (None,)):
+        for x_value in x.values:
+            fields = request.model_dump(mode="json")
+            fields["num_images"] = 1
+            caption = [_apply(fields, x, x_value)]
+            if y is not None:
+                caption.append(_apply(fields, y, y_value))
+            cells.append(build_request(**fields))
+            captions.append(" · ".join(caption))
+    return SweepPlan(x=x, y=y, cells=tuple(cells), captions=tuple(captions))
+
+
+def _apply(fields: dict[str, Any], axis: SweepAxis, value: Any) -> str:
+    if axis.key.startswith("lora"):
+        index = int(axis.key[4]) - 1
+        if index >= len(fields["loras"]):
+            raise InvalidInput.one("sweep", axis.label, f"switch on LoRA {index + 1} to sweep its scale")
+        fields["loras"][index] = {**fields["loras"][index], "scale": value}
+    else:
+        fields[axis.key] = value
+    return f"{axis.label} {value:g}" if isinstance(value, float) else f"{axis.label} {value}"
+
+
+def run_sweep(
+    backend: Backend, plan: SweepPlan, key: str | None = None, heartbeat: float = 0.5,
+) -> Iterator[tuple[int, Result | StudioError] | None]:
+    """Yield (cell index, Result or the error that ended that cell) as cells finish, and
+    None every `heartbeat` seconds while waiting (so a Stop can close the generator)."""
+    stop = threading.Event()
+
+    def run_cell(request: EditRequest) -> Result | StudioError:
+        events = backend.run(request, key=key)
+        try:
+            for event in events:
+                if stop.is_set():
+                    return StudioError("Stopped.")
+                if isinstance(event, Result):
+                    return event
+            return StudioError("The run ended without a result.")
+        except StudioError as error:
+            return error
+        finally:
+            events.close()  # cancels the cell's job when it was stopped
+
+    workers = ThreadPoolExecutor(max_workers=backend.concurrent_runs, thread_name_prefix="sweep")
+    futures: dict[Future, int] = {workers.submit(run_cell, cell): i for i, cell in enumerate(plan.cells)}
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=heartbeat, return_when=FIRST_COMPLETED)
+            if not done:
+                yield None
+            for future in sorted(done, key=futures.get):
+                yield futures[future], future.result()
+    finally:
+        stop.set()
+        workers.shutdown(wait=True, cancel_futures=True)
