@@ -27,6 +27,7 @@ class SavedRun:
     folder: Path
     image_paths: tuple[Path, ...]
     recipe: dict[str, Any]
+    reference_paths: tuple[Path, ...] = ()
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -80,4 +81,12 @@ def save_run(root: Path, request: EditRequest, result: Result, backend: str, end
         atomic_write(path, data)
         paths.append(path)
     atomic_write(folder / "recipe.json", json.dumps(recipe, indent=2).encode())
-    return SavedRun(folder=folder, image_paths=tuple(paths), recipe=recipe)
+    # The references too, so that restoring the run from history gives back every input.
+    references = []
+    for index, source in enumerate(request.image_urls, start=1):
+        if source.startswith(("http://", "https://", "data:")) or not Path(source).is_file():
+            continue
+        path = folder / f"reference-{index}{Path(source).suffix.lower() or '.png'}"
+        atomic_write(path, Path(source).read_bytes())
+        references.append(path)
+    return SavedRun(folder=folder, image_paths=tuple(paths), recipe=recipe, reference_paths=tuple(references))

@@ -115,7 +115,9 @@ def request_from_form(
 def run_edit(
     backend: Backend, outputs_root: Path, endpoint: str, request: EditRequest, key: str | None,
 ) -> Iterator[tuple[Any, str, str, str, Any]]:
-    """Run one edit, yielding (gallery, status, logs, details, seed_used) updates.
+    """Run one edit, yielding (gallery, status, logs, details, seed_used, last_run) updates.
+
+    `last_run` (for the history) is {recipe, images, references} of the saved run.
 
     Closing this generator (Stop, or the tab closing) closes the backend's run, which
     cancels the job there.
@@ -138,12 +140,12 @@ def run_edit(
             logs_changed = False
             if isinstance(event, Queued):
                 where = "next in line" if event.position == 0 else f"position {event.position + 1}"
-                yield skip, f"⏳ Queued at {backend.name}: {where}", log_update, skip, skip
+                yield skip, f"⏳ Queued at {backend.name}: {where}", log_update, skip, skip, skip
             elif isinstance(event, Progress):
-                yield skip, "⚙️ " + event.message, log_update, skip, skip
+                yield skip, "⚙️ " + event.message, log_update, skip, skip, skip
             elif isinstance(event, Preview):
                 step = f" (step {event.step} of {event.total})" if event.step else ""
-                yield list(event.images), f"🖼️ Intermediate result{step}", log_update, skip, skip
+                yield list(event.images), f"🖼️ Intermediate result{step}", log_update, skip, skip, skip
             elif isinstance(event, Result):
                 saved = save_run(outputs_root, request, event, backend.name, endpoint)
                 elapsed = time.monotonic() - started
@@ -152,8 +154,13 @@ def run_edit(
                     for i, (path, img) in enumerate(zip(saved.image_paths, event.images), start=1)
                 ]
                 # Every output gets a real value at the end: API callers read only the last one.
+                last_run = {
+                    "recipe": saved.recipe,
+                    "images": [str(p) for p in saved.image_paths],
+                    "references": [str(p) for p in saved.reference_paths],
+                }
                 yield (gallery, f"✅ Done in {elapsed:.1f} s", "\n".join(logs),
-                       describe_result(event, saved.folder.relative_to(outputs_root)), event.seed)
+                       describe_result(event, saved.folder.relative_to(outputs_root)), event.seed, last_run)
     except InvalidInput as error:
         raise gr.Error(format_problems(error.problems), title="Please check the form") from None
     except StudioError as error:

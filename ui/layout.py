@@ -6,6 +6,7 @@ and the validation can never disagree.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from backend.request import EditRequest, ImageSize, LoraWeight, field_limits
 from backend.settings import MEMORY_MODES
 from backend.sweep import SWEEPABLE
 from ui import handlers
+from ui import history as history_lib
 
 CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "style.css"
 SHORTCUTS_JS = """
@@ -101,6 +103,7 @@ def build_ui(
                     run_button = gr.Button("Run", variant="primary", elem_id="run-button", scale=3)
                     stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button", scale=1)
                 gr.Markdown("Ctrl/Cmd+Enter runs, Escape stops.", elem_classes=["hint"])
+                examples = _examples(prompt, slots[:3])
 
                 with gr.Group(visible=needs_visitor_key and default_backend == "fal") as key_group:
                     fal_key = gr.Textbox(
@@ -161,6 +164,19 @@ def build_ui(
                         info=_fal_only_info("sync_mode", local_first), interactive=not local_first,
                     )
 
+                with gr.Accordion("Presets", open=False, elem_id="presets-panel"):
+                    gr.Markdown("A preset keeps the LoRA stack and the settings (not the instruction or images).",
+                                elem_classes=["hint"])
+                    with gr.Row():
+                        preset_name = gr.Textbox(label="Name", placeholder="watercolor 0.8", elem_id="preset-name")
+                        preset_save = gr.Button("Save", size="sm", elem_id="preset-save")
+                    with gr.Row():
+                        preset_pick = gr.Dropdown(label="Preset", choices=[], elem_id="preset-pick")
+                        preset_load = gr.Button("Load", size="sm", elem_id="preset-load")
+                    with gr.Row():
+                        preset_export = gr.DownloadButton("Export presets", size="sm", elem_id="preset-export")
+                        preset_import = gr.UploadButton("Import presets", file_types=[".json"], size="sm",
+                                                        type="binary", elem_id="preset-import")
                 with gr.Accordion("Sweep", open=False, elem_id="sweep-panel"):
                     axis_choices = [(label, key) for key, (label, _kind) in SWEEPABLE.items()]
                     with gr.Row():
@@ -213,11 +229,25 @@ def build_ui(
                     sweep_grid = gr.Image(label="Sweep grid", type="filepath", format="png", interactive=False,
                                           elem_id="sweep-grid", buttons=["download", "fullscreen"])
                     sweep_zip = gr.DownloadButton("Sweep as zip", size="sm", elem_id="sweep-zip")
+                with gr.Accordion("History", open=True, elem_id="history-panel"):
+                    history_gallery = gr.Gallery(label="Past runs (kept in this browser)", columns=6, height=220,
+                                                 elem_id="history", interactive=False, allow_preview=False)
+                    with gr.Row():
+                        history_restore = gr.Button("Restore this run", size="sm", elem_id="history-restore")
+                        history_star = gr.Button("★ Star / unstar", size="sm", elem_id="history-star")
+                        history_clear = gr.Button("Clear (keeps starred)", size="sm", variant="stop",
+                                                  elem_id="history-clear")
                 with gr.Accordion("Log", open=False):
                     logs = gr.Textbox(label="Log lines", lines=8, max_lines=20, interactive=False, elem_id="logs")
                 selected = gr.State(0)  # the result the tools act on (the gallery's selection)
+                history_selected = gr.State(None)
+                last_run = gr.State(None)  # the saved run, for the history
+                # Recipes and thumbnails only, in localStorage: never a key.
+                history = gr.BrowserState([], storage_key="flux2-studio-history")
+                presets = gr.BrowserState({}, storage_key="flux2-studio-presets")
 
         # -- events -------------------------------------------------------------------
+        private = dict(api_visibility="private")
         private_fast = dict(api_visibility="private", queue=False)
         # Keep the images packed to the left, so "image N" is the N-th image sent.
         for slot in slots:
@@ -318,7 +348,7 @@ def build_ui(
             acceleration, expansion, safety, output_format, sync_mode, fal_key, backend_choice, *slots[3:],
             model_box, memory_box,
         ]
-        outputs = [gallery, status, logs, details, seed_used]
+        outputs = [gallery, status, logs, details, seed_used, last_run]
         run_event = gr.on(
             [run_button.click, prompt.submit], edit, inputs, outputs, api_name="edit",
             concurrency_limit=None, show_progress="minimal", show_progress_on=[gallery],
@@ -364,9 +394,11 @@ def build_ui(
         for control in (sweep_x, sweep_x_values, sweep_y, sweep_y_values):
             control.change(handlers.sweep_cost, [sweep_x, sweep_x_values, sweep_y, sweep_y_values], sweep_cost,
                            **private_fast)
+        # An example fills the form and runs at once (one click).
+        example_event = examples.load_input_event.then(edit, inputs, outputs, **private)
         stop_button.click(
-            lambda: "⏹ Stopped.", None, status, cancels=[run_event, sweep_event], api_visibility="private",
-            queue=False,
+            lambda: "⏹ Stopped.", None, status, cancels=[run_event, sweep_event, example_event],
+            api_visibility="private", queue=False,
         )
 
         # -- results tools --------------------------------------------------------------
@@ -397,7 +429,6 @@ def build_ui(
             )
 
         compare_inputs = [gallery, selected, slots[0], compare_mode, pick_a, pick_b]
-        private = dict(api_visibility="private")
         run_event.then(after_run, [gallery, slots[0]], [selected, pick_a, pick_b, download_zip, compare], **private
                        ).then(refresh_png, [gallery, selected], download_png, **private)
         gallery.select(on_select, None, selected, **private).then(
@@ -411,6 +442,23 @@ def build_ui(
             lambda g, i, name, *current: handlers.add_as_reference(g, i, list(current), backends[name].max_references),
             [gallery, selected, backend_choice, *slots], slots, **private,
         )
+
+        # -- history ----------------------------------------------------------------------
+        def remember(run, past):
+            past = history_lib.add_entry(past, run)
+            return past, history_lib.gallery_items(past)
+
+        run_event.then(remember, [last_run, history], [history, history_gallery], **private)
+        demo.load(history_lib.gallery_items, history, history_gallery, **private)
+        history_gallery.select(on_select, None, history_selected, **private_fast)
+
+        def star(past, index):
+            past = history_lib.toggle_star(past, index)
+            return past, history_lib.gallery_items(past)
+
+        history_star.click(star, [history, history_selected], [history, history_gallery], **private_fast)
+        history_clear.click(lambda past: (lambda kept: (kept, history_lib.gallery_items(kept)))(
+            history_lib.clear(past)), history, [history, history_gallery], **private_fast)
 
         restored = {
             "prompt": prompt, "loras": lora_rows, "guidance_scale": guidance, "num_inference_steps": steps,
@@ -433,7 +481,75 @@ def build_ui(
             restore, [recipe_file, lora_version], [*restored.values(), lora_version, status],
             api_name="restore", api_visibility="undocumented",
         )
+
+        def restore_from_history(past, index, version):
+            """Every input of a past run: its settings, seed, backend and reference images."""
+            if not past or index is None or index >= len(past):
+                raise gr.Error("Pick a run in the history first.", title="Nothing to restore")
+            entry = past[index]
+            values = handlers.form_from_recipe(entry["recipe"], list(backends))
+            references = history_lib.existing(entry.get("references", []))
+            slot_values = (references + [None] * len(slots))[: len(slots)]
+            results = [p for p in history_lib.existing(entry.get("images", [])) if p]
+            return (*[values[name] for name in restored], version + 1, *slot_values, results,
+                    f"♻️ Restored the run of {entry['created']}.")
+
+        history_restore.click(
+            restore_from_history, [history, history_selected, lora_version],
+            [*restored.values(), lora_version, *slots, gallery, status], **private_fast,
+        )
+
+        # -- presets ------------------------------------------------------------------------
+        preset_inputs = [lora_rows, guidance, steps, size, width, height, acceleration, expansion, safety,
+                         output_format, sync_mode]
+
+        def save_preset(all_presets, name, *values):
+            try:
+                all_presets = history_lib.save_preset(all_presets, name, dict(zip(history_lib.PRESET_FIELDS, values)))
+            except ValueError as error:
+                raise gr.Error(str(error), title="Preset") from None
+            return all_presets, gr.update(choices=list(all_presets), value=name.strip())
+
+        def load_preset(all_presets, name, version):
+            if not all_presets or name not in all_presets:
+                raise gr.Error("Pick a saved preset first.", title="Preset")
+            values = all_presets[name]
+            return (*[values.get(f, gr.skip()) for f in history_lib.PRESET_FIELDS], version + 1)
+
+        def import_presets(all_presets, data):
+            try:
+                all_presets = history_lib.import_presets(all_presets, data)
+            except ValueError as error:
+                raise gr.Error(str(error), title="Preset") from None
+            return all_presets, gr.update(choices=list(all_presets))
+
+        def export_file(all_presets):
+            """The export button always holds the current presets as a JSON file."""
+            return history_lib.export_presets(all_presets, Path(tempfile.mkdtemp(dir=downloads)))
+
+        preset_save.click(save_preset, [presets, preset_name, *preset_inputs], [presets, preset_pick], **private_fast
+                          ).then(export_file, presets, preset_export, **private_fast)
+        preset_load.click(load_preset, [presets, preset_pick, lora_version], [*preset_inputs, lora_version],
+                          **private_fast)
+        preset_import.upload(import_presets, [presets, preset_import], [presets, preset_pick], **private_fast
+                             ).then(export_file, presets, preset_export, **private_fast)
+        demo.load(lambda p: (gr.update(choices=list(p or {})), export_file(p)), presets,
+                  [preset_pick, preset_export], **private)
     return demo
+
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
+def _examples(prompt: gr.Textbox, slots: list[gr.Image]) -> gr.Examples:
+    """The project's own examples (images drawn in code: assets/make_examples.py)."""
+    listed = json.loads((EXAMPLES_DIR / "examples.json").read_text())
+    rows = []
+    for example in listed:
+        images = [str(EXAMPLES_DIR / name) for name in example["images"]]
+        rows.append([example["prompt"], *(images + [None] * len(slots))[: len(slots)]])
+    return gr.Examples(rows, [prompt, *slots], label="Examples (one click runs them)",
+                       example_labels=[e["name"] for e in listed], cache_examples=False)
 
 
 def _fal_only_info(name: str, local: bool) -> str:
