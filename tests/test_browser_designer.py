@@ -1,0 +1,125 @@
+"""The designer's tools in a real Chromium: compare, chain, downloads, history, recipes, presets, examples."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+from playwright.sync_api import expect
+
+from backend.recipes import read_recipe
+from tests.test_browser import SCREENSHOTS, browser  # noqa: F401  (the shared Chromium fixture)
+
+
+def open_page(browser, app):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+    page.goto(app.url)
+    return page
+
+
+def run_once(page, image, prompt="make it glow", images=1):
+    page.locator("#reference-1 input[type=file]").set_input_files(str(image))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill(prompt)
+    if images > 1:
+        page.get_by_label("number input for Images").fill(str(images))
+        page.keyboard.press("Tab")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+
+
+def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path):  # noqa: F811
+    page = open_page(browser, app)
+    run_once(page, images["red"], images=2)
+    # Before/after: the slider shows image 1 and the selected result.
+    expect(page.locator("#compare img")).to_have_count(2, timeout=10_000)
+    # All results as one zip.
+    expect(page.locator("#download-zip")).to_be_enabled()
+    with page.expect_download() as download:
+        page.locator("#download-zip").click()
+    archive = tmp_path / "results.zip"
+    download.value.save_as(archive)
+    assert sorted(zipfile.ZipFile(archive).namelist()) == ["image-1.png", "image-2.png"]
+    # A / B between the two results.
+    page.get_by_label("A / B").check()
+    expect(page.locator("#compare-a")).to_be_visible()
+    expect(page.locator("#compare img")).to_have_count(2)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
+    # Chain: the second result becomes the only reference, then is sent.
+    page.locator("#results button").nth(1).click()
+    page.locator("#use-as-input").click()
+    expect(page.locator("#reference-1 img")).to_be_visible()
+    page.wait_for_timeout(500)
+    page.locator("#run-button").click()
+    assert fake.wait_for(lambda: len(fake.jobs) == 2 and all(j.state == "COMPLETED" for j in fake.jobs.values()))
+    first, second = sorted(fake.jobs.values(), key=lambda j: j.created)
+    assert len(second.input["image_urls"]) == 1
+    assert second.input["image_urls"][0] != first.input["image_urls"][0]
+    page.close()
+
+
+def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, images):  # noqa: F811
+    page = open_page(browser, app)
+    run_once(page, images["blue"], prompt="turn the sky pink")
+    page.reload()
+    expect(page.locator("#history img").first).to_be_visible(timeout=15_000)
+    expect(page.locator("#prompt textarea")).to_have_value("")
+    page.locator("#history button").first.click()
+    page.locator("#history-restore").click()
+    expect(page.locator("#prompt textarea")).to_have_value("turn the sky pink", timeout=10_000)
+    expect(page.locator("#reference-1 img")).to_be_visible()
+    expect(page.locator("#results img").first).to_be_visible()
+    seed = [j.output["seed"] for j in fake.jobs.values()][0]
+    expect(page.locator("#seed input, input[aria-label='Seed']").first).to_have_value(str(seed))
+    # Starred runs survive "clear".
+    page.locator("#history button").first.click()
+    page.locator("#history-star").click()
+    expect(page.locator("#history")).to_contain_text("★")
+    page.locator("#history-clear").click()
+    expect(page.locator("#history img")).to_have_count(1)
+    page.close()
+
+
+def test_dropping_a_png_restores_its_recipe(browser, app, fake, images):  # noqa: F811
+    page = open_page(browser, app)
+    run_once(page, images["red"], prompt="make it a watercolor")
+    saved = next(p for p in app.outputs.rglob("image-1.png") if read_recipe(p.read_bytes())["request"]["prompt"]
+                 == "make it a watercolor")
+    page.reload()
+    page.get_by_text("Restore settings from a PNG made here").click()
+    page.locator("#recipe-drop input[type=file]").set_input_files(str(saved))
+    expect(page.locator("#prompt textarea")).to_have_value("make it a watercolor", timeout=10_000)
+    expect(page.locator("#status")).to_contain_text("Restored")
+    page.close()
+
+
+def test_presets_save_load_and_export(browser, app, tmp_path):  # noqa: F811
+    page = open_page(browser, app)
+    page.get_by_text("Presets", exact=True).click()
+    page.get_by_label("number input for Guidance").fill("7.5")
+    page.keyboard.press("Tab")
+    page.locator("#preset-name textarea, #preset-name input").first.fill("strong")
+    page.locator("#preset-save").click()
+    page.get_by_label("number input for Guidance").fill("1")
+    page.keyboard.press("Tab")
+    page.locator("#preset-pick input").click()
+    page.get_by_role("option", name="strong").click()
+    page.locator("#preset-load").click()
+    expect(page.get_by_label("number input for Guidance")).to_have_value("7.5", timeout=10_000)
+    with page.expect_download() as download:
+        page.locator("#preset-export").click()
+    exported = tmp_path / "presets.json"
+    download.value.save_as(exported)
+    assert json.loads(exported.read_text())["strong"]["guidance_scale"] == 7.5
+    page.close()
+
+
+def test_an_example_runs_in_one_click(browser, app, fake):  # noqa: F811
+    page = open_page(browser, app)
+    page.get_by_text("Pattern on a mug").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    [job] = fake.jobs.values()
+    assert job.input["prompt"].startswith("put the lemon pattern from image 2 on the mug")
+    assert len(job.input["image_urls"]) == 2
+    page.close()
