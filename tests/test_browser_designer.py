@@ -47,7 +47,7 @@ def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path):  # n
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
     # Chain: the second result becomes the only reference, then is sent.
-    page.locator("#results button").nth(1).click()
+    page.locator("#results .thumbnail-item").nth(1).click()
     page.locator("#use-as-input").click()
     expect(page.locator("#reference-1 img")).to_be_visible()
     page.wait_for_timeout(500)
@@ -65,7 +65,7 @@ def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, 
     page.reload()
     expect(page.locator("#history img").first).to_be_visible(timeout=15_000)
     expect(page.locator("#prompt textarea")).to_have_value("")
-    page.locator("#history button").first.click()
+    page.locator("#history .thumbnail-item").first.click()
     page.locator("#history-restore").click()
     expect(page.locator("#prompt textarea")).to_have_value("turn the sky pink", timeout=10_000)
     expect(page.locator("#reference-1 img")).to_be_visible()
@@ -73,7 +73,7 @@ def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, 
     seed = [j.output["seed"] for j in fake.jobs.values()][0]
     expect(page.locator("#seed input, input[aria-label='Seed']").first).to_have_value(str(seed))
     # Starred runs survive "clear".
-    page.locator("#history button").first.click()
+    page.locator("#history .thumbnail-item").first.click()
     page.locator("#history-star").click()
     expect(page.locator("#history")).to_contain_text("★")
     page.locator("#history-clear").click()
