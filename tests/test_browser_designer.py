@@ -46,9 +46,19 @@ def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path):  # n
     expect(page.locator("#compare img")).to_have_count(2)
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
+    # The selected result as a PNG.
+    page.locator("#results .thumbnail-item").nth(0).click()
+    expect(page.locator("#download-png")).to_be_enabled()
+    with page.expect_download() as single:
+        page.locator("#download-png").click()
+    assert single.value.suggested_filename.endswith(".png")
+    # Chain: add the first result as a second reference.
+    page.locator("#add-as-reference").click()
+    expect(page.locator("#reference-2 img")).to_be_visible(timeout=10_000)
     # Chain: the second result becomes the only reference, then is sent.
     page.locator("#results .thumbnail-item").nth(1).click()
     page.locator("#use-as-input").click()
+    expect(page.locator("#reference-2 img")).to_be_hidden(timeout=10_000)
     expect(page.locator("#reference-1 img")).to_be_visible()
     page.wait_for_timeout(500)
     page.locator("#run-button").click()
@@ -122,4 +132,18 @@ def test_an_example_runs_in_one_click(browser, app, fake):  # noqa: F811
     [job] = fake.jobs.values()
     assert job.input["prompt"].startswith("put the lemon pattern from image 2 on the mug")
     assert len(job.input["image_urls"]) == 2
+    page.close()
+
+
+def test_escape_stops_a_run_and_cancels_the_fal_job(browser, app, fake, images):  # noqa: F811
+    fake.job_seconds = 300
+    page = open_page(browser, app)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("slow")
+    page.locator("#run-button").click()
+    assert fake.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in fake.jobs.values()), timeout=15)
+    page.keyboard.press("Escape")
+    assert fake.wait_for(lambda: all(j.cancelled for j in fake.jobs.values()), timeout=30)
+    expect(page.locator("#status")).to_contain_text("Stopped")
     page.close()
