@@ -225,13 +225,14 @@ def build_ui(
                     compare = gr.ImageSlider(label="Compare", type="filepath", format="png", elem_id="compare")
                 with gr.Accordion("Sweep results", open=False, elem_id="sweep-results") as sweep_results:
                     sweep_gallery = gr.Gallery(label="Sweep cells", columns=4, height=320, elem_id="sweep-cells",
-                                               interactive=False)
+                                               interactive=False, fit_columns=False)
                     sweep_grid = gr.Image(label="Sweep grid", type="filepath", format="png", interactive=False,
                                           elem_id="sweep-grid", buttons=["download", "fullscreen"])
                     sweep_zip = gr.DownloadButton("Sweep as zip", size="sm", elem_id="sweep-zip")
                 with gr.Accordion("History", open=True, elem_id="history-panel"):
                     history_gallery = gr.Gallery(label="Past runs (kept in this browser)", columns=6, height=220,
-                                                 elem_id="history", interactive=False, allow_preview=False)
+                                                 elem_id="history", interactive=False, allow_preview=False,
+                                                 fit_columns=False, object_fit="cover")
                     with gr.Row():
                         history_restore = gr.Button("Restore this run", size="sm", elem_id="history-restore")
                         history_star = gr.Button("★ Star / unstar", size="sm", elem_id="history-star")
