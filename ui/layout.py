@@ -6,7 +6,6 @@ and the validation can never disagree.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,13 @@ import gradio as gr
 from backend.base import Backend
 from backend.errors import InvalidInput
 from backend.recipes import read_recipe
-from backend.request import EditRequest, ImageSize, LoraWeight, field_limits
+from backend.request import EditRequest, ImageSize, field_limits
 from backend.settings import MEMORY_MODES
 from backend.sweep import SWEEPABLE
 from ui import handlers
 from ui import history as history_lib
+from ui.examples import project_examples
+from ui.lora_editor import lora_editor
 
 CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "style.css"
 SHORTCUTS_JS = """
@@ -103,7 +104,7 @@ def build_ui(
                     run_button = gr.Button("Run", variant="primary", elem_id="run-button", scale=3)
                     stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button", scale=1)
                 gr.Markdown("Ctrl/Cmd+Enter runs, Escape stops.", elem_classes=["hint"])
-                examples = _examples(prompt, slots[:3])
+                examples = project_examples(prompt, slots[:3])
 
                 with gr.Group(visible=needs_visitor_key and default_backend == "fal") as key_group:
                     fal_key = gr.Textbox(
@@ -122,7 +123,7 @@ def build_ui(
                         label="Memory mode", elem_id="local-memory",
                     )
 
-                lora_rows, lora_version = _lora_editor()
+                lora_rows, lora_version = lora_editor()
 
                 guidance = _slider("guidance_scale", 0.1)
                 steps = _slider("num_inference_steps", 1)
@@ -539,20 +540,6 @@ def build_ui(
     return demo
 
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
-
-
-def _examples(prompt: gr.Textbox, slots: list[gr.Image]) -> gr.Examples:
-    """The project's own examples (images drawn in code: assets/make_examples.py)."""
-    listed = json.loads((EXAMPLES_DIR / "examples.json").read_text())
-    rows = []
-    for example in listed:
-        images = [str(EXAMPLES_DIR / name) for name in example["images"]]
-        rows.append([example["prompt"], *(images + [None] * len(slots))[: len(slots)]])
-    return gr.Examples(rows, [prompt, *slots], label="Examples (one click runs them)",
-                       example_labels=[e["name"] for e in listed], cache_examples=False)
-
-
 def _fal_only_info(name: str, local: bool) -> str:
     return FAL_ONLY if local else _field(name).description
 
@@ -562,73 +549,3 @@ def _references_hint(backend: Backend) -> str:
         f"Up to {backend.max_references} reference images, sent in this order. Upload, paste or drop "
         "them; large photos are shrunk to the model's ~1 megapixel."
     )
-
-
-def _lora_editor() -> tuple[gr.JSON, gr.Number]:
-    """An editable LoRA list built from data: one row per entry in `rows`.
-
-    `rows` (a hidden JSON value, also the `loras` argument of the API) holds
-    [{path, scale, enabled}]. Row edits update it in place; adding or removing a row
-    bumps `version`, which re-renders the rows.
-    """
-    scale_limits = field_limits("scale", LoraWeight)
-    with gr.Group():
-        gr.Markdown("**LoRAs** — an https URL to a .safetensors file, a Hugging Face repo id, "
-                    "or a path fal accepts. At most 3 switched on.", elem_classes=["hint"])
-        rows = gr.JSON(value=[], visible=False, label="loras")
-        version = gr.Number(value=0, visible=False)
-
-        @gr.render(inputs=[rows], triggers=[version.change])
-        def render_rows(current: list[dict[str, Any]] | None):
-            current = handlers.normalise_loras(current)
-            for index, row in enumerate(current):
-                with gr.Row(equal_height=True, elem_classes=["lora-row"]):
-                    path = gr.Textbox(
-                        value=row["path"], label=f"LoRA {index + 1}", scale=5, key=f"lora-path-{index}",
-                        placeholder="owner/repo or https://…/lora.safetensors",
-                    )
-                    scale = gr.Slider(
-                        minimum=scale_limits["minimum"], maximum=scale_limits["maximum"], step=0.05,
-                        value=row["scale"], label="scale", scale=3, key=f"lora-scale-{index}", interactive=True,
-                    )
-                    enabled = gr.Checkbox(value=row["enabled"], label="on", scale=1, min_width=60, interactive=True,
-                                          key=f"lora-on-{index}")
-                    remove = gr.Button("✕", size="sm", scale=0, min_width=40, key=f"lora-remove-{index}")
-
-                def update(value: Any, all_rows: list, i: int = index, name: str = "") -> list:
-                    all_rows = handlers.normalise_loras(all_rows)
-                    if i < len(all_rows):
-                        all_rows[i] = {**all_rows[i], name: value}
-                    return all_rows
-
-                path.change(lambda v, r, i=index: update(v, r, i, "path"), [path, rows], rows,
-                            api_visibility="private", queue=False)
-                scale.change(lambda v, r, i=index: update(v, r, i, "scale"), [scale, rows], rows,
-                             api_visibility="private", queue=False)
-
-                def toggle(value: bool, all_rows: list, v: float, i: int = index) -> tuple[list, Any]:
-                    all_rows = update(value, all_rows, i, "enabled")
-                    limited, warning = handlers.limit_active_loras(all_rows)
-                    if warning:
-                        gr.Warning(warning)
-                        return limited, v + 1  # re-render so the checkbox shows it stayed off
-                    return limited, gr.skip()
-
-                # queued: gr.Warning reaches the page only through the queue's stream
-                enabled.input(toggle, [enabled, rows, version], [rows, version], api_visibility="private")
-                remove.click(
-                    lambda r, v, i=index: ([x for j, x in enumerate(handlers.normalise_loras(r)) if j != i], v + 1),
-                    [rows, version], [rows, version], api_visibility="private", queue=False,
-                )
-
-        add = gr.Button("+ Add LoRA", size="sm", elem_id="add-lora")
-
-        def add_row(all_rows: list, v: float) -> tuple[list, float]:
-            all_rows = handlers.normalise_loras(all_rows) + [{"path": "", "scale": 1.0, "enabled": True}]
-            limited, warning = handlers.limit_active_loras(all_rows)
-            if warning:
-                gr.Warning(warning)
-            return limited, v + 1
-
-        add.click(add_row, [rows, version], [rows, version], api_visibility="private")
-    return rows, version
