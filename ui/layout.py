@@ -20,6 +20,7 @@ from backend.settings import MEMORY_MODES
 from backend.sweep import SWEEPABLE
 from ui import handlers
 from ui import history as history_lib
+from ui.components import ReferenceImage
 from ui.examples import project_examples
 from ui.lora_editor import lora_editor
 
@@ -80,7 +81,7 @@ def build_ui(
                     for row_start, visible in ((1, True), (4, local_first)):
                         with gr.Row(visible=visible) as slot_row:
                             slots += [
-                                gr.Image(
+                                ReferenceImage(
                                     label=f"image {i}", type="filepath", image_mode=None,
                                     sources=["upload", "clipboard"], height=180, min_width=120,
                                     elem_id=f"reference-{i}", buttons=["fullscreen"],
