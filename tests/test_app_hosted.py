@@ -224,3 +224,24 @@ def test_safety_flags_and_timings_are_shown_with_the_result(app, fake, images):
     assert "**Safety checker:** flagged image 1" in details
     assert "**Timings:** inference" in details
     assert [item["caption"] for item in gallery] == ["image 1 ⚠ flagged", "image 2"]
+
+
+def test_a_full_queue_answers_busy_instead_of_piling_up(fake, images, tmp_path):
+    from tests.conftest import launch_app, stop_app
+
+    fake.job_seconds = 5
+    app = launch_app(tmp_path, fake, STUDIO_CONCURRENCY="1", STUDIO_MAX_QUEUE="1")
+    try:
+        client = Client(app.url, verbose=False)
+        running = client.submit(**edit_args(images), api_name="/edit")
+        assert fake.wait_for(lambda: len(fake.jobs) == 1, timeout=15)
+        waiting = client.submit(**edit_args(images), api_name="/edit")
+        assert fake.wait_for(lambda: waiting.status().code.name == "IN_QUEUE", timeout=10)
+        refused = client.submit(**edit_args(images), api_name="/edit")
+        with pytest.raises(Exception, match="(?i)queue is full"):
+            refused.result(timeout=30)
+        assert running.result(timeout=30)[1].startswith("✅ Done")
+        assert waiting.result(timeout=30)[1].startswith("✅ Done")
+        assert len(fake.jobs) == 2
+    finally:
+        stop_app(app)

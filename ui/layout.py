@@ -354,7 +354,7 @@ def build_ui(
         outputs = [gallery, status, logs, details, seed_used, last_run]
         run_event = gr.on(
             [run_button.click, prompt.submit], edit, inputs, outputs, api_name="edit",
-            concurrency_limit=None, show_progress="minimal", show_progress_on=[gallery],
+            show_progress="minimal", show_progress_on=[gallery],
             trigger_mode="once",
         )
         def sweep(
@@ -392,7 +392,7 @@ def build_ui(
             lambda: gr.update(open=True), None, sweep_results, **private_fast,
         ).then(
             sweep, [*inputs, sweep_x, sweep_x_values, sweep_y, sweep_y_values],
-            [sweep_gallery, status, sweep_grid, sweep_zip], api_name="sweep", concurrency_limit=None,
+            [sweep_gallery, status, sweep_grid, sweep_zip], api_name="sweep",
         )
         for control in (sweep_x, sweep_x_values, sweep_y, sweep_y_values):
             control.change(handlers.sweep_cost, [sweep_x, sweep_x_values, sweep_y, sweep_y_values], sweep_cost,
