@@ -6,7 +6,7 @@ Settings come from the environment (see README.md, "Settings").
 from __future__ import annotations
 
 # Pillow's decompression-bomb limit must be set before any image is opened.
-import backend.images  # noqa: F401  (import for its side effect)
+from backend.images import MAX_INPUT_BYTES
 
 import logging
 import sys
@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
     launch_kwargs = dict(
         enable_monitoring=False,
+        max_file_size=f"{MAX_INPUT_BYTES // 2**20}mb",  # uploads larger than a reference may be
         run_history=False,  # would keep every input, the visitor's key included, in the browser
         max_threads=max(40, settings.concurrency * 2),
         allowed_paths=[str(outputs)],
