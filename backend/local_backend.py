@@ -251,6 +251,7 @@ class LocalBackend(Backend):
             inbox.put(("event", Progress(f"Loading {wanted[0]} (once)…")))
             self._pipe = None  # free the old model before loading the new one
             self._adapters.clear()
+            self._trigger_words.clear()
             self._embeddings.clear()
             self._pipe = prepare_pipeline(
                 load_pipeline(wanted[0], wanted[1], self.device), self.device, self.settings.compile_blocks,

@@ -4,17 +4,23 @@ person sees. No model or HTTP logic lives here; that is the backend's job.
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from backend.base import Backend
 from backend.errors import FieldProblem, InvalidInput, StudioError
 from backend.events import Log, Preview, Progress, Queued, Result
-from backend.outputs import save_run
+from backend.grid import make_grid
+from backend.outputs import atomic_write, save_run
+from backend.sweep import SweepAxis, plan_sweep, run_sweep
 from backend.request import MAX_ACTIVE_LORAS, PRESET_SIZES, EditRequest, build_request
 
 MATCH_FIRST = "match"
@@ -294,8 +300,6 @@ def as_png(path: str, folder: Path) -> str:
     """The image as a PNG file (results in jpeg/webp are converted; PNGs are served as they are)."""
     if path.lower().endswith(".png"):
         return path
-    from PIL import Image
-
     target = folder / (Path(path).stem + ".png")
     with Image.open(path) as image:
         image.save(target, format="PNG")
@@ -304,8 +308,6 @@ def as_png(path: str, folder: Path) -> str:
 
 def zip_results(paths: list[str], folder: Path, name: str = "results.zip") -> str | None:
     """All results in one zip (stored, not recompressed: the images are compressed already)."""
-    import zipfile
-
     if not paths:
         return None
     target = folder / name
@@ -320,8 +322,6 @@ def zip_results(paths: list[str], folder: Path, name: str = "results.zip") -> st
 
 def sweep_cost(x_key: str, x_values: str, y_key: str | None, y_values: str) -> str:
     """What the page says before a sweep starts: how many runs it will make."""
-    from backend.sweep import SweepAxis
-
     try:
         x = SweepAxis.parse(x_key, x_values)
         count = len(x.values)
@@ -338,15 +338,6 @@ def run_sweep_view(
     x_key: str, x_values: str, y_key: str | None, y_values: str,
 ) -> Iterator[tuple[Any, str, Any, Any]]:
     """Run a sweep, yielding (cells gallery, status, grid image, zip) as cells finish."""
-    import json
-    import tempfile
-
-    from PIL import Image
-
-    from backend.grid import make_grid
-    from backend.outputs import atomic_write
-    from backend.sweep import SweepAxis, plan_sweep, run_sweep
-
     try:
         x = SweepAxis.parse(x_key, x_values, "Sweep values (X)")
         y = SweepAxis.parse(y_key, y_values, "Sweep values (Y)") if y_key else None
@@ -359,9 +350,8 @@ def run_sweep_view(
     skip = gr.skip()
     yield [], f"⏳ Sweep: 0 of {total} cells", None, None
     for item in run_sweep(backend, plan, key=key):
-        if item is None:
-            continue_status = f"⚙️ Sweep: {sum(p is not None for p in paths)} of {total} cells"
-            yield skip, continue_status, skip, skip
+        if item is None:  # still waiting: say where it stands (this yield lets a Stop in)
+            yield skip, f"⚙️ Sweep: {sum(p is not None for p in paths)} of {total} cells", skip, skip
             continue
         index, outcome = item
         if isinstance(outcome, Result):
