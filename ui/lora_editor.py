@@ -24,9 +24,16 @@ def lora_editor() -> tuple[gr.JSON, gr.Number]:
         rows = gr.JSON(value=[], visible=False, label="loras")
         version = gr.Number(value=0, visible=False)
 
+        # Every edit rebuilds the list from ALL the rows' current values (not from `rows`,
+        # which may not yet hold the previous edit), and edits are handled one at a time in
+        # the order they were made: typing in one row and then another loses nothing.
+        in_order = dict(api_visibility="private", concurrency_id="lora-editor", concurrency_limit=1)
+
         @gr.render(inputs=[rows], triggers=[version.change])
         def render_rows(current: list[dict[str, Any]] | None):
             current = handlers.normalise_loras(current)
+            fields: list[gr.components.Component] = []
+            removes = []
             for index, row in enumerate(current):
                 with gr.Row(equal_height=True, elem_classes=["lora-row"]):
                     path = gr.Textbox(
@@ -39,32 +46,34 @@ def lora_editor() -> tuple[gr.JSON, gr.Number]:
                     )
                     enabled = gr.Checkbox(value=row["enabled"], label="on", scale=1, min_width=60, interactive=True,
                                           key=f"lora-on-{index}")
-                    remove = gr.Button("✕", size="sm", scale=0, min_width=40, key=f"lora-remove-{index}")
+                    removes.append(gr.Button("✕", size="sm", scale=0, min_width=40, key=f"lora-remove-{index}"))
+                fields += [path, scale, enabled]
 
-                def update(value: Any, all_rows: list, i: int = index, name: str = "") -> list:
-                    all_rows = handlers.normalise_loras(all_rows)
-                    if i < len(all_rows):
-                        all_rows[i] = {**all_rows[i], name: value}
-                    return all_rows
+            def collect(values: tuple) -> list[dict[str, Any]]:
+                return [
+                    {"path": values[i], "scale": values[i + 1], "enabled": values[i + 2]}
+                    for i in range(0, len(values), 3)
+                ]
 
-                path.change(lambda v, r, i=index: update(v, r, i, "path"), [path, rows], rows,
-                            api_visibility="private", queue=False)
-                scale.change(lambda v, r, i=index: update(v, r, i, "scale"), [scale, rows], rows,
-                             api_visibility="private", queue=False)
+            def edited(*values) -> list:
+                return collect(values)
 
-                def toggle(value: bool, all_rows: list, v: float, i: int = index) -> tuple[list, Any]:
-                    all_rows = update(value, all_rows, i, "enabled")
-                    limited, warning = handlers.limit_active_loras(all_rows)
-                    if warning:
-                        gr.Warning(warning)
-                        return limited, v + 1  # re-render so the checkbox shows it stayed off
-                    return limited, gr.skip()
+            def toggled(version_now: float, *values) -> tuple[list, Any]:
+                limited, warning = handlers.limit_active_loras(collect(values))
+                if warning:
+                    gr.Warning(warning)
+                    return limited, version_now + 1  # re-render so the checkbox shows it stayed off
+                return limited, gr.skip()
 
-                # queued: gr.Warning reaches the page only through the queue's stream
-                enabled.input(toggle, [enabled, rows, version], [rows, version], api_visibility="private")
+            for path, scale, enabled in zip(fields[0::3], fields[1::3], fields[2::3]):
+                path.change(edited, fields, rows, **in_order)
+                scale.change(edited, fields, rows, **in_order)
+                enabled.input(toggled, [version, *fields], [rows, version], **in_order)
+            for index, remove in enumerate(removes):
                 remove.click(
-                    lambda r, v, i=index: ([x for j, x in enumerate(handlers.normalise_loras(r)) if j != i], v + 1),
-                    [rows, version], [rows, version], api_visibility="private", queue=False,
+                    lambda version_now, *values, i=index: (
+                        [r for j, r in enumerate(collect(values)) if j != i], version_now + 1),
+                    [version, *fields], [rows, version], **in_order,
                 )
 
         add = gr.Button("+ Add LoRA", size="sm", elem_id="add-lora")
@@ -76,5 +85,5 @@ def lora_editor() -> tuple[gr.JSON, gr.Number]:
                 gr.Warning(warning)
             return limited, v + 1
 
-        add.click(add_row, [rows, version], [rows, version], api_visibility="private")
+        add.click(add_row, [rows, version], [rows, version], **in_order)
     return rows, version
