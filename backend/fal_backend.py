@@ -14,6 +14,7 @@ out, or the visitor leaves (Gradio closes the generator).
 from __future__ import annotations
 
 import io
+import json
 import queue
 import re
 import socket
@@ -451,3 +452,5 @@ def _fal_errors():
         raise ServiceError("The connection to fal broke off before the result arrived. Run again.") from None
     except httpx.HTTPError as error:
         raise ServiceError(f"Could not reach fal ({type(error).__name__}). Check the connection.") from None
+    except json.JSONDecodeError:  # a reply cut or garbled on the way
+        raise ServiceError("fal sent a reply the app could not read. Run again.") from None

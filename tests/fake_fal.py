@@ -347,6 +347,7 @@ class FakeFal:
             self.steps = 4
             self.stream_previews = True
             self.cut_stream_after: int | None = None
+            self.malformed = False  # the output (queue result or last stream event) is not JSON
             self.fail: dict | None = None
             self.requests: list[Recorded] = []
             self.jobs: dict[str, Job] = {}
@@ -575,6 +576,9 @@ class FakeFal:
             raise HTTPError(400, {"detail": "Request is still in progress"}, headers)
         if job.errors is not None:
             raise HTTPError(422, {"detail": job.errors}, headers)
+        if self.malformed:
+            h.send_json(200, '{"images": [{"url": ', headers)
+            return
         h.send_json(200, job.output, headers)
 
     def _cancel(self, h: "_Handler", job: Job) -> None:
@@ -617,7 +621,8 @@ class FakeFal:
                 h.close_connection = True  # no terminating chunk: the client sees a truncated body
                 self._mark_disconnected(job)
                 return
-            if not h.idle(pause, self._stopping) or not h.send_chunk(b"data: " + json.dumps(event).encode() + b"\n\n"):
+            data = b'{"images": [{"url": ' if (self.malformed and event is output) else json.dumps(event).encode()
+            if not h.idle(pause, self._stopping) or not h.send_chunk(b"data: " + data + b"\n\n"):
                 self._mark_disconnected(job)
                 return
             if event is output:

@@ -136,3 +136,12 @@ def test_the_hosted_app_does_not_import_torch_or_diffusers():
     code = "import sys, app; bad = {'torch', 'diffusers'} & set(sys.modules); print(sorted(bad)); sys.exit(bool(bad))"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("transport", ["stream", "queue"])
+def test_a_reply_that_is_not_json_is_a_clear_error(pointed, images, transport):
+    pointed.malformed = True
+    with pytest.raises(ServiceError, match="fal sent a reply the app could not read"):
+        drain(backend(transport).run(request_for(images)))
+    pointed.malformed = False
+    assert isinstance(drain(backend(transport).run(request_for(images)))[-1], Result)
