@@ -348,6 +348,7 @@ class FakeFal:
             self.stream_previews = True
             self.cut_stream_after: int | None = None
             self.malformed = False  # the output (queue result or last stream event) is not JSON
+            self.results_gone = False  # result image URLs answer 404 (an expired or lost file)
             self.fail: dict | None = None
             self.requests: list[Recorded] = []
             self.jobs: dict[str, Job] = {}
@@ -486,7 +487,7 @@ class FakeFal:
 
     def _serve_file(self, h: "_Handler", name: str) -> None:
         found = self._files.get(name)
-        if found is None:
+        if found is None or (self.results_gone and name in self.outputs):
             raise HTTPError(404, {"detail": "File not found"})
         h.send_bytes(200, found[0], found[1])
 

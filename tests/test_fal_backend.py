@@ -145,3 +145,9 @@ def test_a_reply_that_is_not_json_is_a_clear_error(pointed, images, transport):
         drain(backend(transport).run(request_for(images)))
     pointed.malformed = False
     assert isinstance(drain(backend(transport).run(request_for(images)))[-1], Result)
+
+
+def test_a_result_image_that_cannot_be_fetched_is_a_clear_error(pointed, images):
+    pointed.results_gone = True
+    with pytest.raises(ServiceError, match=r"Could not download a result image \(HTTP 404\)"):
+        drain(backend("queue").run(request_for(images)))
