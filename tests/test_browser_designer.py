@@ -72,6 +72,7 @@ def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path):  # n
 def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, images):  # noqa: F811
     page = open_page(browser, app)
     run_once(page, images["blue"], prompt="turn the sky pink")
+    expect(page.locator("#history img").first).to_be_visible(timeout=15_000)  # saved in the browser
     page.reload()
     expect(page.locator("#history img").first).to_be_visible(timeout=15_000)
     expect(page.locator("#prompt textarea")).to_have_value("")

@@ -399,10 +399,12 @@ def build_ui(
                            **private_fast)
         # An example fills the form and runs at once (one click).
         example_event = examples.load_input_event.then(edit, inputs, outputs, **private)
+        # The status is set after the cancel, so a last update of the stopped run cannot
+        # overwrite it.
         stop_button.click(
-            lambda: "⏹ Stopped.", None, status, cancels=[run_event, sweep_event, example_event],
-            api_visibility="private", queue=False,
-        )
+            None, None, None, cancels=[run_event, sweep_event, example_event], api_visibility="private",
+            queue=False,
+        ).then(lambda: "⏹ Stopped.", None, status, **private_fast)
 
         # -- results tools --------------------------------------------------------------
         downloads = Path(tempfile.mkdtemp(prefix="studio-downloads-"))
