@@ -357,6 +357,8 @@ def build_ui(
             show_progress="minimal", show_progress_on=[gallery],
             trigger_mode="once",
         )
+
+        # The same parameters as `edit`, spelled out: Gradio documents the API from the signature.
         def sweep(
             prompt: str, image_1: str | None, image_2: str | None, image_3: str | None,
             loras: list | None, guidance_scale: float, num_inference_steps: float, size: str,
