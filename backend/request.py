@@ -168,7 +168,7 @@ def describe_location(loc: tuple[Any, ...] | list[Any]) -> str:
     ('loras', 1, 'scale') -> 'LoRA 2 scale'; ('image_urls', 0) -> 'image 1';
     fal's ('body', 'guidance_scale') -> 'Guidance'.
     """
-    parts = [p for p in loc if p not in ("body", "function-after[_strip(), str]")]
+    parts = [p for p in loc if p != "body"]
     if not parts:
         return "request"
     head, rest = parts[0], parts[1:]

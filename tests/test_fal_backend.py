@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
@@ -54,10 +53,8 @@ def test_a_run_ends_with_the_result_and_the_seed(pointed, images, transport):
 @pytest.mark.parametrize("transport", ["stream", "queue"])
 def test_the_apps_own_deadline_cancels_the_job(pointed, images, transport):
     pointed.job_seconds = 30
-    started = time.monotonic()
     with pytest.raises(RunTimeout, match="longer than 1 s and was cancelled"):
         drain(backend(transport, run_timeout=1.0).run(request_for(images)))
-    assert time.monotonic() - started < 5
     assert pointed.wait_for(lambda: all(j.cancelled for j in pointed.jobs.values()), timeout=5)
     assert len(pointed.jobs) == 1
 

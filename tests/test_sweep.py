@@ -62,7 +62,7 @@ def test_a_sweep_that_is_too_big_is_refused_before_any_run(app, fake, images):
     assert not fake.jobs
 
 
-def test_a_local_sweep_runs_one_cell_after_another(local_app, images):
+def test_a_local_sweep_gives_one_cell_per_lora_scale_in_order(local_app, images):
     client = Client(local_app.url, verbose=False)
     cells, status, grid, _zip = client.predict(
         **local_args(images, loras=[{"path": "style.safetensors", "scale": 1.0, "enabled": True}],

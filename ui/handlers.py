@@ -5,6 +5,7 @@ person sees. No model or HTTP logic lives here; that is the backend's job.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 import zipfile
@@ -304,6 +305,16 @@ def as_png(path: str, folder: Path) -> str:
     with Image.open(path) as image:
         image.save(target, format="PNG")
     return str(target)
+
+
+def fresh_folder(root: Path, keep_seconds: float = 3600) -> Path:
+    """A new folder under `root` for a download, removing those older than an hour
+    (Gradio has copied them into its cache by then)."""
+    now = time.time()
+    for old in root.iterdir():
+        if old.is_dir() and now - old.stat().st_mtime > keep_seconds:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=root))
 
 
 def zip_results(paths: list[str], folder: Path, name: str = "results.zip") -> str | None:

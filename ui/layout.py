@@ -67,7 +67,9 @@ def build_ui(
     backends: dict[str, Backend], default_backend: str, outputs_root: Path, endpoint: str,
     needs_visitor_key: bool, model: str = "", memory: str = "gpu",
 ) -> gr.Blocks:
-    with gr.Blocks(title="FLUX.2 LoRA Edit Studio") as demo:
+    # Previews and results are copied into Gradio's cache on every update: clean it hourly
+    # of files older than a day, so a studio used all day does not fill the disk.
+    with gr.Blocks(title="FLUX.2 LoRA Edit Studio", delete_cache=(3600, 86400)) as demo:
         gr.Markdown("# FLUX.2 LoRA Edit Studio\nEdit images with FLUX.2 [dev] and your LoRAs.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=360):
@@ -414,9 +416,6 @@ def build_ui(
         def on_select(event: gr.SelectData) -> int:
             return event.index
 
-        def refresh_compare(gallery_value, index, reference, mode, a, b):
-            return handlers.compare_pair(gallery_value, index, reference, mode, a, b)
-
         def refresh_png(gallery_value, index):
             paths = handlers.result_paths(gallery_value)
             if not paths:
@@ -427,7 +426,7 @@ def build_ui(
         def after_run(gallery_value, reference):
             paths = handlers.result_paths(gallery_value)
             choices = [(f"image {i}", i - 1) for i in range(1, len(paths) + 1)]
-            folder = Path(tempfile.mkdtemp(dir=downloads))
+            folder = handlers.fresh_folder(downloads)
             zipped = handlers.zip_results(paths, folder)
             return (
                 0, gr.update(choices=choices, value=0), gr.update(choices=choices, value=min(1, len(paths) - 1)),
@@ -439,11 +438,11 @@ def build_ui(
         run_event.then(after_run, [gallery, slots[0]], [selected, pick_a, pick_b, download_zip, compare], **private
                        ).then(refresh_png, [gallery, selected], download_png, **private)
         gallery.select(on_select, None, selected, **private).then(
-            refresh_compare, compare_inputs, compare, **private).then(
+            handlers.compare_pair, compare_inputs, compare, **private).then(
             refresh_png, [gallery, selected], download_png, **private)
         compare_mode.change(lambda m: gr.update(visible=m == "ab"), compare_mode, ab_row, **private)
         for trigger in (compare_mode.change, pick_a.change, pick_b.change):
-            trigger(refresh_compare, compare_inputs, compare, **private)
+            trigger(handlers.compare_pair, compare_inputs, compare, **private)
         use_input.click(lambda g, i: handlers.use_as_input(g, i, len(slots)), [gallery, selected], slots, **private)
         add_reference.click(
             lambda g, i, name, *current: handlers.add_as_reference(g, i, list(current), backends[name].max_references),
@@ -532,7 +531,7 @@ def build_ui(
 
         def export_file(all_presets):
             """The export button always holds the current presets as a JSON file."""
-            return history_lib.export_presets(all_presets, Path(tempfile.mkdtemp(dir=downloads)))
+            return history_lib.export_presets(all_presets, handlers.fresh_folder(downloads))
 
         preset_save.click(save_preset, [presets, preset_name, *preset_inputs], [presets, preset_pick], **private_fast
                           ).then(export_file, presets, preset_export, **private_fast)
