@@ -759,6 +759,7 @@ def main_gpu(small: bool, steps: int, runs: int, fell_back: bool) -> dict:
             note_peak(name)
             row = paths[name]
             row["samples_s"].append(seconds)
+            print(f"  {name}: {seconds:.2f} s ({seconds / steps:.3f} s/step)", flush=True)
             row["loop_s_per_step_samples"].append(clock.loop_s_per_step())
             if row.get("latents") is None:  # the first measured run: kept for the output comparison
                 row["latents"], row["pixels"] = clock.last_decoded.detach().float().cpu(), pixels
@@ -783,6 +784,7 @@ def main_gpu(small: bool, steps: int, runs: int, fell_back: bool) -> dict:
             if cuda:
                 torch.cuda.synchronize()
             paths[name]["first_run_s"] = time.perf_counter() - t
+            print(f"  {name}: first run {paths[name]['first_run_s']:.1f} s", flush=True)
             note_peak(name)
 
         # Bare and the eager backend alternate (they share the transformer and the VAE).
