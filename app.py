@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
     demo = build_ui(
         create_backends(settings), settings.default_backend, outputs, settings.fal_endpoint,
         needs_visitor_key=not settings.fal_key, model=settings.model, memory=settings.memory,
+        outputs_max_bytes=settings.outputs_max_mb * 2**20,
     )
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
     launch_kwargs = dict(
@@ -62,7 +63,9 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         max_file_size=f"{MAX_INPUT_BYTES // 2**20}mb",  # uploads larger than a reference may be
         run_history=False,  # would keep every input, the visitor's key included, in the browser
         max_threads=max(40, settings.concurrency * 2),
-        allowed_paths=[str(outputs)],
+        # No allowed_paths: the outputs folder is never served. A browser gets copies of
+        # results from Gradio's cache, under names made from a secret hash of the content
+        # (settings.py keeps the outputs folder where Gradio may copy from).
         css_paths=[CSS_PATH],
         head=SHORTCUTS_JS,
         footer_links=["api"],

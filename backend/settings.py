@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class Settings:
     fal_transport: str = "stream"
     fal_base_url: str | None = None
     outputs: Path = Path("outputs")
+    outputs_max_mb: int = 2000  # size cap of the outputs folder; 0: no cap
     run_timeout: float = 600.0
     max_queue: int = 64
     concurrency: int = 64
@@ -98,11 +100,31 @@ class Settings:
             fal_endpoint=env.get("STUDIO_FAL_ENDPOINT", DEFAULT_ENDPOINT).strip() or DEFAULT_ENDPOINT,
             fal_transport=transport,
             fal_base_url=base_url,
-            outputs=Path(env.get("STUDIO_OUTPUTS", "outputs")),
+            outputs=_outputs_folder(env.get("STUDIO_OUTPUTS", "").strip() or "outputs"),
+            outputs_max_mb=int(_number(env, "STUDIO_OUTPUTS_MAX_MB", 2000, low=0)),
             run_timeout=_number(env, "STUDIO_RUN_TIMEOUT", 600.0, low=1.0),
             max_queue=int(_number(env, "STUDIO_MAX_QUEUE", 64, low=1)),
             concurrency=int(_number(env, "STUDIO_CONCURRENCY", 64, low=1)),
         )
+
+
+def _outputs_folder(raw: str) -> Path:
+    """The outputs folder must lie in the working directory or the temp folder.
+
+    Gradio hands a browser only copies of files from there (in its cache, under names
+    made from a secret hash of their content); the outputs folder itself is never
+    served, so one visitor cannot fetch another's results by guessing their names.
+    Serving a folder elsewhere would need it in launch(allowed_paths=...), which
+    serves every file in it to anyone who knows the path."""
+    folder = Path(raw).expanduser()
+    places = [Path.cwd().resolve(), Path(tempfile.gettempdir()).resolve()]
+    resolved = folder.absolute().resolve()
+    if not any(resolved == place or place in resolved.parents for place in places):
+        raise SettingsError(
+            f"STUDIO_OUTPUTS {raw!r} must be inside the folder the app is started from ({places[0]}) "
+            f"or the temp folder ({places[1]}); start the app from a folder that contains it"
+        )
+    return folder
 
 
 def _number(env: dict[str, str], name: str, default: float, low: float) -> float:

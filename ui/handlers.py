@@ -20,7 +20,7 @@ from backend.base import Backend
 from backend.errors import FieldProblem, InvalidInput, StudioError
 from backend.events import Log, Preview, Progress, Queued, Result
 from backend.grid import make_grid
-from backend.outputs import atomic_write, save_run
+from backend.outputs import atomic_write, enforce_cap, save_run
 from backend.sweep import SweepAxis, plan_sweep, run_sweep
 from backend.request import MAX_ACTIVE_LORAS, PRESET_SIZES, EditRequest, build_request
 
@@ -121,6 +121,7 @@ def request_from_form(
 
 def run_edit(
     backend: Backend, outputs_root: Path, endpoint: str, request: EditRequest, key: str | None,
+    outputs_max_bytes: int | None = None,
 ) -> Iterator[tuple[Any, str, str, str, Any]]:
     """Run one edit, yielding (gallery, status, logs, details, seed_used, last_run) updates.
 
@@ -155,6 +156,7 @@ def run_edit(
                 yield list(event.images), f"🖼️ Intermediate result{step}", log_update, skip, skip, skip
             elif isinstance(event, Result):
                 saved = save_run(outputs_root, request, event, backend.name, endpoint)
+                enforce_cap(outputs_root, outputs_max_bytes)
                 elapsed = time.monotonic() - started
                 gallery = [
                     (str(path), f"image {i}" + (" ⚠ flagged" if img.nsfw else ""))
@@ -346,7 +348,7 @@ def sweep_cost(x_key: str, x_values: str, y_key: str | None, y_values: str) -> s
 
 def run_sweep_view(
     backend: Backend, outputs_root: Path, source: str, request: EditRequest, key: str | None,
-    x_key: str, x_values: str, y_key: str | None, y_values: str,
+    x_key: str, x_values: str, y_key: str | None, y_values: str, outputs_max_bytes: int | None = None,
 ) -> Iterator[tuple[Any, str, Any, Any]]:
     """Run a sweep, yielding (cells gallery, status, grid image, zip) as cells finish."""
     try:
@@ -367,6 +369,7 @@ def run_sweep_view(
         index, outcome = item
         if isinstance(outcome, Result):
             saved = save_run(outputs_root, plan.cells[index], outcome, backend.name, source)
+            enforce_cap(outputs_root, outputs_max_bytes)
             paths[index] = str(saved.image_paths[0])
         else:
             failures.append(f"{plan.captions[index]}: {outcome.message}")

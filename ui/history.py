@@ -16,6 +16,8 @@ from typing import Any
 
 from PIL import Image
 
+from backend.outputs import is_inside
+
 MAX_HISTORY = 60  # entries kept (starred ones are never dropped)
 THUMB_SIDE = 160
 # The settings a preset holds: the LoRA stack and the sampling settings, not the
@@ -86,9 +88,11 @@ def clear(history: list[dict] | None) -> list[dict]:
     return [e for e in history or [] if e.get("starred")]
 
 
-def existing(paths: list[str]) -> list[str | None]:
-    """The files that are still there (an outputs folder may have been cleaned)."""
-    return [p if p and Path(p).is_file() else None for p in paths]
+def existing(paths: list[str], root: Path) -> list[str | None]:
+    """The files that are still there (the size cap may have removed a run), and only
+    files in the outputs folder `root`: these paths come from the browser, which could
+    send any path."""
+    return [p if p and is_inside(root, p) and Path(p).is_file() else None for p in paths]
 
 
 # -- presets ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import gradio as gr
 
 from backend.base import Backend
 from backend.errors import InvalidInput
+from backend.outputs import set_starred
 from backend.recipes import read_recipe
 from backend.request import EditRequest, ImageSize, field_limits
 from backend.settings import MEMORY_MODES
@@ -36,6 +37,16 @@ document.addEventListener("keydown", (event) => {
     if (stop && stop.offsetParent !== null) { stop.click(); }
   }
 });
+// The LoRA editor's "✕" buttons (re-rendered with their rows): a name a screen reader can say.
+new MutationObserver(() => {
+  for (const remove of document.querySelectorAll("button[id^='lora-remove-']")) {
+    const name = "Remove LoRA " + remove.id.slice("lora-remove-".length);
+    if (remove.getAttribute("aria-label") !== name) {
+      remove.setAttribute("aria-label", name);
+      remove.title = name;
+    }
+  }
+}).observe(document, {childList: true, subtree: true, attributes: true, attributeFilter: ["id"]});
 </script>
 """
 NO_KEY_HELP = (
@@ -65,7 +76,7 @@ FAL_ONLY = "fal only: not used by the local backend"
 
 def build_ui(
     backends: dict[str, Backend], default_backend: str, outputs_root: Path, endpoint: str,
-    needs_visitor_key: bool, model: str = "", memory: str = "gpu",
+    needs_visitor_key: bool, model: str = "", memory: str = "gpu", outputs_max_bytes: int | None = None,
 ) -> gr.Blocks:
     # Previews and results are copied into Gradio's cache on every update: clean it hourly
     # of files older than a day, so a studio used all day does not fill the disk.
@@ -328,7 +339,7 @@ def build_ui(
                 enable_safety_checker, output_format, sync_mode, fal_key, backend, image_4, image_5, image_6,
                 model, memory,
             )
-            yield from handlers.run_edit(chosen, outputs_root, source, request, fal_key)
+            yield from handlers.run_edit(chosen, outputs_root, source, request, fal_key, outputs_max_bytes)
 
         def prepare(
             prompt, image_1, image_2, image_3, loras, guidance_scale, num_inference_steps, size, width, height,
@@ -390,6 +401,7 @@ def build_ui(
             )
             yield from handlers.run_sweep_view(
                 chosen, outputs_root, source, request, fal_key, x_axis, x_values, y_axis or None, y_values,
+                outputs_max_bytes,
             )
 
         sweep_event = sweep_button.click(
@@ -460,6 +472,10 @@ def build_ui(
 
         def star(past, index):
             past = history_lib.toggle_star(past, index)
+            if past and index is not None and 0 <= index < len(past):
+                # The server keeps a starred run's files even when the outputs folder is full.
+                entry = past[index]
+                set_starred(outputs_root, next(iter(entry.get("images") or []), ""), bool(entry.get("starred")))
             return past, history_lib.gallery_items(past)
 
         history_star.click(star, [history, history_selected], [history, history_gallery], **private_fast)
@@ -494,9 +510,9 @@ def build_ui(
                 raise gr.Error("Pick a run in the history first.", title="Nothing to restore")
             entry = past[index]
             values = handlers.form_from_recipe(entry["recipe"], list(backends))
-            references = history_lib.existing(entry.get("references", []))
+            references = history_lib.existing(entry.get("references", []), outputs_root)
             slot_values = (references + [None] * len(slots))[: len(slots)]
-            results = [p for p in history_lib.existing(entry.get("images", [])) if p]
+            results = [p for p in history_lib.existing(entry.get("images", []), outputs_root) if p]
             return (*[values[name] for name in restored], version + 1, *slot_values, results,
                     f"♻️ Restored the run of {entry['created']}.")
 
