@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from backend.base import Backend
+from backend.errors import StudioError
 from backend.fal_backend import FalBackend, FalSettings, point_fal_client_at
 from backend.settings import Settings, SettingsError
 from ui.layout import CSS_PATH, SHORTCUTS_JS, build_ui
@@ -37,14 +38,22 @@ def create_backends(settings: Settings) -> dict[str, Backend]:
             server_key=settings.fal_key,
         )
     if "local" in settings.backends:
+        gpu_slot = None
+        if settings.zerogpu:
+            from backend.zerogpu import GpuSlot
+
+            gpu_slot = GpuSlot()  # imports `spaces`, which must come before torch
         from backend.local_backend import LocalBackend, LocalSettings
 
-        backends["local"] = LocalBackend(LocalSettings(
+        local = LocalBackend(LocalSettings(
             model=settings.model, memory=settings.memory, device=settings.device,  # type: ignore[arg-type]
             lora_dir=settings.lora_dir, decode_every=settings.decode_every,
             max_sequence_length=settings.max_sequence_length,
             text_encoder_out_layers=settings.text_encoder_layers, compile_blocks=settings.compile_blocks,
-        ))
+        ), gpu_slot=gpu_slot)
+        if settings.zerogpu:
+            local.preload()  # ZeroGPU hands the weights loaded at start-up to every GPU slot
+        backends["local"] = local
     return backends
 
 
@@ -81,7 +90,11 @@ def main() -> int:
     except SettingsError as error:
         print(f"Cannot start: {error}", file=sys.stderr)
         return 2
-    demo, launch_kwargs = create_app(settings)
+    try:
+        demo, launch_kwargs = create_app(settings)
+    except (OSError, StudioError) as error:  # the outputs folder cannot be made, a preloaded model fails…
+        print(f"Cannot start: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 2
     log.info(
         "backends: %s (default %s); fal: %s, %s transport, key %s; local model: %s; outputs: %s",
         ", ".join(settings.backends), settings.default_backend, settings.fal_endpoint, settings.fal_transport,

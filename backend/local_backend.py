@@ -40,6 +40,7 @@ from .images import open_reference, read_source
 from .lora_sources import LoraError, LoraFetcher
 from .request import MAX_SEED, PRESET_SIZES, EditRequest
 from .settings import MEMORY_MODES
+from .zerogpu import ENCODE_SECONDS, GpuSlot, edit_seconds
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.2-dev"
 MemoryMode = Literal["gpu", "model_offload", "group_offload"]
@@ -82,10 +83,13 @@ class LocalBackend(Backend):
 
     def __init__(
         self, settings: LocalSettings | None = None, fetcher: LoraFetcher | None = None,
-        pipeline: Flux2Pipeline | None = None,
+        pipeline: Flux2Pipeline | None = None, gpu_slot: GpuSlot | None = None,
     ):
         """`pipeline`: an already built pipeline to use instead of loading `settings.model`
-        (benchmarks with random weights, or embedding the backend in another program)."""
+        (benchmarks with random weights, or embedding the backend in another program).
+        `gpu_slot`: on a ZeroGPU Space (backend/zerogpu.py), the GPU work runs in slots
+        asked for per run: the edit with a duration from its steps, size and references,
+        the instruction's encoding in a short one of its own."""
         self.settings = settings or LocalSettings()
         self.fetcher = fetcher or LoraFetcher(lora_dir=self.settings.lora_dir)
         self._gpu = threading.Lock()  # one run on the GPU at a time
@@ -104,6 +108,11 @@ class LocalBackend(Backend):
         self.pipeline_loads = 0
         self.lora_loads = 0
         self.prompt_encodes = 0
+        self._edit_on_gpu = self._edit
+        self._encode_on_gpu = None
+        if gpu_slot is not None:
+            self._edit_on_gpu = gpu_slot.wrap(self._edit, self._edit_seconds)
+            self._encode_on_gpu = gpu_slot.wrap(self._encode_prompt, ENCODE_SECONDS)
 
     @property
     def device(self) -> torch.device:
@@ -129,21 +138,49 @@ class LocalBackend(Backend):
         seeds = [(first_seed + k) % (MAX_SEED + 1) for k in range(request.num_images)]
 
         yield from self._wait_for_gpu()
+        images = None
+        try:
+            embeds = None
+            if self._encode_on_gpu is not None:
+                # ZeroGPU: the instruction is encoded in a slot of its own (only when it is
+                # not cached), so the edit's slot never waits on the text encoder.
+                embeds = self._embeddings.get(request.prompt)
+                if embeds is None:
+                    yield Progress("Encoding the instruction…")
+                    embeds = self._encode_on_gpu(request.prompt)
+                    self._remember_embeds(request.prompt, embeds)
+            for note in notes:
+                yield Log(note)
+            for item in self._edit_on_gpu(request, references, width, height, seeds, embeds):
+                if isinstance(item, _Done):
+                    images, lora_notes = item.images, item.notes
+                else:
+                    yield item
+        finally:
+            self._gpu.release()
+            with self._line_changed:
+                self._line_changed.notify_all()
+        if images is None:
+            raise StudioError("The local run ended without images.")
+        yield Result(
+            images=tuple(_encode(img, request.output_format) for img in images),
+            seed=seeds[0], seeds=tuple(seeds), prompt=request.prompt, notes=tuple(notes + lora_notes),
+        )
+
+    def _edit(self, request, references, width, height, seeds, embeds) -> Iterator[Event | _Done]:
+        """The GPU part of a run: its events, then a _Done with the images.
+
+        The pipeline runs in a worker thread so that this generator can report the step
+        in progress every half second; closing it (Stop) interrupts the pipeline after
+        the current step and waits for the worker."""
         inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         cancel = threading.Event()
         worker = threading.Thread(
             target=self._work, name="flux2-local",
-            args=(request, references, width, height, seeds, inbox, cancel), daemon=True,
+            args=(request, references, width, height, seeds, embeds, inbox, cancel), daemon=True,
         )
-        finished = False
+        worker.start()
         try:
-            worker.start()  # the worker releases the GPU lock when it ends
-        except BaseException:
-            self._gpu.release()
-            raise
-        try:
-            for note in notes:
-                yield Log(note)
             latest: Event = Progress("Starting…")
             while True:
                 try:
@@ -161,17 +198,19 @@ class LocalBackend(Backend):
                 elif kind == "error":
                     raise value
                 elif kind == "done":
-                    images, lora_notes = value
-                    finished = True
-                    break
+                    yield _Done(*value)
+                    return
         finally:
-            if not finished:
-                cancel.set()  # the step callback interrupts the pipeline after this step
-                worker.join()
-        yield Result(
-            images=tuple(_encode(img, request.output_format) for img in images),
-            seed=seeds[0], seeds=tuple(seeds), prompt=request.prompt, notes=tuple(notes + lora_notes),
-        )
+            cancel.set()  # the step callback interrupts the pipeline after this step
+            worker.join()
+
+    def _edit_seconds(self, request, references, width, height, seeds, embeds) -> int:
+        """The GPU seconds a ZeroGPU slot asks for this edit (spaces calls it with _edit's arguments)."""
+        if width is None or height is None:  # "match image 1": about a megapixel
+            w, h = references[0].size
+            scale = min(1.0, (1024 * 1024 / (w * h)) ** 0.5)
+            width, height = int(w * scale), int(h * scale)
+        return edit_seconds(request.num_inference_steps, len(seeds), width, height, [r.size for r in references])
 
     def _wait_for_gpu(self) -> Iterator[Event]:
         """Take a ticket and wait in line for the GPU, reporting the position (FIFO)."""
@@ -196,10 +235,13 @@ class LocalBackend(Backend):
                 self._line_changed.notify_all()
             raise
 
-    def _work(self, request, references, width, height, seeds, inbox, cancel) -> None:
+    def _work(self, request, references, width, height, seeds, embeds, inbox, cancel) -> None:
         try:
             pipe = self._pipeline(inbox)
-            embeds = self._prompt_embeds(pipe, request.prompt, inbox)
+            if embeds is None:
+                embeds = self._prompt_embeds(pipe, request.prompt, inbox)
+            else:  # encoded in a slot of its own (ZeroGPU), handed over on the CPU
+                embeds = embeds.to(pipe._execution_device)
             lora_notes = self._activate_loras(pipe, request, inbox)
             images: list[Image.Image] = []
             for index, seed in enumerate(seeds):
@@ -231,10 +273,6 @@ class LocalBackend(Backend):
             inbox.put(("error", error))
         except Exception as error:  # a model error must end the run, not the server
             inbox.put(("error", StudioError(f"The local pipeline failed: {type(error).__name__}: {error}"[:400])))
-        finally:
-            self._gpu.release()
-            with self._line_changed:
-                self._line_changed.notify_all()
 
     # -- what is loaded once ----------------------------------------------------------
 
@@ -272,10 +310,30 @@ class LocalBackend(Backend):
             text_encoder_out_layers=self.settings.text_encoder_out_layers,
         )
         self.prompt_encodes += 1
+        self._remember_embeds(prompt, embeds)
+        return embeds
+
+    def _encode_prompt(self, prompt: str) -> torch.Tensor:
+        """ZeroGPU: encode in a slot of its own; the embeddings come back on the CPU."""
+        pipe = self._pipeline(queue.Queue())
+        embeds, _ = pipe.encode_prompt(
+            prompt=prompt, device=pipe._execution_device,
+            max_sequence_length=self.settings.max_sequence_length,
+            text_encoder_out_layers=self.settings.text_encoder_out_layers,
+        )
+        self.prompt_encodes += 1
+        return embeds.cpu()
+
+    def _remember_embeds(self, prompt: str, embeds: torch.Tensor) -> None:
         self._embeddings[prompt] = embeds
         while len(self._embeddings) > self.settings.max_prompts:
             self._embeddings.popitem(last=False)
-        return embeds
+
+    def preload(self) -> None:
+        """Load the pipeline now. On ZeroGPU this must happen at start-up, outside any
+        slot: `spaces` keeps the weights that were moved to "cuda" then, and hands them
+        to every slot's process."""
+        self._pipeline(queue.Queue())
 
     def _activate_loras(self, pipe: Flux2Pipeline, request: EditRequest, inbox) -> list[str]:
         """Load what is new (once), then set the adapters and scales for this run."""
@@ -385,6 +443,14 @@ def prepare_pipeline(pipe: Flux2Pipeline, device: torch.device, compile_blocks: 
     if compile_blocks and device.type == "cuda":
         pipe.transformer.compile_repeated_blocks(fullgraph=True)
     return pipe
+
+
+@dataclass(frozen=True)
+class _Done:
+    """The last item of `_edit`: the finished images and the LoRA notes."""
+
+    images: list
+    notes: list
 
 
 class _StepPreviews:

@@ -7,12 +7,14 @@ value stops the start with a message naming the variable and what it accepts.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .fal_backend import DEFAULT_ENDPOINT
+from .zerogpu import on_zerogpu
 
 
 # The local backend's memory modes and what each needs (README: "Local GPU").
@@ -49,6 +51,7 @@ class Settings:
     text_encoder_layers: tuple[int, ...] = (10, 20, 30)
     max_sequence_length: int = 512
     compile_blocks: bool = True
+    zerogpu: bool = False  # on a ZeroGPU Space (SPACES_ZERO_GPU=true): GPU work in `spaces` slots
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -61,16 +64,24 @@ class Settings:
             raise SettingsError("STUDIO_FAL_BASE_URL must start with http:// or https://")
         fal_key = env.get("FAL_KEY", "").strip() or None
         raw_backends = env.get("STUDIO_BACKENDS", "").strip().lower()
+        zerogpu = on_zerogpu(env)
         if raw_backends:
             backends = tuple(dict.fromkeys(b.strip() for b in raw_backends.split(",") if b.strip()))
             unknown = [b for b in backends if b not in ("fal", "local")]
             if unknown or not backends:
                 raise SettingsError(f"STUDIO_BACKENDS takes 'fal', 'local' or 'fal,local', not {raw_backends!r}")
+        elif zerogpu:  # a ZeroGPU Space is for the local backend; fal too when the Space has a key
+            backends = ("local", "fal") if fal_key else ("local",)
         else:
             backends = ("fal", "local") if local_gpu_present() else ("fal",)
+        if zerogpu and "local" in backends and importlib.util.find_spec("spaces") is None:
+            raise SettingsError(
+                "on a ZeroGPU Space the local backend needs the spaces package: add spaces to requirements.txt "
+                "(or set STUDIO_BACKENDS=fal)"
+            )
         if "local" in backends and not local_packages_present():
             raise SettingsError(
-                "the local backend needs torch and diffusers: pip install -r requirements-local.txt "
+                "the local backend needs torch, diffusers and transformers: pip install -r requirements-local.txt "
                 "(or set STUDIO_BACKENDS=fal)"
             )
         memory = env.get("STUDIO_MEMORY", "gpu").strip() or "gpu"
@@ -84,7 +95,10 @@ class Settings:
             text_layers = tuple(int(x) for x in layers.split(",")) if layers else (10, 20, 30)
         except ValueError:
             raise SettingsError(f"STUDIO_TEXT_ENCODER_LAYERS must be numbers like 10,20,30, not {layers!r}") from None
-        default_backend = "fal" if (fal_key or "local" not in backends) else "local"
+        if "fal" in backends and (fal_key or "local" not in backends) and not zerogpu:
+            default_backend = "fal"
+        else:
+            default_backend = "local" if "local" in backends else "fal"
         return cls(
             backends=backends,
             default_backend=default_backend,
@@ -105,6 +119,7 @@ class Settings:
             run_timeout=_number(env, "STUDIO_RUN_TIMEOUT", 600.0, low=1.0),
             max_queue=int(_number(env, "STUDIO_MAX_QUEUE", 64, low=1)),
             concurrency=int(_number(env, "STUDIO_CONCURRENCY", 64, low=1)),
+            zerogpu=zerogpu,
         )
 
 
@@ -135,6 +150,8 @@ def _number(env: dict[str, str], name: str, default: float, low: float) -> float
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{name} must be a finite number, not {raw!r}")
     if value < low:
         raise SettingsError(f"{name} must be at least {low:g}, not {raw!r}")
     return value
