@@ -78,6 +78,8 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         css_paths=[CSS_PATH],
         head=SHORTCUTS_JS,
         footer_links=["api"],
+        # The edit (and the sweep) as MCP tools at /gradio_api/mcp/, described from their docstrings.
+        mcp_server=True,
     )
     return demo, launch_kwargs
 

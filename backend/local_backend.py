@@ -45,7 +45,6 @@ from .zerogpu import ENCODE_SECONDS, GpuSlot, edit_seconds
 DEFAULT_MODEL = "black-forest-labs/FLUX.2-dev"
 MemoryMode = Literal["gpu", "model_offload", "group_offload"]
 LOCAL_MAX_REFERENCES = 6
-SIZE_MULTIPLE = 16
 # ComfyUI's fitted latent->RGB factors for FLUX.2's 32 latent channels (rows = channels).
 LATENT_RGB_FACTORS = [
     [0.0058, 0.0113, 0.0073], [0.0495, 0.0443, 0.0836], [-0.0099, 0.0096, 0.0644], [0.2144, 0.3009, 0.3652],
@@ -405,13 +404,7 @@ class LocalBackend(Backend):
         if size is None:
             return None, None, []
         width, height = PRESET_SIZES[size] if isinstance(size, str) else (size.width, size.height)
-        rounded = [max(SIZE_MULTIPLE, (v + SIZE_MULTIPLE // 2) // SIZE_MULTIPLE * SIZE_MULTIPLE) for v in (width, height)]
-        notes = []
-        if rounded != [width, height]:
-            notes.append(
-                f"Size {width}×{height} rounded to {rounded[0]}×{rounded[1]} (the model works in multiples of 16)."
-            )
-        return rounded[0], rounded[1], notes
+        return width, height, []  # multiples of 16, as the model needs: the request checks it
 
 
 def load_pipeline(model: str, memory: str, device: torch.device) -> Flux2Pipeline:

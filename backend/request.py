@@ -70,8 +70,8 @@ class ImageSize(BaseModel):
 
     model_config = _FROZEN
 
-    width: int = Field(ge=512, le=2048, title="Width", description="Output width in pixels.")
-    height: int = Field(ge=512, le=2048, title="Height", description="Output height in pixels.")
+    width: int = Field(ge=512, le=2048, multiple_of=16, title="Width", description="Output width in pixels.")
+    height: int = Field(ge=512, le=2048, multiple_of=16, title="Height", description="Output height in pixels.")
 
 
 class EditRequest(BaseModel):
@@ -228,6 +228,8 @@ def _reason(item: dict[str, Any]) -> str:
         if isinstance(limit, float) and limit.is_integer():
             limit = int(limit)
         return f"must be {_COMPARISONS[kind]} {limit} (got {got})"
+    if kind == "multiple_of":
+        return f"must be a multiple of {ctx.get('multiple_of')} (got {got})"
     if kind == "too_long":
         return f"takes at most {ctx.get('max_length')} (got {ctx.get('actual_length')})"
     if kind == "too_short":

@@ -179,14 +179,6 @@ def test_stop_interrupts_within_one_step_and_the_next_run_starts_normally(world,
     assert result.images
 
 
-def test_sizes_are_rounded_to_multiples_of_16_with_a_note(world, local):
-    width, height, notes = local._output_size(edit(world, image_size={"width": 1000, "height": 520}))
-    assert (width, height) == (1008, 528)
-    assert notes == ["Size 1000×520 rounded to 1008×528 (the model works in multiples of 16)."]
-    assert local._output_size(edit(world, image_size="portrait_16_9"))[:2] == (576, 1024)
-    assert local._output_size(edit(world))[:2] == (None, None)
-
-
 def test_up_to_six_references_are_taken(world, local):
     _, result = run(local, edit(world, image_urls=world["refs"] * 3, num_inference_steps=4))
     assert result.images

@@ -19,7 +19,7 @@ from backend.recipes import read_recipe
 from backend.request import EditRequest, ImageSize, field_limits
 from backend.settings import MEMORY_MODES
 from backend.sweep import SWEEPABLE
-from ui import handlers
+from ui import api_docs, handlers
 from ui import history as history_lib
 from ui.components import ReferenceImage
 from ui.examples import project_examples
@@ -302,37 +302,7 @@ def build_ui(
             image_4: str | None = None, image_5: str | None = None, image_6: str | None = None,
             model: str = model, memory: str = memory,
         ):
-            """Edit reference images (1-3 on fal, 1-6 locally) with FLUX.2 [dev] and up to 3 LoRAs.
-
-            Args:
-                prompt: the edit instruction, e.g. "make this donut realistic".
-                image_1: first reference image (required).
-                image_2: optional second reference image.
-                image_3: optional third reference image.
-                loras: list of {"path": URL or HF repo id, "scale": 0-4, "enabled": bool}; at most 3 enabled.
-                guidance_scale: 0-20, default 2.5.
-                num_inference_steps: 4-50, default 28.
-                size: "match" (the first image), a preset (square_hd, square, portrait_4_3, portrait_16_9, landscape_4_3, landscape_16_9) or "custom".
-                width: custom width, 512-2048 (used when size is "custom").
-                height: custom height, 512-2048 (used when size is "custom").
-                seed: the seed to use when randomize_seed is false.
-                randomize_seed: pick a random seed (reported in the result).
-                num_images: 1-4 images.
-                acceleration: none, regular or high.
-                enable_prompt_expansion: let fal expand the prompt.
-                enable_safety_checker: flag NSFW images.
-                output_format: png, jpeg or webp.
-                sync_mode: images returned inline, not kept in fal's history.
-                fal_key: your own fal key when the server has none (never stored).
-                backend: "fal" or "local" (where this server offers it).
-                image_4: optional fourth reference image (local backend only).
-                image_5: optional fifth reference image (local backend only).
-                image_6: optional sixth reference image (local backend only).
-                model: local backend: a Hugging Face repo id or a folder.
-                memory: local backend: gpu, model_offload or group_offload.
-            Returns:
-                the result images, a status line, fal's log lines, a summary (seed, timings, safety flags) and the seed used.
-            """
+            # The API description (docs page, MCP tool) is set from ui/api_docs.py below.
             chosen, request, source = prepare(
                 prompt, image_1, image_2, image_3, loras, guidance_scale, num_inference_steps, size, width,
                 height, seed, randomize_seed, num_images, acceleration, enable_prompt_expansion,
@@ -359,6 +329,8 @@ def build_ui(
                 raise gr.Error(handlers.format_problems(error.problems), title="Please check the form") from None
             return chosen, request, (model if chosen.name == "local" else endpoint)
 
+        edit.__doc__ = api_docs.EDIT_DOC  # Gradio reads it when the event is made
+
         inputs = [
             prompt, *slots[:3], lora_rows, guidance, steps, size, width, height, seed, randomize_seed, num_images,
             acceleration, expansion, safety, output_format, sync_mode, fal_key, backend_choice, *slots[3:],
@@ -382,17 +354,7 @@ def build_ui(
             model: str = model, memory: str = memory, x_axis: str = "lora1_scale",
             x_values: str = "0.4, 0.7, 1.0, 1.3", y_axis: str = "", y_values: str = "",
         ):
-            """Run a sweep: the same arguments as `edit`, then the axes.
-
-            Args:
-                x_axis: the setting to vary: seed, guidance_scale, num_inference_steps, lora1_scale, lora2_scale or lora3_scale.
-                x_values: its values, comma-separated, e.g. "0.4, 0.7, 1.0".
-                y_axis: a second setting to vary, or "" for none.
-                y_values: its values, comma-separated.
-            Returns:
-                the cells as they finish (captioned with their values), a status line, the labelled grid image
-                and a zip of the cells and the grid. At most 16 cells; num_images is 1 per cell.
-            """
+            # The API description is set from ui/api_docs.py below.
             chosen, request, source = prepare(
                 prompt, image_1, image_2, image_3, loras, guidance_scale, num_inference_steps, size, width,
                 height, seed, randomize_seed, num_images, acceleration, enable_prompt_expansion,
@@ -403,6 +365,8 @@ def build_ui(
                 chosen, outputs_root, source, request, fal_key, x_axis, x_values, y_axis or None, y_values,
                 outputs_max_bytes,
             )
+
+        sweep.__doc__ = api_docs.SWEEP_DOC
 
         sweep_event = sweep_button.click(
             lambda: gr.update(open=True), None, sweep_results, **private_fast,
