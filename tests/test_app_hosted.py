@@ -6,6 +6,7 @@ import base64
 import io
 import json
 
+import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -243,3 +244,11 @@ def test_a_full_queue_answers_busy_instead_of_piling_up(fake, images, tmp_path):
         assert len(fake.jobs) == 2
     finally:
         stop_app(app)
+
+
+def test_the_page_says_what_to_do_without_a_key_and_without_a_gpu(keyless_app):
+    config = httpx.get(f"{keyless_app.url}config").json()
+    texts = [str(c.get("props", {}).get("value")) for c in config["components"] if c.get("type") == "markdown"]
+    [help_text] = [t for t in texts if "your own fal API key" in t]
+    assert "fal.ai/dashboard/keys" in help_text
+    assert "no GPU either" in help_text and "requirements-local.txt" in help_text

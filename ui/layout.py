@@ -54,6 +54,11 @@ NO_KEY_HELP = (
     "[fal.ai/dashboard/keys](https://fal.ai/dashboard/keys)). It is used only for your runs: "
     "never stored, logged or sent back to this page."
 )
+NO_GPU_HELP = (
+    "\n\nThis server has no GPU either, so only fal is offered. To run FLUX.2 on your own NVIDIA GPU "
+    "instead, start the app there with `pip install -r requirements-local.txt` "
+    "(see \"Local GPU\" in the README)."
+)
 
 
 def _field(name: str, model: type = EditRequest) -> Any:
@@ -125,7 +130,7 @@ def build_ui(
                         label="Your fal API key", type="password", placeholder="fal key (id:secret)",
                         elem_id="fal-key",
                     )
-                    gr.Markdown(NO_KEY_HELP, elem_classes=["hint"])
+                    gr.Markdown(NO_KEY_HELP + ("" if "local" in backends else NO_GPU_HELP), elem_classes=["hint"])
                 with gr.Accordion("Local model", open=False, visible=local_first) as local_panel:
                     model_box = gr.Textbox(
                         value=model, label="Model", elem_id="local-model",
