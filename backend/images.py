@@ -111,6 +111,11 @@ def open_reference(data: bytes, label: str) -> DecodedReference:
         raise InvalidInput.one("image_urls", label, "is not an image Pillow can read") from None
     width, height = image.size
     _check_geometry(width, height, label)
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:  # which frame would be meant is a guess: say so rather than pick one
+        raise InvalidInput.one(
+            "image_urls", label, f"is animated ({frames} frames); only still images can be edited: save one frame"
+        )
     source_format = image.format or ""
     drafted = False
     # JPEG can decode straight to a smaller size (DCT scaling): a 24 MP photo

@@ -107,6 +107,21 @@ def _reset_fake(request):
     yield
 
 
+@pytest.fixture
+def pointed(fake):
+    """The fake, with this process's fal-client aimed at it (for FalBackend in-process)."""
+    import fal_client.client as fal_client_module
+
+    from backend.fal_backend import point_fal_client_at
+
+    names = ("QUEUE_URL_FORMAT", "RUN_URL_FORMAT", "REST_URL", "CDN_URL")
+    saved = {name: getattr(fal_client_module, name) for name in names}
+    point_fal_client_at(fake.url)
+    yield fake
+    for name, value in saved.items():
+        setattr(fal_client_module, name, value)
+
+
 @pytest.fixture(scope="session")
 def app(fake, tmp_path_factory):
     """The app with a server key and the default (stream) transport."""
@@ -182,3 +197,49 @@ def local_app(fake, tiny_model, tmp_path_factory):
     )
     yield launched
     stop_app(launched)
+
+
+# -- the browser tests: Debian's Chromium and a screenshot per test --------------------------
+CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOTS = ROOT / "tests" / "screenshots"
+# The README's pictures are these tests' screenshots, copied into assets/ only when
+# STUDIO_UPDATE_SCREENSHOTS=1 (so an ordinary test run leaves the tree as it was).
+README_SCREENSHOTS = {
+    "test_upload_run_and_see_the_result": "screenshot.png",
+    "test_compare_chain_and_downloads": "screenshot-compare.png",
+    "test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only_ones": "screenshot-local.png",
+}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (Playwright driving Debian's package)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def screenshot(request):
+    """`screenshot(page)` saves tests/screenshots/<test name>.png (`screenshot(page, "moment")`:
+    <test name>-moment.png, for a test that shows more than one state); returns its path."""
+
+    def save(page, moment: str = "") -> Path:
+        import shutil
+
+        SCREENSHOTS.mkdir(exist_ok=True)
+        path = SCREENSHOTS / f"{request.node.name}{'-' + moment if moment else ''}.png"
+        page.screenshot(path=str(path), full_page=True)
+        asset = README_SCREENSHOTS.get(request.node.name)
+        if asset and not moment and os.environ.get("STUDIO_UPDATE_SCREENSHOTS") == "1":
+            shutil.copyfile(path, ROOT / "assets" / asset)
+        return path
+
+    return save

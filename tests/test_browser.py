@@ -1,36 +1,19 @@
 """A smoke test in a real Chromium (Debian's package) driven by Playwright.
 
-It saves a screenshot to tests/screenshots/, which is where README's picture comes from.
+Each test saves a screenshot to tests/screenshots/<test name>.png (conftest's `browser` and
+`screenshot` fixtures); README's pictures are copied from there.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import os
-from pathlib import Path
 
-import pytest
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
-
-CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
+from playwright.sync_api import expect
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def test_upload_run_and_see_the_result(browser, app, fake, images):
+def test_upload_run_and_see_the_result(browser, app, fake, images, screenshot):
     fake.job_seconds = 1.0
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(app.url)
@@ -45,12 +28,13 @@ def test_upload_run_and_see_the_result(browser, app, fake, images):
     assert result.evaluate("img => img.naturalWidth") > 0
     [job] = fake.jobs.values()
     assert job.input["prompt"] == "make this donut realistic"
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "hosted-result.png"), full_page=True)
+    screenshot(page)
     page.close()
 
 
-def test_ctrl_enter_runs_and_the_key_field_is_hidden_when_the_server_has_one(browser, app, fake, images):
+def test_ctrl_enter_runs_and_the_key_field_is_hidden_when_the_server_has_one(
+    browser, app, fake, images, screenshot,
+):
     page = browser.new_page()
     page.goto(app.url)
     expect(page.locator("#fal-key")).to_be_hidden()
@@ -60,10 +44,11 @@ def test_ctrl_enter_runs_and_the_key_field_is_hidden_when_the_server_has_one(bro
     page.locator("#prompt textarea").press("Control+Enter")
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
     assert [j.input["prompt"] for j in fake.jobs.values()] == ["turn it green"]
+    screenshot(page)
     page.close()
 
 
-def test_lora_rows_the_fourth_is_added_switched_off_and_the_rest_reach_fal(browser, app, fake, images):
+def test_lora_rows_the_fourth_is_added_switched_off_and_the_rest_reach_fal(browser, app, fake, images, screenshot):
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     page.goto(app.url)
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
@@ -84,10 +69,11 @@ def test_lora_rows_the_fourth_is_added_switched_off_and_the_rest_reach_fal(brows
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
     [job] = fake.jobs.values()
     assert job.input["loras"] == [{"path": "owner/style-a", "scale": 1.0}]
+    screenshot(page)
     page.close()
 
 
-def test_closing_the_tab_cancels_the_fal_job(browser, app, fake, images):
+def test_closing_the_tab_cancels_the_fal_job(browser, app, fake, images, screenshot):
     fake.job_seconds = 300  # far longer than Gradio takes to notice the closed tab
     page = browser.new_page()
     page.goto(app.url)
@@ -96,11 +82,12 @@ def test_closing_the_tab_cancels_the_fal_job(browser, app, fake, images):
     page.locator("#prompt textarea").fill("slow one")
     page.locator("#run-button").click()
     assert fake.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in fake.jobs.values()), timeout=15)
+    screenshot(page)  # the run in progress, just before the tab closes
     page.close()
     assert fake.wait_for(lambda: all(j.cancelled for j in fake.jobs.values()), timeout=90)
 
 
-def test_images_stay_numbered_in_the_order_they_are_sent(browser, app, fake, images):
+def test_images_stay_numbered_in_the_order_they_are_sent(browser, app, fake, images, screenshot):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(app.url)
     page.locator("#reference-3 input[type=file]").set_input_files(str(images["blue"]))
@@ -116,10 +103,13 @@ def test_images_stay_numbered_in_the_order_they_are_sent(browser, app, fake, ima
     [job] = fake.jobs.values()
     sizes = [Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1]))).size for u in job.input["image_urls"]]
     assert sizes == [(640, 480), (512, 512)]  # red (swapped to first), then blue
+    screenshot(page)
     page.close()
 
 
-def test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only_ones(browser, local_app):
+def test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only_ones(
+    browser, local_app, screenshot,
+):
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
     page.goto(local_app.url)
     # No FAL_KEY and a local backend: local is the default, fal-only controls are off.
@@ -135,6 +125,5 @@ def test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only
     expect(page.locator("#fal-key")).to_be_visible()
     page.get_by_label("this machine's GPU (local)").check()
     expect(safety).to_be_disabled()
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "local-backend.png"), full_page=True)
+    screenshot(page)
     page.close()

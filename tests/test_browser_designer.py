@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 
 from playwright.sync_api import expect
 
 from backend.recipes import read_recipe
-from tests.test_browser import SCREENSHOTS, browser  # noqa: F401  (the shared Chromium fixture)
+
+# `browser` (one Chromium per module) and `screenshot` (tests/screenshots/<test name>.png) are
+# conftest's fixtures.
 
 
-def open_page(browser, app):  # noqa: F811
+def open_page(browser, app):
     page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
     page.goto(app.url)
     return page
@@ -28,11 +31,30 @@ def run_once(page, image, prompt="make it glow", images=1):
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
 
 
-def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path):  # noqa: F811
+def drag_compare_handle(page, to: float) -> None:
+    """Drag the compare slider's handle to `to` (0..1) of the image's width; the top image's
+    clip follows it."""
+    top = page.locator("#compare img").nth(1)
+    expect(top).to_have_attribute("style", re.compile(r"inset\(0px 0px 0px 50%\)"))
+    page.locator("#compare").scroll_into_view_if_needed()
+    handle = page.locator("#compare [data-testid=slider]").bounding_box()
+    image = page.locator("#compare img").nth(0).bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(image["x"] + image["width"] * to, handle["y"] + handle["height"] / 2, steps=10)
+    page.mouse.up()
+    expect(top).not_to_have_attribute("style", re.compile(r"inset\(0px 0px 0px 50%\)"))
+    split = float(re.search(r"inset\(0px 0px 0px ([\d.]+)%\)", top.get_attribute("style")).group(1))
+    assert abs(split - to * 100) < 10, f"the split is at {split}%, not near {to * 100}%"
+
+
+def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path, screenshot):
     page = open_page(browser, app)
     run_once(page, images["red"], images=2)
-    # Before/after: the slider shows image 1 and the selected result.
+    # Before/after: the slider shows image 1 and the selected result, split in the middle;
+    # dragging its handle moves the split.
     expect(page.locator("#compare img")).to_have_count(2, timeout=10_000)
+    drag_compare_handle(page, to=0.2)
     # All results as one zip.
     expect(page.locator("#download-zip")).to_be_enabled()
     with page.expect_download() as download:
@@ -44,8 +66,7 @@ def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path):  # n
     page.get_by_label("A / B").check()
     expect(page.locator("#compare-a")).to_be_visible()
     expect(page.locator("#compare img")).to_have_count(2)
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
+    screenshot(page)
     # The selected result as a PNG.
     page.locator("#results .thumbnail-item").nth(0).click()
     expect(page.locator("#download-png")).to_be_enabled()
@@ -69,7 +90,7 @@ def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path):  # n
     page.close()
 
 
-def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, images):  # noqa: F811
+def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, images, screenshot):
     page = open_page(browser, app)
     run_once(page, images["blue"], prompt="turn the sky pink")
     expect(page.locator("#history img").first).to_be_visible(timeout=15_000)  # saved in the browser
@@ -89,10 +110,11 @@ def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, 
     expect(page.locator("#history")).to_contain_text("★")
     page.locator("#history-clear").click()
     expect(page.locator("#history img")).to_have_count(1)
+    screenshot(page)
     page.close()
 
 
-def test_dropping_a_png_restores_its_recipe(browser, app, fake, images):  # noqa: F811
+def test_dropping_a_png_restores_its_recipe(browser, app, fake, images, screenshot):
     page = open_page(browser, app)
     run_once(page, images["red"], prompt="make it a watercolor")
     saved = next(p for p in app.outputs.rglob("image-1.png") if read_recipe(p.read_bytes())["request"]["prompt"]
@@ -102,10 +124,11 @@ def test_dropping_a_png_restores_its_recipe(browser, app, fake, images):  # noqa
     page.locator("#recipe-drop input[type=file]").set_input_files(str(saved))
     expect(page.locator("#prompt textarea")).to_have_value("make it a watercolor", timeout=10_000)
     expect(page.locator("#status")).to_contain_text("Restored")
+    screenshot(page)
     page.close()
 
 
-def test_presets_save_load_and_export(browser, app, tmp_path):  # noqa: F811
+def test_presets_save_load_and_export(browser, app, tmp_path, screenshot):
     page = open_page(browser, app)
     page.get_by_text("Presets", exact=True).click()
     page.get_by_label("number input for Guidance").fill("7.5")
@@ -123,20 +146,22 @@ def test_presets_save_load_and_export(browser, app, tmp_path):  # noqa: F811
     exported = tmp_path / "presets.json"
     download.value.save_as(exported)
     assert json.loads(exported.read_text())["strong"]["guidance_scale"] == 7.5
+    screenshot(page)
     page.close()
 
 
-def test_an_example_runs_in_one_click(browser, app, fake):  # noqa: F811
+def test_an_example_runs_in_one_click(browser, app, fake, screenshot):
     page = open_page(browser, app)
     page.get_by_text("Pattern on a mug").click()
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
     [job] = fake.jobs.values()
     assert job.input["prompt"].startswith("put the lemon pattern from image 2 on the mug")
     assert len(job.input["image_urls"]) == 2
+    screenshot(page)
     page.close()
 
 
-def test_escape_stops_a_run_and_cancels_the_fal_job(browser, app, fake, images):  # noqa: F811
+def test_escape_stops_a_run_and_cancels_the_fal_job(browser, app, fake, images, screenshot):
     fake.job_seconds = 300
     page = open_page(browser, app)
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
@@ -147,4 +172,5 @@ def test_escape_stops_a_run_and_cancels_the_fal_job(browser, app, fake, images):
     page.keyboard.press("Escape")
     assert fake.wait_for(lambda: all(j.cancelled for j in fake.jobs.values()), timeout=30)
     expect(page.locator("#status")).to_contain_text("Stopped")
+    screenshot(page)
     page.close()

@@ -24,3 +24,74 @@ class ReferenceImage(gr.Image):
         if payload.url and payload.url.startswith("data:"):
             return payload.url
         return str(payload.path) if payload.path else None
+
+
+# Gradio checks an API caller's value against the component (a slider's range, a radio's
+# choices) before the handler runs, with messages that do not say which field
+# ("Value 25 is greater than maximum value 20.0."), and a value of the wrong type fails
+# with no message at all. These components give the same checks as the request model's
+# messages: "<label>: must be at most 20 (got 25)".
+
+
+def _show(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _number_or_error(component: gr.components.Component, payload, minimum, maximum):
+    if payload is None:
+        return None
+    if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+        raise gr.Error(f"{component.label}: must be a number (got {payload!r})", title="Please check the form")
+    if maximum is not None and payload > maximum:
+        raise gr.Error(f"{component.label}: must be at most {_show(maximum)} (got {_show(payload)})", title="Please check the form")
+    if minimum is not None and payload < minimum:
+        raise gr.Error(f"{component.label}: must be at least {_show(minimum)} (got {_show(payload)})", title="Please check the form")
+    return payload
+
+
+def _choice_or_error(component: gr.components.Component, payload):
+    values = [value for _, value in component.choices]
+    if payload is not None and payload not in values:
+        raise gr.Error(
+            f"{component.label}: must be one of {', '.join(map(str, values))} (got {payload!r})",
+            title="Please check the form",
+        )
+    return payload
+
+
+class Slider(gr.Slider):
+    """gr.Slider whose refusals name the field and the limit."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return super().preprocess(_number_or_error(self, payload, self.minimum, self.maximum))
+
+
+class Number(gr.Number):
+    """gr.Number whose refusals name the field and the limit."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return super().preprocess(_number_or_error(self, payload, self.minimum, self.maximum))
+
+
+class Radio(gr.Radio):
+    """gr.Radio whose refusals name the field and the choices."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return super().preprocess(_choice_or_error(self, payload))
+
+
+class Dropdown(gr.Dropdown):
+    """gr.Dropdown whose refusals name the field and the choices."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if self.allow_custom_value or self.multiselect:
+            return super().preprocess(payload)
+        return super().preprocess(_choice_or_error(self, payload))

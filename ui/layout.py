@@ -21,6 +21,7 @@ from backend.settings import MEMORY_MODES
 from backend.sweep import SWEEPABLE
 from ui import api_docs, handlers
 from ui import history as history_lib
+from ui import components
 from ui.components import ReferenceImage
 from ui.examples import project_examples
 from ui.lora_editor import lora_editor
@@ -69,7 +70,7 @@ def _slider(name: str, step: float, model: type = EditRequest, **kwargs: Any) ->
     info = _field(name, model)
     limits = field_limits(name, model)
     default = kwargs.pop("value", info.default)
-    return gr.Slider(
+    return components.Slider(
         minimum=limits["minimum"], maximum=limits["maximum"], step=step, value=default,
         label=info.title, info=info.description, **kwargs,
     )
@@ -89,7 +90,7 @@ def build_ui(
         gr.Markdown("# FLUX.2 LoRA Edit Studio\nEdit images with FLUX.2 [dev] and your LoRAs.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=360):
-                backend_choice = gr.Radio(
+                backend_choice = components.Radio(
                     [(BACKEND_LABELS[name], name) for name in backends], value=default_backend,
                     label="Backend", visible=len(backends) > 1, elem_id="backend",
                 )
@@ -137,7 +138,7 @@ def build_ui(
                         info="A Hugging Face repo id (black-forest-labs/FLUX.2-dev, diffusers/FLUX.2-dev-bnb-4bit) "
                              "or a local folder. Loaded at the next run.",
                     )
-                    memory_box = gr.Dropdown(
+                    memory_box = components.Dropdown(
                         [(text, name) for name, text in MEMORY_MODES.items()], value=memory,
                         label="Memory mode", elem_id="local-memory",
                     )
@@ -146,7 +147,7 @@ def build_ui(
 
                 guidance = _slider("guidance_scale", 0.1)
                 steps = _slider("num_inference_steps", 1)
-                size = gr.Dropdown(
+                size = components.Dropdown(
                     choices=handlers.SIZE_CHOICES, value=handlers.MATCH_FIRST, label=_field("image_size").title,
                     info="Match the first image, a preset, or a custom width and height.",
                 )
@@ -154,14 +155,14 @@ def build_ui(
                     width = _slider("width", 16, ImageSize, value=1024)
                     height = _slider("height", 16, ImageSize, value=1024)
                 with gr.Row():
-                    seed = gr.Number(
+                    seed = components.Number(
                         label=_field("seed").title, value=0, precision=0, minimum=0,
                         maximum=field_limits("seed")["maximum"], info=_field("seed").description,
                     )
                     randomize_seed = gr.Checkbox(label="Random seed", value=True)
                 num_images = _slider("num_images", 1)
                 with gr.Accordion("Advanced", open=False):
-                    acceleration = gr.Radio(
+                    acceleration = components.Radio(
                         ["none", "regular", "high"], value=_field("acceleration").default,
                         label=_field("acceleration").title, info=_fal_only_info("acceleration", local_first), interactive=not local_first,
                     )
@@ -175,7 +176,7 @@ def build_ui(
                         label=_field("enable_safety_checker").title,
                         info=_fal_only_info("enable_safety_checker", local_first), interactive=not local_first,
                     )
-                    output_format = gr.Radio(
+                    output_format = components.Radio(
                         ["png", "jpeg", "webp"], value=_field("output_format").default,
                         label=_field("output_format").title, info=_field("output_format").description,
                     )
@@ -200,11 +201,11 @@ def build_ui(
                 with gr.Accordion("Sweep", open=False, elem_id="sweep-panel"):
                     axis_choices = [(label, key) for key, (label, _kind) in SWEEPABLE.items()]
                     with gr.Row():
-                        sweep_x = gr.Dropdown(axis_choices, value="lora1_scale", label="Vary (X)", elem_id="sweep-x")
+                        sweep_x = components.Dropdown(axis_choices, value="lora1_scale", label="Vary (X)", elem_id="sweep-x")
                         sweep_x_values = gr.Textbox(value="0.4, 0.7, 1.0, 1.3", label="X values",
                                                     elem_id="sweep-x-values")
                     with gr.Row():
-                        sweep_y = gr.Dropdown([("nothing", "")] + axis_choices, value="", label="and (Y)",
+                        sweep_y = components.Dropdown([("nothing", "")] + axis_choices, value="", label="and (Y)",
                                               elem_id="sweep-y")
                         sweep_y_values = gr.Textbox(value="", label="Y values", placeholder="1, 2",
                                                     elem_id="sweep-y-values")

@@ -46,7 +46,9 @@ def lora_editor() -> tuple[gr.JSON, gr.Number]:
                     )
                     enabled = gr.Checkbox(value=row["enabled"], label="on", scale=1, min_width=60, interactive=True,
                                           key=f"lora-on-{index}")
-                    removes.append(gr.Button("✕", size="sm", scale=0, min_width=40, key=f"lora-remove-{index}"))
+                    # "✕" alone is read out as a symbol: the page names it "Remove LoRA n" (layout.py).
+                    removes.append(gr.Button("✕", size="sm", scale=0, min_width=40, key=f"lora-remove-{index}",
+                                             elem_id=f"lora-remove-{index + 1}"))
                 fields += [path, scale, enabled]
 
             def collect(values: tuple) -> list[dict[str, Any]]:
