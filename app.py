@@ -50,6 +50,7 @@ def create_backends(settings: Settings) -> dict[str, Backend]:
             lora_dir=settings.lora_dir, decode_every=settings.decode_every,
             max_sequence_length=settings.max_sequence_length,
             text_encoder_out_layers=settings.text_encoder_layers, compile_blocks=settings.compile_blocks,
+            run_timeout=settings.run_timeout,
         ), gpu_slot=gpu_slot)
         if settings.zerogpu:
             local.preload()  # ZeroGPU hands the weights loaded at start-up to every GPU slot

@@ -18,6 +18,7 @@ torch and diffusers are imported only when this module is (never by the hosted a
 from __future__ import annotations
 
 import hashlib
+import logging
 import io
 import queue
 import random
@@ -34,7 +35,7 @@ from diffusers import Flux2Pipeline
 from PIL import Image
 
 from .base import Backend
-from .errors import InvalidInput, StudioError
+from .errors import InvalidInput, RunTimeout, StudioError
 from .events import Event, Log, Preview, Progress, Queued, Result, ResultImage
 from .images import open_reference, read_source
 from .lora_sources import LoraError, LoraFetcher
@@ -57,6 +58,9 @@ LATENT_RGB_FACTORS = [
     [-0.0332, -0.0457, -0.0468], [-0.0085, 0.0389, 0.0609], [-0.0076, 0.0003, -0.0043], [-0.0111, -0.0460, -0.0614],
 ]
 LATENT_RGB_BIAS = [-0.0329, -0.0718, -0.0851]
+WORKER_JOIN_SECONDS = 120  # how long Stop or the deadline waits for the current step to end
+log = logging.getLogger(__name__)
+
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 
 
@@ -74,6 +78,9 @@ class LocalSettings:
     # Regional torch.compile of the transformer's repeated blocks on CUDA (~16 % per step
     # on an H200, ~20 s to compile at the first run); off: plain eager diffusers.
     compile_blocks: bool = True
+    # The app's own deadline for the denoising (loading the model the first time does not
+    # count): past it the pipeline is interrupted after its current step.
+    run_timeout: float = 600.0
 
 
 class LocalBackend(Backend):
@@ -179,9 +186,12 @@ class LocalBackend(Backend):
             args=(request, references, width, height, seeds, embeds, inbox, cancel), daemon=True,
         )
         worker.start()
+        deadline = None
         try:
             latest: Event = Progress("Starting…")
             while True:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise RunTimeout(self.settings.run_timeout)
                 try:
                     kind, value = inbox.get(timeout=0.5)
                 except queue.Empty:
@@ -196,12 +206,16 @@ class LocalBackend(Backend):
                     yield value
                 elif kind == "error":
                     raise value
+                elif kind == "denoising":  # loaded: the deadline counts from here
+                    deadline = time.monotonic() + self.settings.run_timeout
                 elif kind == "done":
                     yield _Done(*value)
                     return
         finally:
             cancel.set()  # the step callback interrupts the pipeline after this step
-            worker.join()
+            worker.join(timeout=WORKER_JOIN_SECONDS)
+            if worker.is_alive():  # a step that never ends: say so rather than hang the run too
+                log.warning("the local pipeline did not stop within %s s of being interrupted", WORKER_JOIN_SECONDS)
 
     def _edit_seconds(self, request, references, width, height, seeds, embeds) -> int:
         """The GPU seconds a ZeroGPU slot asks for this edit (spaces calls it with _edit's arguments)."""
@@ -242,6 +256,7 @@ class LocalBackend(Backend):
             else:  # encoded in a slot of its own (ZeroGPU), handed over on the CPU
                 embeds = embeds.to(pipe._execution_device)
             lora_notes = self._activate_loras(pipe, request, inbox)
+            inbox.put(("denoising", None))
             images: list[Image.Image] = []
             for index, seed in enumerate(seeds):
                 if cancel.is_set():

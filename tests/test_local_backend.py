@@ -3,6 +3,7 @@ through the backend's normal loading path (`Flux2Pipeline.from_pretrained`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from diffusers import Flux2Pipeline
 from PIL import Image
 
-from backend.errors import InvalidInput, StudioError
+from backend.errors import InvalidInput, RunTimeout, StudioError
 from backend.events import Preview, Result
 from backend.local_backend import LocalBackend, LocalSettings
 from backend.lora_sources import LoraError
@@ -42,8 +43,9 @@ def world(tmp_path_factory):
 
 
 def new_backend(world, **settings) -> LocalBackend:
+    settings.setdefault("decode_every", 2)
     return LocalBackend(LocalSettings(
-        model=str(world["model"]), device="cpu", lora_dir=world["loras"], decode_every=2,
+        model=str(world["model"]), device="cpu", lora_dir=world["loras"],
         max_sequence_length=MAX_SEQUENCE_LENGTH, text_encoder_out_layers=TEXT_ENCODER_OUT_LAYERS, **settings,
     ))
 
@@ -219,3 +221,16 @@ def test_runs_take_the_gpu_one_at_a_time_and_see_their_place_in_line(world, loca
     worker.join(timeout=60)
     assert [e.position for e in seen if isinstance(e, Queued)][0] == 0  # next in line
     assert isinstance(seen[-1], Result)
+
+
+def test_the_apps_deadline_stops_a_local_run_and_the_gpu_is_free_again(world, local):
+    # Loading the model does not count against the deadline (it is loaded during this run);
+    # 50 steps with a full decode at each cannot make 10 ms.
+    hurried = new_backend(world, run_timeout=0.01, decode_every=1)
+    with pytest.raises(RunTimeout, match="took longer than 0.01 s and was cancelled"):
+        run(hurried, edit(world, num_inference_steps=50))
+    assert not hurried._gpu.locked() and hurried.pipeline_loads == 1
+    # The pipeline was interrupted, not left running: the backend runs again at once.
+    hurried.settings = dataclasses.replace(hurried.settings, run_timeout=600.0)
+    _, result = run(hurried, edit(world))
+    assert result.images and hurried.pipeline_loads == 1
