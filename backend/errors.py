@@ -5,7 +5,7 @@
     ├── MissingKey              no fal key: says how to get one
     ├── ServiceError            fal (or the network) failed: `.status_code`, `.retryable`
     │   ├── AuthFailed          401/403: the key was refused
-    │   └── RateLimited         429 after fal-client's own retries
+    │   └── RateLimited         429 after the backend's few retries: `.retry_after`
     └── RunTimeout              the app's own deadline fired (the job was cancelled)
 
 Messages never contain an API key: they are built from field names, limits and
@@ -14,6 +14,7 @@ fal's error details only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -77,11 +78,22 @@ class AuthFailed(ServiceError):
 
 
 class RateLimited(ServiceError):
-    def __init__(self) -> None:
+    """fal refused to take the request now (HTTP 429). `retry_after`: the seconds fal
+    asked to wait (its Retry-After header), None when it did not say."""
+
+    def __init__(self, retry_after: float | None = None) -> None:
+        when = f"in {_duration(retry_after)}" if retry_after else "in a minute"
         super().__init__(
-            "fal is rate-limiting this key (HTTP 429). Wait a little and run again.",
+            f"fal is rate limiting this key (HTTP 429): too many requests at once. Try again {when}.",
             status_code=429,
         )
+        self.retry_after = retry_after
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, math.ceil(seconds))} s"
+    return f"{round(seconds / 60)} min"
 
 
 class RunTimeout(StudioError):

@@ -9,21 +9,29 @@ Two transports, both through the unmodified fal-client:
 
 Either way the fal job is cancelled in a `finally` when the run is stopped, times
 out, or the visitor leaves (Gradio closes the generator).
+
+fal-client's own retries are switched off (see `_NoBlindRetries`): they take up to
+10 tries over ~50-75 s and repeat a submit whose reply was lost, which would run
+(and bill) the job twice. The backend retries instead, a few times and briefly,
+and only what cannot start a second job (`FalBackend._retrying`).
 """
 
 from __future__ import annotations
 
+import email.utils
 import io
+import itertools
 import json
 import queue
 import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from http import HTTPStatus
+from typing import Any, Literal, TypeVar
 
 import fal_client
 import fal_client.client as fal_client_module
@@ -44,6 +52,10 @@ from .request import EditRequest, describe_location
 DEFAULT_ENDPOINT = "fal-ai/flux-2/lora/edit"
 FAL_MAX_REFERENCES = 3
 STEP_PATTERN = re.compile(r"(\d+)\s*/\s*(\d+)")
+# The statuses fal-client would retry itself: "not now" answers (408, 409, 429) and a
+# proxy's 502-504. The response hook raises them first, so that the backend decides.
+NOT_NOW_STATUSES = (408, 409, 429, 502, 503, 504)
+T = TypeVar("T")
 
 
 def point_fal_client_at(base_url: str) -> None:
@@ -69,6 +81,13 @@ class FalSettings:
     # larger ones go through fal's storage.
     inline_max_bytes: int = 512 * 1024
     download_max_bytes: int = 64 * 1024 * 1024
+    # Retries of a call fal answered "not now" (429, a proxy's 502-504, a dropped
+    # connection): at most `retry_attempts` tries, waiting `retry_backoff` s, doubled
+    # each time, never more than `retry_max_wait` s. A Retry-After above that ends the
+    # run at once ("try again in ..."): a person should not watch a spinner for minutes.
+    retry_attempts: int = 3
+    retry_backoff: float = 1.0
+    retry_max_wait: float = 8.0
 
 
 class FalBackend(Backend):
@@ -132,17 +151,55 @@ class FalBackend(Backend):
         extension = prepared.content_type.removeprefix("image/").replace("jpeg", "jpg")
         return client.upload(prepared.data, prepared.content_type, f"reference.{extension}")
 
+    # -- retries ----------------------------------------------------------------------
+
+    def _retrying(self, call: Callable[[], T], *, starts_job: bool = False,
+                  stop: threading.Event | None = None) -> T:
+        """`call()`, tried again a few times, briefly, when fal said "not now".
+
+        A call that can start a job (the submit, the stream's POST) is sent again only
+        when fal surely did not take it: a 429 (refused before it is queued) or no
+        connection at all. After a proxy's 502-504 or a reply lost on the way, fal may
+        have started the job already: sending it again would run (and bill) it twice,
+        so the run ends with the error instead. Status, result, cancel and downloads
+        repeat safely. `stop` set during a wait ends the retries.
+        """
+        attempt = 1
+        while True:
+            try:
+                return call()
+            except StudioError as error:
+                wait = self._retry_wait(error, attempt, starts_job)
+                if wait is None or attempt >= self.settings.retry_attempts:
+                    raise
+                if stop is not None:
+                    if stop.wait(wait):
+                        raise
+                else:
+                    time.sleep(wait)
+            attempt += 1
+
+    def _retry_wait(self, error: StudioError, attempt: int, starts_job: bool) -> float | None:
+        """Seconds to wait before trying `error`'s call again; None: do not try again."""
+        settings = self.settings
+        if isinstance(error, RateLimited):
+            if error.retry_after is not None:
+                return error.retry_after if error.retry_after <= settings.retry_max_wait else None
+        elif not (isinstance(error, _NotSent) or (isinstance(error, _Transient) and not starts_job)):
+            return None
+        return min(settings.retry_backoff * 2 ** (attempt - 1), settings.retry_max_wait)
+
     # -- transports -------------------------------------------------------------------
 
     def _run_queued(self, client: fal_client.SyncClient, arguments: dict[str, Any]):
-        handle = client.submit(self.settings.endpoint, arguments)
+        handle = self._retrying(lambda: client.submit(self.settings.endpoint, arguments), starts_job=True)
         deadline = time.monotonic() + self.settings.run_timeout
         finished = False
         logs_seen = 0
         last_progress = Progress("Running on fal…")
         try:
             while True:
-                status = handle.status(with_logs=True)
+                status = self._retrying(lambda: handle.status(with_logs=True))
                 logs = getattr(status, "logs", None) or []
                 new_logs = logs[logs_seen:]
                 logs_seen = max(logs_seen, len(logs))
@@ -160,13 +217,13 @@ class FalBackend(Backend):
                 if time.monotonic() > deadline:
                     raise RunTimeout(self.settings.run_timeout)
                 time.sleep(self.settings.poll_interval)
-            output = client.result(self.settings.endpoint, handle.request_id)
+            output = self._retrying(lambda: client.result(self.settings.endpoint, handle.request_id))
             finished = True
             return output, handle.request_id
         finally:
             if not finished:
                 try:
-                    handle.cancel()
+                    self._retrying(handle.cancel)
                 except Exception:  # already completed or unreachable: nothing more to do
                     pass
 
@@ -179,7 +236,11 @@ class FalBackend(Backend):
         def read_stream() -> None:
             _current_stream.connection = connection  # the response hook fills it in
             try:
-                for event in client.stream(self.settings.endpoint, arguments):
+                events = self._retrying(
+                    lambda: _open_stream(client, self.settings.endpoint, arguments),
+                    starts_job=True, stop=connection.stopped,
+                )
+                for event in events:
                     if connection.aborted:
                         return
                     inbox.put(("event", event))
@@ -271,10 +332,19 @@ class FalBackend(Backend):
             return read_source(url, "result image")
         if not url.startswith(("https://", "http://")):
             raise ServiceError("fal returned an image without a usable URL.")
+        return self._retrying(lambda: self._download(url))
+
+    def _download(self, url: str) -> bytes:
         limit = self.settings.download_max_bytes
         with _downloads().stream("GET", url) as response:
-            if response.status_code != 200:
-                raise ServiceError(f"Could not download a result image (HTTP {response.status_code}).")
+            status = response.status_code
+            if status in NOT_NOW_STATUSES:  # a busy or unreachable file server: a GET repeats safely
+                raise _Transient(
+                    f"Could not download a result image: fal's file server is unavailable (HTTP {status}). "
+                    "Try again in a minute.", status_code=status,
+                )
+            if status != 200:
+                raise ServiceError(f"Could not download a result image (HTTP {status}).")
             chunks, size = [], 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
@@ -351,11 +421,66 @@ def _close(client: fal_client.SyncClient) -> None:
 
 def _new_client(key: str) -> fal_client.SyncClient:
     client = fal_client.SyncClient(key=key, default_timeout=60.0)
+    http = client._client
     # fal-client's stream() does not check the HTTP status (an error body surfaces as
     # an opaque SSEError). A response hook on its httpx client reads error bodies
-    # first, so a 422 on the stream still names the wrong field.
-    client._client.event_hooks["response"].append(_on_stream_response)
+    # first, so a 422 on the stream still names the wrong field; it also raises the
+    # "not now" statuses before fal-client's retry loop sees them.
+    http.event_hooks["response"].append(_on_fal_response)
+    http._transport = _NoBlindRetries(http._transport)  # no public setter in httpx
     return client
+
+
+class _Transient(ServiceError):
+    """A failure that may pass: a proxy's 502-504, 408/409, a connection lost or timed
+    out. The request may have reached fal: only calls that cannot start a job repeat."""
+
+
+class _NotSent(_Transient):
+    """No connection was made, so nothing reached fal: even a submit may be sent again."""
+
+
+class _NoBlindRetries(httpx.BaseTransport):
+    """fal-client's transport, with network failures raised as StudioErrors.
+
+    fal-client's retry loop repeats httpx errors (and FalClientHTTPErrors it deems
+    retryable), a submit's POST included: a submit whose reply was lost would be sent
+    again and start a second job. A StudioError passes through that loop untouched,
+    so `FalBackend._retrying` decides instead. Replies are read here, so that one cut
+    midway fails here too, not later inside fal-client's loop; streams are not.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport):
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = self._inner.handle_request(request)
+            if request.headers.get("accept") != "text/event-stream":
+                try:
+                    response.read()
+                except BaseException:
+                    response.close()
+                    raise
+            return response
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise _NotSent(f"Could not reach fal ({type(error).__name__}). Check the connection.") from None
+        except httpx.TimeoutException:
+            raise _Transient("fal did not answer in time. Try again.") from None
+        except httpx.TransportError as error:
+            raise _Transient(
+                f"The connection to fal broke off before fal answered ({type(error).__name__}). Run again."
+            ) from None
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _open_stream(client: fal_client.SyncClient, endpoint: str, arguments: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """fal's stream with its first event read: the POST, and its HTTP errors, happen here."""
+    events = client.stream(endpoint, arguments)
+    first = next(events, None)
+    return events if first is None else itertools.chain([first], events)
 
 
 class _StreamConnection:
@@ -363,10 +488,14 @@ class _StreamConnection:
 
     def __init__(self) -> None:
         self.response: httpx.Response | None = None
-        self.aborted = False
+        self.stopped = threading.Event()  # also ends the retries of opening the stream
+
+    @property
+    def aborted(self) -> bool:
+        return self.stopped.is_set()
 
     def abort(self) -> None:
-        self.aborted = True
+        self.stopped.set()
         response = self.response
         stream = response.extensions.get("network_stream") if response is not None else None
         sock = stream.get_extra_info("socket") if stream is not None else None
@@ -382,15 +511,16 @@ class _StreamConnection:
 _current_stream = threading.local()
 
 
-def _on_stream_response(response: httpx.Response) -> None:
-    if not response.request.url.path.endswith("/stream"):
-        return
-    connection = getattr(_current_stream, "connection", None)
-    if connection is not None:
-        connection.response = response
-    if response.status_code >= 400:
+def _on_fal_response(response: httpx.Response) -> None:
+    streamed = response.request.url.path.endswith("/stream")
+    if streamed:
+        connection = getattr(_current_stream, "connection", None)
+        if connection is not None:
+            connection.response = response
+    status = response.status_code
+    if (streamed and status >= 400) or status in NOT_NOW_STATUSES:
         response.read()
-        _raise_for_http_status(response.status_code, _json_or_text(response))
+        _raise_for_http_status(status, _json_or_text(response), response.headers)
 
 
 def _json_or_text(response: httpx.Response) -> Any:
@@ -401,18 +531,45 @@ def _json_or_text(response: httpx.Response) -> Any:
     return body.get("detail", body) if isinstance(body, dict) else body
 
 
-def _raise_for_http_status(status: int, detail: Any) -> None:
+def _raise_for_http_status(status: int, detail: Any, headers: Any = None) -> None:
     if status in (401, 403):
         raise AuthFailed(status)
     if status == 422:
         raise InvalidInput(_problems_from_fal_detail(detail))
     if status == 429:
-        raise RateLimited()
+        raise RateLimited(_retry_after(headers))
     text = detail if isinstance(detail, str) else str(detail)
-    text = text[:300]
+    # A proxy's error page (HTML) says nothing a person can use: the status says it all.
+    text = "" if text.lstrip().startswith("<") else text.strip()[:300]
+    said = f": {text}" if text else ""
+    if status in (502, 503, 504):
+        raise _Transient(
+            f"fal's service is unavailable (HTTP {status} {HTTPStatus(status).phrase}){said}. "
+            "The problem is on fal's side or on the way to it; try again in a minute.",
+            status_code=status,
+        )
+    if status in (408, 409):
+        raise _Transient(f"fal could not take the request just now (HTTP {status}){said}. Try again.",
+                         status_code=status)
     if status >= 500:
-        raise ServiceError(f"fal had a problem (HTTP {status}): {text}. Try again in a moment.", status_code=status)
-    raise ServiceError(f"fal refused the request (HTTP {status}): {text}", status_code=status, retryable=False)
+        raise ServiceError(f"fal had a problem (HTTP {status}){said}. Try again in a moment.", status_code=status)
+    raise ServiceError(f"fal refused the request (HTTP {status}){said}", status_code=status, retryable=False)
+
+
+def _retry_after(headers: Any) -> float | None:
+    """fal's Retry-After in seconds (a number or an HTTP date), None when absent or unreadable."""
+    value = (headers or {}).get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time()) if when.tzinfo else None
 
 
 def _problems_from_fal_detail(detail: Any) -> list[FieldProblem]:
@@ -439,7 +596,7 @@ def _fal_errors():
     except StudioError:
         raise
     except fal_client.FalClientHTTPError as error:
-        _raise_for_http_status(error.status_code, error.message)
+        _raise_for_http_status(error.status_code, error.message, error.response_headers)
     except fal_client.FalClientTimeoutError:
         raise ServiceError("fal did not answer in time. Try again.") from None
     except MissingCredentialsError:

@@ -40,12 +40,22 @@ Behaviour (as close to fal as we can tell):
   * "nsfw" as a word in the prompt flags image 1 in ``has_nsfw_concepts``.
 
 Knobs (plain attributes; set them between runs): ``job_seconds``, ``queue_polls``, ``steps``,
-``stream_previews``, ``cut_stream_after``, ``keys`` and ``fail``:
+``stream_previews``, ``cut_stream_after``, ``keys``, ``submit_reply_lost`` and ``fail``:
 ``{"status": 401|422|429|500|502|503|504, "detail": ..., "times": n | None, "on": "submit"|"status"|
-"result"|"cancel"|"stream"|"run"|"upload"|"token"|"any", "error_type": str?, "ingress": bool?}``.
+"result"|"cancel"|"stream"|"run"|"upload"|"token"|"download"|"any", "error_type": str?, "ingress": bool?,
+"retry_after": str?}`` (``times=None``: forever; "download": a GET of a generated image on the CDN;
+``retry_after`` becomes a ``Retry-After`` header). A failed submit or stream POST creates no job (the
+rate limiter or proxy in front of fal refused it).
 A JSON 502-504 carries ``x-fal-request-id`` so fal_client does NOT retry it; ``"ingress": True`` sends
 an nginx HTML page instead, which fal_client retries (up to 10 times, ~50 s: use ``times=1``). 429 is
-always retried. Records: ``requests``, ``jobs``, ``uploads`` (client uploads), ``outputs`` (generated).
+always retried. ``submit_reply_lost`` (None | 502 | 503 | 504 | "drop"): every queue submit and
+run/stream POST is accepted (the job exists) but its reply is lost on the way back: a proxy answers its
+HTML error page, or ("drop") the connection closes without a reply. A streamed job is then cancelled
+(its client is gone); a queued one stays, as nobody learned its id; a client that sends the POST again
+makes a second job. ``submits()`` (the POSTs that can start a job) and ``cancels()`` (queue cancels)
+filter ``requests``. ``max_output_side`` (default None) shrinks every output to fit that long side, aspect
+kept, so that load tests stay cheap. Records: ``requests``, ``jobs``, ``uploads`` (client uploads),
+``outputs`` (generated).
 Only the first 3 image_urls are used (fal ignores extras); request bodies must carry Content-Length.
 """
 from __future__ import annotations
@@ -323,6 +333,10 @@ def _now_iso(t: float | None = None) -> str:
     return datetime.fromtimestamp(t if t is not None else time.time(), timezone.utc).isoformat()
 
 
+def _proxy_page(status: int) -> str:
+    return NGINX_PAGE.format(s=f"{status} {HTTPStatus(status).phrase}")
+
+
 def _log(message: str, t: float) -> dict:
     return {"message": message, "level": "INFO", "source": "user", "timestamp": _now_iso(t)}
 
@@ -349,7 +363,9 @@ class FakeFal:
             self.cut_stream_after: int | None = None
             self.malformed = False  # the output (queue result or last stream event) is not JSON
             self.results_gone = False  # result image URLs answer 404 (an expired or lost file)
+            self.max_output_side: int | None = None  # shrink outputs to fit this long side (cheap load tests)
             self.fail: dict | None = None
+            self.submit_reply_lost: int | str | None = None  # 502|503|504|"drop": job made, reply lost
             self.requests: list[Recorded] = []
             self.jobs: dict[str, Job] = {}
             self.uploads: dict[str, bytes] = {}
@@ -378,6 +394,16 @@ class FakeFal:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def submits(self) -> list[Recorded]:
+        """The recorded POSTs that can start a job: queue submits, run and stream calls."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST" and r.path.startswith(("/queue/", "/run/"))]
+
+    def cancels(self) -> list[Recorded]:
+        """The recorded queue cancels (PUT .../requests/{id}/cancel), answered or not."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "PUT" and r.path.endswith("/cancel")]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10) -> bool:
         deadline = time.monotonic() + timeout
@@ -439,9 +465,9 @@ class FakeFal:
                 if f["times"] <= 0:
                     self.fail = None
         status = f["status"]
+        extra = {"retry-after": str(f["retry_after"])} if f.get("retry_after") is not None else {}
         if f.get("ingress"):  # nginx page without x-fal-request-id: fal_client retries these
-            page = NGINX_PAGE.format(s=f"{status} {HTTPStatus(status).phrase}")
-            raise HTTPError(status, page, {"content-type": "text/html"})
+            raise HTTPError(status, _proxy_page(status), {"content-type": "text/html", **extra})
         detail = f.get("detail")
         if detail is None:
             detail = ([_err([], "Simulated validation error", "value_error")] if status == 422
@@ -449,7 +475,20 @@ class FakeFal:
         body = {"detail": detail}
         if f.get("error_type"):
             body["error_type"] = f["error_type"]
-        raise HTTPError(status, body, {"x-fal-request-id": str(uuid.uuid4())})
+        raise HTTPError(status, body, {"x-fal-request-id": str(uuid.uuid4()), **extra})
+
+    def _lose_reply(self, h: "_Handler", job: Job) -> bool:
+        """Apply ``submit_reply_lost`` to an accepted job's reply; True when it was lost."""
+        lost = self.submit_reply_lost
+        if lost is None:
+            return False
+        if job.transport != "queue":
+            self._mark_disconnected(job)  # the proxy hung up on fal: fal cancels a streamed request
+        if lost == "drop":
+            h.close_connection = True  # nothing sent: the client sees the server hang up
+        else:
+            h.send_json(int(lost), _proxy_page(int(lost)), {"content-type": "text/html"})
+        return True
 
     # -- storage
     def _rest(self, h: "_Handler", rec: Recorded, parts: list[str]) -> None:
@@ -486,6 +525,8 @@ class FakeFal:
         h.send_json(200, {})
 
     def _serve_file(self, h: "_Handler", name: str) -> None:
+        if name in self.outputs:
+            self._maybe_fail("download")
         found = self._files.get(name)
         if found is None or (self.results_gone and name in self.outputs):
             raise HTTPError(404, {"detail": "File not found"})
@@ -521,6 +562,8 @@ class FakeFal:
             self._finish(job, errors=e.errors)
         if job.errors is None and self.queue_polls <= 0:
             self._start_queue_job(job)
+        if self._lose_reply(h, job):
+            return
         base = f"{self.url}/queue/{parts[0]}/{parts[1]}/requests/{job.id}"
         h.send_json(200, {"request_id": job.id, "response_url": base, "status_url": base + "/status",
                           "cancel_url": base + "/cancel", "queue_position": 0}, {"x-fal-request-id": job.id})
@@ -598,6 +641,8 @@ class FakeFal:
         args = self._parse_json(rec.body)
         job = self._new_job(args, "stream" if streaming else "run")
         job.state, job.started = "IN_PROGRESS", time.time()
+        if self._lose_reply(h, job):
+            return
         try:
             job.prepared = self._prepare(args)
         except ValidationFailed as e:
@@ -683,6 +728,9 @@ class FakeFal:
         inputs = self._load_images(args["image_urls"][:3])
         seed = int(args["seed"]) if args["seed"] is not None else random.randint(0, 2**31 - 1)
         size = output_size(args["image_size"], inputs[0])
+        if self.max_output_side and max(size) > self.max_output_side:
+            scale = self.max_output_side / max(size)
+            size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
         h = hashlib.sha256(json.dumps([args["prompt"], seed, args["loras"]], sort_keys=True).encode())
         for img in inputs:
             h.update(f"{img.mode}{img.size}".encode())

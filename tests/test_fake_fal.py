@@ -272,6 +272,31 @@ def test_retryable_failure_once_is_retried_by_the_client(fal_fake, client, fail)
     assert [r.method for r in fal_fake.requests if r.path == f"/queue/{APP}"] == ["POST", "POST"]
 
 
+@pytest.mark.parametrize("lost", [502, "drop"])
+def test_a_lost_submit_reply_makes_plain_fal_client_start_the_job_twice(fal_fake, client, monkeypatch, lost):
+    # Why the app does not let fal_client retry a submit: fal took the job, the reply was lost.
+    import fal_client.client as fc
+
+    monkeypatch.setattr(fc, "MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(fc, "BASE_DELAY", 0.01)
+    fal_fake.submit_reply_lost = lost
+    with pytest.raises((FalClientHTTPError, httpx.RemoteProtocolError)):
+        client.submit(APP, args())
+    assert len(fal_fake.submits()) == 2 and len(fal_fake.jobs) == 2
+
+
+def test_retry_after_and_download_failures(fal_fake, client):
+    fal_fake.fail = {"status": 429, "times": 1, "on": "stream", "retry_after": "7"}
+    r = raw_stream(fal_fake, args())
+    assert r.status_code == 429 and r.headers["retry-after"] == "7"
+    url = client.subscribe(APP, args())["images"][0]["url"]
+    fal_fake.fail = {"status": 503, "times": 1, "on": "download", "ingress": True}
+    r = httpx.get(url)
+    assert r.status_code == 503 and "nginx" in r.text and "x-fal-request-id" not in r.headers
+    assert fetch(url)  # once only
+    assert fal_fake.cancels() == [] and len(fal_fake.submits()) == 2
+
+
 def test_upload_failing_once_falls_back_to_the_other_repository(fal_fake, client):
     fal_fake.fail = {"status": 500, "times": 1, "on": "upload"}
     url = client.upload(b"hello", "text/plain", "h.txt")

@@ -9,21 +9,11 @@ import sys
 import pytest
 from PIL import Image
 
-import fal_client.client as fal_client_module
 from backend.errors import AuthFailed, InvalidInput, MissingKey, RunTimeout, ServiceError
 from backend.events import Preview, Progress, Queued, Result
-from backend.fal_backend import FalBackend, FalSettings, point_fal_client_at
+from backend.fal_backend import FalBackend, FalSettings
 from backend.request import build_request
 from tests.conftest import ROOT, SERVER_KEY
-
-
-@pytest.fixture
-def pointed(fake):
-    saved = {n: getattr(fal_client_module, n) for n in ("QUEUE_URL_FORMAT", "RUN_URL_FORMAT", "REST_URL", "CDN_URL")}
-    point_fal_client_at(fake.url)
-    yield fake
-    for name, value in saved.items():
-        setattr(fal_client_module, name, value)
 
 
 def backend(transport="stream", **settings) -> FalBackend:
@@ -56,7 +46,7 @@ def test_the_apps_own_deadline_cancels_the_job(pointed, images, transport):
     with pytest.raises(RunTimeout, match="longer than 1 s and was cancelled"):
         drain(backend(transport, run_timeout=1.0).run(request_for(images)))
     assert pointed.wait_for(lambda: all(j.cancelled for j in pointed.jobs.values()), timeout=5)
-    assert len(pointed.jobs) == 1
+    assert len(pointed.jobs) == 1 and len(pointed.submits()) == 1
 
 
 @pytest.mark.parametrize("transport", ["stream", "queue"])
@@ -75,6 +65,7 @@ def test_a_stream_cut_halfway_is_an_error_not_a_result(pointed, images):
     with pytest.raises(ServiceError) as caught:
         drain(backend().run(request_for(images)))
     assert "broke off before the result arrived" in caught.value.message
+    assert len(pointed.submits()) == 1  # not sent again: fal had started it
 
 
 @pytest.mark.parametrize("transport", ["stream", "queue"])
@@ -91,6 +82,7 @@ def test_http_errors_become_messages(pointed, images, transport, status, error, 
         drain(backend(transport).run(request_for(images)))
     assert words in caught.value.message
     assert SERVER_KEY not in caught.value.message
+    assert len(pointed.submits()) == 1 and not pointed.jobs  # refused, and not sent again
 
 
 @pytest.mark.parametrize("transport", ["stream", "queue"])
@@ -102,6 +94,7 @@ def test_fal_validation_errors_name_the_field(pointed, images, transport):
     with pytest.raises(InvalidInput) as caught:
         drain(backend(transport).run(request_for(images)))
     [problem] = caught.value.problems
+    assert len(pointed.submits()) == 1
     assert (problem.field, problem.label, problem.message) == ("image_size", "Width", "Input should be a multiple of 16")
 
 
@@ -140,6 +133,7 @@ def test_a_reply_that_is_not_json_is_a_clear_error(pointed, images, transport):
     pointed.malformed = True
     with pytest.raises(ServiceError, match="fal sent a reply the app could not read"):
         drain(backend(transport).run(request_for(images)))
+    assert len(pointed.submits()) == 1 and len(pointed.jobs) == 1
     pointed.malformed = False
     assert isinstance(drain(backend(transport).run(request_for(images)))[-1], Result)
 
@@ -148,3 +142,4 @@ def test_a_result_image_that_cannot_be_fetched_is_a_clear_error(pointed, images)
     pointed.results_gone = True
     with pytest.raises(ServiceError, match=r"Could not download a result image \(HTTP 404\)"):
         drain(backend("queue").run(request_for(images)))
+    assert len(pointed.submits()) == 1 and len(pointed.jobs) == 1
