@@ -86,6 +86,10 @@ def test_every_control_has_a_name_with_advanced_loras_and_results_open(browser, 
         page.locator("#add-lora").click()
         expect(page.get_by_label(f"LoRA {row}", exact=True)).to_be_visible(timeout=30_000)
         expect(page.get_by_role("button", name=f"Remove LoRA {row}", exact=True)).to_be_visible()
+    # Each row's scale and switch say which row they belong to.
+    for row in (1, 2):
+        expect(page.get_by_role("slider", name=f"LoRA {row} scale", exact=True)).to_be_visible()
+        expect(page.get_by_role("checkbox", name=f"LoRA {row} on", exact=True)).to_be_visible()
     page.locator("#prompt textarea").fill("make it glow")
     page.locator("#run-button").click()
     expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)

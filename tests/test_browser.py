@@ -58,12 +58,11 @@ def test_lora_rows_the_fourth_is_added_switched_off_and_the_rest_reach_fal(brows
         page.locator("#add-lora").click()
         expect(page.get_by_label(f"LoRA {row}", exact=True)).to_be_visible()
     expect(page.get_by_text("At most 3 LoRAs can be on at once").first).to_be_visible()
-    on_boxes = page.get_by_label("on", exact=True)
-    expect(on_boxes.nth(3)).not_to_be_checked()
+    expect(page.get_by_label("LoRA 4 on", exact=True)).not_to_be_checked()
     for index, path in enumerate(["owner/style-a", "owner/style-b", "", "owner/style-d"], start=1):
         if path:
             page.get_by_label(f"LoRA {index}", exact=True).fill(path)
-    on_boxes.nth(1).uncheck()  # row 2 stays in the list, switched off
+    page.get_by_label("LoRA 2 on", exact=True).uncheck()  # row 2 stays in the list, switched off
     page.wait_for_timeout(500)
     page.locator("#run-button").click()
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)

@@ -38,16 +38,27 @@ document.addEventListener("keydown", (event) => {
     if (stop && stop.offsetParent !== null) { stop.click(); }
   }
 });
-// The LoRA editor's "✕" buttons (re-rendered with their rows): a name a screen reader can say.
-new MutationObserver(() => {
-  for (const remove of document.querySelectorAll("button[id^='lora-remove-']")) {
-    const name = "Remove LoRA " + remove.id.slice("lora-remove-".length);
-    if (remove.getAttribute("aria-label") !== name) {
-      remove.setAttribute("aria-label", name);
-      remove.title = name;
+// The LoRA editor's rows (re-rendered as they change): names a screen reader can tell apart,
+// "Remove LoRA 2" for a "✕", "LoRA 2 scale" and "LoRA 2 on" for controls labelled "scale" and "on".
+const nameLoraControls = () => {
+  const named = [
+    ["button[id^='lora-remove-']", "lora-remove-", (n) => "Remove LoRA " + n, ""],
+    ["[id^='lora-scale-']", "lora-scale-", (n) => "LoRA " + n + " scale", "input"],
+    ["[id^='lora-on-']", "lora-on-", (n) => "LoRA " + n + " on", "input"],
+  ];
+  for (const [selector, prefix, label, inner] of named) {
+    for (const owner of document.querySelectorAll(selector)) {
+      const name = label(owner.id.slice(prefix.length));
+      for (const target of inner ? owner.querySelectorAll(inner) : [owner]) {
+        if (target.getAttribute("aria-label") !== name) {
+          target.setAttribute("aria-label", name);
+          if (!inner) target.title = name;
+        }
+      }
     }
   }
-}).observe(document, {childList: true, subtree: true, attributes: true, attributeFilter: ["id"]});
+};
+new MutationObserver(nameLoraControls).observe(document, {childList: true, subtree: true, attributes: true, attributeFilter: ["id"]});
 </script>
 """
 NO_KEY_HELP = (

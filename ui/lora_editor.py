@@ -43,9 +43,12 @@ def lora_editor() -> tuple[gr.JSON, gr.Number]:
                     scale = gr.Slider(
                         minimum=scale_limits["minimum"], maximum=scale_limits["maximum"], step=0.05,
                         value=row["scale"], label="scale", scale=3, key=f"lora-scale-{index}", interactive=True,
+                        elem_id=f"lora-scale-{index + 1}",
                     )
+                    # "scale" and "on" alone would be read out the same for every row: the page
+                    # names them "LoRA n scale" and "LoRA n on" for screen readers (layout.py).
                     enabled = gr.Checkbox(value=row["enabled"], label="on", scale=1, min_width=60, interactive=True,
-                                          key=f"lora-on-{index}")
+                                          key=f"lora-on-{index}", elem_id=f"lora-on-{index + 1}")
                     # "✕" alone is read out as a symbol: the page names it "Remove LoRA n" (layout.py).
                     removes.append(gr.Button("✕", size="sm", scale=0, min_width=40, key=f"lora-remove-{index}",
                                              elem_id=f"lora-remove-{index + 1}"))
