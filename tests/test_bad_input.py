@@ -153,7 +153,7 @@ LORA_PATHS = {
     "https://example.com/a.bin": "only .safetensors files are loaded",
     "style.pt": "only .safetensors files are loaded",
     "not-a-lora.safetensors": "holds no LoRA weights",
-    "someone/no-such-flux2-lora": "",
+    "someone/no-such-flux2-lora": "could not be fetched from Hugging Face",  # offline here; see test_local_backend
 }
 
 

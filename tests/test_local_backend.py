@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -234,3 +236,43 @@ def test_the_apps_deadline_stops_a_local_run_and_the_gpu_is_free_again(world, lo
     hurried.settings = dataclasses.replace(hurried.settings, run_timeout=600.0)
     _, result = run(hurried, edit(world))
     assert result.images and hurried.pipeline_loads == 1
+
+
+def test_a_hugging_face_repo_that_does_not_exist_is_named(tmp_path):
+    """Against a stand-in for the Hub (HF_ENDPOINT) that knows no repo, as huggingface.co answers."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    class NoRepos(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.send_header("X-Error-Code", "RepoNotFound")
+            self.send_header("X-Error-Message", "Repository not found")
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": "Repository not found"}')
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoRepos)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    code = (
+        "from backend.lora_sources import LoraFetcher, LoraError\n"
+        "try:\n    LoraFetcher(lora_dir=None).fetch(1, 'someone/no-such-flux2-lora')\n"
+        "except LoraError as error:\n    print(error.message)\n"
+    )
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}", "HF_HUB_OFFLINE": "0",
+           "HF_HOME": str(tmp_path), "NO_PROXY": "127.0.0.1"}
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).parent.parent)
+    finally:
+        server.shutdown()
+    assert done.stdout.strip() == (
+        "LoRA 1 (someone/no-such-flux2-lora): no such Hugging Face repo (or it is private: set HF_TOKEN)"
+    ), done.stderr[-1500:]
