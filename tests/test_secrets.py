@@ -1,4 +1,4 @@
-"""No key anywhere: page, config, API info, API responses, log, outputs, PNG metadata."""
+"""No key anywhere: page, config, API info, MCP tools, API responses, log, outputs, PNG metadata."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def everything_served_and_stored(app, job_outputs) -> dict[str, str]:
         "page HTML": fetch(app.url),
         "JS config": fetch(app.url + "config"),
         "API info": fetch(app.url + "gradio_api/info"),
+        "MCP tools": fetch(app.url + "gradio_api/mcp/schema"),
         "API responses": json.dumps(job_outputs, default=str),
         "server log": app.log(),
     }
