@@ -79,7 +79,7 @@ def test_two_images_two_loras_preview_then_final_then_stop(browser, app, fake, i
     expect(page.get_by_label("LoRA 2", exact=True)).to_be_visible(timeout=30_000)
     expect(page.get_by_label("LoRA 1", exact=True)).to_have_value("owner/style-a")
     page.get_by_label("LoRA 2", exact=True).fill("owner/style-b")
-    second_scale = page.get_by_label("number input for scale").nth(1)
+    second_scale = page.locator("#lora-scale-2 input[type=number]")
     second_scale.fill("0.5")
     second_scale.press("Tab")
     expect(second_scale).to_have_value("0.5")
