@@ -127,13 +127,21 @@ def run_edit(
 
     `last_run` (for the history) is {recipe, images, references} of the saved run.
 
+    Every update carries the current value of each output rather than `gr.skip()`:
+    Gradio makes a new component for each skipped output and keeps it in the
+    session for as long as the session lives (about 75 KB per run, found by
+    bench/bench_soak.py). Previews are written once as files, so that repeating them
+    with each status costs a hash of the file, not a new encoding. (`last_run` is a
+    gr.State, which skips for free.)
+
     Closing this generator (Stop, or the tab closing) closes the backend's run, which
     cancels the job there.
     """
     started = time.monotonic()
     logs: list[str] = []
-    logs_changed = False
-    skip = gr.skip()
+    gallery: list = []  # a new run starts with an empty gallery, then its previews
+    keep = gr.skip()
+    preview_folder = Path(tempfile.mkdtemp(prefix="studio-previews-"))
     events = backend.run(request, key=key)
     try:
         for event in events:
@@ -142,18 +150,17 @@ def run_edit(
             if isinstance(event, Log):
                 logs.append(event.message)
                 del logs[:-LOG_LINES_KEPT]
-                logs_changed = True
                 continue
-            log_update = "\n".join(logs) if logs_changed else skip
-            logs_changed = False
+            log_text = "\n".join(logs)
             if isinstance(event, Queued):
                 where = "next in line" if event.position == 0 else f"position {event.position + 1}"
-                yield skip, f"⏳ Queued at {backend.name}: {where}", log_update, skip, skip, skip
+                yield gallery, f"⏳ Queued at {backend.name}: {where}", log_text, "", None, keep
             elif isinstance(event, Progress):
-                yield skip, "⚙️ " + event.message, log_update, skip, skip, skip
+                yield gallery, "⚙️ " + event.message, log_text, "", None, keep
             elif isinstance(event, Preview):
+                gallery = save_previews(event, preview_folder)
                 step = f" (step {event.step} of {event.total})" if event.step else ""
-                yield list(event.images), f"🖼️ Intermediate result{step}", log_update, skip, skip, skip
+                yield gallery, f"🖼️ Intermediate result{step}", log_text, "", None, keep
             elif isinstance(event, Result):
                 saved = save_run(outputs_root, request, event, backend.name, endpoint)
                 enforce_cap(outputs_root, outputs_max_bytes)
@@ -168,7 +175,7 @@ def run_edit(
                     "images": [str(p) for p in saved.image_paths],
                     "references": [str(p) for p in saved.reference_paths],
                 }
-                yield (gallery, f"✅ Done in {elapsed:.1f} s", "\n".join(logs),
+                yield (gallery, f"✅ Done in {elapsed:.1f} s", log_text,
                        describe_result(event, saved.folder.relative_to(outputs_root)), event.seed, last_run)
     except InvalidInput as error:
         raise gr.Error(format_problems(error.problems), title="Please check the form") from None
@@ -176,6 +183,18 @@ def run_edit(
         raise gr.Error(error.message, title="The run did not finish") from None
     finally:
         events.close()
+        # Gradio has copied every preview it showed into its cache by now.
+        shutil.rmtree(preview_folder, ignore_errors=True)
+
+
+def save_previews(preview: Preview, folder: Path) -> list[str]:
+    """The preview's images as JPEG files (previews are thrown away: no need for PNG)."""
+    paths = []
+    for index, image in enumerate(preview.images, start=1):
+        path = folder / f"preview-{preview.step or 0}-{index}.jpg"
+        image.convert("RGB").save(path, format="JPEG", quality=90)
+        paths.append(str(path))
+    return paths
 
 
 def format_problems(problems: list[FieldProblem]) -> str:
@@ -360,11 +379,12 @@ def run_sweep_view(
     total = len(plan.cells)
     paths: list[str | None] = [None] * total
     failures: list[str] = []
-    skip = gr.skip()
+    done: list[tuple[str, str]] = []
     yield [], f"⏳ Sweep: 0 of {total} cells", None, None
     for item in run_sweep(backend, plan, key=key):
         if item is None:  # still waiting: say where it stands (this yield lets a Stop in)
-            yield skip, f"⚙️ Sweep: {sum(p is not None for p in paths)} of {total} cells", skip, skip
+            # The current values, not gr.skip(): see run_edit.
+            yield done, f"⚙️ Sweep: {len(done)} of {total} cells", None, None
             continue
         index, outcome = item
         if isinstance(outcome, Result):
@@ -374,7 +394,7 @@ def run_sweep_view(
         else:
             failures.append(f"{plan.captions[index]}: {outcome.message}")
         done = [(p, plan.captions[i]) for i, p in enumerate(paths) if p]
-        yield done, f"⚙️ Sweep: {len(done)} of {total} cells", skip, skip
+        yield done, f"⚙️ Sweep: {len(done)} of {total} cells", None, None
     cells = [Image.open(p) if p else None for p in paths]
     grid, _layout = make_grid(cells, x.axis(), y.axis() if y else None)
     folder = Path(tempfile.mkdtemp(prefix="sweep-", dir=outputs_root))
