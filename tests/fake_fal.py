@@ -375,7 +375,7 @@ class FakeFal:
     # -- lifecycle
     def start(self) -> "FakeFal":
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -786,6 +786,12 @@ class FakeFal:
         return {"images": images, "seed": prepared["seed"], "prompt": args["prompt"],
                 "has_nsfw_concepts": [nsfw and i == 0 for i in range(len(images))],
                 "timings": {"inference": job.job_seconds}}
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of connections (the load tests) would
+    # overflow it and see resets that fal's own servers do not give.
+    request_queue_size = 128
 
 
 class _Handler(BaseHTTPRequestHandler):
