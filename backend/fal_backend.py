@@ -27,7 +27,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -153,9 +153,10 @@ class FalBackend(Backend):
 
     # -- retries ----------------------------------------------------------------------
 
-    def _retrying(self, call: Callable[[], T], *, starts_job: bool = False,
-                  stop: threading.Event | None = None) -> T:
-        """`call()`, tried again a few times, briefly, when fal said "not now".
+    def _attempts(self, call: Callable[[], T], *, starts_job: bool = False,
+                  stop: threading.Event | None = None) -> Generator[Progress, None, T]:
+        """`call()`, tried again a few times, briefly, when fal said "not now"; before each
+        wait it yields a Progress saying so ("… trying again in 2 s (try 2 of 3)").
 
         A call that can start a job (the submit, the stream's POST) is sent again only
         when fal surely did not take it: a 429 (refused before it is queued) or no
@@ -172,12 +173,25 @@ class FalBackend(Backend):
                 wait = self._retry_wait(error, attempt, starts_job)
                 if wait is None or attempt >= self.settings.retry_attempts:
                     raise
+                yield Progress(_retry_note(error, wait, attempt + 1, self.settings.retry_attempts))
                 if stop is not None:
                     if stop.wait(wait):
-                        raise
+                        raise error from None
                 else:
                     time.sleep(wait)
             attempt += 1
+
+    def _retrying(self, call: Callable[[], T], *, starts_job: bool = False, stop: threading.Event | None = None,
+                  notify: Callable[[Progress], None] | None = None) -> T:
+        """`_attempts` where there is no generator to yield to: its notes go to `notify`."""
+        steps = self._attempts(call, starts_job=starts_job, stop=stop)
+        while True:
+            try:
+                note = next(steps)
+            except StopIteration as done:
+                return done.value
+            if notify is not None:
+                notify(note)
 
     def _retry_wait(self, error: StudioError, attempt: int, starts_job: bool) -> float | None:
         """Seconds to wait before trying `error`'s call again; None: do not try again."""
@@ -192,14 +206,14 @@ class FalBackend(Backend):
     # -- transports -------------------------------------------------------------------
 
     def _run_queued(self, client: fal_client.SyncClient, arguments: dict[str, Any]):
-        handle = self._retrying(lambda: client.submit(self.settings.endpoint, arguments), starts_job=True)
+        handle = yield from self._attempts(lambda: client.submit(self.settings.endpoint, arguments), starts_job=True)
         deadline = time.monotonic() + self.settings.run_timeout
         finished = False
         logs_seen = 0
         last_progress = Progress("Running on fal…")
         try:
             while True:
-                status = self._retrying(lambda: handle.status(with_logs=True))
+                status = yield from self._attempts(lambda: handle.status(with_logs=True))
                 logs = getattr(status, "logs", None) or []
                 new_logs = logs[logs_seen:]
                 logs_seen = max(logs_seen, len(logs))
@@ -217,7 +231,7 @@ class FalBackend(Backend):
                 if time.monotonic() > deadline:
                     raise RunTimeout(self.settings.run_timeout)
                 time.sleep(self.settings.poll_interval)
-            output = self._retrying(lambda: client.result(self.settings.endpoint, handle.request_id))
+            output = yield from self._attempts(lambda: client.result(self.settings.endpoint, handle.request_id))
             finished = True
             return output, handle.request_id
         finally:
@@ -238,7 +252,7 @@ class FalBackend(Backend):
             try:
                 events = self._retrying(
                     lambda: _open_stream(client, self.settings.endpoint, arguments),
-                    starts_job=True, stop=connection.stopped,
+                    starts_job=True, stop=connection.stopped, notify=lambda note: inbox.put(("note", note)),
                 )
                 for event in events:
                     if connection.aborted:
@@ -269,6 +283,10 @@ class FalBackend(Backend):
                     raise value
                 if kind == "end":
                     break
+                if kind == "note":  # waiting to try again: say so
+                    progress = value
+                    yield value
+                    continue
                 last = value
                 for event in self._intermediate_events(value):
                     if isinstance(event, Progress):
@@ -417,6 +435,20 @@ def _close(client: fal_client.SyncClient) -> None:
     http = client.__dict__.get("_client")
     if http is not None:
         http.close()
+
+
+def _retry_note(error: StudioError, wait: float, next_try: int, tries: int) -> str:
+    """What the status line says while the backend waits to try a call again."""
+    if isinstance(error, RateLimited):
+        what = "fal is rate limiting this key (HTTP 429)"
+    elif isinstance(error, _NotSent):
+        what = "fal could not be reached"
+    elif getattr(error, "status_code", None):
+        what = f"fal's service is busy (HTTP {error.status_code})"
+    else:
+        what = "the connection to fal broke off"
+    when = f"in {wait:.0f} s" if wait >= 1 else "in a moment"
+    return f"{what}; trying again {when} (try {next_try} of {tries})…"
 
 
 def _new_client(key: str) -> fal_client.SyncClient:

@@ -122,6 +122,12 @@ def test_a_short_rate_limit_is_waited_out(pointed, images, transport):
     events, error = run_to_end(backend(transport).run(request_for(images)))
     assert error is None and isinstance(events[-1], Result)
     assert len(pointed.submits()) == 3 and len(pointed.jobs) == 1
+    # While it waited, the status said why and when it would try again.
+    notes = [e.message for e in events if isinstance(e, Progress) and "trying again" in e.message]
+    assert list(dict.fromkeys(notes)) == [
+        "fal is rate limiting this key (HTTP 429); trying again in a moment (try 2 of 3)…",
+        "fal is rate limiting this key (HTTP 429); trying again in a moment (try 3 of 3)…",
+    ], notes
 
 
 # -- 502 / 503 from a proxy (an HTML page, not fal's JSON) ---------------------------------
