@@ -119,10 +119,13 @@ class FalBackend(Backend):
         client = self._shared_client() if shared else _new_client(key)
         try:
             with _fal_errors():
-                urls = [
-                    self._send_reference(client, source, f"image {index}")
-                    for index, source in enumerate(request.image_urls, start=1)
-                ]
+                deadline = time.monotonic() + self.settings.run_timeout
+                urls = []
+                for index, source in enumerate(request.image_urls, start=1):
+                    urls.append((yield from self._in_background(
+                        lambda source=source, label=f"image {index}": self._send_reference(client, source, label),
+                        Progress(f"Sending image {index} to fal…"), deadline,
+                    )))
                 arguments = request.to_fal_arguments(urls)
                 if self.settings.transport == "queue":
                     output, request_id = yield from self._run_queued(client, arguments)
@@ -139,6 +142,30 @@ class FalBackend(Backend):
             if self._client is None:
                 self._client = _new_client(self._server_key)
             return self._client
+
+    def _in_background(self, call: Callable[[], T], status: Progress, deadline: float) -> Generator[Progress, None, T]:
+        """`call()` in a thread, yielding `status` while it runs, so that Stop and the
+        deadline still work. An upload of a large reference goes through fal-client's
+        own upload client, which retries a 429 for up to about a minute by itself."""
+        box: list = []
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                box.append(("value", call()))
+            except BaseException as error:  # handed to the generator, which raises it
+                box.append(("error", error))
+            done.set()
+
+        threading.Thread(target=work, name="fal-reference", daemon=True).start()
+        while not done.wait(self.settings.poll_interval):
+            if time.monotonic() > deadline:
+                raise RunTimeout(self.settings.run_timeout)
+            yield status  # also lets a Stop in: the thread's result is then dropped
+        kind, value = box[0]
+        if kind == "error":
+            raise value
+        return value
 
     # -- references -------------------------------------------------------------------
 

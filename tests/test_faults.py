@@ -130,6 +130,29 @@ def test_a_short_rate_limit_is_waited_out(pointed, images, transport):
     ], notes
 
 
+def test_a_large_reference_whose_upload_is_rate_limited_can_be_stopped_and_meets_the_deadline(
+    pointed, images, tmp_path,
+):
+    # Over 512 KB, a reference goes through fal-client's upload client, which retries a 429
+    # by itself for about a minute: the run must still say what it does, obey Stop and end
+    # at the app's deadline.
+    from PIL import Image
+
+    path = tmp_path / "noisy.png"
+    Image.effect_noise((1000, 1000), 80).convert("RGB").save(path)
+    pointed.fail = {"status": 429, "on": "upload", "times": None}
+    request = build_request(prompt="make it blue", image_urls=[str(path)])
+
+    stopped = backend("stream").run(request)
+    assert next(stopped).message == "Sending image 1 to fal…"
+    stopped.close()  # Stop: returns at once, though the upload is still being retried
+
+    events, error = run_to_end(backend("stream", run_timeout=2.0).run(request))
+    assert isinstance(error, StudioError) and "took longer than 2 s" in error.message
+    assert any(isinstance(e, Progress) and e.message == "Sending image 1 to fal…" for e in events)
+    assert not pointed.jobs and not pointed.submits()
+
+
 # -- 502 / 503 from a proxy (an HTML page, not fal's JSON) ---------------------------------
 
 
