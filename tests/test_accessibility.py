@@ -11,7 +11,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.test_browser_e2e import DROP_ZONE, choose_file, intercept_file_choosers
+from tests.test_browser_e2e import choose_file, drop_zone, intercept_file_choosers
 
 # What a person can operate, by mouse or keyboard. A file input is hidden; its drop zone (a
 # button) is what is on screen.
@@ -67,7 +67,7 @@ def open_studio(browser, app):
     intercept_file_choosers(page)
     page.goto(app.url)
     expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
-    expect(page.locator("#reference-1").get_by_role("button", name=DROP_ZONE)).to_be_visible(timeout=60_000)
+    expect(page.locator("#reference-1").get_by_role("button", name=drop_zone(1), exact=True)).to_be_visible(timeout=60_000)
     return page
 
 
@@ -147,7 +147,7 @@ def test_the_main_flow_works_from_the_keyboard(browser, app, fake, images, scree
     assert page.evaluate(FOCUSED)["tag"] == "BODY"  # nothing focused yet: the person starts with Tab
 
     # Tab to image 1's upload area; Enter opens the file chooser.
-    tab_until(page, lambda f: f["owner"] == "reference-1" and f["name"] == DROP_ZONE)
+    tab_until(page, lambda f: f["owner"] == "reference-1" and f["name"] == drop_zone(1))
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Enter")
     chooser.value.set_files(str(images["red"]))

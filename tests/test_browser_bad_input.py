@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.test_browser_e2e import choose_file, intercept_file_choosers
+from tests.test_browser_e2e import choose_file, drop_zone, intercept_file_choosers
 
 ERROR_TOAST = ".toast-body"
 
@@ -30,7 +30,7 @@ def test_a_file_that_is_not_an_image_and_a_prompt_too_long_are_named(browser, ap
     bad = tmp_path / "holiday.png"
     bad.write_bytes(b"this is a text file with an image's name")
     with page.expect_file_chooser() as chooser:
-        page.locator("#reference-1").get_by_role("button", name="Drop an image file here to upload").click()
+        page.locator("#reference-1").get_by_role("button", name=drop_zone(1), exact=True).click()
     chooser.value.set_files(str(bad))
     page.locator("#prompt textarea").fill("make it blue")
     run_and_expect_error(page, "image 1: is not an image Pillow can read")

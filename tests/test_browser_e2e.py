@@ -11,7 +11,9 @@ import io
 from PIL import Image
 from playwright.sync_api import expect
 
-DROP_ZONE = "Drop an image file here to upload"  # Gradio's name for an empty image's upload area
+def drop_zone(slot: int) -> str:
+    """The name of image `slot`'s empty upload area (the page names it for its slot)."""
+    return f"Upload image {slot}"
 
 # Written into the page before it loads: every state the status line and the results went
 # through, so the test can tell what the person saw, and in which order, after the fact.
@@ -41,7 +43,7 @@ def intercept_file_choosers(page) -> None:
 def choose_file(page, slot: int, path) -> None:
     """Click the upload area of image `slot` and pick `path` in the file chooser it opens."""
     with page.expect_file_chooser() as chooser:
-        page.locator(f"#reference-{slot}").get_by_role("button", name=DROP_ZONE).click()
+        page.locator(f"#reference-{slot}").get_by_role("button", name=drop_zone(slot), exact=True).click()
     assert not chooser.value.is_multiple()
     chooser.value.set_files(str(path))
     expect(page.locator(f"#reference-{slot} img")).to_be_visible(timeout=30_000)

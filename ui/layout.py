@@ -38,13 +38,16 @@ document.addEventListener("keydown", (event) => {
     if (stop && stop.offsetParent !== null) { stop.click(); }
   }
 });
-// The LoRA editor's rows (re-rendered as they change): names a screen reader can tell apart,
-// "Remove LoRA 2" for a "✕", "LoRA 2 scale" and "LoRA 2 on" for controls labelled "scale" and "on".
-const nameLoraControls = () => {
+// Names a screen reader can tell apart, kept as Gradio re-renders: "Remove LoRA 2" for a "✕",
+// "LoRA 2 scale" and "LoRA 2 on" for a row's "scale" and "on", "Upload image 2" for a slot.
+const nameControls = () => {
   const named = [
     ["button[id^='lora-remove-']", "lora-remove-", (n) => "Remove LoRA " + n, ""],
     ["[id^='lora-scale-']", "lora-scale-", (n) => "LoRA " + n + " scale", "input"],
     ["[id^='lora-on-']", "lora-on-", (n) => "LoRA " + n + " on", "input"],
+    // Gradio names every empty image's upload area alike; say which slot it fills.
+    ["[id^='reference-']", "reference-", (n) => "Upload image " + n,
+     "[aria-label='Drop an image file here to upload']"],
   ];
   for (const [selector, prefix, label, inner] of named) {
     for (const owner of document.querySelectorAll(selector)) {
@@ -58,7 +61,9 @@ const nameLoraControls = () => {
     }
   }
 };
-new MutationObserver(nameLoraControls).observe(document, {childList: true, subtree: true, attributes: true, attributeFilter: ["id"]});
+new MutationObserver(nameControls).observe(
+  document, {childList: true, subtree: true, attributes: true, attributeFilter: ["id", "aria-label"]},
+);
 </script>
 """
 NO_KEY_HELP = (
