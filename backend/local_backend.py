@@ -139,7 +139,7 @@ class LocalBackend(Backend):
             open_reference(read_source(source, f"image {i}"), f"image {i}").image
             for i, source in enumerate(request.image_urls, start=1)
         ]
-        width, height, notes = self._output_size(request)
+        width, height = self._output_size(request)
         first_seed = request.seed if request.seed is not None else random.randrange(MAX_SEED + 1)
         seeds = [(first_seed + k) % (MAX_SEED + 1) for k in range(request.num_images)]
 
@@ -155,8 +155,6 @@ class LocalBackend(Backend):
                     yield Progress("Encoding the instruction…")
                     embeds = self._encode_on_gpu(request.prompt)
                     self._remember_embeds(request.prompt, embeds)
-            for note in notes:
-                yield Log(note)
             for item in self._edit_on_gpu(request, references, width, height, seeds, embeds):
                 if isinstance(item, _Done):
                     images, lora_notes = item.images, item.notes
@@ -170,7 +168,7 @@ class LocalBackend(Backend):
             raise StudioError("The local run ended without images.")
         yield Result(
             images=tuple(_encode(img, request.output_format) for img in images),
-            seed=seeds[0], seeds=tuple(seeds), prompt=request.prompt, notes=tuple(notes + lora_notes),
+            seed=seeds[0], seeds=tuple(seeds), prompt=request.prompt, notes=tuple(lora_notes),
         )
 
     def _edit(self, request, references, width, height, seeds, embeds) -> Iterator[Event | _Done]:
@@ -318,25 +316,22 @@ class LocalBackend(Backend):
             self._embeddings.move_to_end(prompt)
             return cached
         inbox.put(("event", Progress("Encoding the instruction…")))
-        embeds, _ = pipe.encode_prompt(
-            prompt=prompt, device=pipe._execution_device,
-            max_sequence_length=self.settings.max_sequence_length,
-            text_encoder_out_layers=self.settings.text_encoder_out_layers,
-        )
-        self.prompt_encodes += 1
+        embeds = self._encode(pipe, prompt)
         self._remember_embeds(prompt, embeds)
         return embeds
 
     def _encode_prompt(self, prompt: str) -> torch.Tensor:
         """ZeroGPU: encode in a slot of its own; the embeddings come back on the CPU."""
-        pipe = self._pipeline(queue.Queue())
+        return self._encode(self._pipeline(queue.Queue()), prompt).cpu()
+
+    def _encode(self, pipe: Flux2Pipeline, prompt: str) -> torch.Tensor:
         embeds, _ = pipe.encode_prompt(
             prompt=prompt, device=pipe._execution_device,
             max_sequence_length=self.settings.max_sequence_length,
             text_encoder_out_layers=self.settings.text_encoder_out_layers,
         )
         self.prompt_encodes += 1
-        return embeds.cpu()
+        return embeds
 
     def _remember_embeds(self, prompt: str, embeds: torch.Tensor) -> None:
         self._embeddings[prompt] = embeds
@@ -413,13 +408,13 @@ class LocalBackend(Backend):
     # -- sizes ------------------------------------------------------------------------
 
     @staticmethod
-    def _output_size(request: EditRequest) -> tuple[int | None, int | None, list[str]]:
+    def _output_size(request: EditRequest) -> tuple[int | None, int | None]:
         """(width, height) for the pipeline; None keeps its own rule (the first image's size)."""
         size = request.image_size
         if size is None:
-            return None, None, []
-        width, height = PRESET_SIZES[size] if isinstance(size, str) else (size.width, size.height)
-        return width, height, []  # multiples of 16, as the model needs: the request checks it
+            return None, None
+        # Multiples of 16, as the model needs: the request checks custom sizes.
+        return PRESET_SIZES[size] if isinstance(size, str) else (size.width, size.height)
 
 
 def load_pipeline(model: str, memory: str, device: torch.device) -> Flux2Pipeline:

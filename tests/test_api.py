@@ -11,7 +11,6 @@ import sys
 
 import anyio
 import httpx
-import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 
@@ -40,8 +39,8 @@ def test_the_readme_python_example_runs(app, fake, images, tmp_path):
     assert jobs[0].input["loras"] == [{"path": "owner/some-flux2-lora", "scale": 0.8}]
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)")
 def test_the_readme_curl_example_runs(app, fake, images, tmp_path):
+    assert shutil.which("curl"), "curl is missing: the README's test command installs it (apt-get install curl)"
     shutil.copy(images["red"], tmp_path / "donut.png")
     script = readme_block("api-curl").replace("http://127.0.0.1:7860", app.url.rstrip("/"))
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=180)

@@ -7,11 +7,12 @@ from __future__ import annotations
 from backend.request import (
     MAX_ACTIVE_LORAS, MAX_PROMPT_CHARS, EditRequest, ImageSize, LoraWeight, PRESET_SIZES, field_limits,
 )
+from ui.components import show_number
 
 
 def _range(name: str, model=EditRequest) -> str:
-    low, high = (field_limits(name, model)[k] for k in ("minimum", "maximum"))
-    return "-".join(str(int(v)) if float(v).is_integer() else f"{v:g}" for v in (low, high))
+    limits = field_limits(name, model)
+    return f"{show_number(limits['minimum'])}-{show_number(limits['maximum'])}"
 
 
 def _default(name: str) -> str:

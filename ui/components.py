@@ -33,7 +33,8 @@ class ReferenceImage(gr.Image):
 # messages: "<label>: must be at most 20 (got 25)".
 
 
-def _show(value: float) -> str:
+def show_number(value: float) -> str:
+    """25.0 -> '25', 0.5 -> '0.5': numbers as a person writes them in a message."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
@@ -43,9 +44,9 @@ def _number_or_error(component: gr.components.Component, payload, minimum, maxim
     if isinstance(payload, bool) or not isinstance(payload, (int, float)):
         raise gr.Error(f"{component.label}: must be a number (got {payload!r})", title="Please check the form")
     if maximum is not None and payload > maximum:
-        raise gr.Error(f"{component.label}: must be at most {_show(maximum)} (got {_show(payload)})", title="Please check the form")
+        raise gr.Error(f"{component.label}: must be at most {show_number(maximum)} (got {show_number(payload)})", title="Please check the form")
     if minimum is not None and payload < minimum:
-        raise gr.Error(f"{component.label}: must be at least {_show(minimum)} (got {_show(payload)})", title="Please check the form")
+        raise gr.Error(f"{component.label}: must be at least {show_number(minimum)} (got {show_number(payload)})", title="Please check the form")
     return payload
 
 

@@ -142,6 +142,7 @@ def run_edit(
     gallery: list = []  # a new run starts with an empty gallery, then its previews
     keep = gr.skip()
     preview_folder = Path(tempfile.mkdtemp(prefix="studio-previews-"))
+    saved = None
     events = backend.run(request, key=key)
     try:
         for event in events:
@@ -163,7 +164,6 @@ def run_edit(
                 yield gallery, f"🖼️ Intermediate result{step}", log_text, "", None, keep
             elif isinstance(event, Result):
                 saved = save_run(outputs_root, request, event, backend.name, endpoint)
-                enforce_cap(outputs_root, outputs_max_bytes)
                 elapsed = time.monotonic() - started
                 gallery = [
                     (str(path), f"image {i}" + (" ⚠ flagged" if img.nsfw else ""))
@@ -185,6 +185,8 @@ def run_edit(
         events.close()
         # Gradio has copied every preview it showed into its cache by now.
         shutil.rmtree(preview_folder, ignore_errors=True)
+        if saved is not None:  # after the result is shown: the cap walks the whole folder
+            enforce_cap(outputs_root, outputs_max_bytes)
 
 
 def save_previews(preview: Preview, folder: Path) -> list[str]:
@@ -389,7 +391,6 @@ def run_sweep_view(
         index, outcome = item
         if isinstance(outcome, Result):
             saved = save_run(outputs_root, plan.cells[index], outcome, backend.name, source)
-            enforce_cap(outputs_root, outputs_max_bytes)
             paths[index] = str(saved.image_paths[0])
         else:
             failures.append(f"{plan.captions[index]}: {outcome.message}")
@@ -410,3 +411,4 @@ def run_sweep_view(
     if failures:
         status += " — failed: " + "; ".join(failures)
     yield [(p, plan.captions[i]) for i, p in enumerate(paths) if p], status, str(grid_path), zipped
+    enforce_cap(outputs_root, outputs_max_bytes)  # once per sweep, after its results are shown
