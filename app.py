@@ -5,9 +5,6 @@ Settings come from the environment (see README.md, "Settings").
 
 from __future__ import annotations
 
-# Pillow's decompression-bomb limit must be set before any image is opened.
-from backend.images import MAX_INPUT_BYTES
-
 import logging
 import sys
 from pathlib import Path
@@ -16,57 +13,66 @@ import gradio as gr
 
 from backend.base import Backend
 from backend.errors import StudioError
-from backend.fal_backend import FalBackend, FalSettings, point_fal_client_at
+
+# Pillow's decompression-bomb limit must be set before any image is opened.
+from backend.images import MAX_INPUT_BYTES
 from backend.settings import Settings, SettingsError
-from ui.layout import CSS_PATH, SHORTCUTS_JS, build_ui
+from ui.form import PageSetup
+from ui.page import CSS_PATH, HEAD, build_ui
+from ui.run import Outputs
 
 log = logging.getLogger("studio")
 
 
 def create_backends(settings: Settings) -> dict[str, Backend]:
-    """The backends this server offers, by name. torch is imported only for "local"."""
+    """The backends this server offers, by name. fal-client is imported only for "fal",
+    torch only for "local"."""
     backends: dict[str, Backend] = {}
     if "fal" in settings.backends:
+        from backend.fal import FalBackend, FalSettings, point_fal_client_at
+
         if settings.fal_base_url:
             point_fal_client_at(settings.fal_base_url)
         backends["fal"] = FalBackend(
-            FalSettings(
-                endpoint=settings.fal_endpoint,
-                transport=settings.fal_transport,  # type: ignore[arg-type]
-                run_timeout=settings.run_timeout,
-            ),
+            FalSettings(endpoint=settings.fal_endpoint, transport=settings.fal_transport,  # type: ignore[arg-type]
+                        run_timeout=settings.run_timeout),
             server_key=settings.fal_key,
         )
     if "local" in settings.backends:
-        gpu_slot = None
-        if settings.zerogpu:
-            from backend.zerogpu import GpuSlot
-
-            gpu_slot = GpuSlot()  # imports `spaces`, which must come before torch
-        from backend.local_backend import LocalBackend, LocalSettings
-
-        local = LocalBackend(LocalSettings(
-            model=settings.model, memory=settings.memory, device=settings.device,  # type: ignore[arg-type]
-            lora_dir=settings.lora_dir, decode_every=settings.decode_every,
-            max_sequence_length=settings.max_sequence_length,
-            text_encoder_out_layers=settings.text_encoder_layers, compile_blocks=settings.compile_blocks,
-            run_timeout=settings.run_timeout,
-        ), gpu_slot=gpu_slot)
-        if settings.zerogpu:
-            local.preload()  # ZeroGPU hands the weights loaded at start-up to every GPU slot
-        backends["local"] = local
+        backends["local"] = create_local_backend(settings)
     return backends
+
+
+def create_local_backend(settings: Settings) -> Backend:
+    gpu_slot = None
+    if settings.zerogpu:
+        from backend.local.zerogpu import GpuSlot
+
+        gpu_slot = GpuSlot()  # imports `spaces`, which must come before torch
+    from backend.local.backend import LocalBackend, LocalSettings
+
+    local = LocalBackend(LocalSettings(
+        model=settings.model, models=settings.models, memory=settings.memory,  # type: ignore[arg-type]
+        device=settings.device, lora_dir=settings.lora_dir, decode_every=settings.decode_every,
+        max_sequence_length=settings.max_sequence_length, text_encoder_out_layers=settings.text_encoder_layers,
+        compile_blocks=settings.compile_blocks, run_timeout=settings.run_timeout,
+    ), gpu_slot=gpu_slot)
+    if settings.zerogpu:
+        local.preload()  # ZeroGPU hands the weights loaded at start-up to every GPU slot
+    return local
 
 
 def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
     """The Blocks and the keyword arguments for `launch()`."""
     outputs = settings.outputs.resolve()
     outputs.mkdir(parents=True, exist_ok=True)
-    demo = build_ui(
-        create_backends(settings), settings.default_backend, outputs, settings.fal_endpoint,
-        needs_visitor_key=not settings.fal_key, model=settings.model, memory=settings.memory,
-        outputs_max_bytes=settings.outputs_max_mb * 2**20,
+    backends = create_backends(settings)
+    setup = PageSetup(
+        backends=tuple(backends), default_backend=settings.default_backend, needs_visitor_key=not settings.fal_key,
+        models=settings.models, default_model=settings.model, default_memory=settings.memory,
+        max_references={name: backend.max_references for name, backend in backends.items()},
     )
+    demo = build_ui(setup, backends, Outputs(outputs, settings.outputs_max_mb * 2**20 or None))
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
     launch_kwargs = dict(
         enable_monitoring=False,
@@ -77,7 +83,7 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         # results from Gradio's cache, under names made from a secret hash of the content
         # (settings.py keeps the outputs folder where Gradio may copy from).
         css_paths=[CSS_PATH],
-        head=SHORTCUTS_JS,
+        head=HEAD,
         footer_links=["api"],
         # The edit (and the sweep) as MCP tools at /gradio_api/mcp/, described from their docstrings.
         mcp_server=True,

@@ -1,7 +1,14 @@
-"""The interface every backend implements: one generator method.
+"""The interface every backend implements: its options model and one generator method.
 
-    for event in backend.run(request, key=...):
+    options = backend.options(**form_values)       # validated, with the backend's defaults
+    for event in backend.run(request, options, key=...):
         ...
+
+`EditRequest` (backend/request.py) is what every backend does; a backend's own
+choices (fal's sync mode, the local model) live in its options model, a small frozen
+pydantic model declared beside the backend (the pattern of simonw/llm's per-model
+`Options`). A run carries both, so that nothing a visitor picks changes another
+visitor's run, and a recipe records both.
 
 Cancellation is closing the generator (`gen.close()`, which Gradio does when a
 person presses Stop or closes the tab): the backend's `finally` blocks cancel the
@@ -12,24 +19,61 @@ even when nothing changed, so that a close is noticed within about a second.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Generator, Mapping
+from typing import Any, ClassVar, Generic, TypeVar
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import InvalidInput
 from .events import Event
-from .request import EditRequest
+from .request import EditRequest, problems_from_validation_error
 
 
-class Backend(ABC):
-    #: shown on the page
-    name: str = "backend"
+class BackendOptions(BaseModel):
+    """A backend's own settings for one run. Subclasses declare `Field`s with a title,
+    a description and limits: the page and the API docs are built from them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> "BackendOptions":
+        """The options from form or API values (other keys are ignored), validated with
+        messages that name the field and the limit."""
+        fields = {name: values[name] for name in cls.model_fields if name in values and values[name] is not None}
+        try:
+            return cls(**fields)
+        except ValidationError as error:
+            raise InvalidInput(problems_from_validation_error(error, cls)) from None
+
+
+OptionsT = TypeVar("OptionsT", bound=BackendOptions)
+
+
+class Backend(ABC, Generic[OptionsT]):
+    #: shown on the page and recorded in recipes
+    name: ClassVar[str] = "backend"
+    #: this backend's options model
+    options_model: ClassVar[type[BackendOptions]] = BackendOptions
     #: how many reference images this backend takes
-    max_references: int = 3
+    max_references: ClassVar[int] = 3
     #: how many runs of a sweep may run at once (hosted: fal does the work; local: one GPU)
-    concurrent_runs: int = 1
+    concurrent_runs: ClassVar[int] = 1
+
+    def options(self, values: Mapping[str, Any]) -> OptionsT:
+        """This run's options from the form's (or an API call's) values. Backends whose
+        options depend on the operator's settings (the local model allow-list) check
+        them here."""
+        return self.options_model.from_values(values)  # type: ignore[return-value]
+
+    def source(self, options: OptionsT) -> str:
+        """What made the images, for the recipe: fal's endpoint, or the local model."""
+        return self.name
 
     @abstractmethod
-    def run(self, request: EditRequest, *, key: str | None = None) -> Iterator[Event]:
+    def run(self, request: EditRequest, options: OptionsT, *, key: str | None = None) -> Generator[Event, None, None]:
         """Run one edit, yielding events and ending with a Result.
 
         `key` is a per-visitor credential (used for this run only, never stored).
         Raises a StudioError subclass with a message a person can act on.
+        Closing the generator cancels the run.
         """

@@ -62,7 +62,7 @@ def _fit(image: Image.Image, size: int) -> Image.Image:
     return out
 
 
-def _failed(size: int, font: ImageFont.ImageFont) -> Image.Image:
+def _failed(size: int, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> Image.Image:
     out = Image.new("RGB", (size, size), FAILED_GREY)
     ImageDraw.Draw(out).text((size / 2, size / 2), "failed", fill=WHITE, font=font, anchor="mm")
     return out
@@ -85,7 +85,7 @@ def make_grid(
 
     def size_of(text: str) -> tuple[int, int]:
         left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
-        return right - left, bottom - top
+        return int(right - left), int(bottom - top)
 
     line_h = max(size_of(t)[1] for t in (x.name, *x.values, *(y.values if y else ())))
     top_margin = pad + line_h + pad + line_h + pad  # X name, then the column values
@@ -110,7 +110,7 @@ def make_grid(
         """Draw text so its ink box starts exactly at (left, top), and record that box."""
         x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
         draw.text((left - x0, top - y0), text, fill=BLACK, font=font)
-        labels.append((text, (left, top, left + x1 - x0, top + y1 - y0)))
+        labels.append((text, (left, top, int(left + x1 - x0), int(top + y1 - y0))))
 
     # X axis name centered over the grid; clamped so it stays inside the image.
     name_w = size_of(x.name)[0]

@@ -1,7 +1,7 @@
 """Saving finished runs so that nothing produced is lost when the page reloads.
 
 Layout: OUTPUTS/YYYY-MM-DD/<time>-<id>/image-1.png ... plus recipe.json (the
-request, the seed used, timings, backend; never a key). PNGs also carry their own
+request, the backend's options, the seed used, timings, backend; never a key). PNGs also carry their own
 recipe (backend/recipes.py). Every write is atomic: written to a temporary name in
 the same folder, then renamed, and recipe.json is written last, so a run folder with
 a recipe.json is complete.
@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from .events import Result
 from .recipes import embed_recipe
@@ -56,8 +58,12 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def recipe_for(request: EditRequest, result: Result, backend: str, endpoint: str) -> dict[str, Any]:
-    """Everything needed to redo the run. Local image paths are reduced to file names."""
+def recipe_for(
+    request: EditRequest, options: BaseModel, result: Result, backend: str, endpoint: str,
+) -> dict[str, Any]:
+    """Everything needed to redo the run: the request and the backend's options.
+    Local image paths are reduced to file names. `endpoint` is what made the images:
+    fal's endpoint, or the local model."""
     fields = request.model_dump(mode="json")
     fields["image_urls"] = [
         u if u.startswith(("http://", "https://")) else Path(u).name if not u.startswith("data:") else "data-uri"
@@ -65,6 +71,7 @@ def recipe_for(request: EditRequest, result: Result, backend: str, endpoint: str
     ]
     return {
         "request": fields,
+        "options": options.model_dump(mode="json"),
         "seed": result.seed,
         "seeds": list(result.seeds),
         "prompt_used": result.prompt,
@@ -77,13 +84,15 @@ def recipe_for(request: EditRequest, result: Result, backend: str, endpoint: str
     }
 
 
-def save_run(root: Path, request: EditRequest, result: Result, backend: str, endpoint: str) -> SavedRun:
+def save_run(
+    root: Path, request: EditRequest, options: BaseModel, result: Result, backend: str, endpoint: str,
+) -> SavedRun:
     now = time.localtime()
     folder = Path(root) / time.strftime("%Y-%m-%d", now) / (
         time.strftime("%H%M%S", now) + "-" + secrets.token_hex(4)
     )
     folder.mkdir(parents=True, exist_ok=True)
-    recipe = recipe_for(request, result, backend, endpoint)
+    recipe = recipe_for(request, options, result, backend, endpoint)
     paths = []
     for index, image in enumerate(result.images, start=1):
         path = folder / f"image-{index}.{image.extension}"
@@ -158,7 +167,7 @@ def folder_bytes(folder: Path) -> int:
 
 def _candidates(root: Path) -> list[tuple[float, Path]]:
     """(time, folder) of every run folder (OUTPUTS/DATE/RUN) and sweep folder (OUTPUTS/sweep-*)."""
-    found = []
+    found: list[tuple[float, Path]] = []
     for entry in root.iterdir():
         try:
             if not entry.is_dir() or entry.name.startswith("."):

@@ -1,9 +1,11 @@
-"""The edit request: one pydantic model that mirrors fal's input schema for
-`fal-ai/flux-2/lora/edit`.
+"""The edit request: one pydantic model for what every backend does, in the names,
+defaults and limits of fal's input schema for `fal-ai/flux-2/lora/edit`.
 
-It is the single source of truth for validation, defaults and the UI's ranges:
-the UI reads its slider limits and help texts from these `Field`s, both backends
-take an `EditRequest`, and `to_fal_arguments` produces the JSON fal expects.
+It is the single source of truth for validation, defaults and the page's ranges:
+the form spec (ui/form.py) reads its limits and help texts from these `Field`s, and
+both backends take an `EditRequest`. What only one backend does (fal's sync mode, the
+local model) lives in that backend's options model (backend/fal/options.py,
+backend/local/options.py); fal's payload is the request plus fal's options.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ PRESET_SIZES: dict[str, tuple[int, int]] = {
     "landscape_4_3": (1024, 768),
     "landscape_16_9": (1024, 576),
 }
-Acceleration = Literal["none", "regular", "high"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 
 # fal takes 3 reference images; the local pipeline takes more. The request allows
@@ -110,21 +111,8 @@ class EditRequest(BaseModel):
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = Field(
         default=None, title="Seed", description="The same seed and inputs give the same image; None = random.",
     )
-    acceleration: Acceleration = Field(
-        default="regular", title="Acceleration", description="Faster generation at some cost in quality.",
-    )
-    enable_prompt_expansion: bool = Field(
-        default=False, title="Prompt expansion", description="Let fal rewrite the instruction in more detail.",
-    )
-    enable_safety_checker: bool = Field(
-        default=True, title="Safety checker", description="Flag images that may contain NSFW content.",
-    )
     output_format: OutputFormat = Field(
         default="png", title="Output format", description="File format of the result images.",
-    )
-    sync_mode: bool = Field(
-        default=False, title="Sync mode",
-        description="fal returns the images inline and keeps no copy in its request history.",
     )
 
     @field_validator("prompt")
@@ -135,16 +123,6 @@ class EditRequest(BaseModel):
         if any(ord(c) < 32 and c not in "\n\t" for c in value):
             raise ValueError("must not contain control characters")
         return value
-
-    def to_fal_arguments(self, image_urls: list[str]) -> dict[str, Any]:
-        """The JSON arguments for fal, with `image_urls` replaced by what fal can fetch.
-
-        Fields left at None (random seed, size matching the first image) are omitted so
-        that fal applies its own behaviour for them.
-        """
-        args = self.model_dump(mode="json", exclude_none=True)
-        args["image_urls"] = list(image_urls)
-        return args
 
 
 def field_title(name: str, model: type[BaseModel] = EditRequest) -> str:
@@ -162,7 +140,7 @@ def field_limits(name: str, model: type[BaseModel] = EditRequest) -> dict[str, A
     return {k: prop[k] for k in ("minimum", "maximum") if k in prop}
 
 
-def describe_location(loc: tuple[Any, ...] | list[Any]) -> str:
+def describe_location(loc: tuple[Any, ...] | list[Any], model: type[BaseModel] = EditRequest) -> str:
     """Turn a pydantic/fal error location into a label a person recognises.
 
     ('loras', 1, 'scale') -> 'LoRA 2 scale'; ('image_urls', 0) -> 'image 1';
@@ -181,10 +159,15 @@ def describe_location(loc: tuple[Any, ...] | list[Any]) -> str:
         last = rest[-1]
         if last in ImageSize.model_fields:
             return field_title(str(last), ImageSize)
-    return field_title(str(head))
+    return field_title(str(head), model)
 
 
-def problems_from_validation_error(error: ValidationError) -> list[FieldProblem]:
+def _is_union_branch(part: Any) -> bool:
+    """pydantic names a union's branch in an error's location; the page does not."""
+    return isinstance(part, str) and (part.startswith(("literal[", "function-")) or part == "ImageSize")
+
+
+def problems_from_validation_error(error: ValidationError, model: type[BaseModel] = EditRequest) -> list[FieldProblem]:
     """pydantic's errors as FieldProblems (one per field, the first reason wins)."""
     problems: dict[str, FieldProblem] = {}
     for item in error.errors(include_url=False):
@@ -195,12 +178,12 @@ def problems_from_validation_error(error: ValidationError) -> list[FieldProblem]
             continue
         if branch == "ImageSize" and not isinstance(item.get("input"), (dict, int, float)) and len(raw_loc) == 2:
             continue
-        loc = tuple(p for p in raw_loc if not (isinstance(p, str) and (p.startswith(("literal[", "function-")) or p == "ImageSize")))
+        loc = tuple(p for p in raw_loc if not _is_union_branch(p))
         field = str(loc[0]) if loc else "request"
-        label = describe_location(loc)
+        label = describe_location(loc, model)
         if label in problems:
             continue
-        problems[label] = FieldProblem(field=field, label=label, message=_reason(item))
+        problems[label] = FieldProblem(field=field, label=label, message=_reason(dict(item)))
     return list(problems.values())
 
 

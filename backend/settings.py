@@ -1,21 +1,30 @@
 """The app's settings, read once from the environment at start-up.
 
-Every setting, its default and effect is listed in README.md ("Settings"). A bad
-value stops the start with a message naming the variable and what it accepts.
+Every setting, its default and effect is listed in README.md ("Settings") and
+docs/configuration.md. pydantic-settings reads and checks each variable (`_Environment`,
+`_Variables`); `Settings.from_env` then works out what depends on several of them (the
+backends, the default backend). A bad value stops the start with a `SettingsError` naming
+the variable and what it accepts; pydantic's own errors are turned into such messages.
+
+This module imports nothing from the rest of the `backend` package (nor fal-client,
+torch or gradio), so that anything may read the settings cheaply.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from .fal_backend import DEFAULT_ENDPOINT
-from .zerogpu import on_zerogpu
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
+DEFAULT_FAL_ENDPOINT = "fal-ai/flux-2/lora/edit"
+DEFAULT_MODEL = "black-forest-labs/FLUX.2-dev"
 
 # The local backend's memory modes and what each needs (README: "Local GPU").
 MEMORY_MODES: dict[str, str] = {
@@ -32,7 +41,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     fal_key: str | None = field(default=None, repr=False)  # never printed
-    fal_endpoint: str = DEFAULT_ENDPOINT
+    fal_endpoint: str = DEFAULT_FAL_ENDPOINT
     fal_transport: str = "stream"
     fal_base_url: str | None = None
     outputs: Path = Path("outputs")
@@ -43,7 +52,8 @@ class Settings:
     backends: tuple[str, ...] = ("fal",)
     default_backend: str = "fal"
     # local backend
-    model: str = "black-forest-labs/FLUX.2-dev"
+    model: str = DEFAULT_MODEL  # the default model, one of `models`
+    models: tuple[str, ...] = (DEFAULT_MODEL,)  # the models a visitor may pick, canonical (`canonical_model`)
     memory: str = "gpu"
     device: str | None = None
     lora_dir: Path | None = None
@@ -54,25 +64,16 @@ class Settings:
     zerogpu: bool = False  # on a ZeroGPU Space (SPACES_ZERO_GPU=true): GPU work in `spaces` slots
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
-        env = dict(os.environ if env is None else env)
-        transport = env.get("STUDIO_FAL_TRANSPORT", "stream").strip().lower()
-        if transport not in ("stream", "queue"):
-            raise SettingsError(f"STUDIO_FAL_TRANSPORT must be 'stream' or 'queue', not {transport!r}")
-        base_url = env.get("STUDIO_FAL_BASE_URL", "").strip() or None
-        if base_url and not base_url.startswith(("http://", "https://")):
-            raise SettingsError("STUDIO_FAL_BASE_URL must start with http:// or https://")
-        fal_key = env.get("FAL_KEY", "").strip() or None
-        raw_backends = env.get("STUDIO_BACKENDS", "").strip().lower()
-        zerogpu = on_zerogpu(env)
-        if raw_backends:
-            backends = tuple(dict.fromkeys(b.strip() for b in raw_backends.split(",") if b.strip()))
-            unknown = [b for b in backends if b not in ("fal", "local")]
-            if unknown or not backends:
-                raise SettingsError(f"STUDIO_BACKENDS takes 'fal', 'local' or 'fal,local', not {raw_backends!r}")
-        elif zerogpu:  # a ZeroGPU Space is for the local backend; fal too when the Space has a key
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings from `env` (os.environ when None); a bad value raises SettingsError."""
+        env = os.environ if env is None else env
+        values = _read(env)  # each variable's checked value, by the variable's name
+        fal_key = _plain(values["FAL_KEY"])
+        zerogpu = values["SPACES_ZERO_GPU"]
+        backends = values["STUDIO_BACKENDS"]
+        if backends is None and zerogpu:  # a ZeroGPU Space is for the local backend; fal too when the Space has a key
             backends = ("local", "fal") if fal_key else ("local",)
-        else:
+        elif backends is None:
             backends = ("fal", "local") if local_gpu_present() else ("fal",)
         if zerogpu and "local" in backends and importlib.util.find_spec("spaces") is None:
             raise SettingsError(
@@ -84,17 +85,6 @@ class Settings:
                 "the local backend needs torch, diffusers and transformers: pip install -r requirements-local.txt "
                 "(or set STUDIO_BACKENDS=fal)"
             )
-        memory = env.get("STUDIO_MEMORY", "gpu").strip() or "gpu"
-        if memory not in MEMORY_MODES:
-            raise SettingsError(f"STUDIO_MEMORY must be gpu, model_offload or group_offload, not {memory!r}")
-        lora_dir = env.get("STUDIO_LORA_DIR", "").strip()
-        if lora_dir and not Path(lora_dir).is_dir():
-            raise SettingsError(f"STUDIO_LORA_DIR {lora_dir!r} is not a folder")
-        layers = env.get("STUDIO_TEXT_ENCODER_LAYERS", "").strip()
-        try:
-            text_layers = tuple(int(x) for x in layers.split(",")) if layers else (10, 20, 30)
-        except ValueError:
-            raise SettingsError(f"STUDIO_TEXT_ENCODER_LAYERS must be numbers like 10,20,30, not {layers!r}") from None
         if "fal" in backends and (fal_key or "local" not in backends) and not zerogpu:
             default_backend = "fal"
         else:
@@ -102,59 +92,52 @@ class Settings:
         return cls(
             backends=backends,
             default_backend=default_backend,
-            model=env.get("STUDIO_MODEL", "").strip() or "black-forest-labs/FLUX.2-dev",
-            memory=memory,
-            device=env.get("STUDIO_DEVICE", "").strip() or None,
-            lora_dir=Path(lora_dir) if lora_dir else None,
-            decode_every=int(_number(env, "STUDIO_PREVIEW_DECODE_EVERY", 4, low=0)),
-            text_encoder_layers=text_layers,
-            max_sequence_length=int(_number(env, "STUDIO_MAX_SEQUENCE_LENGTH", 512, low=16)),
-            compile_blocks=_flag(env, "STUDIO_COMPILE", True),
+            model=values["STUDIO_MODEL"],  # STUDIO_MODEL, else the first of STUDIO_MODELS (see _Variables)
+            models=values["STUDIO_MODELS"] or (values["STUDIO_MODEL"],),
+            memory=values["STUDIO_MEMORY"],
+            device=values["STUDIO_DEVICE"],
+            lora_dir=values["STUDIO_LORA_DIR"],
+            decode_every=values["STUDIO_PREVIEW_DECODE_EVERY"],
+            text_encoder_layers=values["STUDIO_TEXT_ENCODER_LAYERS"],
+            max_sequence_length=values["STUDIO_MAX_SEQUENCE_LENGTH"],
+            compile_blocks=values["STUDIO_COMPILE"],
             fal_key=fal_key,
-            fal_endpoint=env.get("STUDIO_FAL_ENDPOINT", DEFAULT_ENDPOINT).strip() or DEFAULT_ENDPOINT,
-            fal_transport=transport,
-            fal_base_url=base_url,
-            outputs=_outputs_folder(env.get("STUDIO_OUTPUTS", "").strip() or "outputs"),
-            outputs_max_mb=int(_number(env, "STUDIO_OUTPUTS_MAX_MB", 2000, low=0)),
-            run_timeout=_number(env, "STUDIO_RUN_TIMEOUT", 600.0, low=1.0),
-            max_queue=int(_number(env, "STUDIO_MAX_QUEUE", 64, low=1)),
-            concurrency=int(_number(env, "STUDIO_CONCURRENCY", 64, low=1)),
+            fal_endpoint=values["STUDIO_FAL_ENDPOINT"],
+            fal_transport=values["STUDIO_FAL_TRANSPORT"],
+            fal_base_url=values["STUDIO_FAL_BASE_URL"],
+            outputs=values["STUDIO_OUTPUTS"],
+            outputs_max_mb=values["STUDIO_OUTPUTS_MAX_MB"],
+            run_timeout=values["STUDIO_RUN_TIMEOUT"],
+            max_queue=values["STUDIO_MAX_QUEUE"],
+            concurrency=values["STUDIO_CONCURRENCY"],
             zerogpu=zerogpu,
         )
 
 
-def _outputs_folder(raw: str) -> Path:
-    """The outputs folder must lie in the working directory or the temp folder.
+def canonical_model(name: str) -> str:
+    """One spelling per model, to compare a visitor's pick with STUDIO_MODELS.
 
-    Gradio hands a browser only copies of files from there (in its cache, under names
-    made from a secret hash of their content); the outputs folder itself is never
-    served, so one visitor cannot fetch another's results by guessing their names.
-    Serving a folder elsewhere would need it in launch(allowed_paths=...), which
-    serves every file in it to anyone who knows the path."""
-    folder = Path(raw).expanduser()
-    places = [Path.cwd().resolve(), Path(tempfile.gettempdir()).resolve()]
-    resolved = folder.absolute().resolve()
-    if not any(resolved == place or place in resolved.parents for place in places):
-        raise SettingsError(
-            f"STUDIO_OUTPUTS {raw!r} must be inside the folder the app is started from ({places[0]}) "
-            f"or the temp folder ({places[1]}); start the app from a folder that contains it"
-        )
-    return folder
+    Whitespace and trailing slashes go. A name that is an existing folder, or is written as
+    a path ('/', './', '../', '~'), becomes its absolute resolved path; anything else is a
+    Hugging Face repo id, kept as written. So 'tiny/', './tiny' and '/abs/tiny' are one model."""
+    name = name.strip()
+    trimmed = name.rstrip("/") or name  # "/" stays "/"
+    if not trimmed:
+        return ""
+    if trimmed in (".", "..") or trimmed.startswith(("/", "./", "../", "~")) or _is_folder(trimmed):
+        path = Path(trimmed)
+        try:
+            path = path.expanduser()
+        except RuntimeError:  # '~someone' with no such user: a folder of that name
+            pass
+        return str(path.resolve())
+    return trimmed
 
 
-def _number(env: dict[str, str], name: str, default: float, low: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
-    if not math.isfinite(value):
-        raise SettingsError(f"{name} must be a finite number, not {raw!r}")
-    if value < low:
-        raise SettingsError(f"{name} must be at least {low:g}, not {raw!r}")
-    return value
+def on_zerogpu(env: Mapping[str, str] | None = None) -> bool:
+    """On a Hugging Face ZeroGPU Space (it sets SPACES_ZERO_GPU=true)."""
+    env = os.environ if env is None else env
+    return _zerogpu_flag(env.get("SPACES_ZERO_GPU", ""))
 
 
 def local_packages_present() -> bool:
@@ -166,12 +149,219 @@ def local_gpu_present() -> bool:
     return Path("/proc/driver/nvidia/version").exists() and local_packages_present()
 
 
-def _flag(env: dict[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
+# -- reading the variables ------------------------------------------------------------------
+
+
+def _is_folder(name: str) -> bool:
+    try:
+        return Path(name).expanduser().is_dir()
+    except (OSError, ValueError, RuntimeError):  # a name too long, a NUL byte, an unknown ~user
+        return False
+
+
+def _zerogpu_flag(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "t", "true")
+
+
+def _flag(raw: str) -> bool:
+    raw = raw.strip().lower()
     if raw in ("1", "true", "yes", "on"):
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    raise SettingsError(f"{name} must be 1 or 0, not {raw!r}")
+    raise ValueError(raw)
+
+
+def _comma_list(raw: Any) -> Any:
+    """'a, b,,a' -> ['a', 'b']: stripped, empty entries dropped, repeats removed (order kept)."""
+    if not isinstance(raw, str):
+        return raw
+    return list(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
+
+
+def _lower(raw: Any) -> Any:
+    return raw.lower() if isinstance(raw, str) else raw
+
+
+def _backend_list(raw: Any) -> Any:
+    return _comma_list(_lower(raw))
+
+
+def _comma_split(raw: Any) -> Any:
+    """'10, 20,30' -> ['10', ' 20', '30'] for pydantic to read as numbers (an empty entry is an error)."""
+    return raw.split(",") if isinstance(raw, str) else raw
+
+
+def _one_of(*choices: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(value)
+        return value
+
+    return AfterValidator(check)
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise SettingsError("STUDIO_FAL_BASE_URL must start with http:// or https://")
+    return value
+
+
+def _lora_folder(raw: Any) -> Any:
+    if isinstance(raw, str) and not Path(raw).is_dir():
+        raise SettingsError(f"STUDIO_LORA_DIR {raw!r} is not a folder")
+    return raw
+
+
+def _model_list(raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    return tuple(dict.fromkeys(canonical_model(name) for name in raw.split(",") if name.strip()))
+
+
+def _outputs_folder(raw: Any) -> Any:
+    """The outputs folder must lie in the working directory or the temp folder.
+
+    Gradio hands a browser only copies of files from there (in its cache, under names
+    made from a secret hash of their content); the outputs folder itself is never
+    served, so one visitor cannot fetch another's results by guessing their names.
+    Serving a folder elsewhere would need it in launch(allowed_paths=...), which
+    serves every file in it to anyone who knows the path."""
+    if not isinstance(raw, str):
+        return raw
+    folder = Path(raw).expanduser()
+    places = [Path.cwd().resolve(), Path(tempfile.gettempdir()).resolve()]
+    resolved = folder.absolute().resolve()
+    if not any(resolved == place or place in resolved.parents for place in places):
+        raise SettingsError(
+            f"STUDIO_OUTPUTS {raw!r} must be inside the folder the app is started from ({places[0]}) "
+            f"or the temp folder ({places[1]}); start the app from a folder that contains it"
+        )
+    return folder
+
+
+# A number setting may be written with a fraction ('64.0', '1e3'); the whole-number ones
+# are truncated. Each field adds its lowest value (ge=), checked before the truncation.
+_Number = Annotated[float, Field(allow_inf_nan=False)]
+_Whole = Annotated[_Number, AfterValidator(int)]
+_Model = Annotated[str, AfterValidator(canonical_model)]
+
+_DEFAULT = Settings()
+
+# What a variable accepts, for pydantic's own errors on it: "NAME <this>, not 'value'".
+# (Number settings get "must be a number / a finite number / at least N" instead.)
+_ACCEPTS = {
+    "STUDIO_FAL_TRANSPORT": "must be 'stream' or 'queue'",
+    "STUDIO_BACKENDS": "takes 'fal', 'local' or 'fal,local'",
+    "STUDIO_MEMORY": "must be gpu, model_offload or group_offload",
+    "STUDIO_TEXT_ENCODER_LAYERS": "must be numbers like 10,20,30",
+    "STUDIO_COMPILE": "must be 1 or 0",
+}
+# Read whatever their case: their messages show the value in lower case, as it was read.
+_CASE_FREE = {"STUDIO_FAL_TRANSPORT", "STUDIO_BACKENDS", "STUDIO_COMPILE"}
+
+
+class _Variables(BaseSettings):
+    """Each variable's name (the alias), type, default and checks.
+
+    An unset or blank variable takes the `Settings` default. Every field that holds several
+    values is NoDecode: pydantic-settings would otherwise read it as JSON."""
+
+    # validate_default=False: the defaults are Settings' own values, not text to read.
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", validate_default=False)
+
+    fal_key: SecretStr | None = Field(None, alias="FAL_KEY")
+    fal_endpoint: str = Field(_DEFAULT.fal_endpoint, alias="STUDIO_FAL_ENDPOINT")
+    fal_transport: Annotated[str, BeforeValidator(_lower), _one_of("stream", "queue")] = Field(
+        _DEFAULT.fal_transport, alias="STUDIO_FAL_TRANSPORT"
+    )
+    fal_base_url: Annotated[str, AfterValidator(_http_url)] | None = Field(None, alias="STUDIO_FAL_BASE_URL")
+    outputs: Annotated[Path, BeforeValidator(_outputs_folder)] = Field(_DEFAULT.outputs, alias="STUDIO_OUTPUTS")
+    outputs_max_mb: _Whole = Field(_DEFAULT.outputs_max_mb, ge=0, alias="STUDIO_OUTPUTS_MAX_MB")
+    run_timeout: _Number = Field(_DEFAULT.run_timeout, ge=1, alias="STUDIO_RUN_TIMEOUT")
+    max_queue: _Whole = Field(_DEFAULT.max_queue, ge=1, alias="STUDIO_MAX_QUEUE")
+    concurrency: _Whole = Field(_DEFAULT.concurrency, ge=1, alias="STUDIO_CONCURRENCY")
+    # None: worked out in Settings.from_env from the machine, FAL_KEY and SPACES_ZERO_GPU
+    backends: Annotated[
+        Annotated[tuple[Literal["fal", "local"], ...], Field(min_length=1)] | None,
+        NoDecode, BeforeValidator(_backend_list),
+    ] = Field(None, alias="STUDIO_BACKENDS")
+    zerogpu: Annotated[bool, BeforeValidator(_zerogpu_flag)] = Field(_DEFAULT.zerogpu, alias="SPACES_ZERO_GPU")
+    model: _Model | None = Field(None, alias="STUDIO_MODEL")  # None: see _default_model
+    models: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_model_list)] = Field((), alias="STUDIO_MODELS")
+    memory: Annotated[str, _one_of(*MEMORY_MODES)] = Field(_DEFAULT.memory, alias="STUDIO_MEMORY")
+    device: str | None = Field(_DEFAULT.device, alias="STUDIO_DEVICE")
+    lora_dir: Annotated[Path | None, BeforeValidator(_lora_folder)] = Field(_DEFAULT.lora_dir, alias="STUDIO_LORA_DIR")
+    decode_every: _Whole = Field(_DEFAULT.decode_every, ge=0, alias="STUDIO_PREVIEW_DECODE_EVERY")
+    text_encoder_layers: Annotated[tuple[int, ...], NoDecode, BeforeValidator(_comma_split)] = Field(
+        _DEFAULT.text_encoder_layers, alias="STUDIO_TEXT_ENCODER_LAYERS"
+    )
+    max_sequence_length: _Whole = Field(_DEFAULT.max_sequence_length, ge=16, alias="STUDIO_MAX_SEQUENCE_LENGTH")
+    compile_blocks: Annotated[bool, BeforeValidator(_flag)] = Field(_DEFAULT.compile_blocks, alias="STUDIO_COMPILE")
+
+    @model_validator(mode="after")
+    def _default_model(self) -> _Variables:
+        """The default model is STUDIO_MODEL, which must then be among STUDIO_MODELS when both
+        are set; else the first of STUDIO_MODELS; else DEFAULT_MODEL."""
+        if self.model is not None and self.models and self.model not in self.models:
+            raise SettingsError(
+                f"STUDIO_MODEL {self.model!r} must be one of STUDIO_MODELS ({', '.join(self.models)}): "
+                "add it to STUDIO_MODELS or unset STUDIO_MODEL"
+            )
+        if self.model is None:
+            self.model = self.models[0] if self.models else canonical_model(_DEFAULT.model)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings,
+    ):
+        # Only what `_read` passes in (from `_Environment`): never os.environ behind
+        # from_env's back, nor a .env file or a secrets folder.
+        return (init_settings,)
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (os.environ or a test's
+    dict), with names matched exactly, values stripped and blank ones left unset."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]):
+        self._env = env
+        super().__init__(settings_cls, case_sensitive=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name: value.strip() for name, value in self._env.items() if value and value.strip()}
+
+
+def _read(env: Mapping[str, str]) -> dict[str, Any]:
+    """Each variable's checked value (its default when unset), by the variable's name."""
+    try:
+        variables = _Variables(**_Environment(_Variables, env)())
+    except ValidationError as error:
+        raise _settings_error(error, env) from None
+    return {info.alias or name: getattr(variables, name) for name, info in _Variables.model_fields.items()}
+
+
+def _settings_error(error: ValidationError, env: Mapping[str, str]) -> SettingsError:
+    """pydantic's error as a SettingsError that names the variable and what it accepts."""
+    problem = error.errors(include_url=False)[0]
+    raised = (problem.get("ctx") or {}).get("error")
+    if isinstance(raised, SettingsError):  # a check of ours, its message already written
+        return raised
+    name = str(problem["loc"][0]) if problem["loc"] else "a setting"
+    raw = (env.get(name) or "").strip()
+    shown = raw.lower() if name in _CASE_FREE else raw
+    kind = problem["type"]
+    if name in _ACCEPTS:
+        return SettingsError(f"{name} {_ACCEPTS[name]}, not {shown!r}")
+    if kind == "finite_number":
+        return SettingsError(f"{name} must be a finite number, not {raw!r}")
+    if kind == "greater_than_equal":
+        return SettingsError(f"{name} must be at least {problem['ctx']['ge']:g}, not {raw!r}")
+    if kind in ("float_parsing", "float_type", "int_parsing", "int_type"):
+        return SettingsError(f"{name} must be a number, not {raw!r}")
+    return SettingsError(f"{name} cannot be {raw!r}: {problem['msg']}")
+
+
+def _plain(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None

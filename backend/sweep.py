@@ -1,8 +1,9 @@
 """Sweeps: one or two settings varied over given values, one run per cell.
 
     plan = plan_sweep(request, SweepAxis.parse("lora1_scale", "0.4, 0.7, 1.0"), SweepAxis.parse("seed", "1, 2"))
-    for index, outcome in run_sweep(backend, plan, key=...):   # as cells finish
-        ...
+    for item in run_sweep(backend, plan, options, key=...):   # as cells finish
+        if item is not None:                                  # None: still waiting
+            index, outcome = item
 
 Hosted cells run several at once (fal does the work); local cells run one after
 another (one GPU). Closing the generator stops every cell (their fal jobs are
@@ -12,12 +13,13 @@ cancelled by the backend's own clean-up).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Generator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Backend
+from .base import Backend, BackendOptions
+from .bridge import Emit, bridge
 from .errors import InvalidInput, StudioError
 from .events import Result
 from .grid import MAX_CELLS, Axis
@@ -32,6 +34,8 @@ SWEEPABLE: dict[str, tuple[str, type]] = {
     "lora2_scale": ("LoRA 2 scale", float),
     "lora3_scale": ("LoRA 3 scale", float),
 }
+# What the bridge yields while no cell finishes; run_sweep yields None for it.
+_WAITING = object()
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class SweepAxis:
         return SWEEPABLE[self.key][0]
 
     @classmethod
-    def parse(cls, key: str, text: str, field_label: str = "Sweep values") -> "SweepAxis":
+    def parse(cls, key: str, text: str, field_label: str = "Sweep values") -> SweepAxis:
         if key not in SWEEPABLE:
             raise InvalidInput.one("sweep", "Sweep axis", f"must be one of {', '.join(SWEEPABLE)}, not {key!r}")
         label, kind = SWEEPABLE[key]
@@ -107,14 +111,20 @@ def _apply(fields: dict[str, Any], axis: SweepAxis, value: Any) -> str:
 
 
 def run_sweep(
-    backend: Backend, plan: SweepPlan, key: str | None = None, heartbeat: float = 0.5,
-) -> Iterator[tuple[int, Result | StudioError] | None]:
-    """Yield (cell index, Result or the error that ended that cell) as cells finish, and
-    None every `heartbeat` seconds while waiting (so a Stop can close the generator)."""
+    backend: Backend[Any], plan: SweepPlan, options: BackendOptions, key: str | None = None, heartbeat: float = 0.5,
+) -> Generator[tuple[int, Result | StudioError] | None, None, None]:
+    """Run every cell of `plan` with the run's `options` and `key`.
+
+    Yields (cell index, Result or the error that ended that cell) as cells finish, and
+    None every `heartbeat` seconds while none does: the caller skips the Nones, which
+    are there so that a Stop (closing this generator) is noticed while cells run.
+    Closing it stops every cell and returns once each has ended (its job cancelled).
+    """
     stop = threading.Event()
+    workers = ThreadPoolExecutor(max_workers=backend.concurrent_runs, thread_name_prefix="sweep")
 
     def run_cell(request: EditRequest) -> Result | StudioError:
-        events = backend.run(request, key=key)
+        events = backend.run(request, options, key=key)
         try:
             for event in events:
                 if stop.is_set():
@@ -127,16 +137,20 @@ def run_sweep(
         finally:
             events.close()  # cancels the cell's job when it was stopped
 
-    workers = ThreadPoolExecutor(max_workers=backend.concurrent_runs, thread_name_prefix="sweep")
-    futures: dict[Future, int] = {workers.submit(run_cell, cell): i for i, cell in enumerate(plan.cells)}
-    try:
+    def run_cells(emit: Emit) -> None:
+        futures = {workers.submit(run_cell, cell): i for i, cell in enumerate(plan.cells)}
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, timeout=heartbeat, return_when=FIRST_COMPLETED)
-            if not done:
-                yield None
-            for future in sorted(done, key=futures.get):
-                yield futures[future], future.result()
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            if stop.is_set():
+                return
+            for future in sorted(done, key=futures.__getitem__):
+                emit((futures[future], future.result()))
+
+    try:
+        # No join: the `finally` below waits for the cells themselves.
+        for item in bridge(run_cells, heartbeat=lambda: _WAITING, poll=heartbeat, join_seconds=0, name="sweep"):
+            yield None if item is _WAITING else item
     finally:
         stop.set()
         workers.shutdown(wait=True, cancel_futures=True)

@@ -1,4 +1,4 @@
-"""Benchmark of the hosted app against the fake fal server (tests/fake_fal.py).
+"""Benchmark of the hosted app against the fake fal server (tests/helpers/fake_fal/).
 
 Run from the repository root:  python bench/bench_hosted.py
 
@@ -10,7 +10,7 @@ machine, or a figure with a fixed floor set by the fake (its job takes exactly 1
     -> fal-client (stream transport) -> fake fal, with one ~1 MP PNG reference and the
     form's default settings, against a bare `fal_client.SyncClient.subscribe` of the
     very same payload (the reference prepared with `backend.images.prepare_reference`
-    and sent as a data URI, `backend.request.build_request(...).to_fal_arguments`),
+    and sent as a data URI, `backend.fal.fal_arguments(build_request(...), FalOptions(), ...)`),
     followed by an httpx GET of the result image, so that both read the reference
     file, send the same bytes and bring the result back.  Preparing the reference is
     inside the timed part of both.  Both fetch the result image with the same code
@@ -74,12 +74,12 @@ import httpx  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from backend.fal_backend import DEFAULT_ENDPOINT, FalSettings  # noqa: E402
+from backend.fal import DEFAULT_ENDPOINT, FalOptions, FalSettings, fal_arguments  # noqa: E402
 from backend.images import prepare_reference  # noqa: E402
 from backend.request import build_request  # noqa: E402
-from tests.conftest import SERVER_KEY, free_port, launch_app, stop_app  # noqa: E402
-from tests.fake_fal import FakeFal, point_fal_client_at  # noqa: E402
-from tests.test_app_hosted import edit_args  # noqa: E402  (the form's defaults, as the tests use them)
+from tests.helpers.api import edit_args  # noqa: E402  (the form's defaults, as the tests use them)
+from tests.helpers.app import SERVER_KEY, free_port, launch_app, stop_app  # noqa: E402
+from tests.helpers.fake_fal import FakeFal, point_fal_client_at  # noqa: E402
 
 JOB_SECONDS = 1.0
 RUNS_A = 7
@@ -175,7 +175,7 @@ def bare_payload(ref: Path) -> dict:
     """The arguments the app sends for `ref` with the form's defaults, built the same way."""
     prepared = prepare_reference(str(ref), "image 1")
     assert len(prepared.data) <= FalSettings().inline_max_bytes, "the reference should travel inline"
-    return build_request(prompt=PROMPT, image_urls=[str(ref)]).to_fal_arguments([prepared.data_uri()])
+    return fal_arguments(build_request(prompt=PROMPT, image_urls=[str(ref)]), FalOptions(), [prepared.data_uri()])
 
 
 def bare_run(ref: Path, stream: bool = False, http: httpx.Client | None = None) -> list[bytes]:
@@ -185,8 +185,8 @@ def bare_run(ref: Path, stream: bool = False, http: httpx.Client | None = None) 
     try:
         if stream:
             output = None
-            for output in client.stream(DEFAULT_ENDPOINT, payload):
-                pass
+            for event in client.stream(DEFAULT_ENDPOINT, payload):
+                output = event
         else:
             output = client.subscribe(DEFAULT_ENDPOINT, payload)
     finally:
@@ -441,7 +441,9 @@ def main() -> int:
             stop_app(app)
         print("(d) start-up: app vs Gradio hello-world …", flush=True)
         results.update(bench_startup(fake, tmp))
-    results["targets"] = {k: {"op": op, "limit": limit, "met": meets(k, results[k])} for k, (op, limit) in TARGETS.items()}
+    results["targets"] = {
+        k: {"op": op, "limit": limit, "met": meets(k, results[k])} for k, (op, limit) in TARGETS.items()
+    }
     results["total_bench_s"] = time.perf_counter() - started
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str))

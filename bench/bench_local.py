@@ -1,4 +1,4 @@
-"""Benchmark of the local backend (backend/local_backend.py) against bare diffusers.
+"""Benchmark of the local backend (backend/local/) against bare diffusers.
 
 Run from the repository root:
 
@@ -11,13 +11,13 @@ No weights are downloaded (HF_HUB_OFFLINE=1 is set): every model is built in cod
 Each figure with a target is a ratio against a baseline measured in the same run,
 in the same process, on the same inputs, or a count.
 
-Default (CPU, the tiny pipeline of tests/tiny_flux2.py, saved to a temp folder and
+Default (CPU, the tiny pipeline of tests/helpers/tiny_flux2.py, saved to a temp folder and
 loaded through the backend's own path, `LocalBackend(LocalSettings(model=folder,
 device="cpu", ..., decode_every=4))`):
 
 (a) Overhead of one run.  One 256x256 reference, output size "match image 1",
     28 steps, guidance 2.5, a fixed seed.  The backend WITH previews (iterate
-    `backend.run(request)` to the Result; that includes reading and checking the
+    `backend.run(request, options)` to the Result; that includes reading and checking the
     reference file, the step previews and PNG-encoding the result) against a bare
     `Flux2Pipeline.__call__` of a second pipeline loaded from the same folder, on
     the same inputs (the reference opened from the same file inside the timed part).
@@ -32,7 +32,7 @@ device="cpu", ..., decode_every=4))`):
     LoRA scale 1.0, nothing to load): rerun / first, and the counters after the
     rerun (must be 1 pipeline load, 1 prompt encode, 1 LoRA load).  The first
     run's one-time phases come from the timestamps of its Progress events.
-(c) Preview cost.  `_StepPreviews.__call__` (and the module's `decode_full` /
+(c) Preview cost.  `StepPreviews.__call__` (and previews.py's `decode_full` /
     `decode_linear`, to know which one ran) wrapped with timers in this process
     (the app code is not changed): seconds in the step callback per step, for
     linear-preview steps and full-VAE-decode steps.  The same instrumented runs
@@ -89,17 +89,25 @@ from contextlib import contextmanager  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from diffusers import (  # noqa: E402
-    AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2Pipeline, Flux2Transformer2DModel,
+    AutoencoderKLFlux2,
+    FlowMatchEulerDiscreteScheduler,
+    Flux2Pipeline,
+    Flux2Transformer2DModel,
 )
 from diffusers.utils import logging as diffusers_logging  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import backend.local_backend as lb  # noqa: E402
+import backend.local.backend as lb  # noqa: E402
+import backend.local.previews as pv  # noqa: E402
 from backend.events import Preview, Progress, Result  # noqa: E402
-from backend.local_backend import LocalBackend, LocalSettings  # noqa: E402
+from backend.local.backend import LocalBackend, LocalSettings  # noqa: E402
 from backend.request import build_request  # noqa: E402
-from tests.tiny_flux2 import (  # noqa: E402
-    MAX_SEQUENCE_LENGTH, TEXT_ENCODER_OUT_LAYERS, make_tiny_lora, reference_image, save_tiny_pipeline,
+from tests.helpers.tiny_flux2 import (  # noqa: E402
+    MAX_SEQUENCE_LENGTH,
+    TEXT_ENCODER_OUT_LAYERS,
+    make_tiny_lora,
+    reference_image,
+    save_tiny_pipeline,
 )
 
 PROMPT = "make this donut realistic"
@@ -199,7 +207,7 @@ def drive(backend: LocalBackend, request) -> tuple[Result, dict]:
     seen: set[str] = set()
     previews = 0
     t0 = time.perf_counter()
-    for event in backend.run(request):
+    for event in backend.run(request, backend.options({})):
         now = time.perf_counter() - t0
         if isinstance(event, Preview):
             previews += 1
@@ -278,8 +286,8 @@ def instrumented(*pipes: Flux2Pipeline):
     decode, the reference read and the PNG encode, in this process only; restored after."""
     state = threading.local()
     originals = {
-        "__call__": lb._StepPreviews.__call__, "decode_full": lb.decode_full, "decode_linear": lb.decode_linear,
-        "read_source": lb.read_source, "open_reference": lb.open_reference, "_encode": lb._encode,
+        "__call__": pv.StepPreviews.__call__, "decode_full": pv.decode_full, "decode_linear": pv.decode_linear,
+        "read_source": lb.read_source, "open_reference": lb.open_reference, "_encode": lb.encode_image,
     }
 
     def mark(kind):
@@ -288,7 +296,9 @@ def instrumented(*pipes: Flux2Pipeline):
             return originals[f"decode_{kind}"](*args, **kwargs)
         return wrapped
 
-    callback = Timer(originals["__call__"], label=lambda self, pipe, i, t, tensors: (i + 1, getattr(state, "kind", None)))
+    callback = Timer(
+        originals["__call__"], label=lambda self, pipe, i, t, tensors: (i + 1, getattr(state, "kind", None))
+    )
 
     def call(self, pipe, i, t, tensors):
         state.kind, state.in_callback = None, True
@@ -305,9 +315,9 @@ def instrumented(*pipes: Flux2Pipeline):
         "transformer": [],
         "vae_decode_outside_callback": [],
     }
-    lb._StepPreviews.__call__ = call
-    lb.decode_full, lb.decode_linear = mark("full"), mark("linear")
-    lb.read_source, lb.open_reference, lb._encode = rec["read_ref"], rec["open_ref"], rec["encode_png"]
+    pv.StepPreviews.__call__ = call
+    pv.decode_full, pv.decode_linear = mark("full"), mark("linear")
+    lb.read_source, lb.open_reference, lb.encode_image = rec["read_ref"], rec["open_ref"], rec["encode_png"]
     hooks, vaes = [], []
     for pipe in pipes:
         starts: list[float] = []
@@ -331,9 +341,9 @@ def instrumented(*pipes: Flux2Pipeline):
     try:
         yield rec
     finally:
-        lb._StepPreviews.__call__ = originals["__call__"]
-        lb.decode_full, lb.decode_linear = originals["decode_full"], originals["decode_linear"]
-        lb.read_source, lb.open_reference, lb._encode = (
+        pv.StepPreviews.__call__ = originals["__call__"]
+        pv.decode_full, pv.decode_linear = originals["decode_full"], originals["decode_linear"]
+        lb.read_source, lb.open_reference, lb.encode_image = (
             originals["read_source"], originals["open_reference"], originals["_encode"])
         for hook in hooks:
             hook.remove()
@@ -428,8 +438,12 @@ def bench_rerun(world: dict, steps: int, pairs: int) -> dict:
     firsts, reruns, counters, phases = [], [], [], []
     for k in range(pairs):
         backend = tiny_backend(world)  # fresh: nothing loaded, nothing cached
-        first_request = tiny_request(world, steps, seed=SEED + 100 + k, loras=[{"path": "style.safetensors", "scale": 0.5}])
-        rerun_request = tiny_request(world, steps, seed=SEED + 200 + k, loras=[{"path": "style.safetensors", "scale": 1.0}])
+        first_request = tiny_request(
+            world, steps, seed=SEED + 100 + k, loras=[{"path": "style.safetensors", "scale": 0.5}]
+        )
+        rerun_request = tiny_request(
+            world, steps, seed=SEED + 200 + k, loras=[{"path": "style.safetensors", "scale": 1.0}]
+        )
         _, first = drive(backend, first_request)
         _, again = drive(backend, rerun_request)
         firsts.append(first["seconds"])
@@ -473,7 +487,7 @@ def bench_previews(world: dict, backend: LocalBackend, bare: Flux2Pipeline, embe
     split_runs = max(2, runs)
     per_run = {"backend": [], "bare_embeds": []}
     linear, full = [], []
-    with instrumented(backend._pipe, bare) as rec:
+    with instrumented(backend.pipe, bare) as rec:
         for _ in range(split_runs):
             reset(rec)
             _, info = drive(backend, request)
@@ -538,7 +552,8 @@ def table_cpu(r: dict) -> str:
         ("(a) backend / bare (prompt=)", f"{r['a_ratio_vs_bare_prompt']:.3f}", "", ""),
         ("(a) backend / bare (prompt_embeds=)", f"{r['a_ratio_vs_bare_embeds']:.3f}",
          target("a_ratio_vs_bare_embeds"), ok("a_ratio_vs_bare_embeds")),
-        ("(a) backend / bare (prompt_embeds=), fastest run of each", f"{r['a_ratio_vs_bare_embeds_fastest']:.3f}", "", ""),
+        ("(a) backend / bare (prompt_embeds=), fastest run of each",
+         f"{r['a_ratio_vs_bare_embeds_fastest']:.3f}", "", ""),
         ("(a) backend image == bare image (pixels)", "yes" if r["a_same_image"] else "no",
          target("a_same_image"), ok("a_same_image")),
         ("(b) fresh backend, first run (load + encode + LoRA), median", f"{r['b_first_run_median_s']:.3f} s", "", ""),
@@ -546,13 +561,17 @@ def table_cpu(r: dict) -> str:
         ("(b) rerun / first run", f"{r['b_ratio']:.3f}", "", ""),
         ("(b) counters after rerun (loads, encodes, LoRA loads)", str(r["b_counters_after_rerun"]),
          target("b_counters_after_rerun"), ok("b_counters_after_rerun")),
-        ("(c) step callback, linear-preview step, median", f"{r['c_callback_linear_step_median_s'] * 1000:.2f} ms", "", ""),
-        ("(c) step callback, full-decode step, median", f"{r['c_callback_full_step_median_s'] * 1000:.2f} ms", "", ""),
-        ("(c) transformer per step (backend run)", f"{sp['backend']['transformer_s'] / r['a_steps'] * 1000:.2f} ms", "", ""),
+        ("(c) step callback, linear-preview step, median",
+         f"{r['c_callback_linear_step_median_s'] * 1000:.2f} ms", "", ""),
+        ("(c) step callback, full-decode step, median",
+         f"{r['c_callback_full_step_median_s'] * 1000:.2f} ms", "", ""),
+        ("(c) transformer per step (backend run)",
+         f"{sp['backend']['transformer_s'] / r['a_steps'] * 1000:.2f} ms", "", ""),
         (f"(c) callback share of a backend run ({len(r['c_full_decode_steps'])} full + "
          f"{r['c_linear_steps_per_run']} linear)", f"{r['c_callback_share_of_run']:.1%}", "", ""),
         ("(c) (backend run - step callbacks) / bare, instrumented runs", f"{r['c_ratio_less_callbacks']:.3f}", "", ""),
-        ("(c) projected preview share on an H200 (notes' timings)", f"{r['c_projected_h200_preview_share']:.1%}", "", ""),
+        ("(c) projected preview share on an H200 (notes' timings)",
+         f"{r['c_projected_h200_preview_share']:.1%}", "", ""),
     ]
     lines = ["| figure | value | target | ok |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
@@ -603,7 +622,8 @@ def main_cpu(steps: int, runs: int) -> dict:
     print("(b) first-run phases (median s): " + ", ".join(f"{k.removesuffix('_s')} {v:.3f}" for k, v in ph.items()))
     print(f"(c) full decodes at steps {results['c_full_decode_steps']} (the last one decodes the same latents "
           "the pipeline decodes again for the result)")
-    print(f"peak RSS {results['peak_rss_mib']:.0f} MiB; wrote {path.relative_to(ROOT)} in {results['total_bench_s']:.0f} s")
+    print(f"peak RSS {results['peak_rss_mib']:.0f} MiB; "
+          f"wrote {path.relative_to(ROOT)} in {results['total_bench_s']:.0f} s")
     return results
 
 
@@ -736,7 +756,8 @@ def main_gpu(small: bool, steps: int, runs: int, fell_back: bool) -> dict:
                 LocalSettings(device=str(device), decode_every=DECODE_EVERY, compile_blocks=compile_blocks),
                 pipeline=make_pipe(transformer, vae),
             )
-            backend._embeddings[PROMPT] = embeds  # the backend never encodes (there is no text encoder)
+            # The backend never encodes (there is no text encoder): the embeddings are cached.
+            backend._embeddings.put(backend.settings.model, PROMPT, embeds)
             return backend
 
         clock = StepClock(transformer, vae, cuda)
@@ -888,17 +909,22 @@ def main_gpu(small: bool, steps: int, runs: int, fell_back: bool) -> dict:
     print(f"Flux2Pipeline(text_encoder=None, tokenizer=None) constructs and runs with prompt_embeds: "
           f"{results['text_encoder_none_constructs']}; compiled blocks: {results['compiled_blocks']}; "
           f"rel. diff tolerance {REL_DIFF_TOLERANCE} (notes: compiled vs native {NOTES_COMPILE_REL_DIFF})")
-    print(f"peak RSS {results['peak_rss_mib']:.0f} MiB; wrote {path.relative_to(ROOT)} in {results['total_bench_s']:.0f} s")
+    print(f"peak RSS {results['peak_rss_mib']:.0f} MiB; "
+          f"wrote {path.relative_to(ROOT)} in {results['total_bench_s']:.0f} s")
     return results
 
 
 # ------------------------------------------------------------------------------ main
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gpu", action="store_true", help="the real FLUX.2 [dev] shapes with random bf16 weights on CUDA")
-    parser.add_argument("--small", action="store_true", help="with --gpu: the same code scaled down, float32 on the CPU")
-    parser.add_argument("--steps", type=int, default=None, help=f"steps per run (default {STEPS_DEFAULT}; {SMALL_STEPS} with --small)")
-    parser.add_argument("--runs", type=int, default=None, help=f"measured runs per path (default {RUNS_CPU}; {RUNS_GPU} with --gpu)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="the real FLUX.2 [dev] shapes with random bf16 weights on CUDA")
+    parser.add_argument("--small", action="store_true",
+                        help="with --gpu: the same code scaled down, float32 on the CPU")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"steps per run (default {STEPS_DEFAULT}; {SMALL_STEPS} with --small)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help=f"measured runs per path (default {RUNS_CPU}; {RUNS_GPU} with --gpu)")
     args = parser.parse_args()
     quiet()
     torch.set_grad_enabled(False)  # building weights; the pipeline runs under its own no_grad

@@ -2,7 +2,7 @@
 
 Run from the repository root:  python bench/bench_soak.py [--minutes 10] [--sessions 8]
 
-The fake (tests/fake_fal.py, in this process) and the app (`python app.py`, as the tests
+The fake (tests/helpers/fake_fal/, in this process) and the app (`python app.py`, as the tests
 start it, with GRADIO_TEMP_DIR set to a temp folder of its own) run on 127.0.0.1 only.
 `--sessions` gradio_client sessions (one Client each, download_files=False) run edits back
 to back for `--minutes`, each run with a 512x512 PNG reference of its session (fal's
@@ -45,9 +45,9 @@ import httpx  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 from bench.bench_hosted import cpu_seconds, make_reference_png  # noqa: E402
-from tests.conftest import SERVER_KEY, launch_app, stop_app  # noqa: E402
-from tests.fake_fal import FakeFal  # noqa: E402
-from tests.test_app_hosted import edit_args  # noqa: E402  (the form's defaults, as the tests use them)
+from tests.helpers.api import edit_args  # noqa: E402  (the form's defaults, as the tests use them)
+from tests.helpers.app import SERVER_KEY, launch_app, stop_app  # noqa: E402
+from tests.helpers.fake_fal import FakeFal  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "soak.json"
 SAMPLE_EVERY_S = 10.0
@@ -312,7 +312,9 @@ def main() -> int:
         "samples": samples,
         "idle_sample": idle,
     })
-    results["targets"] = {k: {"op": op, "limit": limit, "met": meets(k, results[k])} for k, (op, limit) in TARGETS.items()}
+    results["targets"] = {
+        k: {"op": op, "limit": limit, "met": meets(k, results[k])} for k, (op, limit) in TARGETS.items()
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str))
     print()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gradio as gr
 from gradio.data_classes import ImageData
 
+from backend.request import MAX_ACTIVE_LORAS, LoraWeight, field_limits
+
 
 class ReferenceImage(gr.Image):
     """A gr.Image whose file reaches the handler unopened.
@@ -26,6 +28,32 @@ class ReferenceImage(gr.Image):
         return str(payload.path) if payload.path else None
 
 
+class LoraList(gr.JSON):
+    """The LoRA rows ([{path, scale, enabled}]) with a JSON schema that says so.
+
+    gr.JSON describes itself to API and MCP clients as `{"type": {}}` ("any JSON"), a
+    schema MCP clients reject, so no tool call could be made."""
+
+    is_template = True  # the browser side is gr.JSON's
+
+    def api_info(self) -> dict:
+        scale = LoraWeight.model_fields["scale"]
+        limits = field_limits("scale", LoraWeight)
+        return {
+            "type": "array",
+            "description": f"up to {MAX_ACTIVE_LORAS} switched on",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": LoraWeight.model_fields["path"].description},
+                    "scale": {"type": "number", "default": scale.default, **limits},
+                    "enabled": {"type": "boolean", "default": True},
+                },
+                "required": ["path"],
+            },
+        }
+
+
 # Gradio checks an API caller's value against the component (a slider's range, a radio's
 # choices) before the handler runs, with messages that do not say which field
 # ("Value 25 is greater than maximum value 20.0."), and a value of the wrong type fails
@@ -44,13 +72,15 @@ def _number_or_error(component: gr.components.Component, payload, minimum, maxim
     if isinstance(payload, bool) or not isinstance(payload, (int, float)):
         raise gr.Error(f"{component.label}: must be a number (got {payload!r})", title="Please check the form")
     if maximum is not None and payload > maximum:
-        raise gr.Error(f"{component.label}: must be at most {show_number(maximum)} (got {show_number(payload)})", title="Please check the form")
+        raise gr.Error(f"{component.label}: must be at most {show_number(maximum)} (got {show_number(payload)})",
+                       title="Please check the form")
     if minimum is not None and payload < minimum:
-        raise gr.Error(f"{component.label}: must be at least {show_number(minimum)} (got {show_number(payload)})", title="Please check the form")
+        raise gr.Error(f"{component.label}: must be at least {show_number(minimum)} (got {show_number(payload)})",
+                       title="Please check the form")
     return payload
 
 
-def _choice_or_error(component: gr.components.Component, payload):
+def _choice_or_error(component: gr.Radio | gr.Dropdown, payload):
     values = [value for _, value in component.choices]
     if payload is not None and payload not in values:
         raise gr.Error(

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
 
-def project_examples(prompt: gr.Textbox, slots: list[gr.Image]) -> gr.Examples:
+def project_examples(prompt: gr.Textbox, slots: list[gr.Image]) -> Any:
     """The project's own examples (images drawn in code: assets/make_examples.py)."""
     listed = json.loads((EXAMPLES_DIR / "examples.json").read_text())
     rows = []

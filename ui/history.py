@@ -2,7 +2,8 @@
 
 Both live in the visitor's browser (gr.BrowserState, localStorage), so they survive
 page reloads, and each run's files stay in the outputs folder, so they survive server
-restarts. These are plain functions on plain data; layout.py wires them to the page.
+restarts. The data functions work on plain data; the handlers below them turn their
+results into page updates, and ui/wiring.py connects those to the page.
 """
 
 from __future__ import annotations
@@ -14,24 +15,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 from PIL import Image
 
-from backend.outputs import is_inside
+from backend.outputs import is_inside, set_starred
+from backend.recipes import read_recipe
+from ui.form import PRESET_FIELDS, RESTORED_FIELDS, SKIP, PageSetup, restore_values
 
 MAX_HISTORY = 60  # entries kept (starred ones are never dropped)
 THUMB_SIDE = 160
-# The settings a preset holds: the LoRA stack and the sampling settings, not the
-# instruction or the images (those change from run to run).
-PRESET_FIELDS = (
-    "loras", "guidance_scale", "num_inference_steps", "size", "width", "height", "acceleration",
-    "enable_prompt_expansion", "enable_safety_checker", "output_format", "sync_mode",
-)
+# A preset holds the form fields marked `preset` in ui/form.py: the LoRA stack and the
+# sampling settings, not the instruction or the images (those change from run to run).
 
 
 def thumbnail(path: str) -> str:
     """A small JPEG data URI of an image (a few KB: localStorage is small)."""
-    with Image.open(path) as image:
-        image = image.convert("RGB")
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
         image.thumbnail((THUMB_SIDE, THUMB_SIDE))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=80)
@@ -63,7 +63,7 @@ def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
 
 def gallery_items(history: list[dict] | None) -> list[tuple[Image.Image, str]]:
     """One thumbnail per run, captioned with star, time, instruction and seed."""
-    items = []
+    items: list[tuple[Image.Image, str]] = []
     for entry in history or []:
         if not entry.get("thumbs"):
             continue
@@ -123,3 +123,75 @@ def import_presets(presets: dict | None, data: bytes) -> dict:
     for name, values in loaded.items():
         merged[str(name)[:80]] = {k: values[k] for k in PRESET_FIELDS if k in values}
     return merged
+
+
+# -- handlers -------------------------------------------------------------------------------
+
+
+def _as_updates(values: dict[str, Any]) -> list[Any]:
+    """Restored values in RESTORED_FIELDS order; a field the recipe lacks stays as it is."""
+    return [gr.skip() if values[name] is SKIP else values[name] for name in RESTORED_FIELDS]
+
+
+def remember(run: dict | None, past: list[dict] | None) -> tuple[list[dict], list]:
+    past = add_entry(past, run)
+    return past, gallery_items(past)
+
+
+def star(past: list[dict] | None, index: int | None, outputs_root: Path) -> tuple[list[dict], list]:
+    past = toggle_star(past, index)
+    if past and index is not None and 0 <= index < len(past):
+        # The server keeps a starred run's files even when the outputs folder is full.
+        entry = past[index]
+        set_starred(outputs_root, next(iter(entry.get("images") or []), ""), bool(entry.get("starred")))
+    return past, gallery_items(past)
+
+
+def clear_unstarred(past: list[dict] | None) -> tuple[list[dict], list]:
+    kept = clear(past)
+    return kept, gallery_items(kept)
+
+
+def restore_png(path: str | None, version: float, setup: PageSetup) -> tuple:
+    """Every setting of a PNG made by this studio (its recipe chunk)."""
+    recipe = read_recipe(Path(path).read_bytes()) if path else None
+    if recipe is None:
+        raise gr.Error("This PNG carries no recipe from this studio.", title="Nothing to restore")
+    return (*_as_updates(restore_values(recipe, setup)), version + 1,
+            f"♻️ Restored the settings of a {recipe.get('backend')} run (seed {recipe.get('seed')}).")
+
+
+def restore_run(past: list[dict] | None, index: int | None, version: float, setup: PageSetup,
+                outputs_root: Path, slot_count: int) -> tuple:
+    """Every input of a past run: its settings, seed, backend and reference images."""
+    if not past or index is None or index >= len(past):
+        raise gr.Error("Pick a run in the history first.", title="Nothing to restore")
+    entry = past[index]
+    references = existing(entry.get("references", []), outputs_root)
+    slot_values = (references + [None] * slot_count)[:slot_count]
+    results = [p for p in existing(entry.get("images", []), outputs_root) if p]
+    return (*_as_updates(restore_values(entry["recipe"], setup)), version + 1, *slot_values, results,
+            f"♻️ Restored the run of {entry['created']}.")
+
+
+def save_preset_handler(all_presets: dict | None, name: str, *values: Any) -> tuple[dict, Any]:
+    try:
+        all_presets = save_preset(all_presets, name, dict(zip(PRESET_FIELDS, values)))
+    except ValueError as error:
+        raise gr.Error(str(error), title="Preset") from None
+    return all_presets, gr.update(choices=list(all_presets), value=name.strip())
+
+
+def load_preset(all_presets: dict | None, name: str, version: float) -> tuple:
+    if not all_presets or name not in all_presets:
+        raise gr.Error("Pick a saved preset first.", title="Preset")
+    values = all_presets[name]
+    return (*[values.get(f, gr.skip()) for f in PRESET_FIELDS], version + 1)
+
+
+def import_presets_handler(all_presets: dict | None, data: bytes) -> tuple[dict, Any]:
+    try:
+        all_presets = import_presets(all_presets, data)
+    except ValueError as error:
+        raise gr.Error(str(error), title="Preset") from None
+    return all_presets, gr.update(choices=list(all_presets))

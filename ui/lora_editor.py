@@ -11,28 +11,45 @@ from typing import Any
 
 import gradio as gr
 
-from backend.request import LoraWeight, field_limits
-from ui import handlers
+from backend.request import MAX_ACTIVE_LORAS, LoraWeight, field_limits
+from ui.components import LoraList
+from ui.run import normalise_loras
 
 
-def lora_editor() -> tuple[gr.JSON, gr.Number]:
+def limit_active_loras(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """Keep at most MAX_ACTIVE_LORAS rows switched on; returns (rows, warning)."""
+    on = 0
+    out, switched_off = [], False
+    for row in rows:
+        if row["enabled"]:
+            on += 1
+            if on > MAX_ACTIVE_LORAS:
+                row = {**row, "enabled": False}
+                switched_off = True
+        out.append(row)
+    if switched_off:
+        return out, f"At most {MAX_ACTIVE_LORAS} LoRAs can be on at once: the new one was added switched off."
+    return out, None
+
+
+def lora_editor() -> tuple[LoraList, gr.Number]:
     """The editor's components; returns (rows, version) for the page's events."""
     scale_limits = field_limits("scale", LoraWeight)
     with gr.Group():
         gr.Markdown("**LoRAs** — an https URL to a .safetensors file, a Hugging Face repo id, "
                     "or a path fal accepts. At most 3 switched on.", elem_classes=["hint"])
-        rows = gr.JSON(value=[], visible=False, label="loras")
+        rows = LoraList(value=[], visible=False, label="loras")
         version = gr.Number(value=0, visible=False)
 
         # Every edit rebuilds the list from ALL the rows' current values (not from `rows`,
         # which may not yet hold the previous edit), and edits are handled one at a time in
         # the order they were made: typing in one row and then another loses nothing.
-        in_order = dict(api_visibility="private", concurrency_id="lora-editor", concurrency_limit=1)
+        in_order: dict[str, Any] = dict(api_visibility="private", concurrency_id="lora-editor", concurrency_limit=1)
 
         @gr.render(inputs=[rows], triggers=[version.change])
         def render_rows(current: list[dict[str, Any]] | None):
-            current = handlers.normalise_loras(current)
-            fields: list[gr.components.Component] = []
+            current = normalise_loras(current)
+            fields: list[Any] = []  # Gradio adds event methods at run time
             removes = []
             for index, row in enumerate(current):
                 with gr.Row(equal_height=True, elem_classes=["lora-row"]):
@@ -64,16 +81,16 @@ def lora_editor() -> tuple[gr.JSON, gr.Number]:
                 return collect(values)
 
             def toggled(version_now: float, *values) -> tuple[list, Any]:
-                limited, warning = handlers.limit_active_loras(collect(values))
+                limited, warning = limit_active_loras(collect(values))
                 if warning:
                     gr.Warning(warning)
                     return limited, version_now + 1  # re-render so the checkbox shows it stayed off
                 return limited, gr.skip()
 
-            for path, scale, enabled in zip(fields[0::3], fields[1::3], fields[2::3]):
-                path.change(edited, fields, rows, **in_order)
-                scale.change(edited, fields, rows, **in_order)
-                enabled.input(toggled, [version, *fields], [rows, version], **in_order)
+            for row_path, row_scale, row_on in zip(fields[0::3], fields[1::3], fields[2::3]):
+                row_path.change(edited, fields, rows, **in_order)
+                row_scale.change(edited, fields, rows, **in_order)
+                row_on.input(toggled, [version, *fields], [rows, version], **in_order)
             for index, remove in enumerate(removes):
                 remove.click(
                     lambda version_now, *values, i=index: (
@@ -84,8 +101,8 @@ def lora_editor() -> tuple[gr.JSON, gr.Number]:
         add = gr.Button("+ Add LoRA", size="sm", elem_id="add-lora")
 
         def add_row(all_rows: list, v: float) -> tuple[list, float]:
-            all_rows = handlers.normalise_loras(all_rows) + [{"path": "", "scale": 1.0, "enabled": True}]
-            limited, warning = handlers.limit_active_loras(all_rows)
+            all_rows = normalise_loras(all_rows) + [{"path": "", "scale": 1.0, "enabled": True}]
+            limited, warning = limit_active_loras(all_rows)
             if warning:
                 gr.Warning(warning)
             return limited, v + 1

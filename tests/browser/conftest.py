@@ -1,0 +1,60 @@
+"""Fixtures of the browser layer: a headless Chromium per test module, and a screenshot per test.
+
+Chromium is Debian's package at /usr/bin/chromium, or the executable that STUDIO_CHROMIUM
+names (e.g. /snap/bin/chromium on Ubuntu).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.app import ROOT
+
+CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOTS = ROOT / "tests" / "screenshots"
+# The README's pictures are these tests' screenshots, copied into assets/ only when
+# STUDIO_UPDATE_SCREENSHOTS=1 (so an ordinary test run leaves the tree as it was).
+README_SCREENSHOTS = {
+    "test_upload_run_and_see_the_result": "screenshot.png",
+    "test_compare_chain_and_downloads": "screenshot-compare.png",
+    "test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only_ones": "screenshot-local.png",
+}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (Playwright driving the Chromium at CHROMIUM)."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium, or set STUDIO_CHROMIUM "
+                    "to the path of a Chromium executable (e.g. /snap/bin/chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def screenshot(request):
+    """`screenshot(page)` saves tests/screenshots/<test name>.png (`screenshot(page, "moment")`:
+    <test name>-moment.png, for a test that shows more than one state); returns its path."""
+
+    def save(page, moment: str = "") -> Path:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        path = SCREENSHOTS / f"{request.node.name}{'-' + moment if moment else ''}.png"
+        page.screenshot(path=str(path), full_page=True)
+        asset = README_SCREENSHOTS.get(request.node.name)
+        if asset and not moment and os.environ.get("STUDIO_UPDATE_SCREENSHOTS") == "1":
+            shutil.copyfile(path, ROOT / "assets" / asset)
+        return path
+
+    return save

@@ -1,0 +1,182 @@
+"""Accessibility in a real Chromium: every control has a name a screen reader can say, and the
+main flow (image, instruction, run, stop) works from the keyboard alone.
+
+Names are Chromium's own (its accessibility tree, through the DevTools protocol), so aria-label,
+aria-labelledby, <label for> and text content all count as they do for a screen reader.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.helpers.browser import choose_file, drop_zone, intercept_file_choosers
+
+# What a person can operate, by mouse or keyboard. A file input is hidden; its drop zone (a
+# button) is what is on screen.
+CONTROLS = ", ".join([
+    "input:not([type=hidden])", "textarea", "select", "button", "a[href]", "summary", "[contenteditable=true]",
+    "[contenteditable='']", "[tabindex]:not([tabindex='-1'])", *(f"[role={role}]" for role in (
+        "slider", "button", "checkbox", "radio", "combobox", "textbox", "switch", "tab", "listbox", "option",
+        "menuitem", "link", "spinbutton", "searchbox")),
+])
+TAG_VISIBLE_CONTROLS = """
+(selector) => {
+  document.querySelectorAll("[data-a11y-audit]").forEach((el) => el.removeAttribute("data-a11y-audit"));
+  const found = [];
+  for (const el of document.querySelectorAll(selector)) {
+    const box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    if (!box.width || !box.height || style.visibility === "hidden" || el.closest("[aria-hidden=true], [inert]")) {
+      continue;
+    }
+    const owner = el.closest("[id]");
+    found.push({owner: owner ? owner.id : "", html: el.outerHTML.replace(/\\s+/g, " ").slice(0, 140)});
+    el.setAttribute("data-a11y-audit", String(found.length - 1));
+  }
+  return found;
+}
+"""
+HAS_WORD = re.compile(r"\w")  # "✕" or "⇄" alone says nothing when read out
+
+
+def nameless_controls(page) -> list[str]:
+    """Visible controls whose accessible name is empty or has no letter or digit, described by
+    the elem_id around them and the head of their HTML."""
+    controls = page.evaluate(TAG_VISIBLE_CONTROLS, CONTROLS)
+    assert len(controls) > 10, "the page has not loaded its controls"
+    cdp = page.context.new_cdp_session(page)
+    try:
+        root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        offenders = []
+        for index, control in enumerate(controls):
+            node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": f'[data-a11y-audit="{index}"]'})
+            [ax, *_] = cdp.send("Accessibility.getPartialAXTree",
+                                {"nodeId": node["nodeId"], "fetchRelatives": False})["nodes"]
+            name = (ax.get("name") or {}).get("value", "")
+            if not HAS_WORD.search(name):
+                offenders.append(f"#{control['owner'] or '?'} name={name!r}: {control['html']}")
+        return offenders
+    finally:
+        cdp.detach()
+
+
+def open_studio(browser, app):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    intercept_file_choosers(page)
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    drop = page.locator("#reference-1").get_by_role("button", name=drop_zone(1), exact=True)
+    expect(drop).to_be_visible(timeout=60_000)
+    return page
+
+
+def test_every_control_on_the_hosted_page_has_a_name(browser, app, screenshot):
+    page = open_studio(browser, app)
+    offenders = nameless_controls(page)
+    screenshot(page)
+    assert not offenders, "controls without a name:\n" + "\n".join(offenders)
+    page.close()
+
+
+def test_every_control_has_a_name_with_advanced_loras_and_results_open(browser, app, fake, images, screenshot):
+    page = open_studio(browser, app)
+    choose_file(page, 1, images["red"])
+    for row in (1, 2):
+        page.locator("#add-lora").click()
+        expect(page.get_by_label(f"LoRA {row}", exact=True)).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("button", name=f"Remove LoRA {row}", exact=True)).to_be_visible()
+    # Each row's scale and switch say which row they belong to.
+    for row in (1, 2):
+        expect(page.get_by_role("slider", name=f"LoRA {row} scale", exact=True)).to_be_visible()
+        expect(page.get_by_role("checkbox", name=f"LoRA {row} on", exact=True)).to_be_visible()
+    page.locator("#prompt textarea").fill("make it glow")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    for panel in ("Advanced", "Presets", "Sweep", "Restore settings from a PNG made here", "Sweep results", "Log"):
+        page.get_by_role("button", name=re.compile("^" + re.escape(panel))).first.click()
+    expect(page.get_by_label("Safety checker")).to_be_visible(timeout=30_000)
+    expect(page.locator("#sweep-button")).to_be_visible()
+    expect(page.locator("#logs textarea")).to_be_visible()
+    page.get_by_label("A / B").check()
+    expect(page.locator("#compare-a")).to_be_visible(timeout=30_000)
+    expect(page.locator("#compare img")).to_have_count(2, timeout=30_000)
+    expect(page.locator("#history img").first).to_be_visible(timeout=30_000)
+    offenders = nameless_controls(page)
+    screenshot(page)
+    assert not offenders, "controls without a name:\n" + "\n".join(offenders)
+    # The LoRA rows' "✕" buttons are named for the row they remove.
+    page.locator("#lora-remove-1").click()
+    expect(page.get_by_label("LoRA 2", exact=True)).to_be_hidden(timeout=30_000)
+    expect(page.get_by_role("button", name="Remove LoRA 1", exact=True)).to_be_visible()
+    page.close()
+
+
+def test_every_control_has_a_name_when_each_visitor_brings_a_key(browser, keyless_app, screenshot):
+    page = open_studio(browser, keyless_app)
+    expect(page.get_by_label("Your fal API key")).to_be_visible()
+    offenders = nameless_controls(page)
+    screenshot(page)
+    assert not offenders, "controls without a name:\n" + "\n".join(offenders)
+    page.close()
+
+
+# -- the keyboard ------------------------------------------------------------------------------
+FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return {owner: "", name: "", tag: "BODY"};
+  const owner = el.closest("[id]");
+  return {owner: owner ? owner.id : "", name: el.getAttribute("aria-label") || el.innerText || "", tag: el.tagName};
+}"""
+
+
+def tab_until(page, wanted, most: int = 200) -> list[dict]:
+    """Press Tab until the focused element satisfies `wanted`; returns what was focused on the way."""
+    passed = []
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        passed.append(focused)
+        if wanted(focused):
+            return passed
+    raise AssertionError(f"Tab never reached it; focus went through {passed}")
+
+
+def test_the_main_flow_works_from_the_keyboard(browser, app, fake, images, screenshot):
+    page = open_studio(browser, app)
+    assert page.evaluate(FOCUSED)["tag"] == "BODY"  # nothing focused yet: the person starts with Tab
+
+    # Tab to image 1's upload area; Enter opens the file chooser.
+    tab_until(page, lambda f: f["owner"] == "reference-1" and f["name"] == drop_zone(1))
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=30_000)
+
+    # Tab to the instruction, type it, Ctrl+Enter runs.
+    tab_until(page, lambda f: f["owner"] == "prompt" and f["tag"] == "TEXTAREA")
+    page.keyboard.type("make it glow")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    expect(page.locator("#results img").first).to_be_visible()
+    [job] = fake.jobs.values()
+    assert job.input["prompt"] == "make it glow"
+
+    # From the instruction, Tab reaches the Run button before the results.
+    passed = tab_until(page, lambda f: f["owner"] == "results")
+    owners = [f["owner"] for f in passed]
+    assert "run-button" in owners and owners.index("run-button") < owners.index("results"), owners
+
+    # A slow run from the keyboard (Ctrl+Enter works wherever the focus is), and Escape stops it:
+    # the page says so and the fal job is cancelled.
+    fake.job_seconds = 300
+    page.keyboard.press("Control+Enter")
+    assert fake.wait_for(lambda: len(fake.jobs) == 2, timeout=60)
+    [slow] = [j for j in fake.jobs.values() if j is not job]
+    expect(page.locator("#status")).not_to_contain_text("Done", timeout=30_000)
+    page.keyboard.press("Escape")
+    expect(page.locator("#status")).to_contain_text("Stopped", timeout=30_000)
+    assert fake.wait_for(lambda: slow.cancelled, timeout=30)
+    screenshot(page)
+    page.close()

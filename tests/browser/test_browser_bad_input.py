@@ -1,0 +1,67 @@
+"""Bad input through the page, in Chromium: the message a person sees names the field (or
+the image) and the limit, nothing reaches fal, and the next run from the same page works."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.helpers.browser import choose_file, drop_zone, intercept_file_choosers
+
+ERROR_TOAST = ".toast-body"
+
+
+def open_page(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    intercept_file_choosers(page)
+    page.goto(url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    return page
+
+
+def run_and_expect_error(page, message: str) -> None:
+    page.locator("#run-button").click()
+    expect(page.locator(ERROR_TOAST).filter(has_text=message)).to_be_visible(timeout=60_000)
+
+
+def test_a_file_that_is_not_an_image_and_a_prompt_too_long_are_named(browser, app, fake, images, tmp_path, screenshot):
+    page = open_page(browser, app.url)
+    bad = tmp_path / "holiday.png"
+    bad.write_bytes(b"this is a text file with an image's name")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#reference-1").get_by_role("button", name=drop_zone(1), exact=True).click()
+    chooser.value.set_files(str(bad))
+    page.locator("#prompt textarea").fill("make it blue")
+    run_and_expect_error(page, "image 1: is not an image Pillow can read")
+    screenshot(page, "not-an-image")
+    assert not fake.jobs and not fake.uploads
+
+    # Replace the file with a real image; now the instruction is too long.
+    page.locator("#reference-1").get_by_role("button", name=re.compile("clear|remove", re.I)).first.click()
+    choose_file(page, 1, images["red"])
+    page.locator("#prompt textarea").fill("x" * 6000)
+    run_and_expect_error(page, "Instruction: must be at most 5000 characters (got 6000)")
+    assert not fake.jobs
+
+    # Fixed, the same page runs.
+    page.locator("#prompt textarea").fill("make it blue")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    assert len(fake.jobs) == 1
+    screenshot(page)
+    page.close()
+
+
+def test_a_lora_path_outside_the_lora_folder_is_named_on_the_local_page(browser, local_app, images, screenshot):
+    page = open_page(browser, local_app.url)
+    choose_file(page, 1, images["red"])
+    page.locator("#prompt textarea").fill("make it blue")
+    page.locator("#add-lora").click()
+    expect(page.get_by_label("LoRA 1", exact=True)).to_be_visible(timeout=30_000)
+    page.get_by_label("LoRA 1", exact=True).fill("../../etc/secrets.safetensors")
+    page.get_by_label("LoRA 1", exact=True).blur()
+    run_and_expect_error(page, "is outside the LoRA folder")
+    expect(page.locator(ERROR_TOAST).first).to_contain_text("LoRA 1")
+    screenshot(page)
+    page.close()

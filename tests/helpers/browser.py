@@ -1,0 +1,26 @@
+"""The page's upload areas, driven as a person does in Chromium (Playwright)."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+
+def drop_zone(slot: int) -> str:
+    """The name of image `slot`'s empty upload area (the page names it for its slot)."""
+    return f"Upload image {slot}"
+
+
+def intercept_file_choosers(page) -> None:
+    """Have Playwright catch this page's file choosers from now on. Playwright only starts to
+    intercept them once a "filechooser" listener exists, and does not wait for the browser to
+    agree: a chooser opened at once (a key press) could still go to the real dialog, unseen."""
+    page.on("filechooser", lambda chooser: None)  # the test's expect_file_chooser() answers it
+
+
+def choose_file(page, slot: int, path) -> None:
+    """Click the upload area of image `slot` and pick `path` in the file chooser it opens."""
+    with page.expect_file_chooser() as chooser:
+        page.locator(f"#reference-{slot}").get_by_role("button", name=drop_zone(slot), exact=True).click()
+    assert not chooser.value.is_multiple()
+    chooser.value.set_files(str(path))
+    expect(page.locator(f"#reference-{slot} img")).to_be_visible(timeout=30_000)

@@ -1,0 +1,20 @@
+"""Fixtures of the unit layer only: nothing here starts a process or a browser."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def pointed(fake):
+    """The fake, with this process's fal-client aimed at it (for FalBackend in-process)."""
+    import fal_client.client as fal_client_module
+
+    from backend.fal import point_fal_client_at
+
+    names = ("QUEUE_URL_FORMAT", "RUN_URL_FORMAT", "REST_URL", "CDN_URL")
+    saved = {name: getattr(fal_client_module, name) for name in names}
+    point_fal_client_at(fake.url)
+    yield fake
+    for name, value in saved.items():
+        setattr(fal_client_module, name, value)

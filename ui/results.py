@@ -1,0 +1,108 @@
+"""The results tools: chain edits (use as input, add as reference), compare, downloads.
+
+Plain functions on the gallery's value; ui/wiring.py connects them to the page.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+
+def pack_images(*slots: str | None) -> list[str | None]:
+    """Move images left over empty slots: the page numbers them in the order they are sent."""
+    filled = [s for s in slots if s]
+    return filled + [None] * (len(slots) - len(filled))
+
+
+def swap_images(slots: tuple[str | None, ...], index: int) -> list[str | None]:
+    """Swap image `index` with the next one (0-based), keeping them packed."""
+    values = list(slots)
+    values[index], values[index + 1] = values[index + 1], values[index]
+    return pack_images(*values)
+
+
+def result_paths(gallery: Any) -> list[str]:
+    """The files shown in the results gallery, in order (Gradio gives (path, caption) pairs)."""
+    paths = []
+    for item in gallery or []:
+        path = item[0] if isinstance(item, (tuple, list)) else item
+        if isinstance(path, dict):
+            path = path.get("path") or path.get("image", {}).get("path")
+        if path:
+            paths.append(str(path))
+    return paths
+
+
+def selected_result(gallery: Any, index: int | None) -> str:
+    paths = result_paths(gallery)
+    if not paths:
+        raise gr.Error("Run an edit first: there is no result to use yet.", title="No result")
+    return paths[min(max(index or 0, 0), len(paths) - 1)]
+
+
+def use_as_input(gallery: Any, index: int | None, slot_count: int) -> list[str | None]:
+    """The selected result becomes image 1; the other references are cleared."""
+    return [selected_result(gallery, index)] + [None] * (slot_count - 1)
+
+
+def add_as_reference(gallery: Any, index: int | None, slots: list[str | None], limit: int) -> list[str | None]:
+    """The selected result goes into the first free slot the backend takes."""
+    packed = pack_images(*slots)
+    filled = sum(1 for s in packed if s)
+    if filled >= limit:
+        raise gr.Error(f"This backend takes at most {limit} reference images: remove one first.",
+                       title="No free slot")
+    packed[filled] = selected_result(gallery, index)
+    return packed
+
+
+def compare_pair(gallery: Any, index: int | None, reference: str | None, mode: str, a: Any, b: Any):
+    """What the compare slider shows: before/after (image 1 vs the selected result) or A/B."""
+    paths = result_paths(gallery)
+    if not paths:
+        return None
+    if mode == "ab":
+        pick = lambda i: paths[min(int(i or 0), len(paths) - 1)]  # noqa: E731
+        return (pick(a), pick(b))
+    if not reference:
+        return None
+    return (reference, selected_result(gallery, index))
+
+
+def as_png(path: str, folder: Path) -> str:
+    """The image as a PNG file (results in jpeg/webp are converted; PNGs are served as they are)."""
+    if path.lower().endswith(".png"):
+        return path
+    target = folder / (Path(path).stem + ".png")
+    with Image.open(path) as image:
+        image.save(target, format="PNG")
+    return str(target)
+
+
+def fresh_folder(root: Path, keep_seconds: float = 3600) -> Path:
+    """A new folder under `root` for a download, removing those older than an hour
+    (Gradio has copied them into its cache by then)."""
+    now = time.time()
+    for old in root.iterdir():
+        if old.is_dir() and now - old.stat().st_mtime > keep_seconds:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=root))
+
+
+def zip_results(paths: list[str], folder: Path, name: str = "results.zip") -> str | None:
+    """All results in one zip (stored, not recompressed: the images are compressed already)."""
+    if not paths:
+        return None
+    target = folder / name
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+        for index, path in enumerate(paths, start=1):
+            archive.write(path, arcname=f"image-{index}{Path(path).suffix}")
+    return str(target)

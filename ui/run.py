@@ -1,0 +1,228 @@
+"""From the form's values to a run, and from the run's events to what a person sees.
+
+    plan = plan_run(values, backends)      # backend, request, options, key: all checked
+    yield from run_edit(plan, outputs)     # page updates until the saved result
+
+No model or HTTP logic lives here; that is the backend's job.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from backend.base import Backend, BackendOptions
+from backend.errors import FieldProblem, InvalidInput, StudioError
+from backend.events import Log, Preview, Progress, Queued, Result
+from backend.outputs import enforce_cap, save_run
+from backend.request import MAX_ACTIVE_LORAS, EditRequest, build_request
+from ui.form import CUSTOM, FIELDS, IMAGE_FIELDS, MATCH_FIRST
+
+LOG_LINES_KEPT = 200
+FORM_ERROR_TITLE = "Please check the form"
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where finished runs are saved, and the folder's size cap (bytes; None: no cap)."""
+
+    root: Path
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything one run needs, fixed when it is submitted: nothing another visitor
+    picks afterwards can change it."""
+
+    backend: Backend
+    request: EditRequest
+    options: BackendOptions
+    key: str | None = field(default=None, repr=False)
+
+
+def normalise_loras(rows: Any) -> list[dict[str, Any]]:
+    """The LoRA list as the editor and the API give it: [{path, scale, enabled}]."""
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        raise InvalidInput.one("loras", "LoRAs", "must be a list of {path, scale, enabled}")
+    out = []
+    for index, row in enumerate(rows, start=1):
+        if isinstance(row, str):
+            row = {"path": row}
+        if not isinstance(row, dict):
+            raise InvalidInput.one("loras", f"LoRA {index}", "must be {path, scale, enabled}")
+        out.append({"path": str(row.get("path") or ""), "scale": row.get("scale", 1.0),
+                    "enabled": bool(row.get("enabled", True))})
+    return out
+
+
+def active_loras(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows switched on and with a path: what is sent."""
+    return [r for r in rows if r["enabled"] and r["path"].strip()]
+
+
+def request_from_values(values: Mapping[str, Any]) -> EditRequest:
+    """The request from the form's values: the fields that go in as they are, and the
+    few the page spells differently (images, LoRA rows, size, seed)."""
+    image_urls = [str(values[name]) for name in IMAGE_FIELDS if values.get(name)]
+    if not image_urls:
+        raise InvalidInput.one("image_urls", "Reference images", "add at least one image to edit")
+    active = active_loras(normalise_loras(values.get("loras")))
+    if len(active) > MAX_ACTIVE_LORAS:
+        raise InvalidInput.one("loras", "LoRAs", f"at most {MAX_ACTIVE_LORAS} can be switched on ({len(active)} are)")
+    size = values.get("size")
+    if size == MATCH_FIRST or not size:
+        image_size: Any = None
+    elif size == CUSTOM:
+        image_size = {"width": values.get("width"), "height": values.get("height")}
+    else:
+        image_size = size
+    seed = values.get("seed")
+    straight = {name: values[name] for name, f in FIELDS.items()
+                if f.owner == "request" and f.straight and values.get(name) is not None}
+    return build_request(**{
+        **straight,
+        "prompt": values.get("prompt") or "",
+        "image_urls": image_urls,
+        "loras": [{"path": r["path"], "scale": r["scale"]} for r in active],
+        "image_size": image_size,
+        "seed": None if values.get("randomize_seed") or seed is None or seed == "" else seed,
+    })
+
+
+def pick_backend(backends: Mapping[str, Backend], name: str | None) -> Backend:
+    name = name or next(iter(backends))
+    if name not in backends:
+        raise InvalidInput.one("backend", "Backend", f"this server offers {', '.join(backends)}, not {name!r}")
+    return backends[name]
+
+
+def plan_run(values: Mapping[str, Any], backends: Mapping[str, Backend]) -> RunPlan:
+    """The backend, the request and its options, checked together: every problem is
+    named at once (raises InvalidInput)."""
+    backend = pick_backend(backends, values.get("backend"))
+    problems: list[FieldProblem] = []
+    request = options = None
+    try:
+        request = request_from_values(values)
+    except InvalidInput as error:
+        problems += error.problems
+    try:
+        options = backend.options(values)
+    except InvalidInput as error:
+        problems += error.problems
+    if problems or request is None or options is None:
+        raise InvalidInput(problems)
+    return RunPlan(backend, request, options, key=values.get("fal_key") or None)
+
+
+def format_problems(problems: list[FieldProblem]) -> str:
+    return "\n".join(f"{p.label}: {p.message}" for p in problems)
+
+
+def form_error(error: InvalidInput) -> gr.Error:
+    return gr.Error(format_problems(error.problems), title=FORM_ERROR_TITLE)
+
+
+def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, str, Any, Any]]:
+    """Run one edit, yielding (gallery, status, logs, details, seed_used, last_run) updates.
+
+    `last_run` (for the history) is {recipe, images, references} of the saved run.
+
+    Every update carries the current value of each output rather than `gr.skip()`:
+    Gradio makes a new component for each skipped output and keeps it in the
+    session for as long as the session lives (about 75 KB per run, found by
+    bench/bench_soak.py). Previews are written once as files, so that repeating them
+    with each status costs a hash of the file, not a new encoding. (`last_run` is a
+    gr.State, which skips for free.)
+
+    Closing this generator (Stop, or the tab closing) closes the backend's run, which
+    cancels the job there.
+    """
+    started = time.monotonic()
+    backend = plan.backend
+    logs: list[str] = []
+    gallery: list = []  # a new run starts with an empty gallery, then its previews
+    keep = gr.skip()
+    preview_folder = Path(tempfile.mkdtemp(prefix="studio-previews-"))
+    saved = None
+    events = backend.run(plan.request, plan.options, key=plan.key)
+    try:
+        for event in events:
+            # Log lines are collected and go out with the next status: every yield
+            # redraws the page (and costs the server), so one per backend update.
+            if isinstance(event, Log):
+                logs.append(event.message)
+                del logs[:-LOG_LINES_KEPT]
+                continue
+            log_text = "\n".join(logs)
+            if isinstance(event, Queued):
+                where = "next in line" if event.position == 0 else f"position {event.position + 1}"
+                yield gallery, f"⏳ Queued at {backend.name}: {where}", log_text, "", None, keep
+            elif isinstance(event, Progress):
+                yield gallery, "⚙️ " + event.message, log_text, "", None, keep
+            elif isinstance(event, Preview):
+                gallery = save_previews(event, preview_folder)
+                step = f" (step {event.step} of {event.total})" if event.step else ""
+                yield gallery, f"🖼️ Intermediate result{step}", log_text, "", None, keep
+            elif isinstance(event, Result):
+                saved = save_run(outputs.root, plan.request, plan.options, event, backend.name,
+                                 backend.source(plan.options))
+                gallery = [
+                    (str(path), f"image {i}" + (" ⚠ flagged" if img.nsfw else ""))
+                    for i, (path, img) in enumerate(zip(saved.image_paths, event.images), start=1)
+                ]
+                # Every output gets a real value at the end: API callers read only the last one.
+                last_run = {"recipe": saved.recipe, "images": [str(p) for p in saved.image_paths],
+                            "references": [str(p) for p in saved.reference_paths]}
+                yield (gallery, f"✅ Done in {time.monotonic() - started:.1f} s", log_text,
+                       describe_result(event, saved.folder.relative_to(outputs.root)), event.seed, last_run)
+    except InvalidInput as error:
+        raise form_error(error) from None
+    except StudioError as error:
+        raise gr.Error(error.message, title="The run did not finish") from None
+    finally:
+        events.close()
+        # Gradio has copied every preview it showed into its cache by now.
+        shutil.rmtree(preview_folder, ignore_errors=True)
+        if saved is not None:  # after the result is shown: the cap walks the whole folder
+            enforce_cap(outputs.root, outputs.max_bytes)
+
+
+def save_previews(preview: Preview, folder: Path) -> list[str]:
+    """The preview's images as JPEG files (previews are thrown away: no need for PNG)."""
+    paths = []
+    for index, image in enumerate(preview.images, start=1):
+        path = folder / f"preview-{preview.step or 0}-{index}.jpg"
+        image.convert("RGB").save(path, format="JPEG", quality=90)
+        paths.append(str(path))
+    return paths
+
+
+def describe_result(result: Result, folder: Path) -> str:
+    if len(result.seeds) > 1:
+        lines = ["**Seeds:** " + ", ".join(f"`{s}`" for s in result.seeds)]
+    else:
+        lines = [f"**Seed:** `{result.seed}`" if result.seed is not None else "**Seed:** not reported"]
+    first = result.images[0]
+    lines.append(f"**Images:** {len(result.images)} × {first.width}×{first.height} ({first.extension})")
+    if result.timings:
+        lines.append("**Timings:** " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
+    flagged = [str(i) for i, img in enumerate(result.images, start=1) if img.nsfw]
+    lines.append(
+        f"**Safety checker:** flagged image {', '.join(flagged)}" if flagged else "**Safety checker:** nothing flagged"
+    )
+    if result.prompt:
+        lines.append(f"**Prompt used:** {result.prompt}")
+    lines += [f"**Note:** {note}" for note in result.notes]
+    lines.append(f"**Saved as:** `{folder}` in the outputs folder")
+    return "  \n".join(lines)

@@ -1,0 +1,245 @@
+"""The page's events: which handler runs when, with which components.
+
+One function per concern: the form, the run (and its API endpoint `edit`), the
+sweep (`sweep`), the results tools, history and presets. Every other event is
+private (not in the API or MCP). Handlers live in ui/run.py, ui/results.py,
+ui/sweep_view.py and ui/history.py.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from backend.base import Backend
+from backend.errors import InvalidInput
+from ui import history as history_lib
+from ui import results
+from ui.form import FIELDS, PRESET_FIELDS, RESTORED_FIELDS, PageSetup, api_function, args_doc
+from ui.layout import FAL_ONLY, Page, references_hint
+from ui.run import Outputs, form_error, plan_run, run_edit
+from ui.sweep_view import SWEEP_ARGS, SWEEP_ARGS_DOC, run_sweep_view, sweep_cost
+
+PRIVATE: dict[str, Any] = dict(api_visibility="private")
+PRIVATE_FAST: dict[str, Any] = dict(api_visibility="private", queue=False)
+EDIT_DOC = f"""Edit reference images (1-3 on fal, 1-6 locally) with FLUX.2 [dev] and up to 3 LoRAs.
+
+Args:
+{args_doc()}
+Returns:
+    the result images, a status line, the run's log lines, a summary (seed, timings, safety flags, where
+    it was saved) and the seed used.
+"""
+SWEEP_DOC = f"""Run a grid of edits that vary one or two settings (at most 16 cells, one image each).
+
+Args:
+{args_doc(SWEEP_ARGS_DOC)}
+Returns:
+    the cells as they finish (captioned with their values), a status line, the labelled grid image and a zip
+    of the cells and the grid.
+"""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the events need besides the page: the backends and where results go."""
+
+    setup: PageSetup
+    backends: Mapping[str, Backend]
+    outputs: Outputs
+    downloads: Path
+
+
+def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, Backend], outputs: Outputs) -> None:
+    ctx = Context(setup, backends, outputs, Path(tempfile.mkdtemp(prefix="studio-downloads-")))
+    wire_form(page, ctx)
+    run_event, example_event = wire_run(page, ctx)
+    sweep_event = wire_sweep(page, ctx)
+    # The status is set after the cancel, so a last update of the stopped run cannot overwrite it.
+    page.stop_button.click(
+        None, None, None, cancels=[run_event, sweep_event, example_event], **PRIVATE_FAST,
+    ).then(lambda: "⏹ Stopped.", None, page.status, **PRIVATE_FAST)
+    wire_results(page, ctx, run_event)
+    wire_history(demo, page, ctx, run_event)
+    wire_presets(demo, page, ctx)
+
+
+def wire_form(page: Page, ctx: Context) -> None:
+    # Keep the images packed to the left, so "image N" is the N-th image sent.
+    for slot in page.slots:
+        for trigger in (slot.upload, slot.clear):
+            trigger(results.pack_images, page.slots, page.slots, **PRIVATE_FAST)
+    for index, button in enumerate(page.move_buttons):
+        button.click(lambda *v, i=index: results.swap_images(v, i), page.slots, page.slots, **PRIVATE_FAST)
+    backend_fields = [page.form[name] for name, f in FIELDS.items() if f.owner in ("fal", "local")]
+    page.form["backend"].change(
+        partial(switch_backend, ctx=ctx), page.form["backend"],
+        [*page.local_slot_rows, page.local_panel, page.key_group, page.references_hint, *backend_fields],
+        **PRIVATE_FAST,
+    )
+    page.form["size"].change(lambda s: gr.update(visible=s == "custom"), page.form["size"], page.custom_size,
+                             **PRIVATE_FAST)
+    page.reuse_seed.click(lambda s: (s, False) if s is not None else (gr.skip(), gr.skip()), page.seed_used,
+                          [page.form["seed"], page.form["randomize_seed"]], **PRIVATE_FAST)
+
+
+def switch_backend(name: str, ctx: Context) -> tuple:
+    """Show what the chosen backend takes; the fields of another backend's options are
+    disabled (local options are in their own panel, shown only for local)."""
+    local = name == "local"
+    updates = []
+    for field in FIELDS.values():
+        if field.owner == "fal":
+            model_info = field.model.model_fields[field.name].description if field.model else ""
+            updates.append(gr.update(interactive=not local, info=FAL_ONLY if local else model_info))
+        elif field.owner == "local":
+            updates.append(gr.update(interactive=local))
+    return (
+        *[gr.update(visible=local) for _ in range(2)], gr.update(visible=local),
+        gr.update(visible=ctx.setup.needs_visitor_key and name == "fal"),
+        references_hint(ctx.backends[name].max_references), *updates,
+    )
+
+
+def _run_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
+    try:
+        plan = plan_run(values, ctx.backends)
+    except InvalidInput as error:
+        raise form_error(error) from None
+    yield from run_edit(plan, ctx.outputs)
+
+
+def _sweep_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
+    try:
+        plan = plan_run(values, ctx.backends)
+    except InvalidInput as error:
+        raise form_error(error) from None
+    yield from run_sweep_view(plan, ctx.outputs, values["x_axis"], values["x_values"], values["y_axis"] or None,
+                              values["y_values"])
+
+
+def wire_run(page: Page, ctx: Context) -> tuple[Any, Any]:
+    """Run (button, Enter in the instruction, an example), and the `edit` API endpoint.
+
+    The page's run also fills `last_run` (a gr.State) for the history. The API endpoint is
+    the same run without it, bound to a hidden trigger: Gradio's MCP server drops State
+    outputs from a tool's result by position and fails on a tool that has one."""
+    shown = [page.gallery, page.status, page.logs, page.details, page.seed_used]
+    page_run = api_function("page_edit", partial(_run_body, ctx), ctx.setup, EDIT_DOC)
+    run_event = gr.on(
+        [page.run_button.click, page.form["prompt"].submit], page_run, page.inputs(), [*shown, page.last_run],
+        show_progress="minimal", show_progress_on=[page.gallery], trigger_mode="once", **PRIVATE,
+    )
+    api_run = api_function("edit", partial(_api_run_body, ctx), ctx.setup, EDIT_DOC)
+    gr.Button(visible=False).click(api_run, page.inputs(), shown, api_name="edit")
+    # An example fills the form and runs at once (one click).
+    example_event = page.examples.load_input_event.then(page_run, page.inputs(), [*shown, page.last_run], **PRIVATE)
+    return run_event, example_event
+
+
+def _api_run_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
+    for update in _run_body(ctx, values):
+        yield update[:-1]  # everything but `last_run`, which is the page's
+
+
+def wire_sweep(page: Page, ctx: Context) -> Any:
+    sweep = api_function("sweep", partial(_sweep_body, ctx), ctx.setup, SWEEP_DOC, extra=SWEEP_ARGS)
+    controls: list[Any] = [page.sweep_x, page.sweep_x_values, page.sweep_y, page.sweep_y_values]
+    event = page.sweep_button.click(lambda: gr.update(open=True), None, page.sweep_results, **PRIVATE_FAST).then(
+        sweep, [*page.inputs(), *controls], [page.sweep_gallery, page.status, page.sweep_grid, page.sweep_zip],
+        api_name="sweep",
+    )
+    for control in controls:
+        control.change(sweep_cost, controls, page.sweep_cost, **PRIVATE_FAST)
+    return event
+
+
+def wire_results(page: Page, ctx: Context, run_event: Any) -> None:
+    """Compare, downloads and chaining edits, on the run's results."""
+
+    def refresh_png(gallery_value: Any, index: int) -> Any:
+        if not results.result_paths(gallery_value):
+            return gr.update(value=None, interactive=False)
+        return gr.update(value=results.as_png(results.selected_result(gallery_value, index), ctx.downloads),
+                         interactive=True)
+
+    def after_run(gallery_value: Any, reference: str | None) -> tuple:
+        paths = results.result_paths(gallery_value)
+        choices = [(f"image {i}", i - 1) for i in range(1, len(paths) + 1)]
+        zipped = results.zip_results(paths, results.fresh_folder(ctx.downloads))
+        return (
+            0, gr.update(choices=choices, value=0), gr.update(choices=choices, value=min(1, len(paths) - 1)),
+            gr.update(value=zipped, interactive=bool(zipped)),
+            results.compare_pair(gallery_value, 0, reference, "before", 0, 0),
+        )
+
+    first_slot = page.slots[0]
+    compare_inputs = [page.gallery, page.selected, first_slot, page.compare_mode, page.pick_a, page.pick_b]
+    run_event.then(after_run, [page.gallery, first_slot],
+                   [page.selected, page.pick_a, page.pick_b, page.download_zip, page.compare], **PRIVATE,
+                   ).then(refresh_png, [page.gallery, page.selected], page.download_png, **PRIVATE)
+    page.gallery.select(_selected_index, None, page.selected, **PRIVATE).then(
+        results.compare_pair, compare_inputs, page.compare, **PRIVATE).then(
+        refresh_png, [page.gallery, page.selected], page.download_png, **PRIVATE)
+    page.compare_mode.change(lambda m: gr.update(visible=m == "ab"), page.compare_mode, page.ab_row, **PRIVATE)
+    for trigger in (page.compare_mode.change, page.pick_a.change, page.pick_b.change):
+        trigger(results.compare_pair, compare_inputs, page.compare, **PRIVATE)
+    slot_count = len(page.slots)
+    page.use_input.click(lambda g, i: results.use_as_input(g, i, slot_count), [page.gallery, page.selected],
+                         page.slots, **PRIVATE)
+    page.add_reference.click(
+        lambda g, i, name, *current: results.add_as_reference(g, i, list(current), ctx.backends[name].max_references),
+        [page.gallery, page.selected, page.form["backend"], *page.slots], page.slots, **PRIVATE,
+    )
+
+
+def _selected_index(event: gr.SelectData) -> int:
+    return event.index
+
+
+def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> None:
+    restored = [page.form[name] for name in RESTORED_FIELDS]
+    run_event.then(history_lib.remember, [page.last_run, page.history], [page.history, page.history_gallery],
+                   **PRIVATE)
+    demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE)
+    page.history_gallery.select(_selected_index, None, page.history_selected, **PRIVATE_FAST)
+    page.history_star.click(partial(history_lib.star, outputs_root=ctx.outputs.root),
+                            [page.history, page.history_selected], [page.history, page.history_gallery],
+                            **PRIVATE_FAST)
+    page.history_clear.click(history_lib.clear_unstarred, page.history, [page.history, page.history_gallery],
+                             **PRIVATE_FAST)
+    page.recipe_file.upload(
+        partial(history_lib.restore_png, setup=ctx.setup), [page.recipe_file, page.lora_version],
+        [*restored, page.lora_version, page.status], api_name="restore", api_visibility="undocumented",
+    )
+    page.history_restore.click(
+        partial(history_lib.restore_run, setup=ctx.setup, outputs_root=ctx.outputs.root,
+                slot_count=len(page.slots)),
+        [page.history, page.history_selected, page.lora_version],
+        [*restored, page.lora_version, *page.slots, page.gallery, page.status], **PRIVATE_FAST,
+    )
+
+
+def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
+    preset_inputs = [page.form[name] for name in PRESET_FIELDS]
+
+    def export_file(all_presets: dict | None) -> str:
+        """The export button always holds the current presets as a JSON file."""
+        return history_lib.export_presets(all_presets, results.fresh_folder(ctx.downloads))
+
+    page.preset_save.click(history_lib.save_preset_handler, [page.presets, page.preset_name, *preset_inputs],
+                           [page.presets, page.preset_pick], **PRIVATE_FAST,
+                           ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
+    page.preset_load.click(history_lib.load_preset, [page.presets, page.preset_pick, page.lora_version],
+                           [*preset_inputs, page.lora_version], **PRIVATE_FAST)
+    page.preset_import.upload(history_lib.import_presets_handler, [page.presets, page.preset_import],
+                              [page.presets, page.preset_pick], **PRIVATE_FAST,
+                              ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
+    demo.load(lambda p: (gr.update(choices=list(p or {})), export_file(p)), page.presets,
+              [page.preset_pick, page.preset_export], **PRIVATE)
