@@ -10,13 +10,17 @@ import sys
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from backend.base import Backend
+from backend.body_limit import BodyLimit
 from backend.errors import StudioError
 
 # Pillow's decompression-bomb limit must be set before any image is opened.
-from backend.images import MAX_INPUT_BYTES
+from backend.images import MAX_INPUT_BYTES, set_max_pixels
+from backend.redact import install_log_redaction, register_secret
 from backend.settings import Settings, SettingsError
+from backend.spending import DATABASE_NAME, Limits, SpendingPolicy
 from ui.form import PageSetup
 from ui.page import CSS_PATH, HEAD, build_ui
 from ui.run import Outputs
@@ -50,29 +54,65 @@ def create_local_backend(settings: Settings) -> Backend:
 
         gpu_slot = GpuSlot()  # imports `spaces`, which must come before torch
     from backend.local.backend import LocalBackend, LocalSettings
+    from backend.local.lora_sources import LoraFetcher
 
+    fetcher = LoraFetcher(lora_dir=settings.lora_dir, cache_bytes=settings.lora_cache_mb * 2**20)
     local = LocalBackend(LocalSettings(
         model=settings.model, models=settings.models, memory=settings.memory,  # type: ignore[arg-type]
         device=settings.device, lora_dir=settings.lora_dir, decode_every=settings.decode_every,
         max_sequence_length=settings.max_sequence_length, text_encoder_out_layers=settings.text_encoder_layers,
         compile_blocks=settings.compile_blocks, run_timeout=settings.run_timeout,
-    ), gpu_slot=gpu_slot)
+    ), fetcher=fetcher, gpu_slot=gpu_slot)
     if settings.zerogpu:
         local.preload()  # ZeroGPU hands the weights loaded at start-up to every GPU slot
     return local
 
 
+def create_spending(settings: Settings, outputs: Path) -> SpendingPolicy:
+    """Who may spend what on the server's key (backend/spending.py); the counters live in
+    the outputs folder, so they survive a restart.
+
+    The page offers "Sign in with Hugging Face" on a Space, and off one when the server's
+    key needs a signed-in visitor and this machine is logged in to Hugging Face (Gradio then
+    signs visitors in as that account, for trying it out); otherwise only own keys pass."""
+    show_login = settings.on_space or (settings.require_login and _hf_login_present())
+    if settings.require_login and not show_login:
+        log.warning("STUDIO_REQUIRE_LOGIN: signing in with Hugging Face needs a Space (hf_oauth: true), or "
+                    "`hf auth login` here to try it; until then the server's key serves nobody")
+    limits = Limits(
+        runs_per_hour=settings.visitor_runs_per_hour, concurrency=settings.visitor_concurrency,
+        daily_budget_usd=settings.daily_budget_usd, price_per_mp=settings.price_per_mp,
+        require_login=settings.require_login, login_offered=show_login,
+    )
+    if settings.fal_key:
+        log.info("limits on the server's key: runs per visitor per hour %s, spend per UTC day %s, runs at once per "
+                 "visitor %s%s", limits.runs_per_hour or "unlimited",
+                 f"${limits.daily_budget_usd:g}" if limits.daily_budget_usd else "unlimited",
+                 limits.concurrency or "unlimited", "; signed-in visitors only" if limits.require_login else "")
+    return SpendingPolicy(limits, outputs / DATABASE_NAME)
+
+
+def _hf_login_present() -> bool:
+    from huggingface_hub import get_token
+
+    return get_token() is not None
+
+
 def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
     """The Blocks and the keyword arguments for `launch()`."""
+    set_max_pixels(int(settings.max_image_mp * 1_000_000))  # here and in Pillow, before any image is opened
     outputs = settings.outputs.resolve()
     outputs.mkdir(parents=True, exist_ok=True)
     backends = create_backends(settings)
+    spending = create_spending(settings, outputs)
     setup = PageSetup(
         backends=tuple(backends), default_backend=settings.default_backend, needs_visitor_key=not settings.fal_key,
         models=settings.models, default_model=settings.model, default_memory=settings.memory,
         max_references={name: backend.max_references for name, backend in backends.items()},
+        require_login=settings.require_login, show_login=spending.limits.login_offered,
     )
-    demo = build_ui(setup, backends, Outputs(outputs, settings.outputs_max_mb * 2**20 or None))
+    demo = build_ui(setup, backends, spending=spending, outputs=Outputs(
+        outputs, settings.outputs_max_mb * 2**20 or None, settings.starred_max_mb * 2**20 or None))
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
     launch_kwargs = dict(
         enable_monitoring=False,
@@ -87,6 +127,8 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         footer_links=["api"],
         # The edit (and the sweep) as MCP tools at /gradio_api/mcp/, described from their docstrings.
         mcp_server=True,
+        # Every request body, page-only events included, is bounded before it is parsed (413 past it).
+        app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=int(settings.max_body_mb * 2**20))]},
     )
     return demo, launch_kwargs
 
@@ -99,6 +141,10 @@ def main() -> int:
     except SettingsError as error:
         print(f"Cannot start: {error}", file=sys.stderr)
         return 2
+    # Every log line, whichever library writes it, has the server's key, the keys of runs in
+    # flight and anything shaped like a fal key masked (backend/redact.py).
+    register_secret(settings.fal_key)
+    install_log_redaction()
     try:
         demo, launch_kwargs = create_app(settings)
     except (OSError, StudioError) as error:  # the outputs folder cannot be made, a preloaded model fails…

@@ -3,7 +3,12 @@
 FLUX.2 works at about one megapixel per reference: anything larger is wasted
 upload time, so a 24 MP photo is shrunk before it leaves the machine. Importing
 this module sets Pillow's decompression-bomb limit, so import it before any image
-is opened (app.py does so first thing).
+is opened (app.py does so first thing, then `set_max_pixels` from STUDIO_MAX_IMAGE_MP).
+
+What a visitor's image may be: one of ALLOWED_FORMATS (Pillow's other decoders are
+never tried: every open passes `formats=`), at most `max_pixels()` (checked from the
+header, before decoding), and at most MAX_DECODES are decoded at once (`decoding()`),
+so a burst of large images costs a bounded amount of memory.
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +27,18 @@ from PIL import Image, ImageOps
 
 from .errors import InvalidInput
 
-# Largest image we agree to decode at all (a 50 MP photo passes, a 20000x20000 bomb does not).
-MAX_INPUT_PIXELS = 50_000_000
-Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
+# Largest image we agree to decode at all (a 24 MP photo passes, a 7000x7000 one does not):
+# STUDIO_MAX_IMAGE_MP sets it at start-up (set_max_pixels), also as Pillow's own limit.
+DEFAULT_MAX_PIXELS = 25_000_000
+_limits = {"pixels": DEFAULT_MAX_PIXELS}
 # Pillow only warns between 1x and 2x the limit; make that an error too.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
+# The formats a visitor's reference may be in; Pillow's other decoders are never tried.
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+ALLOWED_NAMES = "PNG, JPEG, WebP, GIF (still), BMP or TIFF"
+# Decodes of visitors' images at once (each may take a few hundred MB for a moment).
+MAX_DECODES = 2
+_decodes = threading.BoundedSemaphore(MAX_DECODES)
 
 MIN_SIDE = 64
 MAX_ASPECT = 8.0
@@ -33,9 +48,69 @@ MAX_INPUT_BYTES = 64 * 1024 * 1024
 JPEG_QUALITY = 95
 # Formats whose pixels are exact: keep them lossless (PNG) so graphics stay crisp;
 # lossy sources (JPEG photos) are re-encoded as high-quality JPEG, 5-10x smaller.
-LOSSLESS_SOURCES = {"PNG", "GIF", "BMP", "TIFF", "PPM", "TGA", "ICO"}
+LOSSLESS_SOURCES = {"PNG", "GIF", "BMP", "TIFF"}
 # Files in these formats are sent unchanged when nothing needs doing to them.
 PASS_THROUGH = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+def set_max_pixels(limit: int) -> None:
+    """The largest image decoded at all, here and in Pillow (its decompression-bomb limit)."""
+    _limits["pixels"] = int(limit)
+    Image.MAX_IMAGE_PIXELS = int(limit)
+
+
+def max_pixels() -> int:
+    return _limits["pixels"]
+
+
+set_max_pixels(DEFAULT_MAX_PIXELS)  # at import: before any image is opened
+
+
+@contextmanager
+def decoding() -> Iterator[None]:
+    """Hold one of the MAX_DECODES decode slots: around decoding an image and the work
+    on its pixels (others wait here, so only a few decoded images exist at once)."""
+    with _decodes:
+        yield
+
+
+def _too_large(label: str, field_name: str) -> InvalidInput:
+    return InvalidInput.one(field_name, label, f"has more than {max_pixels() / 1e6:g} million pixels; "
+                            f"at most {max_pixels() / 1e6:g} MP is accepted: shrink it first")
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The format a file's first bytes announce (Pillow's signature checks only, no decoder
+    is run), to name a refused format; None when none matches."""
+    Image.init()
+    prefix = data[:16]
+    for name in Image.ID:
+        accept = Image.OPEN[name][1]
+        if accept is not None and accept(prefix):
+            return name
+    return None
+
+
+def open_image(
+    data: bytes, label: str, formats: tuple[str, ...] = ALLOWED_FORMATS, field_name: str = "image_urls",
+) -> Image.Image:
+    """Open (the header only: nothing is decoded yet) a visitor's image in one of `formats`,
+    at most max_pixels(); else InvalidInput naming the image and the format or limit."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=formats)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_large(label, field_name) from None
+    except Exception:
+        found = sniff_format(data)
+        accepted = ALLOWED_NAMES if formats == ALLOWED_FORMATS else " or ".join(formats)
+        if found and found not in formats:
+            raise InvalidInput.one(field_name, label, f"is a {found} image; accepted formats: {accepted}") from None
+        raise InvalidInput.one(field_name, label, f"is not an image Pillow can read (accepted: {accepted})") from None
+    width, height = image.size
+    if width * height > max_pixels():
+        image.close()
+        raise _too_large(label, field_name)
+    return image
 
 
 @dataclass(frozen=True)
@@ -97,25 +172,13 @@ class DecodedReference:
 def open_reference(data: bytes, label: str) -> DecodedReference:
     """Decode, check and normalise one reference image to an RGB PIL image.
 
-    Checks: decodable, at most MAX_INPUT_PIXELS, at least MIN_SIDE px a side, aspect
-    at most MAX_ASPECT:1. Applies the EXIF orientation and converts to RGB (alpha is
-    composited onto white, 16-bit is scaled down, CMYK and palettes are converted).
+    Checks (check_reference): an allowed format, at most max_pixels(), at least MIN_SIDE
+    px a side, aspect at most MAX_ASPECT:1, one frame. Applies the EXIF orientation and
+    converts to RGB (alpha is composited onto white, 16-bit is scaled down, CMYK and
+    palettes are converted). Callers hold a `decoding()` slot around it.
     """
-    try:
-        image = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidInput.one(
-            "image_urls", label, f"has more than {MAX_INPUT_PIXELS // 1_000_000} million pixels"
-        ) from None
-    except Exception:
-        raise InvalidInput.one("image_urls", label, "is not an image Pillow can read") from None
+    image = check_reference(data, label)
     width, height = image.size
-    _check_geometry(width, height, label)
-    frames = getattr(image, "n_frames", 1)
-    if frames > 1:  # which frame would be meant is a guess: say so rather than pick one
-        raise InvalidInput.one(
-            "image_urls", label, f"is animated ({frames} frames); only still images can be edited: save one frame"
-        )
     source_format = image.format or ""
     drafted = False
     # JPEG can decode straight to a smaller size (DCT scaling): a 24 MP photo
@@ -138,6 +201,19 @@ def open_reference(data: bytes, label: str) -> DecodedReference:
         source_format=source_format,
         unchanged=not drafted and orientation in (None, 1) and image.mode == "RGB" and converted is oriented,
     )
+
+
+def check_reference(data: bytes, label: str) -> Image.Image:
+    """The reference opened and checked from its header (format, pixels, sides, aspect,
+    frames), not decoded: cheap enough to run on every queued run."""
+    image = open_image(data, label)
+    _check_geometry(*image.size, label)
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:  # which frame would be meant is a guess: say so rather than pick one
+        raise InvalidInput.one(
+            "image_urls", label, f"is animated ({frames} frames); only still images can be edited: save one frame"
+        )
+    return image
 
 
 def _check_geometry(width: int, height: int, label: str) -> None:
@@ -186,20 +262,21 @@ def prepare_reference(source: str | Path | bytes, label: str) -> PreparedImage:
     is sent as it is: no re-encoding, the smallest and fastest option.
     """
     data = read_source(source, label)
-    decoded = open_reference(data, label)
-    image = downscale(decoded.image)
-    if decoded.unchanged and image is decoded.image and decoded.source_format in PASS_THROUGH:
-        return PreparedImage(
-            data=data, content_type=PASS_THROUGH[decoded.source_format],
-            width=image.width, height=image.height, original_size=decoded.original_size,
-        )
-    buffer = io.BytesIO()
-    if decoded.source_format in LOSSLESS_SOURCES:
-        image.save(buffer, format="PNG", compress_level=6)
-        content_type = "image/png"
-    else:
-        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-        content_type = "image/jpeg"
+    with decoding():  # the decoded pixels live only inside the slot
+        decoded = open_reference(data, label)
+        image = downscale(decoded.image)
+        if decoded.unchanged and image is decoded.image and decoded.source_format in PASS_THROUGH:
+            return PreparedImage(
+                data=data, content_type=PASS_THROUGH[decoded.source_format],
+                width=image.width, height=image.height, original_size=decoded.original_size,
+            )
+        buffer = io.BytesIO()
+        if decoded.source_format in LOSSLESS_SOURCES:
+            image.save(buffer, format="PNG", compress_level=6)
+            content_type = "image/png"
+        else:
+            image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+            content_type = "image/jpeg"
     return PreparedImage(
         data=buffer.getvalue(), content_type=content_type,
         width=image.width, height=image.height, original_size=decoded.original_size,

@@ -8,16 +8,14 @@ holds settings only: never a key, never local file paths.
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import zlib
 from typing import Any
 
-from PIL import Image
-
 RECIPE_KEY = "flux2-studio-recipe"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few KB; a larger chunk is not one of ours
 
 
 def png_with_text(data: bytes, texts: dict[str, str]) -> bytes:
@@ -65,12 +63,12 @@ def embed_recipe(data: bytes, recipe: dict[str, Any]) -> bytes:
 
 
 def read_recipe(data: bytes) -> dict[str, Any] | None:
-    """The recipe a PNG made here carries, or None (another PNG, or not a PNG)."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            text = getattr(image, "text", {}).get(RECIPE_KEY)
-    except Exception:
-        return None
+    """The recipe a PNG made here carries, or None (another PNG, or not a PNG).
+
+    The PNG comes from a visitor: its chunks are walked as bytes and no pixel is decoded
+    (Pillow is not involved, so no decoder of any format can be reached from here). Only
+    an uncompressed recipe chunk of at most MAX_RECIPE_BYTES is read, as embed_recipe writes it."""
+    text = _recipe_text(data)
     if not text:
         return None
     try:
@@ -78,3 +76,27 @@ def read_recipe(data: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return recipe if isinstance(recipe, dict) and isinstance(recipe.get("request"), dict) else None
+
+
+def _recipe_text(data: bytes) -> str | None:
+    """The text of the PNG's uncompressed `flux2-studio-recipe` iTXt/tEXt chunk, if any."""
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    position, wanted = len(PNG_SIGNATURE), RECIPE_KEY.encode("latin-1") + b"\x00"
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        body = data[position + 8:position + 8 + length]
+        if kind == b"IEND" or len(body) < length:
+            return None
+        position += 12 + length
+        if kind not in (b"iTXt", b"tEXt") or not body.startswith(wanted) or length > MAX_RECIPE_BYTES:
+            continue
+        rest = body[len(wanted):]
+        if kind == b"tEXt":
+            return rest.decode("latin-1")
+        if rest[:1] != b"\x00":  # compressed: not written here
+            continue
+        parts = rest[2:].split(b"\x00", 2)  # language tag, translated keyword, text
+        if len(parts) == 3:
+            return parts[2].decode("utf-8", errors="replace")
+    return None

@@ -46,9 +46,19 @@ class Settings:
     fal_base_url: str | None = None
     outputs: Path = Path("outputs")
     outputs_max_mb: int = 2000  # size cap of the outputs folder; 0: no cap
+    starred_max_mb: int = 500  # size cap of the starred runs in it (the oldest stars go first); 0: no cap
+    # Three references of 64 MB sent inline as base64 (3 x 64 x 4/3 = 256 MB) plus the JSON around them.
+    max_body_mb: float = 260.0  # the largest HTTP request body, checked before it is parsed
+    max_image_mp: float = 25.0  # the largest image decoded at all, in megapixels
     run_timeout: float = 600.0
     max_queue: int = 64
     concurrency: int = 64
+    visitor_runs_per_hour: int = 20  # on the server's key, per visitor and rolling hour (backend/spending.py); 0: none
+    visitor_concurrency: int = 2  # runs and sweeps of one visitor at once (any key); 0: no limit
+    daily_budget_usd: float = 20.0  # estimated spend on the server's key per UTC day, everyone; 0: no cap
+    price_per_mp: float = 0.021  # fal's price per megapixel, for the estimates
+    require_login: bool = False  # the server's key only for visitors signed in with Hugging Face
+    on_space: bool = False  # on a Hugging Face Space (SPACE_ID is set): a sign-in button is shown
     backends: tuple[str, ...] = ("fal",)
     default_backend: str = "fal"
     # local backend
@@ -57,6 +67,7 @@ class Settings:
     memory: str = "gpu"
     device: str | None = None
     lora_dir: Path | None = None
+    lora_cache_mb: int = 8192  # size cap of the LoRA download cache; 0: no LoRA downloads
     decode_every: int = 4
     text_encoder_layers: tuple[int, ...] = (10, 20, 30)
     max_sequence_length: int = 512
@@ -97,6 +108,7 @@ class Settings:
             memory=values["STUDIO_MEMORY"],
             device=values["STUDIO_DEVICE"],
             lora_dir=values["STUDIO_LORA_DIR"],
+            lora_cache_mb=values["STUDIO_LORA_CACHE_MB"],
             decode_every=values["STUDIO_PREVIEW_DECODE_EVERY"],
             text_encoder_layers=values["STUDIO_TEXT_ENCODER_LAYERS"],
             max_sequence_length=values["STUDIO_MAX_SEQUENCE_LENGTH"],
@@ -107,9 +119,18 @@ class Settings:
             fal_base_url=values["STUDIO_FAL_BASE_URL"],
             outputs=values["STUDIO_OUTPUTS"],
             outputs_max_mb=values["STUDIO_OUTPUTS_MAX_MB"],
+            starred_max_mb=values["STUDIO_STARRED_MAX_MB"],
+            max_body_mb=values["STUDIO_MAX_BODY_MB"],
+            max_image_mp=values["STUDIO_MAX_IMAGE_MP"],
             run_timeout=values["STUDIO_RUN_TIMEOUT"],
             max_queue=values["STUDIO_MAX_QUEUE"],
             concurrency=values["STUDIO_CONCURRENCY"],
+            visitor_runs_per_hour=values["STUDIO_VISITOR_RUNS_PER_HOUR"],
+            visitor_concurrency=values["STUDIO_VISITOR_CONCURRENCY"],
+            daily_budget_usd=values["STUDIO_DAILY_BUDGET_USD"],
+            price_per_mp=values["STUDIO_PRICE_PER_MP"],
+            require_login=values["STUDIO_REQUIRE_LOGIN"],
+            on_space=values["SPACE_ID"] is not None,
             zerogpu=zerogpu,
         )
 
@@ -256,9 +277,10 @@ _ACCEPTS = {
     "STUDIO_MEMORY": "must be gpu, model_offload or group_offload",
     "STUDIO_TEXT_ENCODER_LAYERS": "must be numbers like 10,20,30",
     "STUDIO_COMPILE": "must be 1 or 0",
+    "STUDIO_REQUIRE_LOGIN": "must be 1 or 0",
 }
 # Read whatever their case: their messages show the value in lower case, as it was read.
-_CASE_FREE = {"STUDIO_FAL_TRANSPORT", "STUDIO_BACKENDS", "STUDIO_COMPILE"}
+_CASE_FREE = {"STUDIO_FAL_TRANSPORT", "STUDIO_BACKENDS", "STUDIO_COMPILE", "STUDIO_REQUIRE_LOGIN"}
 
 
 class _Variables(BaseSettings):
@@ -278,9 +300,18 @@ class _Variables(BaseSettings):
     fal_base_url: Annotated[str, AfterValidator(_http_url)] | None = Field(None, alias="STUDIO_FAL_BASE_URL")
     outputs: Annotated[Path, BeforeValidator(_outputs_folder)] = Field(_DEFAULT.outputs, alias="STUDIO_OUTPUTS")
     outputs_max_mb: _Whole = Field(_DEFAULT.outputs_max_mb, ge=0, alias="STUDIO_OUTPUTS_MAX_MB")
+    starred_max_mb: _Whole = Field(_DEFAULT.starred_max_mb, ge=0, alias="STUDIO_STARRED_MAX_MB")
+    max_body_mb: _Number = Field(_DEFAULT.max_body_mb, ge=1, alias="STUDIO_MAX_BODY_MB")
+    max_image_mp: _Number = Field(_DEFAULT.max_image_mp, ge=1, alias="STUDIO_MAX_IMAGE_MP")
     run_timeout: _Number = Field(_DEFAULT.run_timeout, ge=1, alias="STUDIO_RUN_TIMEOUT")
     max_queue: _Whole = Field(_DEFAULT.max_queue, ge=1, alias="STUDIO_MAX_QUEUE")
     concurrency: _Whole = Field(_DEFAULT.concurrency, ge=1, alias="STUDIO_CONCURRENCY")
+    visitor_runs_per_hour: _Whole = Field(_DEFAULT.visitor_runs_per_hour, ge=0, alias="STUDIO_VISITOR_RUNS_PER_HOUR")
+    visitor_concurrency: _Whole = Field(_DEFAULT.visitor_concurrency, ge=0, alias="STUDIO_VISITOR_CONCURRENCY")
+    daily_budget_usd: _Number = Field(_DEFAULT.daily_budget_usd, ge=0, alias="STUDIO_DAILY_BUDGET_USD")
+    price_per_mp: _Number = Field(_DEFAULT.price_per_mp, ge=0, alias="STUDIO_PRICE_PER_MP")
+    require_login: Annotated[bool, BeforeValidator(_flag)] = Field(_DEFAULT.require_login, alias="STUDIO_REQUIRE_LOGIN")
+    space_id: str | None = Field(None, alias="SPACE_ID")  # set by Hugging Face on a Space
     # None: worked out in Settings.from_env from the machine, FAL_KEY and SPACES_ZERO_GPU
     backends: Annotated[
         Annotated[tuple[Literal["fal", "local"], ...], Field(min_length=1)] | None,
@@ -292,6 +323,7 @@ class _Variables(BaseSettings):
     memory: Annotated[str, _one_of(*MEMORY_MODES)] = Field(_DEFAULT.memory, alias="STUDIO_MEMORY")
     device: str | None = Field(_DEFAULT.device, alias="STUDIO_DEVICE")
     lora_dir: Annotated[Path | None, BeforeValidator(_lora_folder)] = Field(_DEFAULT.lora_dir, alias="STUDIO_LORA_DIR")
+    lora_cache_mb: _Whole = Field(_DEFAULT.lora_cache_mb, ge=0, alias="STUDIO_LORA_CACHE_MB")
     decode_every: _Whole = Field(_DEFAULT.decode_every, ge=0, alias="STUDIO_PREVIEW_DECODE_EVERY")
     text_encoder_layers: Annotated[tuple[int, ...], NoDecode, BeforeValidator(_comma_split)] = Field(
         _DEFAULT.text_encoder_layers, alias="STUDIO_TEXT_ENCODER_LAYERS"

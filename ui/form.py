@@ -60,6 +60,8 @@ class PageSetup:
     default_model: str
     default_memory: str
     max_references: Mapping[str, int] = field(default_factory=dict)
+    require_login: bool = False  # the server's key only for visitors signed in with Hugging Face
+    show_login: bool = False  # the page has a "Sign in with Hugging Face" button
 
     @property
     def local_first(self) -> bool:
@@ -208,6 +210,12 @@ def _restore_size(part: str) -> Callable[[dict[str, Any], PageSetup], Any]:
     return restore
 
 
+def _recipe_seed(recipe: dict[str, Any]) -> int | None:
+    """The recipe's seed when it is one (a whole number); a PNG can carry anything."""
+    seed = recipe.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
 def _restore_backend(recipe: dict[str, Any], setup: PageSetup) -> Any:
     return recipe.get("backend") if recipe.get("backend") in setup.backends else SKIP
 
@@ -263,10 +271,10 @@ FORM: tuple[FormField, ...] = (
               restore=_restore_size("height")),
     FormField("seed", "request", f"the seed, {_range('seed')}, used when randomize_seed is false; image k uses "
               "seed + k - 1.", _seed, default=0, straight=False,
-              restore=lambda recipe, setup: recipe["seed"] if recipe.get("seed") is not None else SKIP),
+              restore=lambda recipe, setup: SKIP if _recipe_seed(recipe) is None else _recipe_seed(recipe)),
     FormField("randomize_seed", "page", "pick a random seed (the seed used is returned).",
               lambda setup: gr.Checkbox(label="Random seed", value=True), default=True,
-              restore=lambda recipe, setup: recipe.get("seed") is None),
+              restore=lambda recipe, setup: _recipe_seed(recipe) is None),
     FormField("num_images", "request", f"how many images, {_range('num_images')}.",
               _slider(EditRequest, "num_images", 1),
               restore=lambda recipe, setup: 1),  # the recipe remakes this one image
@@ -311,13 +319,20 @@ def restore_values(recipe: dict[str, Any], setup: PageSetup) -> dict[str, Any]:
     return {name: FIELDS[name].restored(recipe, setup) for name in RESTORED_FIELDS}
 
 
+#: What Gradio passes by itself, by the parameter's type (`__annotations__`): the signed-in
+#: Hugging Face user (None when not signed in) and the request (the client's address). Never
+#: in the API docs or the MCP schema; in `values` under these names (ui/spending_view.py).
+INJECTED: tuple[tuple[str, Any], ...] = (("profile", gr.OAuthProfile | None), ("request", gr.Request))
+
+
 def api_function(
     name: str, body: Callable[..., Any], setup: PageSetup, doc: str,
     extra: Sequence[tuple[str, Any]] = (),
 ) -> Callable[..., Any]:
     """A generator function taking the form's fields (then `extra` (name, default)
     pairs) as named arguments, for Gradio to document and call: it passes them on as
-    one dict to `body(values)`. Gradio reads `__signature__` and `__doc__`."""
+    one dict to `body(values)`, with the INJECTED values. Gradio reads `__signature__`,
+    `__annotations__` and `__doc__`."""
 
     def api(*args: Any, **kwargs: Any) -> Any:
         bound = api.__signature__.bind(*args, **kwargs)  # type: ignore[attr-defined]
@@ -327,8 +342,11 @@ def api_function(
     parameters = [
         inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.api_default(setup))
         for f in FORM
-    ] + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d) for n, d in extra]
+    ] + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d) for n, d in extra] + [
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n, _ in INJECTED
+    ]
     api.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    api.__annotations__ = dict(INJECTED)  # how Gradio recognises them
     api.__name__ = api.__qualname__ = name
     api.__doc__ = doc
     return api

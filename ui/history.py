@@ -21,9 +21,13 @@ from PIL import Image
 from backend.outputs import is_inside, set_starred
 from backend.recipes import read_recipe
 from ui.form import PRESET_FIELDS, RESTORED_FIELDS, SKIP, PageSetup, restore_values
+from ui.text import as_text
 
 MAX_HISTORY = 60  # entries kept (starred ones are never dropped)
+MAX_SHOWN = 200  # entries shown at most (of a history a browser sends back)
 THUMB_SIDE = 160
+MAX_THUMB_CHARS = 200_000  # a thumbnail is a few KB of base64
+MAX_PRESETS_BYTES = 1 << 20  # a presets file is a few KB
 # A preset holds the form fields marked `preset` in ui/form.py: the LoRA stack and the
 # sampling settings, not the instruction or the images (those change from run to run).
 
@@ -51,6 +55,7 @@ def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
         "references": run.get("references", []),
         "thumbs": [thumbnail(p) for p in run["images"][:4]],
         "starred": False,
+        "token": run.get("token"),  # stars the run on the server (set_starred)
     }
     history.insert(0, entry)
     while len(history) > MAX_HISTORY:
@@ -62,18 +67,31 @@ def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
 
 
 def gallery_items(history: list[dict] | None) -> list[tuple[Image.Image, str]]:
-    """One thumbnail per run, captioned with star, time, instruction and seed."""
+    """One thumbnail per run, captioned with star, time, instruction and seed.
+
+    The history comes from the browser, which could send anything: at most
+    MAX_SHOWN entries are shown, each thumbnail a JPEG of at most THUMB_SIDE px a side
+    (checked from its header before it is decoded); an entry that is not is skipped."""
     items: list[tuple[Image.Image, str]] = []
-    for entry in history or []:
-        if not entry.get("thumbs"):
+    for entry in (history or [])[:MAX_SHOWN]:
+        try:
+            image = _thumbnail_image(entry["thumbs"][0])
+            request = entry["recipe"]["request"]
+            caption = ("★ " if entry.get("starred") else "") + f"{entry['created']} · {request['prompt'][:40]}"
+            if entry["recipe"].get("seed") is not None:
+                caption += f" · seed {entry['recipe']['seed']}"
+        except Exception:  # not an entry this page wrote
             continue
-        data = base64.b64decode(entry["thumbs"][0].split(",", 1)[1])
-        request = entry["recipe"]["request"]
-        caption = ("★ " if entry.get("starred") else "") + f"{entry['created']} · {request['prompt'][:40]}"
-        if entry["recipe"].get("seed") is not None:
-            caption += f" · seed {entry['recipe']['seed']}"
-        items.append((Image.open(io.BytesIO(data)), caption))
+        items.append((image, caption))
     return items
+
+
+def _thumbnail_image(uri: str) -> Image.Image:
+    data = base64.b64decode(uri.split(",", 1)[1][:MAX_THUMB_CHARS])
+    image = Image.open(io.BytesIO(data), formats=["JPEG"])
+    if max(image.size) > THUMB_SIDE:
+        raise ValueError("not a thumbnail")
+    return image
 
 
 def toggle_star(history: list[dict] | None, index: int | None) -> list[dict]:
@@ -112,7 +130,10 @@ def export_presets(presets: dict | None, folder: Path) -> str:
 
 
 def import_presets(presets: dict | None, data: bytes) -> dict:
-    """Merge presets from an exported JSON file; only known settings are taken."""
+    """Merge presets from an exported JSON file; only known settings are taken. A file over
+    MAX_PRESETS_BYTES is refused before it is parsed."""
+    if len(data) > MAX_PRESETS_BYTES:
+        raise ValueError(f"This file is over {MAX_PRESETS_BYTES // 2**20} MB: not a presets file from this studio.")
     try:
         loaded = json.loads(data)
     except ValueError:
@@ -143,7 +164,8 @@ def star(past: list[dict] | None, index: int | None, outputs_root: Path) -> tupl
     if past and index is not None and 0 <= index < len(past):
         # The server keeps a starred run's files even when the outputs folder is full.
         entry = past[index]
-        set_starred(outputs_root, next(iter(entry.get("images") or []), ""), bool(entry.get("starred")))
+        set_starred(outputs_root, next(iter(entry.get("images") or []), ""), bool(entry.get("starred")),
+                    token=entry.get("token"))
     return past, gallery_items(past)
 
 
@@ -158,7 +180,8 @@ def restore_png(path: str | None, version: float, setup: PageSetup) -> tuple:
     if recipe is None:
         raise gr.Error("This PNG carries no recipe from this studio.", title="Nothing to restore")
     return (*_as_updates(restore_values(recipe, setup)), version + 1,
-            f"♻️ Restored the settings of a {recipe.get('backend')} run (seed {recipe.get('seed')}).")
+            # The backend and seed come from the PNG, which anyone can write: text, never Markdown.
+            f"♻️ Restored the settings of a {as_text(recipe.get('backend'))} run (seed {as_text(recipe.get('seed'))}).")
 
 
 def restore_run(past: list[dict] | None, index: int | None, version: float, setup: PageSetup,
@@ -171,7 +194,7 @@ def restore_run(past: list[dict] | None, index: int | None, version: float, setu
     slot_values = (references + [None] * slot_count)[:slot_count]
     results = [p for p in existing(entry.get("images", []), outputs_root) if p]
     return (*_as_updates(restore_values(entry["recipe"], setup)), version + 1, *slot_values, results,
-            f"♻️ Restored the run of {entry['created']}.")
+            f"♻️ Restored the run of {as_text(entry.get('created'))}.")
 
 
 def save_preset_handler(all_presets: dict | None, name: str, *values: Any) -> tuple[dict, Any]:

@@ -28,6 +28,12 @@ NO_GPU_HELP = (
     "instead, start the app there with `pip install -r requirements-local.txt` "
     "(see \"Local GPU\" in the README)."
 )
+OWN_KEY_HELP = (
+    "With **your own fal key** (create one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys)) your "
+    "runs are yours to pay and have none of the limits of this server's key. It is used only for your runs: "
+    "never stored, logged or sent back to this page."
+)
+LOGIN_HELP = "This server's fal key serves only visitors signed in with Hugging Face. "
 FAL_ONLY = "fal only: not used by the local backend"
 # Gradio attaches event methods (.click, .change…) at run time, which type checkers
 # cannot see on the base class: components are typed loosely here.
@@ -44,9 +50,10 @@ class Page:
     local_slot_rows: list[gr.Row]
     references_hint: gr.Markdown
     run_button: gr.Button
+    run_cost: gr.Markdown
     stop_button: gr.Button
     examples: Any  # gr.Examples
-    key_group: gr.Group
+    key_group: gr.Accordion
     local_panel: gr.Accordion
     custom_size: gr.Row
     preset_name: gr.Textbox
@@ -104,6 +111,8 @@ def build_layout(setup: PageSetup) -> Page:
     page = Page()
     page.form = {}
     gr.Markdown("# FLUX.2 LoRA Edit Studio\nEdit images with FLUX.2 [dev] and your LoRAs.")
+    if setup.show_login:  # on a Space, or when the server's key needs a signed-in visitor
+        gr.LoginButton(size="sm")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=360):
             _inputs(page, setup)
@@ -156,10 +165,15 @@ def _inputs(page: Page, setup: PageSetup) -> None:
         page.run_button = gr.Button("Run", variant="primary", elem_id="run-button", scale=3)
         page.stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button", scale=1)
     gr.Markdown("Ctrl/Cmd+Enter runs, Escape stops.", elem_classes=["hint"])
+    # What Run will cost (fal only), filled when the page loads and as the inputs change (ui/spending_view.py).
+    page.run_cost = gr.Markdown("", elem_classes=["hint"], elem_id="run-cost")
     page.examples = project_examples(page.form["prompt"], page.slots[:3])
-    with gr.Group(visible=setup.needs_visitor_key and setup.default_backend == "fal") as page.key_group:
+    # Open when the visitor needs a key of their own; else a closed "Use your own fal key".
+    key_needed = setup.needs_visitor_key or setup.require_login
+    with gr.Accordion("Use your own fal key", open=key_needed, visible=setup.default_backend == "fal",
+                      elem_id="own-key") as page.key_group:
         _place(page, setup, "fal_key")
-        gr.Markdown(NO_KEY_HELP + ("" if "local" in setup.backends else NO_GPU_HELP), elem_classes=["hint"])
+        gr.Markdown(key_help(setup), elem_classes=["hint"])
     with gr.Accordion("Local model", open=False, visible=setup.local_first) as page.local_panel:
         _place(page, setup, "model")
         _place(page, setup, "memory")
@@ -262,6 +276,12 @@ def _history(page: Page) -> None:
                                            elem_id="history-clear")
     with gr.Accordion("Log", open=False):
         page.logs = gr.Textbox(label="Log lines", lines=8, max_lines=20, interactive=False, elem_id="logs")
+
+
+def key_help(setup: PageSetup) -> str:
+    if setup.needs_visitor_key:
+        return NO_KEY_HELP + ("" if "local" in setup.backends else NO_GPU_HELP)
+    return (LOGIN_HELP if setup.require_login else "") + OWN_KEY_HELP
 
 
 def references_hint(max_references: int) -> str:

@@ -13,7 +13,7 @@ import gradio as gr
 
 from backend.request import MAX_ACTIVE_LORAS, LoraWeight, field_limits
 from ui.components import LoraList
-from ui.run import normalise_loras
+from ui.run import MAX_LORA_ROWS, normalise_loras
 
 
 def limit_active_loras(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
@@ -30,6 +30,18 @@ def limit_active_loras(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
     if switched_off:
         return out, f"At most {MAX_ACTIVE_LORAS} LoRAs can be on at once: the new one was added switched off."
     return out, None
+
+
+def add_row(all_rows: list, v: float) -> tuple[list, Any]:
+    """One more row, switched on if fewer than MAX_ACTIVE_LORAS are; none past MAX_LORA_ROWS."""
+    all_rows = normalise_loras(all_rows)
+    if len(all_rows) >= MAX_LORA_ROWS:
+        gr.Warning(f"At most {MAX_LORA_ROWS} LoRA rows: remove one first.")
+        return all_rows, gr.skip()
+    limited, warning = limit_active_loras(all_rows + [{"path": "", "scale": 1.0, "enabled": True}])
+    if warning:
+        gr.Warning(warning)
+    return limited, v + 1
 
 
 def lora_editor() -> tuple[LoraList, gr.Number]:
@@ -99,13 +111,5 @@ def lora_editor() -> tuple[LoraList, gr.Number]:
                 )
 
         add = gr.Button("+ Add LoRA", size="sm", elem_id="add-lora")
-
-        def add_row(all_rows: list, v: float) -> tuple[list, float]:
-            all_rows = normalise_loras(all_rows) + [{"path": "", "scale": 1.0, "enabled": True}]
-            limited, warning = limit_active_loras(all_rows)
-            if warning:
-                gr.Warning(warning)
-            return limited, v + 1
-
         add.click(add_row, [rows, version], [rows, version], **in_order)
     return rows, version

@@ -15,6 +15,10 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from backend.images import decoding
+
+RESULT_FORMATS = ("PNG", "JPEG", "WEBP")  # what fal and the local backend return
+
 
 def pack_images(*slots: str | None) -> list[str | None]:
     """Move images left over empty slots: the page numbers them in the order they are sent."""
@@ -82,7 +86,9 @@ def as_png(path: str, folder: Path) -> str:
     if path.lower().endswith(".png"):
         return path
     target = folder / (Path(path).stem + ".png")
-    with Image.open(path) as image:
+    # The path comes from the browser's gallery (any file in Gradio's cache): only the formats
+    # results come in are opened, in one of the few decode slots.
+    with decoding(), Image.open(path, formats=RESULT_FORMATS) as image:
         image.save(target, format="PNG")
     return str(target)
 

@@ -22,19 +22,27 @@ from backend.base import Backend, BackendOptions
 from backend.errors import FieldProblem, InvalidInput, StudioError
 from backend.events import Log, Preview, Progress, Queued, Result
 from backend.outputs import enforce_cap, save_run
+from backend.redact import redact
 from backend.request import MAX_ACTIVE_LORAS, EditRequest, build_request
 from ui.form import CUSTOM, FIELDS, IMAGE_FIELDS, MATCH_FIRST
+from ui.text import as_code, as_text, error_text
 
 LOG_LINES_KEPT = 200
+MAX_LORA_ROWS = 16  # rows in the LoRA list, switched on or off (at most MAX_ACTIVE_LORAS on)
 FORM_ERROR_TITLE = "Please check the form"
 
 
 @dataclass(frozen=True)
 class Outputs:
-    """Where finished runs are saved, and the folder's size cap (bytes; None: no cap)."""
+    """Where finished runs are saved, the folder's size cap and that of its starred runs
+    (bytes; None: no cap)."""
 
     root: Path
     max_bytes: int | None = None
+    starred_max_bytes: int | None = None
+
+    def enforce_cap(self) -> None:
+        enforce_cap(self.root, self.max_bytes, starred_max_bytes=self.starred_max_bytes)
 
 
 @dataclass(frozen=True)
@@ -49,11 +57,14 @@ class RunPlan:
 
 
 def normalise_loras(rows: Any) -> list[dict[str, Any]]:
-    """The LoRA list as the editor and the API give it: [{path, scale, enabled}]."""
+    """The LoRA list as the editor and the API give it: [{path, scale, enabled}], at most
+    MAX_LORA_ROWS rows (refused before any row is looked at)."""
     if rows is None:
         return []
     if not isinstance(rows, list):
         raise InvalidInput.one("loras", "LoRAs", "must be a list of {path, scale, enabled}")
+    if len(rows) > MAX_LORA_ROWS:
+        raise InvalidInput.one("loras", "LoRAs", f"at most {MAX_LORA_ROWS} rows (got {len(rows)})")
     out = []
     for index, row in enumerate(rows, start=1):
         if isinstance(row, str):
@@ -130,13 +141,16 @@ def format_problems(problems: list[FieldProblem]) -> str:
 
 
 def form_error(error: InvalidInput) -> gr.Error:
-    return gr.Error(format_problems(error.problems), title=FORM_ERROR_TITLE)
+    # The problems carry the visitor's values and fal's words: text, not HTML, and no key
+    # (Gradio also prints the message to the server's log).
+    return gr.Error(error_text(redact(format_problems(error.problems))), title=FORM_ERROR_TITLE)
 
 
 def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, str, Any, Any]]:
     """Run one edit, yielding (gallery, status, logs, details, seed_used, last_run) updates.
 
-    `last_run` (for the history) is {recipe, images, references} of the saved run.
+    `last_run` (for the history) is {recipe, images, references, token} of the saved run
+    (the token stars the run: only this session gets it).
 
     Every update carries the current value of each output rather than `gr.skip()`:
     Gradio makes a new component for each skipped output and keeps it in the
@@ -183,19 +197,20 @@ def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, s
                 ]
                 # Every output gets a real value at the end: API callers read only the last one.
                 last_run = {"recipe": saved.recipe, "images": [str(p) for p in saved.image_paths],
-                            "references": [str(p) for p in saved.reference_paths]}
+                            "references": [str(p) for p in saved.reference_paths], "token": saved.token}
                 yield (gallery, f"✅ Done in {time.monotonic() - started:.1f} s", log_text,
-                       describe_result(event, saved.folder.relative_to(outputs.root)), event.seed, last_run)
+                       describe_result(event, saved.folder.relative_to(outputs.root), plan.options),
+                       event.seed, last_run)
     except InvalidInput as error:
         raise form_error(error) from None
     except StudioError as error:
-        raise gr.Error(error.message, title="The run did not finish") from None
+        raise gr.Error(error_text(redact(error.message, plan.key)), title="The run did not finish") from None
     finally:
         events.close()
         # Gradio has copied every preview it showed into its cache by now.
         shutil.rmtree(preview_folder, ignore_errors=True)
         if saved is not None:  # after the result is shown: the cap walks the whole folder
-            enforce_cap(outputs.root, outputs.max_bytes)
+            outputs.enforce_cap()
 
 
 def save_previews(preview: Preview, folder: Path) -> list[str]:
@@ -208,21 +223,33 @@ def save_previews(preview: Preview, folder: Path) -> list[str]:
     return paths
 
 
-def describe_result(result: Result, folder: Path) -> str:
+def describe_result(result: Result, folder: Path, options: BackendOptions | None = None) -> str:
+    """The result's details in Markdown. Every value in them (fal's seed, timings and prompt,
+    the notes, which name LoRAs) goes in as text (`as_text`): no link or image a prompt carries
+    is ever live."""
     if len(result.seeds) > 1:
-        lines = ["**Seeds:** " + ", ".join(f"`{s}`" for s in result.seeds)]
+        lines = ["**Seeds:** " + ", ".join(as_code(s) for s in result.seeds)]
     else:
-        lines = [f"**Seed:** `{result.seed}`" if result.seed is not None else "**Seed:** not reported"]
+        lines = [f"**Seed:** {as_code(result.seed)}" if result.seed is not None else "**Seed:** not reported"]
     first = result.images[0]
-    lines.append(f"**Images:** {len(result.images)} × {first.width}×{first.height} ({first.extension})")
+    lines.append(f"**Images:** {len(result.images)} × {first.width}×{first.height} ({as_text(first.extension)})")
     if result.timings:
-        lines.append("**Timings:** " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
-    flagged = [str(i) for i, img in enumerate(result.images, start=1) if img.nsfw]
-    lines.append(
-        f"**Safety checker:** flagged image {', '.join(flagged)}" if flagged else "**Safety checker:** nothing flagged"
-    )
+        lines.append("**Timings:** " + ", ".join(f"{as_text(k)} {v:.2f} s" for k, v in result.timings.items()))
+    lines.append(f"**Safety checker:** {safety_summary(result, options)}")
     if result.prompt:
-        lines.append(f"**Prompt used:** {result.prompt}")
-    lines += [f"**Note:** {note}" for note in result.notes]
-    lines.append(f"**Saved as:** `{folder}` in the outputs folder")
+        lines.append(f"**Prompt used:** {as_text(result.prompt)}")
+    lines += [f"**Note:** {as_text(note)}" for note in result.notes]
+    lines.append(f"**Saved as:** {as_code(folder)} in the outputs folder")
     return "  \n".join(lines)
+
+
+def safety_summary(result: Result, options: BackendOptions | None) -> str:
+    """What the safety checker said: flagged images, nothing flagged, or that it did not run
+    (switched off, or a backend without one)."""
+    flagged = [str(i) for i, img in enumerate(result.images, start=1) if img.nsfw]
+    if flagged:
+        return f"flagged image {', '.join(flagged)}"
+    checker = True if options is None else getattr(options, "enable_safety_checker", None)
+    if checker is None:
+        return "none on this backend"
+    return "nothing flagged" if checker else "off"

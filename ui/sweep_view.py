@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,12 @@ from PIL import Image
 from backend.errors import InvalidInput
 from backend.events import Result
 from backend.grid import make_grid
-from backend.outputs import atomic_write, enforce_cap, save_run
+from backend.outputs import atomic_write, save_run, store_references
+from backend.redact import redact
 from backend.sweep import SWEEPABLE, SweepAxis, plan_sweep, run_sweep
 from ui.results import zip_results
 from ui.run import Outputs, RunPlan, format_problems
+from ui.text import as_text, error_text
 
 AXIS_CHOICES = [(label, key) for key, (label, _kind) in SWEEPABLE.items()]
 DEFAULT_X, DEFAULT_X_VALUES = "lora1_scale", "0.4, 0.7, 1.0, 1.3"
@@ -31,17 +33,20 @@ SWEEP_ARGS_DOC = {
 }
 
 
-def sweep_cost(x_key: str, x_values: str, y_key: str | None, y_values: str) -> str:
-    """What the page says before a sweep starts: how many runs it will make."""
+def sweep_cost(x_key: str, x_values: str, y_key: str | None, y_values: str,
+               money: Callable[[int], str] | None = None) -> str:
+    """What the page says before a sweep starts: how many runs it will make, and what they
+    cost (`money(runs)`, e.g. ", about $0.67 on this server's key"; ui/spending_view.py)."""
     try:
         x = SweepAxis.parse(x_key, x_values)
         count = len(x.values)
         if y_key:
             count *= len(SweepAxis.parse(y_key, y_values).values)
     except InvalidInput as error:
-        return f"⚠️ {format_problems(error.problems)}"
+        return f"⚠️ {as_text(format_problems(error.problems))}"
     note = " (at most 16)" if count > 16 else ""
-    return f"This sweep makes **{count} run{'s' if count != 1 else ''}**{note}, one image each."
+    cost = money(count) if money is not None and count <= 16 else ""
+    return f"This sweep makes **{count} run{'s' if count != 1 else ''}**{cost}{note}, one image each."
 
 
 def run_sweep_view(
@@ -53,11 +58,12 @@ def run_sweep_view(
         y = SweepAxis.parse(y_key, y_values, "Sweep values (Y)") if y_key else None
         plan = plan_sweep(run.request, x, y)
     except InvalidInput as error:
-        raise gr.Error(format_problems(error.problems), title="Please check the sweep") from None
+        raise gr.Error(error_text(format_problems(error.problems)), title="Please check the sweep") from None
     backend, total = run.backend, len(plan.cells)
     paths: list[str | None] = [None] * total
     failures: list[str] = []
     done: list[tuple[str, str]] = []
+    references: tuple[Path, ...] | None = None
     yield [], f"⏳ Sweep: 0 of {total} cells", None, None
     for item in run_sweep(backend, plan, run.options, key=run.key):
         if item is None:  # still waiting: say where it stands (this yield lets a Stop in)
@@ -66,11 +72,13 @@ def run_sweep_view(
             continue
         index, outcome = item
         if isinstance(outcome, Result):
+            if references is None:  # every cell has the same references: stored once for the sweep
+                references = store_references(outputs.root, run.request.image_urls)
             saved = save_run(outputs.root, plan.cells[index], run.options, outcome, backend.name,
-                             backend.source(run.options))
+                             backend.source(run.options), references=references)
             paths[index] = str(saved.image_paths[0])
         else:
-            failures.append(f"{plan.captions[index]}: {outcome.message}")
+            failures.append(f"{as_text(plan.captions[index])}: {as_text(redact(outcome.message, run.key))}")
         done = [(p, plan.captions[i]) for i, p in enumerate(paths) if p]
         yield done, f"⚙️ Sweep: {len(done)} of {total} cells", None, None
     grid_path, zipped = _save_sweep(outputs.root, plan, x, y, paths)
@@ -78,7 +86,7 @@ def run_sweep_view(
     if failures:
         status += " — failed: " + "; ".join(failures)
     yield [(p, plan.captions[i]) for i, p in enumerate(paths) if p], status, str(grid_path), zipped
-    enforce_cap(outputs.root, outputs.max_bytes)  # once per sweep, after its results are shown
+    outputs.enforce_cap()  # once per sweep, after its results are shown
 
 
 def _save_sweep(root: Path, plan: Any, x: SweepAxis, y: SweepAxis | None, paths: list[str | None]):

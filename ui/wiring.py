@@ -19,12 +19,14 @@ import gradio as gr
 
 from backend.base import Backend
 from backend.errors import InvalidInput
+from backend.spending import SpendingPolicy
 from ui import history as history_lib
 from ui import results
 from ui.form import FIELDS, PRESET_FIELDS, RESTORED_FIELDS, PageSetup, api_function, args_doc
 from ui.layout import FAL_ONLY, Page, references_hint
 from ui.run import Outputs, form_error, plan_run, run_edit
-from ui.sweep_view import SWEEP_ARGS, SWEEP_ARGS_DOC, run_sweep_view, sweep_cost
+from ui.spending_view import admitted, make_page_costs, sweep_requests
+from ui.sweep_view import SWEEP_ARGS, SWEEP_ARGS_DOC, run_sweep_view
 
 PRIVATE: dict[str, Any] = dict(api_visibility="private")
 PRIVATE_FAST: dict[str, Any] = dict(api_visibility="private", queue=False)
@@ -48,19 +50,23 @@ Returns:
 
 @dataclass(frozen=True)
 class Context:
-    """What the events need besides the page: the backends and where results go."""
+    """What the events need besides the page: the backends, where results go, and who may
+    spend what (every run and sweep is admitted by `spending` first)."""
 
     setup: PageSetup
     backends: Mapping[str, Backend]
     outputs: Outputs
     downloads: Path
+    spending: SpendingPolicy
 
 
-def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, Backend], outputs: Outputs) -> None:
-    ctx = Context(setup, backends, outputs, Path(tempfile.mkdtemp(prefix="studio-downloads-")))
+def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, Backend], outputs: Outputs,
+         spending: SpendingPolicy) -> None:
+    ctx = Context(setup, backends, outputs, Path(tempfile.mkdtemp(prefix="studio-downloads-")), spending)
     wire_form(page, ctx)
     run_event, example_event = wire_run(page, ctx)
     sweep_event = wire_sweep(page, ctx)
+    wire_costs(demo, page, ctx, [run_event, sweep_event, example_event])
     # The status is set after the cancel, so a last update of the stopped run cannot overwrite it.
     page.stop_button.click(
         None, None, None, cancels=[run_event, sweep_event, example_event], **PRIVATE_FAST,
@@ -102,7 +108,7 @@ def switch_backend(name: str, ctx: Context) -> tuple:
             updates.append(gr.update(interactive=local))
     return (
         *[gr.update(visible=local) for _ in range(2)], gr.update(visible=local),
-        gr.update(visible=ctx.setup.needs_visitor_key and name == "fal"),
+        gr.update(visible=name == "fal"),  # "Use your own fal key": fal only
         references_hint(ctx.backends[name].max_references), *updates,
     )
 
@@ -112,7 +118,8 @@ def _run_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
         plan = plan_run(values, ctx.backends)
     except InvalidInput as error:
         raise form_error(error) from None
-    yield from run_edit(plan, ctx.outputs)
+    with admitted(ctx.spending, ctx.setup, values, plan, [plan.request]) as plan:
+        yield from run_edit(plan, ctx.outputs)
 
 
 def _sweep_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
@@ -120,8 +127,9 @@ def _sweep_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
         plan = plan_run(values, ctx.backends)
     except InvalidInput as error:
         raise form_error(error) from None
-    yield from run_sweep_view(plan, ctx.outputs, values["x_axis"], values["x_values"], values["y_axis"] or None,
-                              values["y_values"])
+    axes = values["x_axis"], values["x_values"], values["y_axis"] or None, values["y_values"]
+    with admitted(ctx.spending, ctx.setup, values, plan, sweep_requests(plan.request, *axes), "sweep") as plan:
+        yield from run_sweep_view(plan, ctx.outputs, *axes)
 
 
 def wire_run(page: Page, ctx: Context) -> tuple[Any, Any]:
@@ -155,9 +163,22 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
         sweep, [*page.inputs(), *controls], [page.sweep_gallery, page.status, page.sweep_grid, page.sweep_zip],
         api_name="sweep",
     )
-    for control in controls:
-        control.change(sweep_cost, controls, page.sweep_cost, **PRIVATE_FAST)
     return event
+
+
+def wire_costs(demo: gr.Blocks, page: Page, ctx: Context, runs: list[Any]) -> None:
+    """The texts before Run and before a sweep (what it costs, what is left today), kept
+    up to date with the inputs they depend on, and after each run."""
+    depends = [page.form[name] for name in ("backend", "fal_key", "size", "width", "height", "num_images")]
+    inputs = [*depends, page.sweep_x, page.sweep_x_values, page.sweep_y, page.sweep_y_values, *page.slots]
+    costs = make_page_costs(ctx.spending, ctx.setup)
+    runs_done = gr.State(0)  # counts this page's finished runs: what is left today has changed
+    triggers = [demo.load, runs_done.change] + [c.change for c in inputs]
+    # One event for every trigger, always_last: a change while the texts are being worked out is
+    # answered after, so the last answer is for the last values.
+    gr.on(triggers, costs, inputs, [page.run_cost, page.sweep_cost], trigger_mode="always_last", **PRIVATE_FAST)
+    for event in runs:
+        event.then(lambda done: done + 1, runs_done, runs_done, **PRIVATE)
 
 
 def wire_results(page: Page, ctx: Context, run_event: Any) -> None:

@@ -23,6 +23,7 @@ from ..bridge import Deadline, bridge
 from ..errors import InvalidInput, MissingKey, ServiceError
 from ..events import Event, Progress, Result, ResultImage
 from ..images import prepare_reference, read_source
+from ..redact import redact, secrets_in_use
 from ..request import EditRequest
 from .config import FAL_MAX_REFERENCES, FalSettings
 from .http import NOT_NOW_STATUSES, Transient, close_client, fal_errors, new_client
@@ -84,9 +85,10 @@ class FalBackend(Backend[FalOptions]):
         # The server's key gets one client for all runs (its connections and TLS set-up
         # are reused); a visitor's key gets a client for this run only, closed after it.
         shared = key == self._server_key
+        secrets = (key, self._server_key)  # fal's text is redacted with both before it is shown
         client = self._shared_client() if shared else new_client(key)
         try:
-            with fal_errors():
+            with secrets_in_use(key), fal_errors(secrets):
                 deadline = Deadline(self.settings.run_timeout)
                 urls = []
                 for index, source in enumerate(request.image_urls, start=1):
@@ -96,11 +98,12 @@ class FalBackend(Backend[FalOptions]):
                     )))
                 arguments = fal_arguments(request, options, urls)
                 if self.settings.transport == "queue":
-                    output, request_id = yield from run_queued(client, self.settings, arguments)
+                    output, request_id = yield from run_queued(client, self.settings, arguments, secrets)
                 else:
-                    output, request_id = yield from run_streamed(client, self.settings, arguments, self._fetch)
+                    output, request_id = yield from run_streamed(
+                        client, self.settings, arguments, self._fetch, secrets)
                 yield Progress("Downloading the results…")
-                yield self._result(output, request_id)
+                yield self._result(output, request_id, secrets)
         finally:
             if not shared:
                 close_client(client)
@@ -136,7 +139,7 @@ class FalBackend(Backend[FalOptions]):
 
     # -- results ----------------------------------------------------------------------
 
-    def _result(self, output: dict[str, Any], request_id: str | None) -> Result:
+    def _result(self, output: dict[str, Any], request_id: str | None, secrets: Sequence[str | None] = ()) -> Result:
         items = output.get("images") or []
         if not items:
             raise ServiceError("fal finished but returned no images.", retryable=True)
@@ -153,10 +156,12 @@ class FalBackend(Backend[FalOptions]):
                 data=data, content_type=content_type, width=int(width), height=int(height),
                 nsfw=bool(flags[index]) if index < len(flags) else False,
             ))
-        timings = {k: float(v) for k, v in (output.get("timings") or {}).items() if isinstance(v, (int, float))}
+        timings = {redact(str(k), *secrets)[:40]: float(v) for k, v in (output.get("timings") or {}).items()
+                   if isinstance(v, (int, float))}
+        prompt = output.get("prompt")
         return Result(
             images=tuple(images), seed=output.get("seed"), timings=timings,
-            prompt=output.get("prompt"), request_id=request_id,
+            prompt=redact(str(prompt), *secrets) if prompt else None, request_id=request_id,
         )
 
     def _fetch(self, item: dict[str, Any]) -> bytes:

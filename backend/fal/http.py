@@ -9,10 +9,11 @@ and only what cannot start a second job (retries.py).
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any, NoReturn
@@ -32,6 +33,7 @@ from ..errors import (
     ServiceError,
     StudioError,
 )
+from ..redact import redact
 from ..request import describe_location
 
 # The statuses fal-client would retry itself: "not now" answers (408, 409, 429) and a
@@ -58,8 +60,9 @@ def new_client(key: str | None) -> fal_client.SyncClient:
     # fal-client's stream() does not check the HTTP status (an error body surfaces as
     # an opaque SSEError). A response hook on its httpx client reads error bodies
     # first, so a 422 on the stream still names the wrong field; it also raises the
-    # "not now" statuses before fal-client's retry loop sees them.
-    http.event_hooks["response"].append(on_fal_response)
+    # "not now" statuses before fal-client's retry loop sees them. Its texts are
+    # redacted with the client's own key.
+    http.event_hooks["response"].append(functools.partial(on_fal_response, secrets=(key,)))
     http._transport = NoBlindRetries(http._transport)  # no public setter in httpx
     return client
 
@@ -123,7 +126,7 @@ class NoBlindRetries(httpx.BaseTransport):
 current_stream = threading.local()
 
 
-def on_fal_response(response: httpx.Response) -> None:
+def on_fal_response(response: httpx.Response, secrets: Sequence[str | None] = ()) -> None:
     streamed = response.request.url.path.endswith("/stream")
     if streamed:
         connection = getattr(current_stream, "connection", None)
@@ -132,7 +135,7 @@ def on_fal_response(response: httpx.Response) -> None:
     status = response.status_code
     if (streamed and status >= 400) or status in NOT_NOW_STATUSES:
         response.read()
-        raise_for_http_status(status, _json_or_text(response), response.headers)
+        raise http_error(status, _json_or_text(response), response.headers, secrets) from None
 
 
 def _json_or_text(response: httpx.Response) -> Any:
@@ -143,29 +146,39 @@ def _json_or_text(response: httpx.Response) -> Any:
     return body.get("detail", body) if isinstance(body, dict) else body
 
 
-def raise_for_http_status(status: int, detail: Any, headers: Mapping[str, str] | None = None) -> NoReturn:
+def raise_for_http_status(status: int, detail: Any, headers: Mapping[str, str] | None = None,
+                          secrets: Sequence[str | None] = ()) -> NoReturn:
+    raise http_error(status, detail, headers, secrets) from None
+
+
+def http_error(status: int, detail: Any, headers: Mapping[str, str] | None = None,
+               secrets: Sequence[str | None] = ()) -> StudioError:
+    """fal's answer `status` with its body's `detail` as our error. fal's text is redacted
+    with `secrets` (the run's keys) before it goes into the message: a body may echo the
+    Authorization header."""
     if status in (401, 403):
-        raise AuthFailed(status)
+        return AuthFailed(status)
     if status == 422:
-        raise InvalidInput(_problems_from_fal_detail(detail))
+        return InvalidInput(_problems_from_fal_detail(detail, secrets))
     if status == 429:
-        raise RateLimited(_retry_after(headers))
+        return RateLimited(_retry_after(headers))
     text = detail if isinstance(detail, str) else str(detail)
     # A proxy's error page (HTML) says nothing a person can use: the status says it all.
-    text = "" if text.lstrip().startswith("<") else text.strip()[:300]
+    # Redacted before it is cut short, so that no half of a key survives the cut.
+    text = "" if text.lstrip().startswith("<") else redact(text.strip(), *secrets)[:300]
     said = f": {text}" if text else ""
     if status in (502, 503, 504):
-        raise Transient(
+        return Transient(
             f"fal's service is unavailable (HTTP {status} {HTTPStatus(status).phrase}){said}. "
             "The problem is on fal's side or on the way to it; try again in a minute.",
             status_code=status,
         )
     if status in (408, 409):
-        raise Transient(f"fal could not take the request just now (HTTP {status}){said}. Try again.",
-                        status_code=status)
+        return Transient(f"fal could not take the request just now (HTTP {status}){said}. Try again.",
+                         status_code=status)
     if status >= 500:
-        raise ServiceError(f"fal had a problem (HTTP {status}){said}. Try again in a moment.", status_code=status)
-    raise ServiceError(f"fal refused the request (HTTP {status}){said}", status_code=status, retryable=False)
+        return ServiceError(f"fal had a problem (HTTP {status}){said}. Try again in a moment.", status_code=status)
+    return ServiceError(f"fal refused the request (HTTP {status}){said}", status_code=status, retryable=False)
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -184,31 +197,42 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
     return max(0.0, when.timestamp() - time.time()) if when.tzinfo else None
 
 
-def _problems_from_fal_detail(detail: Any) -> list[FieldProblem]:
-    """fal's 422 detail (pydantic's list of {loc, msg, type}) as field problems."""
+def _problems_from_fal_detail(detail: Any, secrets: Sequence[str | None] = ()) -> list[FieldProblem]:
+    """fal's 422 detail (pydantic's list of {loc, msg, type}) as field problems, redacted."""
     if not isinstance(detail, list):
-        return [FieldProblem(field="request", label="Request", message=str(detail)[:300])]
+        return [FieldProblem(field="request", label="Request", message=redact(str(detail), *secrets)[:300])]
     problems = []
     for item in detail:
         if not isinstance(item, dict):
             continue
         loc = tuple(item.get("loc") or ())
-        field = next((str(p) for p in loc if p != "body"), "request")
+        field = redact(next((str(p) for p in loc if p != "body"), "request"), *secrets)
         problems.append(FieldProblem(
-            field=field, label=describe_location(loc), message=str(item.get("msg", "is not valid")),
+            field=field, label=redact(describe_location(loc), *secrets)[:200],
+            message=redact(str(item.get("msg", "is not valid")), *secrets)[:500],
         ))
     return problems or [FieldProblem(field="request", label="Request", message="fal refused the request")]
 
 
 @contextmanager
-def fal_errors() -> Iterator[None]:
-    """Translate fal-client and network exceptions into StudioErrors."""
+def fal_errors(secrets: Sequence[str | None] = ()) -> Iterator[None]:
+    """Translate fal-client and network exceptions into StudioErrors; fal's text in them
+    is redacted with `secrets` (the run's keys)."""
     try:
         yield
     except StudioError:
         raise
     except fal_client.FalClientHTTPError as error:
-        raise_for_http_status(error.status_code, error.message, error.response_headers)
+        raise http_error(error.status_code, error.message, error.response_headers, secrets) from None
+    except httpx.HTTPStatusError as error:
+        # fal-client's storage token request (uploads of large references) raises httpx's
+        # own error: a refused key there is the same 401 as anywhere else.
+        response = error.response
+        try:
+            detail = _json_or_text(response)
+        except httpx.ResponseNotRead:
+            detail = ""
+        raise http_error(response.status_code, detail, response.headers, secrets) from None
     except fal_client.FalClientTimeoutError:
         raise ServiceError("fal did not answer in time. Try again.") from None
     except MissingCredentialsError:

@@ -20,7 +20,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import fal_client
@@ -28,10 +28,11 @@ import httpx
 from PIL import Image
 
 from ..bridge import Deadline, Emit, Latest, bridge
-from ..errors import ServiceError
+from ..errors import InvalidInput, ServiceError, StudioError
 from ..events import Event, Log, Preview, Progress, Queued
+from ..redact import redact
 from .config import FalSettings
-from .http import current_stream
+from .http import current_stream, fal_errors
 from .retries import attempts, retrying
 
 STEP_PATTERN = re.compile(r"(\d+)\s*/\s*(\d+)")
@@ -40,10 +41,12 @@ STEP_PATTERN = re.compile(r"(\d+)\s*/\s*(\d+)")
 Output = tuple[dict[str, Any], str | None]
 #: the bytes of an image fal returned (a data URI or a file on fal's CDN)
 Fetch = Callable[[dict[str, Any]], bytes]
+#: the run's keys: fal's text (log lines, errors) is redacted with them before it is shown
+Secrets = Sequence[str | None]
 
 
 def run_queued(
-    client: fal_client.SyncClient, settings: FalSettings, arguments: dict[str, Any],
+    client: fal_client.SyncClient, settings: FalSettings, arguments: dict[str, Any], secrets: Secrets = (),
 ) -> Generator[Event, None, Output]:
     handle = yield from attempts(settings, lambda: client.submit(settings.endpoint, arguments), starts_job=True)
     deadline = Deadline(settings.run_timeout)
@@ -56,7 +59,7 @@ def run_queued(
             logs = getattr(status, "logs", None) or []
             new_logs = logs[logs_seen:]
             logs_seen = max(logs_seen, len(logs))
-            yield from log_events(new_logs)
+            yield from log_events(new_logs, secrets)
             # One status event per poll: the UI redraws once per poll, not per line.
             if isinstance(status, fal_client.Queued):
                 yield Queued(position=status.position)
@@ -65,7 +68,7 @@ def run_queued(
                 yield last_progress
             elif isinstance(status, fal_client.Completed):
                 if status.error:
-                    raise ServiceError(f"fal could not finish the run: {status.error}", retryable=False)
+                    yield from failed_result(client, settings, handle.request_id, status.error, secrets)
                 break
             deadline.check()
             time.sleep(settings.poll_interval)
@@ -80,8 +83,25 @@ def run_queued(
                 retrying(settings, handle.cancel)
 
 
+def failed_result(
+    client: fal_client.SyncClient, settings: FalSettings, request_id: str, error: Any, secrets: Secrets,
+) -> Generator[Event, None, None]:
+    """Raise why a queued job failed. fal's COMPLETED status says only "Unprocessable
+    Entity"; its result answers the 422 with each field's problem ("LoRA 1 path: …"),
+    so the result is fetched for them. Any other answer: the status's reason."""
+    try:
+        with fal_errors(secrets):
+            yield from attempts(settings, lambda: client.result(settings.endpoint, request_id))
+    except InvalidInput:
+        raise
+    except StudioError:
+        pass  # the status's own reason says it
+    raise ServiceError(f"fal could not finish the run: {redact(str(error), *secrets)[:300]}", retryable=False)
+
+
 def run_streamed(
     client: fal_client.SyncClient, settings: FalSettings, arguments: dict[str, Any], fetch: Fetch,
+    secrets: Secrets = (),
 ) -> Generator[Event, None, Output]:
     # The SSE read blocks; it runs in a thread (through `bridge`) so that this generator
     # keeps yielding (and so notices a Stop) while fal is quiet: then it repeats the
@@ -107,7 +127,7 @@ def run_streamed(
             if connection.aborted:
                 return None
             last = event
-            for update in intermediate_events(event, fetch):
+            for update in intermediate_events(event, fetch, secrets):
                 say(update)
         return last
 
@@ -158,10 +178,10 @@ class StreamConnection:
                 pass
 
 
-def intermediate_events(event: dict[str, Any], fetch: Fetch) -> Iterator[Event]:
+def intermediate_events(event: dict[str, Any], fetch: Fetch, secrets: Secrets = ()) -> Iterator[Event]:
     """Log lines, then one Preview or Progress for an intermediate stream event."""
     logs = event.get("logs") or []
-    yield from log_events(logs)
+    yield from log_events(logs, secrets)
     progress = event.get("progress")
     step = total = None
     if isinstance(progress, dict):
@@ -180,12 +200,13 @@ def looks_final(event: dict[str, Any]) -> bool:
     return bool(event.get("images")) and "seed" in event and "progress" not in event
 
 
-def log_events(entries: list[Any]) -> Iterator[Log]:
+def log_events(entries: list[Any], secrets: Secrets = ()) -> Iterator[Log]:
+    """fal's log lines, each redacted with the run's keys."""
     for entry in entries:
         message = str(entry.get("message", "")) if isinstance(entry, dict) else str(entry)
         if message:
             level = str(entry.get("level", "INFO")) if isinstance(entry, dict) else "INFO"
-            yield Log(message=message, level=level)
+            yield Log(message=redact(message, *secrets), level=redact(level, *secrets)[:20])
 
 
 def progress_from_logs(entries: list[Any]) -> Progress | None:

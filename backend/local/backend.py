@@ -34,7 +34,7 @@ from ..base import Backend
 from ..bridge import Deadline, Latest, bridge
 from ..errors import InvalidInput, StudioError
 from ..events import Event, Preview, Progress, Result
-from ..images import open_reference, read_source
+from ..images import check_reference, decoding, open_reference, read_source
 from ..request import MAX_SEED, PRESET_SIZES, EditRequest
 from ..settings import canonical_model
 from . import diffusers_private as private
@@ -174,6 +174,7 @@ class LocalBackend(Backend[LocalOptions]):
         yield from self._line.wait()
         done, edit = None, None
         try:
+            job = dataclasses.replace(job, references=[_decoded(u, i) for i, u in enumerate(request.image_urls, 1)])
             embeds = yield from self._encoded_in_slot(options, request.prompt)
             edit = self._edit_on_gpu(dataclasses.replace(job, embeds=embeds))
             for item in edit:
@@ -193,20 +194,18 @@ class LocalBackend(Backend[LocalOptions]):
         )
 
     def _job(self, request: EditRequest, options: LocalOptions) -> _Job:
-        """Read the references and work out the size and seeds (before waiting for the GPU)."""
+        """Check the references' headers, work out the size and seeds (decoded after the GPU line)."""
         if len(request.image_urls) > self.max_references:
             raise InvalidInput.one(
                 "image_urls", "Reference images",
                 f"the local backend takes at most {self.max_references} images (got {len(request.image_urls)})",
             )
-        references = [
-            open_reference(read_source(source, f"image {i}"), f"image {i}").image
-            for i, source in enumerate(request.image_urls, start=1)
-        ]
+        for i, source in enumerate(request.image_urls, start=1):
+            check_reference(read_source(source, f"image {i}"), f"image {i}").close()
         width, height = self._output_size(request)
         first_seed = request.seed if request.seed is not None else random.randrange(MAX_SEED + 1)
         seeds = [(first_seed + k) % (MAX_SEED + 1) for k in range(request.num_images)]
-        return _Job(request, options, references, width, height, seeds)
+        return _Job(request, options, [], width, height, seeds)
 
     def _encoded_in_slot(self, options: LocalOptions, prompt: str) -> Generator[Event, None, torch.Tensor | None]:
         """ZeroGPU: the instruction is encoded in a slot of its own (only when it is not
@@ -375,6 +374,12 @@ class LocalBackend(Backend[LocalOptions]):
             return None, None
         # Multiples of 16, as the model needs: the request checks custom sizes.
         return PRESET_SIZES[size] if isinstance(size, str) else (size.width, size.height)
+
+
+def _decoded(source: str, index: int) -> Image.Image:
+    """One reference as RGB, decoded (in a decode slot) once the run holds the GPU, not in line."""
+    with decoding():
+        return open_reference(read_source(source, f"image {index}"), f"image {index}").image
 
 
 def _reporter(emit: Emit, latest: Latest[Event]) -> Emit:

@@ -5,7 +5,9 @@ A LoRA path is one of:
   path relative to it or absolute; anything outside the folder is refused;
 - a Hugging Face repo id, `owner/name` (its one .safetensors file) or
   `owner/name/file.safetensors`;
-- an https URL to a `.safetensors` file on a public address, downloaded with a size cap.
+- an https URL to a `.safetensors` file on a public address, downloaded with a size cap,
+  connected to the address that was checked (`guarded_http.py`) and kept in a download cache
+  bounded in bytes (`lora_cache.py`, STUDIO_LORA_CACHE_MB).
 
 The result is a local file whose tensors and metadata are then read with
 `safetensors` (no code can run while loading).
@@ -14,23 +16,24 @@ The result is a local file whose tensors and metadata are then read with
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
-import os
 import re
-import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import httpx
 
 from ..errors import StudioError
+from .guarded_http import NotPublic, Resolver, pinned_get, public_addresses, system_getaddrinfo
+from .lora_cache import CacheFull, DownloadCache, url_key
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/[\w./-]+\.safetensors)?$")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 TRIGGER_KEYS = ("trigger_word", "trigger_words", "instance_prompt", "activation_text")
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=15.0)  # per connection attempt and per read
+DOWNLOAD_SECONDS = 900  # a whole download (a server that trickles bytes would hold the GPU line)
 
 
 class LoraError(StudioError):
@@ -52,12 +55,24 @@ class LoraFile:
 
 @dataclass(frozen=True)
 class LoraFetcher:
+    """Fetches one LoRA at a time (the local backend's GPU line); a downloaded file stays
+    pinned in the download cache until the next fetch, which covers loading it."""
+
     lora_dir: Path | None = None
     cache_dir: Path = Path(tempfile.gettempdir()) / "flux2-studio-loras"
-    max_bytes: int = 2 * 1024**3
+    max_bytes: int = 2 * 1024**3  # one download
+    cache_bytes: int = 8192 * 2**20  # all downloads kept (STUDIO_LORA_CACHE_MB); 0: no downloads
+    getaddrinfo: Resolver = field(default=system_getaddrinfo, repr=False, compare=False)
+    _held: list[Path] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    @property
+    def cache(self) -> DownloadCache:
+        return DownloadCache(self.cache_dir, self.cache_bytes)
 
     def fetch(self, index: int, path: str) -> LoraFile:
         """The LoRA as a local safetensors file; raises LoraError naming LoRA `index`."""
+        while self._held:  # the file handed out last has been loaded by now
+            DownloadCache.release(self._held.pop())
         path = path.strip()
         lower = path.lower()
         if lower.endswith(PICKLE_SUFFIXES):
@@ -125,43 +140,69 @@ class LoraFetcher:
             raise LoraError(index, path, f"could not be fetched from Hugging Face ({type(error).__name__})") from None
 
     def _download(self, index: int, url: str) -> Path:
-        parsed = urlparse(url)
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            raise LoraError(index, url, "is not a valid URL") from None
         if not parsed.path.lower().endswith(".safetensors"):
             raise LoraError(index, url, "the URL must point to a .safetensors file")
-        if not parsed.hostname or not _is_public(parsed.hostname, parsed.port or 443):
-            raise LoraError(index, url, "only public addresses are fetched (not loopback or private networks)")
-        target = self.cache_dir / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".safetensors")
-        if target.is_file():
-            return target
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".part")
-        size = 0
+        if not parsed.raw_host:
+            raise LoraError(index, url, "the URL names no host")
+        if self.cache_bytes <= 0:
+            raise LoraError(index, url, "LoRA downloads are off on this server (STUDIO_LORA_CACHE_MB=0)")
+        try:  # looked up once: the download connects to these addresses, never to a new answer
+            addresses = public_addresses(parsed.raw_host.decode("ascii"), parsed.port or 443, self.getaddrinfo)
+        except NotPublic as error:
+            raise LoraError(index, url, str(error)) from None
+        key = url_key(parsed)
+        file = self.cache.lookup(key, hold=True) or self._save(index, url, addresses, key)
+        self._held.append(file)  # held (not removed from the cache) until the next fetch
+        return file
+
+    def _save(self, index: int, url: str, addresses: tuple[str, ...], key: str) -> Path:
+        """Download `url` from the checked `addresses` into the cache; the stored file."""
+        cache = self.cache
+        limit = min(self.max_bytes, self.cache_bytes)
+        too_large = LoraError(index, url, f"is larger than the {_limit_text(limit, self.cache_bytes)}")
+        partial = cache.new_partial()
+        digest = hashlib.sha256()
+        size, deadline = 0, time.monotonic() + DOWNLOAD_SECONDS
         try:
             # No redirects: a redirect could point at a private address after the check.
-            with httpx.stream("GET", url, timeout=60.0, follow_redirects=False) as response:
+            with pinned_get(url, addresses, DOWNLOAD_TIMEOUT) as response:
                 if response.status_code != 200:
                     raise LoraError(index, url, f"the download failed (HTTP {response.status_code})")
+                if _declared_size(response) > limit:
+                    raise too_large
                 with partial.open("wb") as out:
                     for chunk in response.iter_bytes():
                         size += len(chunk)
-                        if size > self.max_bytes:
-                            raise LoraError(index, url, f"is larger than {self.max_bytes // 2**20} MB")
+                        if size > limit:
+                            raise too_large
+                        if time.monotonic() > deadline:
+                            raise LoraError(index, url, f"took over {DOWNLOAD_SECONDS // 60} minutes to download")
+                        digest.update(chunk)
                         out.write(chunk)
-            os.replace(partial, target)
+            return cache.store(key, partial, digest.hexdigest(), hold=True)
         except httpx.HTTPError as error:
             raise LoraError(index, url, f"the download failed ({type(error).__name__})") from None
+        except CacheFull as error:
+            raise LoraError(index, url, f"{error}; try again in a minute") from None
         finally:
             partial.unlink(missing_ok=True)
-        return target
 
 
-def _is_public(host: str, port: int) -> bool:
+def _declared_size(response: httpx.Response) -> int:
+    """The Content-Length the server announces (0 when none or not a number)."""
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return False
-    addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
-    return bool(addresses) and all(a.is_global for a in addresses)
+        return int(response.headers.get("content-length") or 0)
+    except ValueError:
+        return 0
+
+
+def _limit_text(limit: int, cache_bytes: int) -> str:
+    mb = f"{limit // 2**20} MB"
+    return f"{mb} LoRA download cache (STUDIO_LORA_CACHE_MB)" if limit == cache_bytes else f"{mb} download limit"
 
 
 def read_trigger_words(file: Path) -> tuple[str, ...]:

@@ -30,10 +30,18 @@ def gif_frames(count: int) -> bytes:
     return buffer.getvalue()
 
 
+def pcx() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 200), (0, 90, 200)).save(buffer, format="PCX")
+    return buffer.getvalue()
+
+
 BAD = {
     "not-an-image.png": (b"hello, not an image", "image 1: is not an image Pillow can read"),
     "empty.png": (b"", "image 1: is an empty file"),
-    "bomb.png": (bomb_png(20000, 20000), "image 1: has more than 50 million pixels"),
+    "bomb.png": (bomb_png(20000, 20000), "image 1: has more than 25 million pixels"),
+    "7000x7000.png": (png((7000, 7000), "1"), "image 1: has more than 25 million pixels; at most 25 MP is accepted"),
+    "picture.pcx": (pcx(), r"image 1: is a PCX image; accepted formats: PNG, JPEG, WebP, GIF \(still\), BMP or TIFF"),
     "truncated.png": (png((400, 400))[:300], "image 1: is damaged or truncated"),
     "tiny.png": (png((40, 200)), r"image 1: is 40x200 px; each side must be at least 64 px"),
     "wide.png": (png((900, 100)), r"image 1: has an aspect ratio of 9.0:1; at most 8:1 is allowed"),
@@ -56,7 +64,7 @@ def test_a_bad_reference_is_named_with_its_limit(app, fake, images, tmp_path, na
 def test_a_bomb_sent_inline_as_a_data_url_is_refused_before_decoding(app, fake, images):
     inline = "data:image/png;base64," + base64.b64encode(bomb_png(20000, 20000)).decode()
     client = connect(app)
-    with pytest.raises(AppError, match="image 1: has more than 50 million pixels"):
+    with pytest.raises(AppError, match="image 1: has more than 25 million pixels"):
         client.predict(**edit_args(images, image_1={"url": inline, "meta": {"_type": "gradio.FileData"}}),
                        api_name="/edit")
     assert not fake.jobs
@@ -85,6 +93,9 @@ FORM = {
     "LoRA scale 5": ({"loras": [{"path": "o/l", "scale": 5}]}, r"LoRA 1 scale: must be at most 4 \(got 5\)"),
     "LoRA scale as text": ({"loras": [{"path": "o/l", "scale": "big"}]}, "LoRA 1 scale: must be a number"),
     "LoRAs not a list": ({"loras": "o/l"}, "LoRAs: must be a list"),
+    "a thousand LoRA rows": (
+        {"loras": [{"path": "o/l", "enabled": False}] * 1000}, r"LoRAs: at most 16 rows \(got 1000\)"
+    ),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import zipfile
 
 from playwright.sync_api import expect
@@ -108,6 +109,13 @@ def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, 
     page.locator("#history .thumbnail-item").first.click()
     page.locator("#history-star").click()
     expect(page.locator("#history")).to_contain_text("★")
+    # The page stars the run on the server too, with the token its history got with the result.
+    run_folder = next(p.parent for p in app.outputs.rglob("recipe.json")
+                      if json.loads(p.read_text())["request"]["prompt"] == "turn the sky pink")
+    deadline = time.monotonic() + 10
+    while not (run_folder / ".starred").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (run_folder / ".starred").exists()
     page.locator("#history-clear").click()
     expect(page.locator("#history img")).to_have_count(1)
     screenshot(page)

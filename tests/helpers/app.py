@@ -65,6 +65,11 @@ def launch_app(tmp: Path, fake: FakeFal, **env_overrides: str | None) -> Launche
         "STUDIO_OUTPUTS": str(outputs),
         "FAL_KEY": SERVER_KEY,
         "NO_PROXY": "127.0.0.1,localhost",
+        # Every test client comes from 127.0.0.1, one visitor to the spending policy: its limits
+        # are off here, and tests/app/test_spending.py sets them.
+        "STUDIO_VISITOR_RUNS_PER_HOUR": "0",
+        "STUDIO_VISITOR_CONCURRENCY": "0",
+        "STUDIO_DAILY_BUDGET_USD": "0",
     }
     for name, value in env_overrides.items():
         if value is None:

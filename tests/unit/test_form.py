@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from gradio import utils as gradio_utils
 
 from backend.errors import InvalidInput
 from backend.fal import FalBackend, FalOptions
@@ -49,7 +50,9 @@ def test_the_api_functions_take_the_form_fields_in_order_then_their_own():
     seen = []
     edit = form.api_function("edit", lambda v: iter([seen.append(v)]), SETUP, "doc",
                              extra=[("x_axis", "seed")])
-    assert list(inspect.signature(edit).parameters) == [*form.NAMES, "x_axis"]
+    # Then what Gradio fills itself (by type), which the API docs and MCP schema leave out.
+    assert list(inspect.signature(edit).parameters) == [*form.NAMES, "x_axis", "profile", "request"]
+    assert [name for name, *_ in gradio_utils.get_function_params(edit)] == [*form.NAMES, "x_axis"]
     assert inspect.isgeneratorfunction(edit) and edit.__doc__ == "doc"
     list(edit(*[values()[n] for n in form.NAMES]))
     assert seen[0]["prompt"] == "make it blue" and seen[0]["x_axis"] == "seed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 
 import pytest
@@ -56,3 +58,48 @@ def test_the_page_says_what_a_sweep_costs_before_it_starts():
         "This sweep makes **8 runs**, one image each."
     assert "at most 16" in sweep_cost("seed", "1,2,3,4,5", "guidance_scale", "1,2,3,4")
     assert "is not a number" in sweep_cost("seed", "1, x", "", "")
+
+
+def test_the_history_stars_a_run_on_the_server_only_with_the_token_it_was_given(tmp_path):
+    """The page's star handler passes the entry's token on: the session that made the run (and
+    its history, across reloads) stars it; the same request without the token changes nothing
+    on the server, as does one naming a run this history never got a token for."""
+    from backend import outputs
+    from tests.helpers.outputs import HOUR, make_run
+
+    root = tmp_path / "outputs"
+    run = make_run(root, "2026-11-28", "100000-abcd", 10, age=HOUR, token="issued-with-the-result")
+    image = Image.new("RGB", (60, 40))
+    image.save(run / "image-1.png")
+    history = history_lib.add_entry([], {"recipe": {"request": {"prompt": "p"}, "seed": 1},
+                                         "images": [str(run / "image-1.png")], "token": "issued-with-the-result"})
+    forged = [{**history[0], "token": None}]
+    history_lib.star(forged, 0, root)
+    assert not (run / outputs.STAR_MARKER).exists()
+    starred, _items = history_lib.star(history, 0, root)
+    assert starred[0]["starred"] and (run / outputs.STAR_MARKER).exists()
+    history_lib.star([{**starred[0], "token": "guess"}], 0, root)  # unstarring needs it too
+    assert (run / outputs.STAR_MARKER).exists()
+    history_lib.star(starred, 0, root)
+    assert not (run / outputs.STAR_MARKER).exists()
+
+
+def test_a_history_sent_back_by_a_browser_is_bounded(run_file):
+    """What the page shows of a history a browser sends: at most MAX_SHOWN entries, only
+    small JPEG thumbnails (a large or other image is skipped before it is decoded)."""
+    entry = history_lib.add_entry([], run_file)[0]
+    big = io.BytesIO()
+    Image.new("RGB", (2000, 2000)).save(big, format="JPEG")
+    png = io.BytesIO()
+    Image.new("RGB", (100, 100)).save(png, format="PNG")
+    odd = [{**entry, "thumbs": ["data:image/jpeg;base64," + base64.b64encode(data).decode()]}
+           for data in (big.getvalue(), png.getvalue())]
+    assert history_lib.gallery_items(odd + [{"not": "an entry"}, entry]) == history_lib.gallery_items([entry])
+    many = history_lib.gallery_items([entry] * (history_lib.MAX_SHOWN + 50))
+    assert len(many) == history_lib.MAX_SHOWN
+
+
+def test_a_presets_file_over_the_limit_is_refused_before_it_is_parsed():
+    huge = b'{"a": {}' + b" " * history_lib.MAX_PRESETS_BYTES + b"}"
+    with pytest.raises(ValueError, match="over 1 MB"):
+        history_lib.import_presets({}, huge)

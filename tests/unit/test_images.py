@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import random
+import threading
+import time
 
 import pytest
 from PIL import Image
 
+from backend import images as images_module
 from backend.errors import InvalidInput
-from backend.images import MAX_INPUT_PIXELS, TARGET_PIXELS, prepare_reference
+from backend.images import DEFAULT_MAX_PIXELS, MAX_DECODES, TARGET_PIXELS, max_pixels, prepare_reference
 from tests.helpers.images import bomb_png
 
 
@@ -89,7 +92,8 @@ def test_palette_with_transparency_cmyk_and_16_bit_are_converted():
     ("data", "message"),
     [
         (b"", "image 2: is an empty file"),
-        (b"this is not an image at all", "image 2: is not an image Pillow can read"),
+        (b"this is not an image at all",
+         "image 2: is not an image Pillow can read (accepted: PNG, JPEG, WebP, GIF (still), BMP or TIFF)"),
         (encode(photo(63, 200), "PNG"), "image 2: is 63x200 px; each side must be at least 64 px"),
         (encode(photo(900, 100), "PNG"), "image 2: has an aspect ratio of 9.0:1; at most 8:1 is allowed"),
     ],
@@ -107,9 +111,82 @@ def test_truncated_png_is_refused():
 
 
 def test_decompression_bomb_is_refused_before_decoding():
-    with pytest.raises(InvalidInput, match="more than 50 million pixels"):
+    with pytest.raises(InvalidInput, match="more than 25 million pixels"):
         prepare_reference(bomb_png(20000, 20000), "image 1")
-    assert MAX_INPUT_PIXELS == 50_000_000
+    assert max_pixels() == DEFAULT_MAX_PIXELS == 25_000_000 == Image.MAX_IMAGE_PIXELS
+
+
+# pytest resets the app's "warning is an error" filter: Pillow only warns here, and the app's own
+# check from the header refuses the image all the same.
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_a_7000_by_7000_png_is_refused_from_its_header_and_a_24_mp_photo_still_shrunk(monkeypatch):
+    """A real 49 MP PNG (a few KB of file) is refused naming the image and the limit, and no
+    pixel is decoded; a 24 MP photo is under the default and still arrives at ~1 MP."""
+    big = encode(Image.new("1", (7000, 7000)), "PNG")
+    assert len(big) < 200_000
+    decodes = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decodes.append(self.size) or real_load(self))
+    with pytest.raises(InvalidInput) as caught:
+        prepare_reference(big, "image 3")
+    assert str(caught.value.problems[0]) == (
+        "image 3: has more than 25 million pixels; at most 25 MP is accepted: shrink it first")
+    assert (7000, 7000) not in decodes
+    prepared = prepare_reference(encode(photo(6000, 4000), "JPEG", quality=80), "image 1")
+    assert prepared.original_size == (6000, 4000) and prepared.width * prepared.height <= TARGET_PIXELS * 1.01
+
+
+@pytest.mark.parametrize("fmt", ["PCX", "ICNS", "PSD", "TGA", "PPM", "DDS"])
+def test_formats_outside_the_allow_list_are_refused_naming_the_format(fmt, monkeypatch):
+    """Only PNG, JPEG, WebP, GIF, BMP and TIFF are ever handed to a decoder: any other
+    format Pillow reads is refused by name (or, without a signature, as unreadable)."""
+    if fmt == "PSD":  # Pillow cannot write PSD: its signature and a minimal header
+        header = b"8BPS\x00\x01" + b"\x00" * 6 + b"\x00\x03" + b"\x00\x00\x00\x80" * 2 + b"\x00\x08\x00\x03"
+        data = header + b"\x00" * 64
+    else:
+        data = encode(Image.new("RGB", (128, 128), (9, 90, 200)), fmt)
+    opened = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: opened.append(self.format))
+    with pytest.raises(InvalidInput) as caught:
+        prepare_reference(data, "image 1")
+    message = str(caught.value.problems[0])
+    assert message.endswith("PNG, JPEG, WebP, GIF (still), BMP or TIFF")
+    if fmt != "TGA":  # TGA has no signature of its own to be named by (its first bytes may look like CUR's)
+        assert message == f"image 1: is a {fmt} image; accepted formats: PNG, JPEG, WebP, GIF (still), BMP or TIFF"
+    assert opened == []
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_every_allowed_format_is_read(fmt):
+    prepared = prepare_reference(encode(Image.new("RGB", (128, 96), (200, 40, 40)), fmt), "image 1")
+    assert (prepared.width, prepared.height) == (128, 96)
+
+
+def test_at_most_a_few_references_are_decoded_at_once(monkeypatch):
+    """Eight threads prepare large references together: never more than MAX_DECODES are
+    in their decode (which holds the decoded pixels) at the same time."""
+    inside, most, lock = [0], [0], threading.Lock()
+    real_to_rgb = images_module._to_rgb
+
+    def slow_to_rgb(image):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        try:
+            return real_to_rgb(image)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(images_module, "_to_rgb", slow_to_rgb)
+    data = encode(photo(300, 300), "PNG")
+    workers = [threading.Thread(target=prepare_reference, args=(data, "image 1")) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert most[0] == MAX_DECODES == 2
 
 
 def test_data_uri_and_path_sources(tmp_path):

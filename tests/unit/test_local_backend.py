@@ -244,6 +244,50 @@ def test_runs_take_the_gpu_one_at_a_time_and_see_their_place_in_line(world, loca
     assert isinstance(seen[-1], Result)
 
 
+def test_a_queued_run_holds_no_decoded_reference_and_a_bad_one_is_refused_before_the_line(
+    world, local, monkeypatch, tmp_path,
+):
+    """While a run waits for the GPU its references are only checked from their headers;
+    they are decoded once it holds the GPU. A bad reference is refused at once, not after
+    the wait."""
+    import threading
+
+    from backend.events import Queued
+    from backend.local import backend as local_module
+
+    decoded: list[str] = []
+    real_open = local_module.open_reference
+
+    def recording_open(data, label):
+        decoded.append(label)
+        return real_open(data, label)
+
+    monkeypatch.setattr(local_module, "open_reference", recording_open)
+    assert local._line.acquire(timeout=60)
+    seen: list = []
+    waiting = threading.Event()
+
+    def queued_run():
+        for event in local.run(edit(world, image_urls=world["refs"]), local.options({})):
+            seen.append(event)
+            waiting.set()
+
+    worker = threading.Thread(target=queued_run)
+    worker.start()
+    try:
+        assert waiting.wait(timeout=30) and isinstance(seen[0], Queued)
+        assert decoded == []  # in line: nothing decoded
+        bad = tmp_path / "bad.png"
+        bad.write_bytes(b"not an image")
+        with pytest.raises(InvalidInput, match="image 2: is not an image"):
+            next(local.run(edit(world, image_urls=[world["refs"][0], str(bad)]), local.options({})))
+        assert decoded == []
+    finally:
+        local._line.release()
+    worker.join(timeout=60)
+    assert decoded == ["image 1", "image 2"] and isinstance(seen[-1], Result)
+
+
 def test_the_apps_deadline_stops_a_local_run_and_the_gpu_is_free_again(world, local):
     # Loading the model does not count against the deadline (it is loaded during this run);
     # 50 steps with a full decode at each cannot make 10 ms.

@@ -54,7 +54,10 @@ run/stream POST is accepted (the job exists) but its reply is lost on the way ba
 HTML error page, or ("drop") the connection closes without a reply. A streamed job is then cancelled
 (its client is gone); a queued one stays, as nobody learned its id; a client that sends the POST again
 makes a second job. ``submits()`` (the POSTs that can start a job) and ``cancels()`` (queue cancels)
-filter ``requests``. ``max_output_side`` (default None) shrinks every output to fit that long side, aspect
+filter ``requests``. ``fail["echo_key"]`` puts the request's credentials into the error body (``{auth}``,
+``{key}`` in the detail); ``unloadable_loras`` (a set of LoRA paths) fails a job with fal's 422 on that path
+(in the queue: COMPLETED with ``error``, the result answers the 422).
+``max_output_side`` (default None) shrinks every output to fit that long side, aspect
 kept, so that load tests stay cheap. Records: ``requests``, ``jobs``, ``uploads`` (client uploads),
 ``outputs`` (generated).
 Only the first 3 image_urls are used (fal ignores extras); request bodies must carry Content-Length.

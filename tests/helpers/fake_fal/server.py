@@ -113,6 +113,7 @@ class FakeFal(Faults):
     def _dispatch(self, h: "Handler", rec: Recorded) -> None:
         with self._lock:
             self.requests.append(rec)
+        self._seen(rec)
         parts = [p for p in rec.path.split("/") if p]
         try:
             if parts[:2] == ["cdn", "files"] and rec.method == "GET" and len(parts) == 3:
@@ -367,6 +368,7 @@ class FakeFal(Faults):
     def _prepare(self, raw: Any) -> dict:
         """Validate, fetch the input images and render the output pixels (not yet encoded/stored)."""
         args, errs = validate_input(raw)
+        errs = errs or self._lora_load_errors(args)
         if errs:
             raise ValidationFailed(errs)
         inputs = self._load_images(args["image_urls"][:3])
