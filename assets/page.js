@@ -34,3 +34,42 @@ const nameControls = () => {
 new MutationObserver(nameControls).observe(
   document, {childList: true, subtree: true, attributes: true, attributeFilter: ["id", "aria-label"]},
 );
+// The run bar: while Run reads "Running", it also shows the status line's step ("step 12/28",
+// through data-step and style.css); on a phone, a click on Run scrolls the status and the
+// results into view (the form is long, the results are below it).
+const RUNNING = "Running";
+const mirrorStep = () => {
+  const run = document.querySelector("#run-button");
+  const status = document.querySelector("#status");
+  if (!run || !status) return;
+  const match = run.innerText.trim().startsWith(RUNNING) && /step (\d+) of (\d+)/i.exec(status.innerText);
+  const step = match ? "step " + match[1] + "/" + match[2] : null;
+  if (step && run.dataset.step !== step) run.dataset.step = step;
+  else if (!step && run.dataset.step !== undefined) delete run.dataset.step;
+};
+new MutationObserver(mirrorStep).observe(document, {childList: true, subtree: true, characterData: true});
+const ONE_AT_A_TIME = "One run at a time: this one is still going. Wait for it, or press Stop.";
+const sayRunning = (bar) => {
+  let note = document.querySelector("#run-note");
+  if (!note) {
+    note = document.createElement("div");
+    note.id = "run-note";
+    note.setAttribute("role", "status");
+    bar.appendChild(note);
+  }
+  note.textContent = ONE_AT_A_TIME;
+  clearTimeout(note.hideTimer);
+  note.hideTimer = setTimeout(() => note.remove(), 6000);
+};
+document.addEventListener("click", (event) => {
+  const run = event.target.closest && event.target.closest("#run-button");
+  if (!run) return;
+  // Read before the click's own event answers: a run was already going, and the click does nothing.
+  if (run.innerText.trim().startsWith(RUNNING)) {
+    const bar = document.querySelector("#run-bar");
+    if (bar) sayRunning(bar);
+  } else if (window.matchMedia("(max-width: 768px)").matches) {
+    const status = document.querySelector("#status");
+    if (status) status.scrollIntoView({block: "start"});
+  }
+}, true);  // capture: before Gradio's own handler

@@ -21,6 +21,7 @@ from PIL import Image
 from backend.outputs import is_inside, set_starred
 from backend.recipes import read_recipe
 from ui.form import PRESET_FIELDS, RESTORED_FIELDS, SKIP, PageSetup, restore_values
+from ui.results import result_paths, selected_result
 from ui.text import as_text
 
 MAX_HISTORY = 60  # entries kept (starred ones are never dropped)
@@ -28,6 +29,11 @@ MAX_SHOWN = 200  # entries shown at most (of a history a browser sends back)
 THUMB_SIDE = 160
 MAX_THUMB_CHARS = 200_000  # a thumbnail is a few KB of base64
 MAX_PRESETS_BYTES = 1 << 20  # a presets file is a few KB
+CONFIRM_SECONDS = 4  # a second click on Clear within this clears
+UNDO_SECONDS = 8  # Undo is offered this long after a clear
+CLEAR_LABEL = "Clear (keeps starred)"
+CLEAR_ARMED_LABEL = "Click again to clear"
+NO_RECIPE = "This PNG carries no recipe from this studio: nothing was restored."
 # A preset holds the form fields marked `preset` in ui/form.py: the LoRA stack and the
 # sampling settings, not the instruction or the images (those change from run to run).
 
@@ -66,8 +72,18 @@ def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
     return history
 
 
+def caption(entry: dict) -> str:
+    """What a card says: star, instruction, LoRAs (file name and scale) and time,
+    e.g. "★ make it blue · style 0.8 · 14:32"."""
+    request = entry["recipe"]["request"]
+    parts = [str(request["prompt"])[:48]]
+    parts += [f"{Path(str(lora['path'])).stem[:24]} {float(lora['scale']):g}" for lora in request.get("loras") or []]
+    parts.append(str(entry["created"]).rsplit(" ", 1)[-1])
+    return ("★ " if entry.get("starred") else "") + " · ".join(parts)
+
+
 def gallery_items(history: list[dict] | None) -> list[tuple[Image.Image, str]]:
-    """One thumbnail per run, captioned with star, time, instruction and seed.
+    """One card per run: its first thumbnail, captioned (`caption`).
 
     The history comes from the browser, which could send anything: at most
     MAX_SHOWN entries are shown, each thumbnail a JPEG of at most THUMB_SIDE px a side
@@ -75,14 +91,9 @@ def gallery_items(history: list[dict] | None) -> list[tuple[Image.Image, str]]:
     items: list[tuple[Image.Image, str]] = []
     for entry in (history or [])[:MAX_SHOWN]:
         try:
-            image = _thumbnail_image(entry["thumbs"][0])
-            request = entry["recipe"]["request"]
-            caption = ("★ " if entry.get("starred") else "") + f"{entry['created']} · {request['prompt'][:40]}"
-            if entry["recipe"].get("seed") is not None:
-                caption += f" · seed {entry['recipe']['seed']}"
+            items.append((_thumbnail_image(entry["thumbs"][0]), caption(entry)))
         except Exception:  # not an entry this page wrote
             continue
-        items.append((image, caption))
     return items
 
 
@@ -123,6 +134,24 @@ def save_preset(presets: dict | None, name: str, values: dict[str, Any]) -> dict
     return {**(presets or {}), name: {k: values[k] for k in PRESET_FIELDS}}
 
 
+def rename_preset(presets: dict | None, old: str, new: str) -> dict:
+    """The presets with `old` named `new`, in the same place of the list."""
+    presets, new = presets or {}, (new or "").strip()
+    if old not in presets:
+        raise ValueError("Pick a saved preset first.")
+    if not new:
+        raise ValueError("Type the new name in Name first.")
+    if new != old and new in presets:
+        raise ValueError("Another preset already has that name.")
+    return {(new if name == old else name): values for name, values in presets.items()}
+
+
+def delete_preset(presets: dict | None, name: str) -> dict:
+    if name not in (presets or {}):
+        raise ValueError("Pick a saved preset first.")
+    return {k: v for k, v in (presets or {}).items() if k != name}
+
+
 def export_presets(presets: dict | None, folder: Path) -> str:
     path = folder / "flux2-studio-presets.json"
     path.write_text(json.dumps(presets or {}, indent=2))
@@ -147,6 +176,13 @@ def import_presets(presets: dict | None, data: bytes) -> dict:
 
 
 # -- handlers -------------------------------------------------------------------------------
+
+
+def _nothing(message: str, count: int) -> tuple:
+    """An expected condition (nothing picked, a bad file): a message, and no output changes.
+    Raising gr.Error instead would put a red "Error" pill on every output of the event."""
+    gr.Warning(message, title="Nothing changed")
+    return tuple(gr.skip() for _ in range(count))
 
 
 def _as_updates(values: dict[str, Any]) -> list[Any]:
@@ -174,11 +210,47 @@ def clear_unstarred(past: list[dict] | None) -> tuple[list[dict], list]:
     return kept, gallery_items(kept)
 
 
+def clear_click(past: list[dict] | None, armed_at: float | None) -> tuple:
+    """Clear asks first: a first click arms it ("Click again to clear"), a second within
+    CONFIRM_SECONDS clears and offers Undo for UNDO_SECONDS. Outputs: history, gallery,
+    armed_at, cleared ({at, entries}), the Clear button, the Undo button, the timer."""
+    now = time.monotonic()
+    if armed_at is None or now - armed_at > CONFIRM_SECONDS:
+        return (gr.skip(), gr.skip(), now, gr.skip(), gr.update(value=CLEAR_ARMED_LABEL), gr.skip(),
+                gr.Timer(active=True))
+    kept, items = clear_unstarred(past)
+    return (kept, items, None, {"at": now, "entries": list(past or [])}, gr.update(value=CLEAR_LABEL),
+            gr.update(visible=True), gr.Timer(active=True))
+
+
+def undo_clear(cleared: dict | None, current: list[dict] | None) -> tuple:
+    """The history before Clear, with what came since (a new run, a star) kept."""
+    if not cleared:
+        return gr.skip(), gr.skip(), None, gr.update(visible=False)
+    before = list(cleared.get("entries") or [])
+    known = {e.get("id") for e in before}
+    now = {e.get("id"): e for e in current or []}
+    past = [e for e in current or [] if e.get("id") not in known] + [now.get(e.get("id"), e) for e in before]
+    return past, gallery_items(past), None, gr.update(visible=False)
+
+
+def clear_tick(armed_at: float | None, cleared: dict | None) -> tuple:
+    """Each second while Clear is armed or Undo is offered: disarm, hide Undo, then stop.
+    Outputs: armed_at, cleared, the Clear button, the Undo button, the timer."""
+    now = time.monotonic()
+    armed = armed_at is not None and now - armed_at <= CONFIRM_SECONDS
+    offered = bool(cleared) and now - float(cleared.get("at", 0)) <= UNDO_SECONDS  # type: ignore[union-attr]
+    return (armed_at if armed else None, cleared if offered else None,
+            gr.skip() if armed else gr.update(value=CLEAR_LABEL), gr.update(visible=offered),
+            gr.Timer(active=armed or offered))
+
+
 def restore_png(path: str | None, version: float, setup: PageSetup) -> tuple:
     """Every setting of a PNG made by this studio (its recipe chunk)."""
     recipe = read_recipe(Path(path).read_bytes()) if path else None
     if recipe is None:
-        raise gr.Error("This PNG carries no recipe from this studio.", title="Nothing to restore")
+        message = NO_RECIPE
+        return (*_nothing(message, len(RESTORED_FIELDS) + 1), f"⚠️ {message}")
     return (*_as_updates(restore_values(recipe, setup)), version + 1,
             # The backend and seed come from the PNG, which anyone can write: text, never Markdown.
             f"♻️ Restored the settings of a {as_text(recipe.get('backend'))} run (seed {as_text(recipe.get('seed'))}).")
@@ -187,8 +259,8 @@ def restore_png(path: str | None, version: float, setup: PageSetup) -> tuple:
 def restore_run(past: list[dict] | None, index: int | None, version: float, setup: PageSetup,
                 outputs_root: Path, slot_count: int) -> tuple:
     """Every input of a past run: its settings, seed, backend and reference images."""
-    if not past or index is None or index >= len(past):
-        raise gr.Error("Pick a run in the history first.", title="Nothing to restore")
+    if not past or index is None or not 0 <= index < len(past):
+        return _nothing("Pick a run in the history first.", len(RESTORED_FIELDS) + slot_count + 3)
     entry = past[index]
     references = existing(entry.get("references", []), outputs_root)
     slot_values = (references + [None] * slot_count)[:slot_count]
@@ -201,13 +273,13 @@ def save_preset_handler(all_presets: dict | None, name: str, *values: Any) -> tu
     try:
         all_presets = save_preset(all_presets, name, dict(zip(PRESET_FIELDS, values)))
     except ValueError as error:
-        raise gr.Error(str(error), title="Preset") from None
+        return _nothing(str(error), 2)
     return all_presets, gr.update(choices=list(all_presets), value=name.strip())
 
 
 def load_preset(all_presets: dict | None, name: str, version: float) -> tuple:
     if not all_presets or name not in all_presets:
-        raise gr.Error("Pick a saved preset first.", title="Preset")
+        return _nothing("Pick a saved preset first.", len(PRESET_FIELDS) + 1)
     values = all_presets[name]
     return (*[values.get(f, gr.skip()) for f in PRESET_FIELDS], version + 1)
 
@@ -216,5 +288,51 @@ def import_presets_handler(all_presets: dict | None, data: bytes) -> tuple[dict,
     try:
         all_presets = import_presets(all_presets, data)
     except ValueError as error:
-        raise gr.Error(str(error), title="Preset") from None
+        return _nothing(str(error), 2)
     return all_presets, gr.update(choices=list(all_presets))
+
+
+def rename_preset_handler(all_presets: dict | None, old: str, new: str) -> tuple:
+    try:
+        all_presets = rename_preset(all_presets, old, new)
+    except ValueError as error:
+        return _nothing(str(error), 2)
+    return all_presets, gr.update(choices=list(all_presets), value=new.strip())
+
+
+def delete_preset_handler(all_presets: dict | None, name: str) -> tuple:
+    try:
+        all_presets = delete_preset(all_presets, name)
+    except ValueError as error:
+        return _nothing(str(error), 2)
+    return all_presets, gr.update(choices=list(all_presets), value=None)
+
+
+def preset_buttons(name: str | None, pick: str | None) -> tuple:
+    """Save needs a name; Load and Delete a picked preset; Rename both."""
+    named, picked = bool((name or "").strip()), bool(pick)
+    return (gr.update(interactive=named), gr.update(interactive=picked), gr.update(interactive=named and picked),
+            gr.update(interactive=picked))
+
+
+def pick_run(event: gr.SelectData) -> tuple:
+    """A history entry picked: Restore, Star and Compare can act on it."""
+    return event.index, *(gr.update(interactive=True) for _ in range(3))
+
+
+def unpick_run() -> tuple:
+    """The history changed (a run added, a clear): no entry is picked."""
+    return None, *(gr.update(interactive=False) for _ in range(3))
+
+
+def compare_with_run(gallery: Any, selected: int | None, past: list[dict] | None, index: int | None,
+                     outputs_root: Path) -> Any:
+    """The compare slider's pair: the selected result (A) against the picked run's first image (B)."""
+    if not past or index is None or not 0 <= index < len(past):
+        return _nothing("Pick a run in the history first.", 1)[0]
+    if not result_paths(gallery):
+        return _nothing("Run an edit (or restore a run) first: its selected result is A.", 1)[0]
+    theirs = next((p for p in existing(past[index].get("images") or [], outputs_root) if p), None)
+    if theirs is None:
+        return _nothing("This run's images are no longer on the server.", 1)[0]
+    return (selected_result(gallery, selected), theirs)

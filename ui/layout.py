@@ -15,6 +15,7 @@ import gradio as gr
 from ui import components
 from ui.examples import project_examples
 from ui.form import FIELDS, NAMES, PageSetup
+from ui.history import CLEAR_LABEL
 from ui.lora_editor import lora_editor
 from ui.sweep_view import AXIS_CHOICES, DEFAULT_X, DEFAULT_X_VALUES, sweep_cost
 
@@ -35,6 +36,8 @@ OWN_KEY_HELP = (
 )
 LOGIN_HELP = "This server's fal key serves only visitors signed in with Hugging Face. "
 FAL_ONLY = "fal only: not used by the local backend"
+RUN_LABEL = "Run"
+RUNNING_LABEL = "Running"  # page.js adds " · step i/n"
 # Gradio attaches event methods (.click, .change…) at run time, which type checkers
 # cannot see on the base class: components are typed loosely here.
 Component = Any
@@ -60,6 +63,8 @@ class Page:
     preset_save: gr.Button
     preset_pick: gr.Dropdown
     preset_load: gr.Button
+    preset_rename: gr.Button
+    preset_delete: gr.Button
     preset_export: gr.DownloadButton
     preset_import: gr.UploadButton
     sweep_x: gr.Dropdown
@@ -94,6 +99,11 @@ class Page:
     logs: gr.Textbox
     selected: gr.State
     history_selected: gr.State
+    history_undo: gr.Button
+    history_compare: gr.Button
+    history_armed: gr.State
+    history_cleared: gr.State
+    history_timer: gr.Timer
     last_run: gr.State
     history: gr.BrowserState
     presets: gr.BrowserState
@@ -128,6 +138,8 @@ def build_layout(setup: PageSetup) -> Page:
             _history(page)
     page.selected = gr.State(0)  # the result the tools act on (the gallery's selection)
     page.history_selected = gr.State(None)
+    page.history_armed = gr.State(None)  # when Clear was first clicked (ui/history.py clear_click)
+    page.history_cleared = gr.State(None)  # what Undo brings back
     page.last_run = gr.State(None)  # the saved run, for the history
     # Recipes and thumbnails only, in localStorage: never a key.
     page.history = gr.BrowserState([], storage_key="flux2-studio-history")
@@ -161,9 +173,12 @@ def _inputs(page: Page, setup: PageSetup) -> None:
     page.references_hint = gr.Markdown(references_hint(setup.max_references.get(setup.default_backend, 3)),
                                        elem_classes=["hint"])
     _place(page, setup, "prompt")
-    with gr.Row():
-        page.run_button = gr.Button("Run", variant="primary", elem_id="run-button", scale=3)
-        page.stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button", scale=1)
+    # The run bar: sticky in the form column on desktop, fixed at the bottom of a phone (assets/style.css).
+    # Run reads "Running" while a run goes (page.js adds " · step i/n"); Stop is enabled only then.
+    with gr.Row(elem_classes=["run-bar"], elem_id="run-bar"):
+        page.run_button = gr.Button(RUN_LABEL, variant="primary", elem_id="run-button", scale=3)
+        page.stop_button = gr.Button("Stop", variant="secondary", elem_id="stop-button", scale=1,
+                                     interactive=False)
     gr.Markdown("Ctrl/Cmd+Enter runs, Escape stops.", elem_classes=["hint"])
     # What Run will cost (fal only), filled when the page loads and as the inputs change (ui/spending_view.py).
     page.run_cost = gr.Markdown("", elem_classes=["hint"], elem_id="run-cost")
@@ -207,10 +222,14 @@ def _presets(page: Page) -> None:
                     elem_classes=["hint"])
         with gr.Row():
             page.preset_name = gr.Textbox(label="Name", placeholder="watercolor 0.8", elem_id="preset-name")
-            page.preset_save = gr.Button("Save", size="sm", elem_id="preset-save")
+            page.preset_save = gr.Button("Save", size="sm", elem_id="preset-save", interactive=False)
+        # Each button is enabled once it can act (ui/history.py preset_buttons).
         with gr.Row():
             page.preset_pick = gr.Dropdown(label="Preset", choices=[], elem_id="preset-pick")
-            page.preset_load = gr.Button("Load", size="sm", elem_id="preset-load")
+            page.preset_load = gr.Button("Load", size="sm", elem_id="preset-load", interactive=False)
+        with gr.Row():
+            page.preset_rename = gr.Button("Rename to Name", size="sm", elem_id="preset-rename", interactive=False)
+            page.preset_delete = gr.Button("Delete", size="sm", elem_id="preset-delete", interactive=False)
         with gr.Row():
             page.preset_export = gr.DownloadButton("Export presets", size="sm", elem_id="preset-export")
             page.preset_import = gr.UploadButton("Import presets", file_types=[".json"], size="sm", type="binary",
@@ -266,13 +285,19 @@ def _compare(page: Page) -> None:
 
 def _history(page: Page) -> None:
     with gr.Accordion("History", open=True, elem_id="history-panel"):
-        page.history_gallery = gr.Gallery(label="Past runs (kept in this browser)", columns=6, height=220,
+        page.history_gallery = gr.Gallery(label="Past runs (kept in this browser)", columns=4, height=260,
                                           elem_id="history", interactive=False, allow_preview=False,
                                           fit_columns=False, object_fit="cover")
         with gr.Row():
-            page.history_restore = gr.Button("Restore this run", size="sm", elem_id="history-restore")
-            page.history_star = gr.Button("★ Star / unstar", size="sm", elem_id="history-star")
-            page.history_clear = gr.Button("Clear (keeps starred)", size="sm", variant="stop",
+            # Enabled once a run is picked (ui/history.py pick_run).
+            page.history_restore = gr.Button("Restore this run", size="sm", elem_id="history-restore",
+                                             interactive=False)
+            page.history_star = gr.Button("★ Star / unstar", size="sm", elem_id="history-star", interactive=False)
+            page.history_compare = gr.Button("Compare with the selected result", size="sm",
+                                             elem_id="history-compare", interactive=False)
+            page.history_undo = gr.Button("Undo clear", size="sm", elem_id="history-undo", visible=False)
+            page.history_timer = gr.Timer(1, active=False)
+            page.history_clear = gr.Button(CLEAR_LABEL, size="sm", variant="stop",
                                            elem_id="history-clear")
     with gr.Accordion("Log", open=False):
         page.logs = gr.Textbox(label="Log lines", lines=8, max_lines=20, interactive=False, elem_id="logs")

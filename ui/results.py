@@ -33,10 +33,32 @@ def swap_images(slots: tuple[str | None, ...], index: int) -> list[str | None]:
     return pack_images(*values)
 
 
+PREVIEW = "preview"  # a running run's intermediate images are captioned "preview · step i of n"
+INTERRUPTED = "interrupted preview"  # and, after Stop, this: neither is a result
+NO_RESULT = ("There is no finished result to use yet (a stopped run leaves only its interrupted preview): "
+             "run an edit first.")
+
+
+def is_preview(caption: Any) -> bool:
+    return isinstance(caption, str) and (caption.startswith(PREVIEW) or caption.startswith(INTERRUPTED))
+
+
+def interrupted(gallery: Any) -> Any:
+    """The gallery after Stop: its previews captioned "interrupted preview" (a result that
+    arrived just before Stop is left as it is)."""
+    items = [tuple(item) if isinstance(item, (tuple, list)) else (item, None) for item in gallery or []]
+    if not items or not all(is_preview(caption) or not caption for _, caption in items):
+        return gr.skip()
+    return [(path, INTERRUPTED) for path, _ in items]
+
+
 def result_paths(gallery: Any) -> list[str]:
-    """The files shown in the results gallery, in order (Gradio gives (path, caption) pairs)."""
+    """The finished results shown in the results gallery, in order (Gradio gives (path, caption)
+    pairs): a preview, running or interrupted, is not one."""
     paths = []
     for item in gallery or []:
+        if isinstance(item, (tuple, list)) and len(item) > 1 and is_preview(item[1]):
+            continue
         path = item[0] if isinstance(item, (tuple, list)) else item
         if isinstance(path, dict):
             path = path.get("path") or path.get("image", {}).get("path")
@@ -48,7 +70,7 @@ def result_paths(gallery: Any) -> list[str]:
 def selected_result(gallery: Any, index: int | None) -> str:
     paths = result_paths(gallery)
     if not paths:
-        raise gr.Error("Run an edit first: there is no result to use yet.", title="No result")
+        raise gr.Error(NO_RESULT, title="No result")
     return paths[min(max(index or 0, 0), len(paths) - 1)]
 
 

@@ -25,6 +25,7 @@ from backend.outputs import enforce_cap, save_run
 from backend.redact import redact
 from backend.request import MAX_ACTIVE_LORAS, EditRequest, build_request
 from ui.form import CUSTOM, FIELDS, IMAGE_FIELDS, MATCH_FIRST
+from ui.results import PREVIEW
 from ui.text import as_code, as_text, error_text
 
 LOG_LINES_KEPT = 200
@@ -146,6 +147,43 @@ def form_error(error: InvalidInput) -> gr.Error:
     return gr.Error(error_text(redact(format_problems(error.problems))), title=FORM_ERROR_TITLE)
 
 
+def form_error_status(error: InvalidInput) -> str:
+    """The status line after a form error: every problem, as text (it stays until the next run)."""
+    return "⚠️ " + FORM_ERROR_TITLE + ": " + as_text(redact(format_problems(error.problems)))
+
+
+class StatusLine:
+    """The run's one status text, true at every moment: a backend repeats its last Progress
+    while it waits (a heartbeat), and a Progress seen before, or a step older than the one
+    shown, never replaces what the page says now (no flicker back to "waiting")."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.seen: set[tuple[str, int | None]] = set()
+        self.step = 0
+
+    def update(self, event: Queued | Progress, backend_name: str) -> str:
+        if isinstance(event, Queued):
+            where = "next in line" if event.position == 0 else f"position {event.position + 1}"
+            self.text = f"⏳ Queued at {backend_name}: {where}"
+            return self.text
+        key = (event.message, event.step)
+        if key in self.seen or (event.step is not None and event.step < self.step):
+            return self.text
+        self.seen.add(key)
+        self.step = max(self.step, event.step or 0)
+        self.text = "⚙️ " + event.message
+        return self.text
+
+    def preview(self, event: Preview) -> str:
+        if event.step is not None and event.step < self.step:
+            return self.text
+        self.step = max(self.step, event.step or 0)
+        step = f" (step {event.step} of {event.total})" if event.step else ""
+        self.text = f"🖼️ Intermediate result{step}"
+        return self.text
+
+
 def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, str, Any, Any]]:
     """Run one edit, yielding (gallery, status, logs, details, seed_used, last_run) updates.
 
@@ -157,7 +195,7 @@ def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, s
     session for as long as the session lives (about 75 KB per run, found by
     bench/bench_soak.py). Previews are written once as files, so that repeating them
     with each status costs a hash of the file, not a new encoding. (`last_run` is a
-    gr.State, which skips for free.)
+    gr.State: None until the result, so that a stopped run adds nothing to History.)
 
     Closing this generator (Stop, or the tab closing) closes the backend's run, which
     cancels the job there.
@@ -166,9 +204,10 @@ def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, s
     backend = plan.backend
     logs: list[str] = []
     gallery: list = []  # a new run starts with an empty gallery, then its previews
-    keep = gr.skip()
+    keep = None  # `last_run` is None until this run's result: a stopped run adds nothing to History
     preview_folder = Path(tempfile.mkdtemp(prefix="studio-previews-"))
     saved = None
+    status = StatusLine()
     events = backend.run(plan.request, plan.options, key=plan.key)
     try:
         for event in events:
@@ -179,15 +218,11 @@ def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, s
                 del logs[:-LOG_LINES_KEPT]
                 continue
             log_text = "\n".join(logs)
-            if isinstance(event, Queued):
-                where = "next in line" if event.position == 0 else f"position {event.position + 1}"
-                yield gallery, f"⏳ Queued at {backend.name}: {where}", log_text, "", None, keep
-            elif isinstance(event, Progress):
-                yield gallery, "⚙️ " + event.message, log_text, "", None, keep
+            if isinstance(event, (Queued, Progress)):
+                yield gallery, status.update(event, backend.name), log_text, "", None, keep
             elif isinstance(event, Preview):
                 gallery = save_previews(event, preview_folder)
-                step = f" (step {event.step} of {event.total})" if event.step else ""
-                yield gallery, f"🖼️ Intermediate result{step}", log_text, "", None, keep
+                yield gallery, status.preview(event), log_text, "", None, keep
             elif isinstance(event, Result):
                 saved = save_run(outputs.root, plan.request, plan.options, event, backend.name,
                                  backend.source(plan.options))
@@ -202,9 +237,12 @@ def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, s
                        describe_result(event, saved.folder.relative_to(outputs.root), plan.options),
                        event.seed, last_run)
     except InvalidInput as error:
+        yield gallery, form_error_status(error), "\n".join(logs), "", None, keep
         raise form_error(error) from None
     except StudioError as error:
-        raise gr.Error(error_text(redact(error.message, plan.key)), title="The run did not finish") from None
+        message = redact(error.message, plan.key)
+        yield gallery, "❌ Failed: " + as_text(message), "\n".join(logs), "", None, keep
+        raise gr.Error(error_text(message), title="The run did not finish") from None
     finally:
         events.close()
         # Gradio has copied every preview it showed into its cache by now.
@@ -213,13 +251,15 @@ def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, s
             outputs.enforce_cap()
 
 
-def save_previews(preview: Preview, folder: Path) -> list[str]:
-    """The preview's images as JPEG files (previews are thrown away: no need for PNG)."""
+def save_previews(preview: Preview, folder: Path) -> list[tuple[str, str]]:
+    """The preview's images as JPEG files (previews are thrown away: no need for PNG), captioned
+    "preview · step i of n" (the results tools leave previews alone: ui/results.py)."""
+    caption = PREVIEW + (f" · step {preview.step} of {preview.total}" if preview.step else "")
     paths = []
     for index, image in enumerate(preview.images, start=1):
         path = folder / f"preview-{preview.step or 0}-{index}.jpg"
         image.convert("RGB").save(path, format="JPEG", quality=90)
-        paths.append(str(path))
+        paths.append((str(path), caption))
     return paths
 
 

@@ -22,9 +22,10 @@ from backend.errors import InvalidInput
 from backend.spending import SpendingPolicy
 from ui import history as history_lib
 from ui import results
+from ui.examples import example_settings
 from ui.form import FIELDS, PRESET_FIELDS, RESTORED_FIELDS, PageSetup, api_function, args_doc
-from ui.layout import FAL_ONLY, Page, references_hint
-from ui.run import Outputs, form_error, plan_run, run_edit
+from ui.layout import FAL_ONLY, RUN_LABEL, RUNNING_LABEL, Page, references_hint
+from ui.run import Outputs, form_error, form_error_status, plan_run, run_edit
 from ui.spending_view import admitted, make_page_costs, sweep_requests
 from ui.sweep_view import SWEEP_ARGS, SWEEP_ARGS_DOC, run_sweep_view
 
@@ -64,13 +65,16 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
          spending: SpendingPolicy) -> None:
     ctx = Context(setup, backends, outputs, Path(tempfile.mkdtemp(prefix="studio-downloads-")), spending)
     wire_form(page, ctx)
-    run_event, example_event = wire_run(page, ctx)
+    run_event = wire_run(page, ctx)
     sweep_event = wire_sweep(page, ctx)
-    wire_costs(demo, page, ctx, [run_event, sweep_event, example_event])
+    wire_costs(demo, page, ctx, [run_event, sweep_event])
     # The status is set after the cancel, so a last update of the stopped run cannot overwrite it.
+    # Stop is enabled only while something runs (run_bar), so "Stopped" is always true.
+    # The interrupted preview is captioned so (no result tool acts on it: ui/results.py).
     page.stop_button.click(
-        None, None, None, cancels=[run_event, sweep_event, example_event], **PRIVATE_FAST,
-    ).then(lambda: "⏹ Stopped.", None, page.status, **PRIVATE_FAST)
+        None, None, None, cancels=[run_event, sweep_event], **PRIVATE_FAST,
+    ).then(lambda g: ("⏹ Stopped.", results.interrupted(g), *run_bar(False)), page.gallery,
+           [page.status, page.gallery, page.run_button, page.stop_button], **PRIVATE_FAST)
     wire_results(page, ctx, run_event)
     wire_history(demo, page, ctx, run_event)
     wire_presets(demo, page, ctx)
@@ -117,6 +121,8 @@ def _run_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
     try:
         plan = plan_run(values, ctx.backends)
     except InvalidInput as error:
+        # The status line repeats the problems (it stays until the next run); the rest is kept.
+        yield gr.skip(), form_error_status(error), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         raise form_error(error) from None
     with admitted(ctx.spending, ctx.setup, values, plan, [plan.request]) as plan:
         yield from run_edit(plan, ctx.outputs)
@@ -132,23 +138,43 @@ def _sweep_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
         yield from run_sweep_view(plan, ctx.outputs, *axes)
 
 
-def wire_run(page: Page, ctx: Context) -> tuple[Any, Any]:
-    """Run (button, Enter in the instruction, an example), and the `edit` API endpoint.
+def wire_run(page: Page, ctx: Context) -> Any:
+    """Run (button, Enter in the instruction), the run bar, examples, and the `edit` API endpoint.
 
     The page's run also fills `last_run` (a gr.State) for the history. The API endpoint is
     the same run without it, bound to a hidden trigger: Gradio's MCP server drops State
     outputs from a tool's result by position and fails on a tool that has one."""
     shown = [page.gallery, page.status, page.logs, page.details, page.seed_used]
     page_run = api_function("page_edit", partial(_run_body, ctx), ctx.setup, EDIT_DOC)
+    # The run bar: Run reads "Running" and Stop is enabled while the run goes; a click on Run
+    # then says what happens (assets/page.js: the run event itself ignores it, trigger_mode="once").
+    bar = [page.run_button, page.stop_button]
+    run_triggers = [page.run_button.click, page.form["prompt"].submit]
+    gr.on(run_triggers, mark_running, page.run_button, bar, **PRIVATE_FAST)
     run_event = gr.on(
         [page.run_button.click, page.form["prompt"].submit], page_run, page.inputs(), [*shown, page.last_run],
         show_progress="minimal", show_progress_on=[page.gallery], trigger_mode="once", **PRIVATE,
     )
     api_run = api_function("edit", partial(_api_run_body, ctx), ctx.setup, EDIT_DOC)
     gr.Button(visible=False).click(api_run, page.inputs(), shown, api_name="edit")
-    # An example fills the form and runs at once (one click).
-    example_event = page.examples.load_input_event.then(page_run, page.inputs(), [*shown, page.last_run], **PRIVATE)
-    return run_event, example_event
+    run_event.then(lambda: run_bar(False), None, bar, **PRIVATE_FAST)
+    run_event.failure(lambda: run_bar(False), None, bar, **PRIVATE_FAST)  # .then does not follow an error
+    # An example fills the form (references, instruction, LoRAs, settings); Run runs it.
+    page.examples.load_input_event.then(
+        example_settings, [page.form["prompt"], page.lora_version],
+        [page.form["loras"], page.form["guidance_scale"], page.form["num_inference_steps"], page.lora_version,
+         page.status], **PRIVATE_FAST,
+    )
+    return run_event
+
+
+def run_bar(running: bool) -> tuple:
+    """Run and Stop: "Running" and Stop enabled while something runs; "Run" and Stop disabled after."""
+    return gr.update(value=RUNNING_LABEL if running else RUN_LABEL), gr.update(interactive=running)
+
+
+def mark_running(label: str) -> tuple:
+    return (gr.skip(), gr.skip()) if label == RUNNING_LABEL else run_bar(True)
 
 
 def _api_run_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
@@ -163,6 +189,10 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
         sweep, [*page.inputs(), *controls], [page.sweep_gallery, page.status, page.sweep_grid, page.sweep_zip],
         api_name="sweep",
     )
+    # Stop is enabled while the sweep runs.
+    page.sweep_button.click(lambda: gr.update(interactive=True), None, page.stop_button, **PRIVATE_FAST)
+    event.then(lambda: gr.update(interactive=False), None, page.stop_button, **PRIVATE_FAST)
+    event.failure(lambda: gr.update(interactive=False), None, page.stop_button, **PRIVATE_FAST)
     return event
 
 
@@ -191,11 +221,14 @@ def wire_results(page: Page, ctx: Context, run_event: Any) -> None:
                          interactive=True)
 
     def after_run(gallery_value: Any, reference: str | None) -> tuple:
-        paths = results.result_paths(gallery_value)
+        paths = results.result_paths(gallery_value)  # none after Stop: the preview is not a result
         choices = [(f"image {i}", i - 1) for i in range(1, len(paths) + 1)]
         zipped = results.zip_results(paths, results.fresh_folder(ctx.downloads))
+        # With no result the A/B picks stay (a dropdown refuses its value once its choices are gone).
+        pick_a = gr.update(choices=choices, value=0) if paths else gr.skip()
+        pick_b = gr.update(choices=choices, value=min(1, len(paths) - 1)) if paths else gr.skip()
         return (
-            0, gr.update(choices=choices, value=0), gr.update(choices=choices, value=min(1, len(paths) - 1)),
+            0, pick_a, pick_b,
             gr.update(value=zipped, interactive=bool(zipped)),
             results.compare_pair(gallery_value, 0, reference, "before", 0, 0),
         )
@@ -212,12 +245,20 @@ def wire_results(page: Page, ctx: Context, run_event: Any) -> None:
     for trigger in (page.compare_mode.change, page.pick_a.change, page.pick_b.change):
         trigger(results.compare_pair, compare_inputs, page.compare, **PRIVATE)
     slot_count = len(page.slots)
-    page.use_input.click(lambda g, i: results.use_as_input(g, i, slot_count), [page.gallery, page.selected],
-                         page.slots, **PRIVATE)
+    page.use_input.click(
+        lambda g, i: results.use_as_input(g, i, slot_count) if results.result_paths(g) else no_result(slot_count),
+        [page.gallery, page.selected], page.slots, **PRIVATE)
     page.add_reference.click(
-        lambda g, i, name, *current: results.add_as_reference(g, i, list(current), ctx.backends[name].max_references),
+        lambda g, i, name, *current: results.add_as_reference(g, i, list(current), ctx.backends[name].max_references)
+        if results.result_paths(g) else no_result(slot_count),
         [page.gallery, page.selected, page.form["backend"], *page.slots], page.slots, **PRIVATE,
     )
+
+
+def no_result(count: int) -> list:
+    """Nothing to chain (no run yet, or only a stopped run's preview): say so, change nothing."""
+    gr.Warning(results.NO_RESULT, title="No result")
+    return [gr.skip()] * count
 
 
 def _selected_index(event: gr.SelectData) -> int:
@@ -226,15 +267,28 @@ def _selected_index(event: gr.SelectData) -> int:
 
 def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> None:
     restored = [page.form[name] for name in RESTORED_FIELDS]
+    history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
     run_event.then(history_lib.remember, [page.last_run, page.history], [page.history, page.history_gallery],
-                   **PRIVATE)
+                   **PRIVATE).then(history_lib.unpick_run, None, history_buttons, **PRIVATE_FAST)
     demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE)
-    page.history_gallery.select(_selected_index, None, page.history_selected, **PRIVATE_FAST)
+    page.history_gallery.select(history_lib.pick_run, None, history_buttons, **PRIVATE_FAST)
     page.history_star.click(partial(history_lib.star, outputs_root=ctx.outputs.root),
                             [page.history, page.history_selected], [page.history, page.history_gallery],
                             **PRIVATE_FAST)
-    page.history_clear.click(history_lib.clear_unstarred, page.history, [page.history, page.history_gallery],
-                             **PRIVATE_FAST)
+    # Clear asks (a second click within a few seconds), then offers Undo for a few seconds.
+    clearing = [page.history_armed, page.history_cleared, page.history_clear, page.history_undo, page.history_timer]
+    page.history_clear.click(history_lib.clear_click, [page.history, page.history_armed],
+                             [page.history, page.history_gallery, *clearing], **PRIVATE_FAST,
+                             ).then(history_lib.unpick_run, None, history_buttons, **PRIVATE_FAST)
+    # A/B against any past run: the selected result (A) and the picked run's first image (B).
+    page.history_compare.click(partial(history_lib.compare_with_run, outputs_root=ctx.outputs.root),
+                               [page.gallery, page.selected, page.history, page.history_selected], page.compare,
+                               **PRIVATE)
+    page.history_undo.click(history_lib.undo_clear, [page.history_cleared, page.history],
+                            [page.history, page.history_gallery, page.history_cleared, page.history_undo],
+                            **PRIVATE_FAST)
+    page.history_timer.tick(history_lib.clear_tick, [page.history_armed, page.history_cleared], clearing,
+                            **PRIVATE_FAST)
     page.recipe_file.upload(
         partial(history_lib.restore_png, setup=ctx.setup), [page.recipe_file, page.lora_version],
         [*restored, page.lora_version, page.status], api_name="restore", api_visibility="undocumented",
@@ -243,7 +297,7 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> N
         partial(history_lib.restore_run, setup=ctx.setup, outputs_root=ctx.outputs.root,
                 slot_count=len(page.slots)),
         [page.history, page.history_selected, page.lora_version],
-        [*restored, page.lora_version, *page.slots, page.gallery, page.status], **PRIVATE_FAST,
+        [*restored, page.lora_version, *page.slots, page.gallery, page.status], **PRIVATE,  # queued: its warning
     )
 
 
@@ -254,13 +308,23 @@ def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
         """The export button always holds the current presets as a JSON file."""
         return history_lib.export_presets(all_presets, results.fresh_folder(ctx.downloads))
 
+    # Queued (PRIVATE), so that a handler's gr.Warning reaches the page; none of them raises.
     page.preset_save.click(history_lib.save_preset_handler, [page.presets, page.preset_name, *preset_inputs],
-                           [page.presets, page.preset_pick], **PRIVATE_FAST,
+                           [page.presets, page.preset_pick], **PRIVATE,
                            ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
     page.preset_load.click(history_lib.load_preset, [page.presets, page.preset_pick, page.lora_version],
-                           [*preset_inputs, page.lora_version], **PRIVATE_FAST)
+                           [*preset_inputs, page.lora_version], **PRIVATE)
     page.preset_import.upload(history_lib.import_presets_handler, [page.presets, page.preset_import],
-                              [page.presets, page.preset_pick], **PRIVATE_FAST,
+                              [page.presets, page.preset_pick], **PRIVATE,
                               ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
+    page.preset_rename.click(history_lib.rename_preset_handler, [page.presets, page.preset_pick, page.preset_name],
+                             [page.presets, page.preset_pick], **PRIVATE,
+                             ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
+    page.preset_delete.click(history_lib.delete_preset_handler, [page.presets, page.preset_pick],
+                             [page.presets, page.preset_pick], **PRIVATE,
+                             ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
+    for field in (page.preset_name, page.preset_pick):
+        field.change(history_lib.preset_buttons, [page.preset_name, page.preset_pick],
+                     [page.preset_save, page.preset_load, page.preset_rename, page.preset_delete], **PRIVATE_FAST)
     demo.load(lambda p: (gr.update(choices=list(p or {})), export_file(p)), page.presets,
               [page.preset_pick, page.preset_export], **PRIVATE)

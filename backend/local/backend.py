@@ -9,8 +9,8 @@
 - Prompt embeddings are cached by model and prompt text: a rerun that changes only
   the seed, scales, guidance or steps encodes nothing.
 - Every step yields a preview of the model's estimate of the final image (previews.py).
-- Stop (closing the run) interrupts the pipeline after its current step and the
-  half-done image is discarded.
+- Stop (closing the run) interrupts the pipeline after its current step; the half-done
+  latents are never decoded.
 - One run uses the GPU at a time, first come first served (gpu_line.py).
 
 torch and diffusers are imported only when this module is (never by the hosted app).
@@ -44,7 +44,7 @@ from .gpu_line import GpuLine
 from .lora_sources import LoraFetcher
 from .options import LocalOptions
 from .pipeline import PromptCache, encode_image, encode_prompt, load_pipeline, prepare_pipeline
-from .previews import StepPreviews
+from .previews import DecodeCost, StepPreviews, denoise
 from .zerogpu import ENCODE_SECONDS, GpuSlot, edit_seconds
 
 LOCAL_MAX_REFERENCES = 6
@@ -61,6 +61,7 @@ class _Loaded:
     memory: str
     pipe: Any
     adapters: Adapters
+    decode_cost: DecodeCost
 
 
 @dataclass(frozen=True)
@@ -278,9 +279,9 @@ class LocalBackend(Backend[LocalOptions]):
             if cancel.is_set():
                 return None
             emit(Progress(f"Image {index + 1} of {len(job.seeds)}: seed {seed}"))
-            image = self._denoise(loaded.pipe, job, embeds, seed, tuple(images), emit, cancel)
+            image = self._denoise(loaded, job, embeds, seed, tuple(images), emit, cancel)
             if image is None:
-                return None  # interrupted: the pipeline decoded a half-done image; drop it
+                return None  # interrupted: the half-done latents were not decoded
             images.append(image)
             # The last step's preview is the final image itself (x0 = the final latents).
             steps = request.num_inference_steps
@@ -288,23 +289,20 @@ class LocalBackend(Backend[LocalOptions]):
         return _Done(images, notes)
 
     def _denoise(
-        self, pipe: Any, job: _Job, embeds: torch.Tensor, seed: int,
+        self, loaded: _Loaded, job: _Job, embeds: torch.Tensor, seed: int,
         done: tuple[Image.Image, ...], emit: Emit, cancel: threading.Event,
     ) -> Image.Image | None:
-        """One image (None when Stop interrupted it)."""
+        """One image (None when Stop interrupted it: then nothing is decoded)."""
         steps = job.request.num_inference_steps
-        callback = StepPreviews(emit, cancel, steps, job.options.preview_decode_every, done=done)
-        output = pipe(
-            image=job.references, prompt_embeds=embeds, height=job.height, width=job.width,
+        every = job.options.preview_decode_every
+        callback = StepPreviews(emit, cancel, steps, every, done=done, cost=loaded.decode_cost)
+        return denoise(
+            loaded.pipe, callback, image=job.references, prompt_embeds=embeds, height=job.height, width=job.width,
             num_inference_steps=steps, guidance_scale=job.request.guidance_scale,
             generator=torch.Generator(device="cpu").manual_seed(seed),
             max_sequence_length=self.settings.max_sequence_length,
             text_encoder_out_layers=self.settings.text_encoder_out_layers,
-            callback_on_step_end=callback,
-            callback_on_step_end_tensor_inputs=list(StepPreviews.TENSORS),
-            output_type="pil",
         )
-        return None if cancel.is_set() else output.images[0]
 
     # -- what is loaded once ----------------------------------------------------------
 
@@ -321,7 +319,7 @@ class LocalBackend(Backend[LocalOptions]):
 
     def _use(self, model: str, memory: str, pipe: Any) -> _Loaded:
         """Make a prepared `pipe` the loaded one, with no adapters yet."""
-        self._loaded = _Loaded(model, memory, pipe, Adapters(pipe, self.fetcher, self.settings.max_loras))
+        self._loaded = _Loaded(model, memory, pipe, Adapters(pipe, self.fetcher, self.settings.max_loras), DecodeCost())
         return self._loaded
 
     def _unload(self) -> None:

@@ -65,7 +65,8 @@ def encode_image(image: Image.Image, output_format: str) -> ResultImage:
     """A finished image as the bytes of the requested format."""
     pil_format, content_type = OUTPUT_FORMATS[output_format]
     buffer = io.BytesIO()
-    image.save(buffer, format=pil_format, **({"quality": 95} if pil_format != "PNG" else {}))
+    # PNG level 3: about half level 6's time on small images, a few per cent larger.
+    image.save(buffer, format=pil_format, **({"quality": 95} if pil_format != "PNG" else {"compress_level": 3}))
     return ResultImage(data=buffer.getvalue(), content_type=content_type, width=image.width, height=image.height)
 
 

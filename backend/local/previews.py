@@ -8,6 +8,7 @@ free linear latent-to-RGB map, or a full VAE decode when that is cheap.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -36,12 +37,15 @@ LATENT_RGB_BIAS = [-0.0329, -0.0718, -0.0851]
 class StepPreviews:
     """The step callback: previews of x0 = latents - sigma_next * velocity, and Stop.
 
-    Every step but the last gets the linear preview. A full VAE decode replaces it every
-    `decode_every` steps while it stays cheap next to a step (at most PREVIEW_BUDGET of
-    the steps it covers: on a real GPU a decode is ~8 % of one step, on a tiny CPU
-    model it is several steps, and previews must not slow the run down). The last
-    step needs no decode here: its x0 is the final latents, so the backend shows the
-    pipeline's own final image as the last preview.
+    Every step but the last gets the linear preview while all previews so far took at
+    most PREVIEW_BUDGET of the steps' time (on a GPU always; on a tiny CPU model, where
+    even the linear map costs a sixth of a step, some steps show none). A full VAE decode
+    replaces it every
+    `decode_every` steps when its cost, estimated before paying it (DecodeCost), fits
+    PREVIEW_BUDGET of the steps it covers: on a real GPU a decode is ~8 % of one step, on
+    a tiny CPU model it is several steps, and previews must not slow the run down. The
+    last step needs no decode here: its x0 is the final latents, so the backend shows
+    the final image (decoded once, by `denoise`) as the last preview.
     """
 
     TENSORS = private.STEP_TENSORS
@@ -49,35 +53,120 @@ class StepPreviews:
 
     def __init__(
         self, emit: Callable[[Any], None], cancel: threading.Event, total: int, decode_every: int,
-        done: tuple[Image.Image, ...],
+        done: tuple[Image.Image, ...], cost: DecodeCost | None = None,
     ):
         self.emit, self.cancel, self.total = emit, cancel, total
         self.decode_every, self.done = decode_every, done
-        self.started = time.perf_counter()
-        self.preview_seconds = 0.0  # time spent here, not in the transformer
-        self.full_cost: float | None = None  # seconds of the last full decode
+        self.cost = cost or DecodeCost()  # uncalibrated: no full decode before the end
+        self.started = time.perf_counter()  # reset when the pipeline is called (denoise)
+        self.first_step: float | None = None  # when step 1 ended: later steps are timed from there
+        self.preview_seconds = 0.0  # time spent here since then, not in the transformer
+        self.spent = 0.0  # time spent here in all
+        self.latent_ids: torch.Tensor | None = None  # the output tokens' ids, for the final decode
 
     def __call__(self, pipe: Any, i: int, t: Any, tensors: dict[str, torch.Tensor]) -> dict:
         if self.cancel.is_set():
             private.interrupt(pipe)  # the remaining steps are skipped
             return {}
+        self.latent_ids = tensors["latent_ids"]
         step = i + 1
         if step == self.total:
             return {}
         entered = time.perf_counter()
-        step_seconds = (entered - self.started - self.preview_seconds) / step
+        budget = self.PREVIEW_BUDGET * self._step_seconds(entered, step)  # seconds per step
+        if self.spent > budget * step:
+            return {}  # the previews so far used their share: this step shows none
         latents, velocity, ids = tensors["latents"], tensors["noise_pred"], tensors["latent_ids"]
         sigma_next = private.next_sigma(pipe, i).to(latents.device, latents.dtype)
         x0 = latents - sigma_next * velocity.to(latents.dtype)
-        affordable = self.full_cost is None or self.full_cost <= self.PREVIEW_BUDGET * self.decode_every * step_seconds
+        tokens = latents.shape[0] * latents.shape[1]
+        # Known before paying it: the first full decode of an image is within budget too.
+        affordable = self.cost.seconds(tokens) <= budget * self.decode_every
         if self.decode_every and step % self.decode_every == 0 and affordable:
             image = decode_full(pipe, x0, ids)
-            self.full_cost = time.perf_counter() - entered
+            self.cost.observe(tokens, time.perf_counter() - entered)
         else:
             image = decode_linear(pipe, x0, ids)
         self.emit(Preview(images=(*self.done, image), step=step, total=self.total))
-        self.preview_seconds += time.perf_counter() - entered
+        seconds = time.perf_counter() - entered
+        self.spent += seconds
+        if self.first_step is None:
+            self.first_step = entered + seconds
+        else:
+            self.preview_seconds += seconds
         return {}
+
+    def _step_seconds(self, now: float, step: int) -> float:
+        """The mean time of a step so far: from the call's start at step 1 (that includes
+        the pipeline's preparation), then between callbacks, less the previews' time."""
+        if self.first_step is None:
+            return now - self.started
+        return (now - self.first_step - self.preview_seconds) / (step - 1)
+
+
+class DecodeCost:
+    """What a full VAE decode (to a PIL image) costs on one pipeline, known before paying it.
+
+    Calibrated once per loaded pipeline, at its first run (not at load: on ZeroGPU the
+    GPU exists only inside a run's slot): a decode of CALIBRATION_SIDE**2 latent tokens
+    (256x256 px), timed at its second try, gives seconds per token, scaled by the image's
+    tokens. Small decodes cost more per token (fixed overheads), so smaller images count
+    as the calibration's size and larger ones err on the dear side. Once an image size has
+    been decoded, its measured time is used.
+    """
+
+    CALIBRATION_SIDE = 16
+
+    def __init__(self) -> None:
+        self.per_token: float | None = None
+        self.measured: dict[int, float] = {}  # tokens -> seconds of the last full decode
+
+    def seconds(self, tokens: int) -> float:
+        """The estimate for a decode of `tokens` packed tokens (infinite before calibration)."""
+        if tokens in self.measured:
+            return self.measured[tokens]
+        if self.per_token is None:
+            return math.inf
+        return self.per_token * max(tokens, self.CALIBRATION_SIDE**2)
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        self.measured[tokens] = seconds
+
+    @torch.no_grad()
+    def calibrate(self, pipe: Any) -> None:
+        """Time a decode of a small random latent (once; the first try warms up)."""
+        if self.per_token is not None:
+            return
+        side = self.CALIBRATION_SIDE
+        channels = pipe.vae.config.latent_channels
+        lat = torch.randn(1, channels, 2 * side, 2 * side, generator=torch.Generator().manual_seed(0))
+        lat = lat.to(private.vae_device(pipe), pipe.vae.dtype)
+        times = []
+        for _ in range(2):
+            started = time.perf_counter()
+            decode_vae(pipe, lat)
+            times.append(time.perf_counter() - started)
+        self.per_token = min(times) / (side * side)
+
+
+def denoise(pipe: Any, callback: StepPreviews, **call: Any) -> Image.Image | None:
+    """One pipeline call with the step callback; None when Stop interrupted it.
+
+    The pipeline is asked for its latents and they are decoded here, exactly as it would
+    decode them, but only when the call was not interrupted: Stop pays for no half-done image."""
+    callback.cost.calibrate(pipe)
+    callback.started = time.perf_counter()
+    output = pipe(
+        callback_on_step_end=callback, callback_on_step_end_tensor_inputs=list(StepPreviews.TENSORS),
+        output_type="latent", **call,
+    )
+    if callback.cancel.is_set():
+        return None
+    if callback.latent_ids is None:
+        raise RuntimeError("the pipeline ran no step")
+    image = decode_full(pipe, output.images, callback.latent_ids)
+    pipe.maybe_free_model_hooks()  # offloading: the VAE back off the GPU, as after the pipeline's own decode
+    return image
 
 
 @torch.no_grad()
@@ -86,7 +175,11 @@ def decode_full(pipe: Any, latents: torch.Tensor, ids: torch.Tensor) -> Image.Im
     lat = private.unpack_latents(pipe, latents, ids)
     mean, std = private.latent_statistics(pipe, lat)
     lat = private.unpatchify_latents(pipe, lat * std + mean)
-    lat = lat.to(private.vae_device(pipe))
+    return decode_vae(pipe, lat.to(private.vae_device(pipe)))
+
+
+def decode_vae(pipe: Any, lat: torch.Tensor) -> Image.Image:
+    """The VAE's latents (B, 32, h, w) on its device -> the first image, as the pipeline does."""
     decoded = pipe.vae.decode(lat, return_dict=False)[0]
     return pipe.image_processor.postprocess(decoded, output_type="pil")[0]
 

@@ -17,7 +17,7 @@ from PIL import Image
 from backend.recipes import embed_recipe
 from tests.helpers.api import edit_args
 from tests.helpers.app import SERVER_KEY, VISITOR_KEY, connect
-from tests.unit.test_redact import EVIL, crafted_recipe
+from tests.helpers.injection import EVIL, crafted_recipe
 
 STATUSES = [400, 401, 403, 404, 413, 422, 429, 500, 502, 503]
 # What fal (or a proxy) would echo: the Authorization header as sent, the bare key, and the

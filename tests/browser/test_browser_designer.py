@@ -10,6 +10,7 @@ import zipfile
 from playwright.sync_api import expect
 
 from backend.recipes import read_recipe
+from tests.helpers.browser import run_once
 
 # `browser` (one Chromium per module) and `screenshot` (tests/screenshots/<test name>.png) are
 # conftest's fixtures.
@@ -19,17 +20,6 @@ def open_page(browser, app):
     page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
     page.goto(app.url)
     return page
-
-
-def run_once(page, image, prompt="make it glow", images=1):
-    page.locator("#reference-1 input[type=file]").set_input_files(str(image))
-    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
-    page.locator("#prompt textarea").fill(prompt)
-    if images > 1:
-        page.get_by_label("number input for Images").fill(str(images))
-        page.keyboard.press("Tab")
-    page.locator("#run-button").click()
-    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
 
 
 def drag_compare_handle(page, to: float) -> None:
@@ -116,6 +106,8 @@ def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, 
     while not (run_folder / ".starred").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert (run_folder / ".starred").exists()
+    page.locator("#history-clear").click()  # Clear asks first: a second click clears
+    expect(page.locator("#history-clear")).to_have_text("Click again to clear")
     page.locator("#history-clear").click()
     expect(page.locator("#history img")).to_have_count(1)
     screenshot(page)
@@ -158,13 +150,31 @@ def test_presets_save_load_and_export(browser, app, tmp_path, screenshot):
     page.close()
 
 
-def test_an_example_runs_in_one_click(browser, app, fake, screenshot):
+def test_an_example_fills_the_form_and_runs_only_on_run(browser, app, fake, screenshot):
+    # Issue 12: an example no longer runs on click (it spent the operator's money on a keyed
+    # Space and skipped History, compare and downloads): it fills the form; Run runs it.
     page = open_page(browser, app)
+    page.get_by_label("number input for Guidance").fill("7")
+    page.keyboard.press("Tab")
     page.get_by_text("Pattern on a mug").click()
+    expect(page.locator("#prompt textarea")).to_have_value(re.compile("^put the lemon pattern from image 2"),
+                                                           timeout=10_000)
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=10_000)
+    expect(page.locator("#reference-2 img")).to_be_visible()
+    expect(page.get_by_label("number input for Guidance")).to_have_value("2.5")  # the example's settings
+    expect(page.locator("#status")).to_contain_text("press Run")
+    page.wait_for_timeout(1500)
+    assert not fake.jobs  # nothing ran
+    screenshot(page, "filled")
+    page.locator("#run-button").click()
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
     [job] = fake.jobs.values()
     assert job.input["prompt"].startswith("put the lemon pattern from image 2 on the mug")
     assert len(job.input["image_urls"]) == 2
+    # The same path as any run: compare, downloads and History.
+    expect(page.locator("#compare img")).to_have_count(2, timeout=10_000)
+    expect(page.locator("#download-zip")).to_be_enabled()
+    expect(page.locator("#history-panel img").first).to_be_visible(timeout=15_000)
     screenshot(page)
     page.close()
 

@@ -45,7 +45,7 @@ def sent_image_sizes(fake, job) -> list[tuple[int, int]]:
 
 def test_two_images_two_loras_preview_then_final_then_stop(browser, app, fake, images, screenshot):
     # Three intermediate images a few seconds apart, then the result.
-    fake.steps, fake.job_seconds = 3, 16
+    fake.steps, fake.job_seconds = 3, 9
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     page.add_init_script(RECORD_STATES)
     intercept_file_choosers(page)
@@ -71,7 +71,7 @@ def test_two_images_two_loras_preview_then_final_then_stop(browser, app, fake, i
     page.locator("#prompt textarea").fill("combine them in watercolor")
     page.locator("#run-button").click()
 
-    # An intermediate image shows while the run goes on: no caption yet, smaller than the result.
+    # An intermediate image shows while the run goes on: captioned a preview, smaller than the result.
     expect(page.locator("#status")).to_contain_text("Intermediate result", timeout=60_000)
     preview = page.locator("#results img").first
     expect(preview).to_be_visible()
@@ -87,10 +87,11 @@ def test_two_images_two_loras_preview_then_final_then_stop(browser, app, fake, i
     assert 0 < preview_width < final_width
     screenshot(page, "final")
 
-    # What the page went through, in order: intermediate images, then the captioned result.
+    # What the page went through, in order: intermediate images (captioned "preview · step i of n"
+    # since issue 12, uncaptioned before), then the captioned result.
     states = page.evaluate("window.__studioStates")
-    previews = [i for i, s in enumerate(states)
-                if "Intermediate result" in s["status"] and s["images"] and not s["captions"]]
+    previews = [i for i, s in enumerate(states) if "Intermediate result" in s["status"] and s["images"]
+                and s["captions"] and all(c.startswith("preview") for c in s["captions"])]
     finals = [i for i, s in enumerate(states) if "Done" in s["status"] and s["captions"] == ["image 1"]]
     assert previews and finals and previews[0] < finals[0], states
 
@@ -102,7 +103,7 @@ def test_two_images_two_loras_preview_then_final_then_stop(browser, app, fake, i
     assert job.input["prompt"] == "combine them in watercolor"
 
     # A second run, stopped after its first intermediate image: the fal job is cancelled.
-    fake.steps, fake.job_seconds = 3, 60
+    fake.steps, fake.job_seconds = 20, 60  # a preview every 3 s; Stop comes long before the end
     page.locator("#prompt textarea").fill("now at night")
     page.locator("#run-button").click()
     assert fake.wait_for(lambda: len(fake.jobs) == 2, timeout=60)

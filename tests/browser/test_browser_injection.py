@@ -9,7 +9,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from backend.recipes import embed_recipe
-from tests.unit.test_redact import EVIL, crafted_recipe
+from tests.helpers.injection import EVIL, crafted_recipe
 
 LIVE = 'a[href*="evil.example"], img[src*="evil.example"], iframe, script[src*="evil.example"]'
 

@@ -24,3 +24,14 @@ def choose_file(page, slot: int, path) -> None:
     assert not chooser.value.is_multiple()
     chooser.value.set_files(str(path))
     expect(page.locator(f"#reference-{slot} img")).to_be_visible(timeout=30_000)
+
+
+def run_once(page, image, prompt="make it glow", images=1):
+    page.locator("#reference-1 input[type=file]").set_input_files(str(image))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill(prompt)
+    if images > 1:
+        page.get_by_label("number input for Images").fill(str(images))
+        page.keyboard.press("Tab")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)

@@ -4,6 +4,7 @@ longer than about 80 lines, no module over about 400 (docs/architecture.md)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,3 +37,11 @@ def test_no_function_is_longer_than_80_lines():
 def test_the_checks_see_the_code():
     # A walk that finds nothing would pass both tests above.
     assert len(_modules()) > 20
+
+
+def test_no_test_module_imports_another():
+    # Shared test code lives in tests/helpers/; a test module is read on its own.
+    pattern = re.compile(r"^\s*(from|import)\s+tests\.(unit|app|browser)\b", re.M)
+    offenders = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "tests").rglob("*.py"))
+                 if pattern.search(p.read_text())]
+    assert not offenders, f"test modules importing other test modules: {offenders}"

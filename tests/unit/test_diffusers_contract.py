@@ -126,3 +126,33 @@ def test_interrupt_skips_the_remaining_steps(pipe):
         assert len(calls) == STEPS and not pipe.interrupt
     finally:
         hook.remove()
+
+
+def test_output_type_latent_returns_the_packed_final_latents_the_backend_decodes(pipe, steps):
+    """previews.denoise asks for output_type="latent" and decodes the latents itself (not
+    when Stop interrupted the call): they are the last step's latents, and decode_full
+    turns them into the pipeline's own image."""
+    last = steps[-2]
+    latents = call(pipe, output_type="latent")
+    assert torch.equal(latents, last["latents"][0])
+    image = decode_full(pipe, latents[None], last["latent_ids"])
+    assert np.array_equal(np.asarray(image), np.asarray(steps[-1]["image"]))
+
+
+def test_an_interrupted_latent_call_decodes_nothing(pipe):
+    """The pipeline's only VAE decode is its final one, skipped for output_type="latent"."""
+    decodes: list[int] = []
+    inner = pipe.vae.decode
+    pipe.vae.decode = lambda *a, **k: decodes.append(1) or inner(*a, **k)
+
+    def stop_after_one(p, i, t, tensors):
+        private.interrupt(p)
+        return {}
+
+    try:
+        call(pipe, stop_after_one, num_inference_steps=10, output_type="latent")
+        assert decodes == []
+        call(pipe, stop_after_one, num_inference_steps=10)
+        assert decodes == [1]  # with output_type="pil" the half-done latents are decoded
+    finally:
+        del pipe.vae.decode

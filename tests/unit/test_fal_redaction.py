@@ -14,7 +14,7 @@ from backend.fal import FalBackend, FalOptions, FalSettings
 from backend.fal.transports import log_events
 from backend.request import build_request
 from tests.helpers.app import SERVER_KEY, VISITOR_KEY
-from tests.unit.test_faults import run_to_end
+from tests.helpers.backend_runs import run_to_end
 
 OPTIONS = FalOptions()
 ECHO = "refused {auth} (you sent {key})"

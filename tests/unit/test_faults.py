@@ -12,8 +12,6 @@ app: tests/app/test_faults.py.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from backend.errors import RateLimited, ServiceError, StudioError
@@ -21,6 +19,7 @@ from backend.events import Progress, Result
 from backend.fal import FalBackend, FalOptions, FalSettings, point_fal_client_at
 from backend.request import build_request
 from tests.helpers.app import SERVER_KEY, free_port
+from tests.helpers.backend_runs import run_to_end
 
 # "Bounded": the run ends well before this, while the fake would answer the fault forever.
 # (fal-client's own retries alone would take ~50-75 s per call.)
@@ -45,26 +44,7 @@ def request_for(images, **fields):
     return build_request(prompt="make it blue", image_urls=[str(images["red"])], **fields)
 
 
-def run_to_end(run, within: float = BOUND_S) -> tuple[list, BaseException | None]:
-    """Drain a backend run in a thread: its events and the error it ended with.
 
-    Fails the test if the run has not ended within `within` seconds.
-    """
-    events: list = []
-    ended: list[BaseException | None] = []
-
-    def drain() -> None:
-        try:
-            events.extend(run)
-            ended.append(None)
-        except BaseException as error:  # handed to the test
-            ended.append(error)
-
-    thread = threading.Thread(target=drain, daemon=True)
-    thread.start()
-    thread.join(within)
-    assert not thread.is_alive(), f"the run did not end within {within} s"
-    return events, ended[0]
 
 
 def failed_run(images, transport: str, **settings) -> StudioError:

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 
+import gradio as gr
 import pytest
 from PIL import Image
 
@@ -27,7 +28,7 @@ def test_entries_are_newest_first_with_small_thumbnails_and_no_keys(run_file):
     assert history[0]["thumbs"][0].startswith("data:image/jpeg;base64,")
     assert len(history[0]["thumbs"][0]) < 20_000
     [(image, caption)] = history_lib.gallery_items(history[:1])
-    assert max(image.size) == history_lib.THUMB_SIDE and caption.endswith("second · seed 6")
+    assert max(image.size) == history_lib.THUMB_SIDE and caption.startswith("second · ")
 
 
 def test_starred_runs_survive_clear_and_the_cap(run_file):
@@ -103,3 +104,52 @@ def test_a_presets_file_over_the_limit_is_refused_before_it_is_parsed():
     huge = b'{"a": {}' + b" " * history_lib.MAX_PRESETS_BYTES + b"}"
     with pytest.raises(ValueError, match="over 1 MB"):
         history_lib.import_presets({}, huge)
+
+
+def test_presets_rename_in_place_and_delete():
+    presets = {"a": {"seed": 1}, "b": {"seed": 2}, "c": {"seed": 3}}
+    assert list(history_lib.rename_preset(presets, "b", " bee ")) == ["a", "bee", "c"]
+    for old, new, problem in (("zz", "x", "Pick"), ("b", " ", "new name"), ("b", "c", "already")):
+        with pytest.raises(ValueError, match=problem):
+            history_lib.rename_preset(presets, old, new)
+    assert history_lib.delete_preset(presets, "a") == {"b": {"seed": 2}, "c": {"seed": 3}}
+    with pytest.raises(ValueError, match="Pick"):
+        history_lib.delete_preset(presets, "zz")
+
+
+@pytest.mark.filterwarnings("ignore:.*:UserWarning")
+def test_expected_conditions_warn_and_change_nothing(tmp_path):
+    """Nothing picked, no name, a bad file: no gr.Error (its red pill lands on every output),
+    only skips (and, for a PNG, a status line)."""
+    skipped = [
+        history_lib.save_preset_handler({}, "  ", *range(len(history_lib.PRESET_FIELDS))),
+        history_lib.load_preset({}, "", 0),
+        history_lib.import_presets_handler({}, b"not json"),
+        history_lib.rename_preset_handler({}, None, "x"),
+        history_lib.delete_preset_handler({}, None),
+        history_lib.restore_run([], None, 0, None, tmp_path, 3),
+    ]
+    for outputs in skipped:
+        assert outputs and all(o == gr.skip() for o in outputs)
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    *outputs, status = history_lib.restore_png(str(plain), 0, None)
+    assert all(o == gr.skip() for o in outputs) and history_lib.NO_RECIPE in status
+
+
+def test_a_card_leads_with_the_instruction_then_loras_and_time():
+    entry = {"recipe": {"request": {"prompt": "make it blue", "loras": [
+        {"path": "https://example.com/x/style.safetensors", "scale": 0.8}]}, "seed": 3},
+        "created": "2026-12-03 14:32", "starred": True}
+    assert history_lib.caption(entry) == "★ make it blue · style 0.8 · 14:32"
+
+
+def test_clear_asks_first_and_can_be_undone():
+    past = [{"id": "1", "starred": False}, {"id": "2", "starred": True}]
+    history, _items, armed, cleared, *_ = history_lib.clear_click(past, None)
+    assert history == gr.skip() and armed is not None and cleared == gr.skip()  # only armed
+    history, _items, armed, cleared, *_ = history_lib.clear_click(past, armed)
+    assert history == [past[1]] and armed is None and cleared["entries"] == past
+    newer = {"id": "3", "starred": False}
+    restored, *_ = history_lib.undo_clear(cleared, [newer, past[1]])
+    assert restored == [newer, *past]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from backend.events import Preview, Result
 from backend.local.backend import LocalBackend, LocalSettings
 from backend.local.lora_sources import LoraError
 from backend.local.options import LocalOptions
+from backend.local.previews import StepPreviews
 from backend.request import build_request
 from tests.helpers.tiny_flux2 import (
     MAX_SEQUENCE_LENGTH,
@@ -98,7 +100,9 @@ def test_the_final_image_is_identical_to_a_bare_pipeline_call(world, local):
     assert pixels(result) == expected.convert("RGB").tobytes()
 
 
-def test_previews_arrive_for_every_step_and_the_last_is_the_final_image(world, local):
+def test_previews_arrive_for_every_step_and_the_last_is_the_final_image(world, local, monkeypatch):
+    # Previews as cheap next to a step as on a GPU (on the CPU their budget skips some steps).
+    monkeypatch.setattr(StepPreviews, "PREVIEW_BUDGET", math.inf)
     events, result = run(local, edit(world, num_inference_steps=6))
     previews = [e for e in events if isinstance(e, Preview)]
     assert [p.step for p in previews] == [1, 2, 3, 4, 5, 6]
@@ -169,7 +173,8 @@ def test_an_absolute_path_outside_the_lora_folder_is_refused(world, local):
         run(local, edit(world, loras=[{"path": outside}]))
 
 
-def test_stop_interrupts_within_one_step_and_the_next_run_starts_normally(world, local):
+def test_stop_interrupts_within_one_step_and_the_next_run_starts_normally(world, local, monkeypatch):
+    monkeypatch.setattr(StepPreviews, "PREVIEW_BUDGET", math.inf)  # a preview at every step, as on a GPU
     steps_run = []
     pipe = local.pipe or (run(local, edit(world)) and local.pipe)
     hook = pipe.transformer.register_forward_hook(lambda *args: steps_run.append(1))

@@ -18,7 +18,7 @@ from backend.fal.http import http_error
 from backend.local.options import LocalOptions
 from backend.recipes import embed_recipe
 from backend.redact import MASK, RedactingFilter, install_log_redaction, redact, secrets_in_use
-from backend.request import build_request
+from tests.helpers.injection import EVIL, crafted_recipe
 from ui import history as history_lib
 from ui.form import PageSetup
 from ui.run import describe_result
@@ -27,8 +27,7 @@ from ui.text import as_code, as_text, error_text
 FAL_KEY = "6f1c3b8e-1a2b-4c3d-9e8f-0123456789ab:0123456789abcdef0123456789abcdef"
 SERVER = "fal-test-server-key-7f3a9c"
 VISITOR = "visitor-key-123"
-EVIL = ("[link](https://evil.example) <img src=https://evil.example/t.png> "
-        "![x](https://evil.example/x.png)")
+
 
 
 # -- the redactor ---------------------------------------------------------------------------
@@ -144,13 +143,6 @@ def test_result_details_show_fal_and_visitor_values_as_text():
 ])
 def test_the_safety_line_says_whether_the_checker_ran(options, said):
     assert f"**Safety checker:** {said}" in describe_result(_result(), Path("run"), options)
-
-
-def crafted_recipe() -> dict:
-    """A recipe as a PNG made here carries it, with markup in every value a person sees."""
-    request = build_request(prompt="x", image_urls=["image.png"]).model_dump(mode="json")
-    return {"backend": EVIL, "endpoint": EVIL, "seed": EVIL,
-            "request": {**request, "prompt": EVIL, "loras": [{"path": EVIL, "scale": 1.0}]}}
 
 
 def test_a_restored_recipe_puts_no_markup_into_the_status(tmp_path):

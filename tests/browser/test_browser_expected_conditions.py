@@ -1,0 +1,171 @@
+"""Expected conditions in a real Chromium: buttons wait until they can act, a bad file gets a
+message, and no field ever shows Gradio's red "Error" pill (which a raised gr.Error puts on
+every output of the event). Presets can be renamed and deleted."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.helpers.browser import run_once
+from ui.history import NO_RECIPE
+
+# Gradio's status tracker shows this pill on each output of an event that raised.
+ERROR_PILL = "[data-testid=status-tracker] .error"
+
+
+def open_page(browser, app):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=15_000)
+    return page
+
+
+def no_error_pill(page) -> None:
+    page.wait_for_timeout(500)  # an event's pills would appear as it ends
+    expect(page.locator(ERROR_PILL)).to_have_count(0)
+
+
+def test_nothing_picked_and_bad_files_never_raise(browser, app, images, tmp_path, screenshot):
+    page = open_page(browser, app)
+    # First visit: nothing in the history is picked, so Restore and Star wait.
+    expect(page.locator("#history-restore")).to_be_disabled()
+    expect(page.locator("#history-star")).to_be_disabled()
+    # Presets: Save waits for a name (spaces are none), Load for a picked preset.
+    page.get_by_text("Presets", exact=True).click()
+    expect(page.locator("#preset-save")).to_be_disabled()
+    expect(page.locator("#preset-load")).to_be_disabled()
+    page.locator("#preset-name textarea, #preset-name input").first.fill("   ")
+    page.wait_for_timeout(500)
+    expect(page.locator("#preset-save")).to_be_disabled()
+    page.locator("#preset-name textarea, #preset-name input").first.fill("mine")
+    expect(page.locator("#preset-save")).to_be_enabled(timeout=10_000)
+    no_error_pill(page)
+    # A bad presets file: a message, the presets as they were.
+    bad = tmp_path / "presets.json"
+    bad.write_text("this is not json")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#preset-import").click()
+    chooser.value.set_files(str(bad))
+    expect(page.get_by_text("This file is not JSON exported from this studio.")).to_be_visible(timeout=10_000)
+    no_error_pill(page)
+    # A PNG without a recipe: the status line says so, nothing is restored.
+    page.get_by_text("Restore settings from a PNG made here").click()
+    page.locator("#recipe-drop input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#status")).to_contain_text(NO_RECIPE, timeout=10_000)
+    expect(page.locator("#prompt textarea")).to_have_value("")
+    no_error_pill(page)
+    screenshot(page)
+    page.close()
+
+
+def test_presets_can_be_renamed_and_deleted(browser, app, tmp_path, screenshot):
+    page = open_page(browser, app)
+    page.get_by_text("Presets", exact=True).click()
+    name = page.locator("#preset-name textarea, #preset-name input").first
+    for preset in ("first", "second"):
+        name.fill(preset)
+        page.locator("#preset-save").click()
+        expect(page.locator("#preset-pick input")).to_have_value(preset, timeout=10_000)
+    # Rename the picked preset ("second") to what Name holds.
+    expect(page.locator("#preset-rename")).to_be_enabled()
+    name.fill("renamed")
+    page.locator("#preset-rename").click()
+    expect(page.locator("#preset-pick input")).to_have_value("renamed", timeout=10_000)
+    # Delete "first".
+    page.locator("#preset-pick input").click()
+    page.get_by_role("option", name="first").click()
+    page.locator("#preset-delete").click()
+    expect(page.locator("#preset-pick input")).to_have_value("", timeout=10_000)
+    expect(page.locator("#preset-load")).to_be_disabled()
+    page.locator("#preset-pick input").click()
+    expect(page.get_by_role("option")).to_have_text([re.compile(r"^\W*renamed$")])
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)  # the export file follows the presets
+    with page.expect_download() as download:
+        page.locator("#preset-export").click()
+    exported = tmp_path / "presets.json"
+    download.value.save_as(exported)
+    assert list(json.loads(exported.read_text())) == ["renamed"]
+    no_error_pill(page)
+    screenshot(page)
+    page.close()
+
+
+def test_history_cards_and_clear_that_asks_and_can_be_undone(browser, app, fake, images, screenshot):
+    page = open_page(browser, app)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("make it teal")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    card = page.locator("#history .thumbnail-item").first
+    expect(card).to_be_visible(timeout=15_000)
+    # The card leads with the instruction, and ends with the time.
+    expect(card).to_contain_text(re.compile(r"^\s*make it teal · \d\d:\d\d\s*$"))
+    card.click()
+    expect(page.locator("#history-restore")).to_be_enabled()
+    page.locator("#history-star").click()
+    expect(page.locator("#history .thumbnail-item").first).to_contain_text(re.compile(r"^\s*★ make it teal"))
+    screenshot(page, "cards")
+    page.locator("#history-star").click()  # unstarred again, so that Clear removes it
+    expect(page.locator("#history .thumbnail-item").first).not_to_contain_text("★")
+    count = page.locator("#history img").count()
+    # Clear asks first: one click only arms it.
+    page.locator("#history-clear").click()
+    expect(page.locator("#history-clear")).to_have_text("Click again to clear")
+    page.wait_for_timeout(500)
+    expect(page.locator("#history img")).to_have_count(count)
+    page.locator("#history-clear").click()
+    expect(page.locator("#history img")).to_have_count(0, timeout=10_000)
+    expect(page.locator("#history-undo")).to_be_visible()
+    screenshot(page, "cleared")
+    page.locator("#history-undo").click()
+    expect(page.locator("#history img")).to_have_count(count, timeout=10_000)
+    expect(page.locator("#history-undo")).to_be_hidden()
+    expect(page.locator("#history-clear")).to_have_text("Clear (keeps starred)")
+    # Unconfirmed, Clear disarms by itself; an unused Undo goes away.
+    page.locator("#history-clear").click()
+    expect(page.locator("#history-clear")).to_have_text("Clear (keeps starred)", timeout=10_000)
+    page.locator("#history-clear").click()
+    page.locator("#history-clear").click()
+    expect(page.locator("#history-undo")).to_be_visible(timeout=10_000)
+    expect(page.locator("#history-undo")).to_be_hidden(timeout=15_000)
+    no_error_pill(page)
+    screenshot(page)
+    page.close()
+
+
+def test_compare_the_selected_result_with_any_past_run(browser, app, fake, images, screenshot):
+    page = open_page(browser, app)
+    run_once(page, images["red"], prompt="make it amber")
+    run_once(page, images["blue"], prompt="make it violet")
+    older = next(p.parent for p in app.outputs.rglob("recipe.json")
+                 if json.loads(p.read_text())["request"]["prompt"] == "make it amber")
+    # The run's follow-up events (history, compare, downloads) end before the visitor acts.
+    expect(page.locator("#history .thumbnail-item")).to_have_count(2, timeout=15_000)
+    expect(page.locator("#download-zip")).to_be_enabled(timeout=15_000)
+    page.wait_for_timeout(1000)
+    expect(page.locator("#history-compare")).to_be_disabled()
+    card = page.locator("#history .thumbnail-item").filter(has_text="make it amber").first
+    card.click()
+    page.locator("#history-compare").click()
+    slider = page.locator("#compare img")
+    expect(slider).to_have_count(2, timeout=10_000)
+    # A is the selected result of this run, B the past run's first image.
+    page.wait_for_timeout(500)
+
+    def shown(index: int) -> bytes:
+        data = page.request.get(slider.nth(index).get_attribute("src")).body()
+        return Image.open(io.BytesIO(data)).convert("RGB").tobytes()
+
+    with Image.open(older / "image-1.png") as image:
+        past = image.convert("RGB").tobytes()
+    assert shown(1) == past and shown(0) != past
+    no_error_pill(page)
+    screenshot(page)
+    page.close()
