@@ -89,7 +89,7 @@ def wire_form(page: Page, ctx: Context) -> None:
         button.click(lambda *v, i=index: results.swap_images(v, i), page.slots, page.slots, **PRIVATE_FAST)
     backend_fields = [page.form[name] for name, f in FIELDS.items() if f.owner in ("fal", "local")]
     page.form["backend"].change(
-        partial(switch_backend, ctx=ctx), page.form["backend"],
+        partial(switch_backend, ctx=ctx, local_only=len(page.local_slot_rows) + 1), page.form["backend"],
         [*page.local_slot_rows, page.local_panel, page.key_group, page.references_hint, *backend_fields],
         **PRIVATE_FAST,
     )
@@ -99,9 +99,10 @@ def wire_form(page: Page, ctx: Context) -> None:
                           [page.form["seed"], page.form["randomize_seed"]], **PRIVATE_FAST)
 
 
-def switch_backend(name: str, ctx: Context) -> tuple:
+def switch_backend(name: str, ctx: Context, local_only: int) -> tuple:
     """Show what the chosen backend takes; the fields of another backend's options are
-    disabled (local options are in their own panel, shown only for local)."""
+    disabled (local options are in their own panel, shown only for local). `local_only`:
+    how many outputs (the extra reference rows and the local panel) only local shows."""
     local = name == "local"
     updates = []
     for field in FIELDS.values():
@@ -111,7 +112,7 @@ def switch_backend(name: str, ctx: Context) -> tuple:
         elif field.owner == "local":
             updates.append(gr.update(interactive=local))
     return (
-        *[gr.update(visible=local) for _ in range(2)], gr.update(visible=local),
+        *[gr.update(visible=local) for _ in range(local_only)],
         gr.update(visible=name == "fal"),  # "Use your own fal key": fal only
         references_hint(ctx.backends[name].max_references), *updates,
     )
