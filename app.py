@@ -22,7 +22,7 @@ from backend.redact import install_log_redaction, register_secret
 from backend.settings import Settings, SettingsError
 from backend.spending import DATABASE_NAME, Limits, SpendingPolicy
 from ui.form import PageSetup
-from ui.page import CSS_PATH, HEAD, build_ui
+from ui.page import CSS_PATH, HEAD, THEME, build_ui
 from ui.run import Outputs
 
 log = logging.getLogger("studio")
@@ -62,10 +62,18 @@ def create_local_backend(settings: Settings) -> Backend:
         device=settings.device, lora_dir=settings.lora_dir, decode_every=settings.decode_every,
         max_sequence_length=settings.max_sequence_length, text_encoder_out_layers=settings.text_encoder_layers,
         compile_blocks=settings.compile_blocks, run_timeout=settings.run_timeout,
+        speed=settings.speed, step_cache_interval=settings.step_cache_interval,  # type: ignore[arg-type]
+        lora_max_rank=settings.lora_max_rank,
     ), fetcher=fetcher, gpu_slot=gpu_slot)
     if settings.zerogpu:
         local.preload()  # ZeroGPU hands the weights loaded at start-up to every GPU slot
     return local
+
+
+def speed_note(backends: dict[str, Backend]) -> str:
+    """The page's text on the local speed presets: which run on this server, why not the rest."""
+    support = getattr(backends.get("local"), "speed_support", None)
+    return support.note() if support is not None else ""
 
 
 def create_spending(settings: Settings, outputs: Path) -> SpendingPolicy:
@@ -110,6 +118,7 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         models=settings.models, default_model=settings.model, default_memory=settings.memory,
         max_references={name: backend.max_references for name, backend in backends.items()},
         require_login=settings.require_login, show_login=spending.limits.login_offered,
+        default_speed=settings.speed, speed_note=speed_note(backends),
     )
     demo = build_ui(setup, backends, spending=spending, outputs=Outputs(
         outputs, settings.outputs_max_mb * 2**20 or None, settings.starred_max_mb * 2**20 or None))
@@ -123,6 +132,7 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         # results from Gradio's cache, under names made from a secret hash of the content
         # (settings.py keeps the outputs folder where Gradio may copy from).
         css_paths=[CSS_PATH],
+        theme=THEME,
         head=HEAD,
         footer_links=["api"],
         # The edit (and the sweep) as MCP tools at /gradio_api/mcp/, described from their docstrings.

@@ -31,7 +31,23 @@ const nameControls = () => {
     }
   }
 };
-new MutationObserver(nameControls).observe(
+// Gradio's empty gallery and slider are a bare <div aria-label="Empty value">, which no screen
+// reader may read (a name needs a role): say what will come there (style.css shows the same text).
+const EMPTY_NAMES = {
+  results: "No results yet: your edited images appear here.",
+  compare: "Nothing to compare yet.",
+  history: "No past runs yet: finished runs are kept here, in this browser.",
+};
+const nameEmptyFrames = () => {
+  for (const [id, name] of Object.entries(EMPTY_NAMES)) {
+    const empty = document.querySelector("#" + id + " > .empty");
+    if (empty && empty.getAttribute("aria-label") !== name) {
+      empty.setAttribute("role", "img");
+      empty.setAttribute("aria-label", name);
+    }
+  }
+};
+new MutationObserver(() => { nameControls(); nameEmptyFrames(); }).observe(
   document, {childList: true, subtree: true, attributes: true, attributeFilter: ["id", "aria-label"]},
 );
 // The run bar: while Run reads "Running", it also shows the status line's step ("step 12/28",
@@ -44,7 +60,10 @@ const mirrorStep = () => {
   if (!run || !status) return;
   const match = run.innerText.trim().startsWith(RUNNING) && /step (\d+) of (\d+)/i.exec(status.innerText);
   const step = match ? "step " + match[1] + "/" + match[2] : null;
-  if (step && run.dataset.step !== step) run.dataset.step = step;
+  if (step && run.dataset.step !== step) {
+    run.dataset.step = step;
+    run.style.setProperty("--progress", Math.round((100 * match[1]) / match[2]) + "%");
+  }
   else if (!step && run.dataset.step !== undefined) delete run.dataset.step;
 };
 new MutationObserver(mirrorStep).observe(document, {childList: true, subtree: true, characterData: true});
@@ -64,8 +83,11 @@ const sayRunning = (bar) => {
 document.addEventListener("click", (event) => {
   const run = event.target.closest && event.target.closest("#run-button");
   if (!run) return;
-  // Read before the click's own event answers: a run was already going, and the click does nothing.
+  // Read before the click's own event answers: a run (or a sweep) is already going. The click
+  // goes no further (no second run starts beside it) and the bar says why.
   if (run.innerText.trim().startsWith(RUNNING)) {
+    event.stopPropagation();
+    event.preventDefault();
     const bar = document.querySelector("#run-bar");
     if (bar) sayRunning(bar);
   } else if (window.matchMedia("(max-width: 768px)").matches) {

@@ -216,6 +216,14 @@ def check_reference(data: bytes, label: str) -> Image.Image:
     return image
 
 
+def check_upload(source: str | Path | bytes, label: str) -> None:
+    """The checks a run makes before it decodes a reference (size of the file, format, pixels,
+    sides, aspect, frames), made when the image is uploaded: a refused image is refused at once,
+    with the same message the run would give. An image larger than the model's ~1 MP passes:
+    the run shrinks it (`downscale`)."""
+    check_reference(read_source(source, label), label).close()
+
+
 def _check_geometry(width: int, height: int, label: str) -> None:
     if min(width, height) < MIN_SIDE:
         raise InvalidInput.one(

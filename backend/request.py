@@ -11,6 +11,7 @@ backend/local/options.py); fal's payload is the request plus fal's options.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -59,11 +60,48 @@ class LoraWeight(BaseModel):
 
     @field_validator("path")
     @classmethod
-    def _strip(cls, value: str) -> str:
+    def _normalised(cls, value: str) -> str:
         value = value.strip()
         if not value:
             raise ValueError("must not be empty")
-        return value
+        return normalise_lora_path(value)
+
+
+HF_HOSTS = {"huggingface.co", "www.huggingface.co", "hf.co"}
+CIVITAI_HOSTS = {"civitai.com", "www.civitai.com"}
+CIVITAI_DOWNLOAD = "https://civitai.com/api/download/models/{version}"
+CIVITAI_PAGE = ("that is a Civitai model page; paste its download link "
+                "(https://civitai.com/api/download/models/<version id>)")
+
+
+def normalise_lora_path(path: str) -> str:
+    """A LoRA path as people paste it, made into one a backend can download.
+
+    - A Hugging Face file page (`.../owner/repo/blob/main/x.safetensors`) becomes its download
+      URL (`.../resolve/main/x.safetensors`): the page is HTML, the LoRA is behind `resolve`.
+    - A Civitai model page that names its version (`?modelVersionId=123`) becomes that version's
+      download URL (the id says exactly which file); without one it is refused (ValueError),
+      since a model page lists several versions and which is meant would be a guess.
+    Anything else is returned as it is (stripped).
+    """
+    path = path.strip()
+    parts = urlsplit(path)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https"):
+        return path
+    segments = parts.path.split("/")
+    if host in HF_HOSTS:
+        # /owner/repo/blob/..., or /datasets|spaces/owner/repo/blob/...
+        at = 4 if len(segments) > 1 and segments[1] in ("datasets", "spaces") else 3
+        if len(segments) > at + 1 and segments[at] == "blob":
+            segments[at] = "resolve"
+            return urlunsplit(("https", parts.netloc, "/".join(segments), parts.query, ""))
+    if host in CIVITAI_HOSTS and len(segments) > 2 and segments[1] == "models":
+        version = parse_qs(parts.query).get("modelVersionId", [""])[0]
+        if version.isdigit():
+            return CIVITAI_DOWNLOAD.format(version=version)
+        raise ValueError(CIVITAI_PAGE)
+    return path
 
 
 class ImageSize(BaseModel):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+
+# SettingsError is raised here and imported from here by callers (hence the re-export).
+from .setting_checks import SettingsError as SettingsError
+from .setting_checks import (
+    backend_list,
+    comma_split,
+    flag,
+    http_url,
+    lora_folder,
+    lower,
+    one_of,
+    outputs_folder,
+    zerogpu_flag,
+)
 
 DEFAULT_FAL_ENDPOINT = "fal-ai/flux-2/lora/edit"
 DEFAULT_MODEL = "black-forest-labs/FLUX.2-dev"
@@ -32,10 +45,12 @@ MEMORY_MODES: dict[str, str] = {
     "model_offload": "model CPU offload (~62 GB GPU)",
     "group_offload": "group offload (~8 GB GPU + 32 GB RAM; slowest)",
 }
-
-
-class SettingsError(ValueError):
-    """A setting has a value the app cannot use."""
+# The local backend's speed presets (README: "Local GPU"; backend/local/speed.py applies them).
+SPEEDS: dict[str, str] = {
+    "quality": "bf16 with regional compile",
+    "fast": "fp8 linear layers (torchao) with regional compile",
+    "fastest": "fast plus a step cache (most steps predicted from the computed ones)",
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,9 @@ class Settings:
     text_encoder_layers: tuple[int, ...] = (10, 20, 30)
     max_sequence_length: int = 512
     compile_blocks: bool = True
+    speed: str = "quality"  # the default speed preset, one of SPEEDS
+    step_cache_interval: int = 4  # the step cache of "fastest": the transformer runs fully every k-th step
+    lora_max_rank: int = 128  # the largest LoRA rank accepted (LoRA slots are padded to it under compile)
     zerogpu: bool = False  # on a ZeroGPU Space (SPACES_ZERO_GPU=true): GPU work in `spaces` slots
 
     @classmethod
@@ -113,6 +131,9 @@ class Settings:
             text_encoder_layers=values["STUDIO_TEXT_ENCODER_LAYERS"],
             max_sequence_length=values["STUDIO_MAX_SEQUENCE_LENGTH"],
             compile_blocks=values["STUDIO_COMPILE"],
+            speed=values["STUDIO_SPEED"],
+            step_cache_interval=values["STUDIO_STEP_CACHE_INTERVAL"],
+            lora_max_rank=values["STUDIO_LORA_MAX_RANK"],
             fal_key=fal_key,
             fal_endpoint=values["STUDIO_FAL_ENDPOINT"],
             fal_transport=values["STUDIO_FAL_TRANSPORT"],
@@ -158,7 +179,7 @@ def canonical_model(name: str) -> str:
 def on_zerogpu(env: Mapping[str, str] | None = None) -> bool:
     """On a Hugging Face ZeroGPU Space (it sets SPACES_ZERO_GPU=true)."""
     env = os.environ if env is None else env
-    return _zerogpu_flag(env.get("SPACES_ZERO_GPU", ""))
+    return zerogpu_flag(env.get("SPACES_ZERO_GPU", ""))
 
 
 def local_packages_present() -> bool:
@@ -180,85 +201,10 @@ def _is_folder(name: str) -> bool:
         return False
 
 
-def _zerogpu_flag(raw: str) -> bool:
-    return raw.strip().lower() in ("1", "t", "true")
-
-
-def _flag(raw: str) -> bool:
-    raw = raw.strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)
-
-
-def _comma_list(raw: Any) -> Any:
-    """'a, b,,a' -> ['a', 'b']: stripped, empty entries dropped, repeats removed (order kept)."""
-    if not isinstance(raw, str):
-        return raw
-    return list(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
-
-
-def _lower(raw: Any) -> Any:
-    return raw.lower() if isinstance(raw, str) else raw
-
-
-def _backend_list(raw: Any) -> Any:
-    return _comma_list(_lower(raw))
-
-
-def _comma_split(raw: Any) -> Any:
-    """'10, 20,30' -> ['10', ' 20', '30'] for pydantic to read as numbers (an empty entry is an error)."""
-    return raw.split(",") if isinstance(raw, str) else raw
-
-
-def _one_of(*choices: str) -> AfterValidator:
-    def check(value: str) -> str:
-        if value not in choices:
-            raise ValueError(value)
-        return value
-
-    return AfterValidator(check)
-
-
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise SettingsError("STUDIO_FAL_BASE_URL must start with http:// or https://")
-    return value
-
-
-def _lora_folder(raw: Any) -> Any:
-    if isinstance(raw, str) and not Path(raw).is_dir():
-        raise SettingsError(f"STUDIO_LORA_DIR {raw!r} is not a folder")
-    return raw
-
-
 def _model_list(raw: Any) -> Any:
     if not isinstance(raw, str):
         return raw
     return tuple(dict.fromkeys(canonical_model(name) for name in raw.split(",") if name.strip()))
-
-
-def _outputs_folder(raw: Any) -> Any:
-    """The outputs folder must lie in the working directory or the temp folder.
-
-    Gradio hands a browser only copies of files from there (in its cache, under names
-    made from a secret hash of their content); the outputs folder itself is never
-    served, so one visitor cannot fetch another's results by guessing their names.
-    Serving a folder elsewhere would need it in launch(allowed_paths=...), which
-    serves every file in it to anyone who knows the path."""
-    if not isinstance(raw, str):
-        return raw
-    folder = Path(raw).expanduser()
-    places = [Path.cwd().resolve(), Path(tempfile.gettempdir()).resolve()]
-    resolved = folder.absolute().resolve()
-    if not any(resolved == place or place in resolved.parents for place in places):
-        raise SettingsError(
-            f"STUDIO_OUTPUTS {raw!r} must be inside the folder the app is started from ({places[0]}) "
-            f"or the temp folder ({places[1]}); start the app from a folder that contains it"
-        )
-    return folder
 
 
 # A number setting may be written with a fraction ('64.0', '1e3'); the whole-number ones
@@ -277,10 +223,11 @@ _ACCEPTS = {
     "STUDIO_MEMORY": "must be gpu, model_offload or group_offload",
     "STUDIO_TEXT_ENCODER_LAYERS": "must be numbers like 10,20,30",
     "STUDIO_COMPILE": "must be 1 or 0",
+    "STUDIO_SPEED": "must be quality, fast or fastest",
     "STUDIO_REQUIRE_LOGIN": "must be 1 or 0",
 }
 # Read whatever their case: their messages show the value in lower case, as it was read.
-_CASE_FREE = {"STUDIO_FAL_TRANSPORT", "STUDIO_BACKENDS", "STUDIO_COMPILE", "STUDIO_REQUIRE_LOGIN"}
+_CASE_FREE = {"STUDIO_FAL_TRANSPORT", "STUDIO_BACKENDS", "STUDIO_COMPILE", "STUDIO_REQUIRE_LOGIN", "STUDIO_SPEED"}
 
 
 class _Variables(BaseSettings):
@@ -294,11 +241,11 @@ class _Variables(BaseSettings):
 
     fal_key: SecretStr | None = Field(None, alias="FAL_KEY")
     fal_endpoint: str = Field(_DEFAULT.fal_endpoint, alias="STUDIO_FAL_ENDPOINT")
-    fal_transport: Annotated[str, BeforeValidator(_lower), _one_of("stream", "queue")] = Field(
+    fal_transport: Annotated[str, BeforeValidator(lower), one_of("stream", "queue")] = Field(
         _DEFAULT.fal_transport, alias="STUDIO_FAL_TRANSPORT"
     )
-    fal_base_url: Annotated[str, AfterValidator(_http_url)] | None = Field(None, alias="STUDIO_FAL_BASE_URL")
-    outputs: Annotated[Path, BeforeValidator(_outputs_folder)] = Field(_DEFAULT.outputs, alias="STUDIO_OUTPUTS")
+    fal_base_url: Annotated[str, AfterValidator(http_url)] | None = Field(None, alias="STUDIO_FAL_BASE_URL")
+    outputs: Annotated[Path, BeforeValidator(outputs_folder)] = Field(_DEFAULT.outputs, alias="STUDIO_OUTPUTS")
     outputs_max_mb: _Whole = Field(_DEFAULT.outputs_max_mb, ge=0, alias="STUDIO_OUTPUTS_MAX_MB")
     starred_max_mb: _Whole = Field(_DEFAULT.starred_max_mb, ge=0, alias="STUDIO_STARRED_MAX_MB")
     max_body_mb: _Number = Field(_DEFAULT.max_body_mb, ge=1, alias="STUDIO_MAX_BODY_MB")
@@ -310,26 +257,29 @@ class _Variables(BaseSettings):
     visitor_concurrency: _Whole = Field(_DEFAULT.visitor_concurrency, ge=0, alias="STUDIO_VISITOR_CONCURRENCY")
     daily_budget_usd: _Number = Field(_DEFAULT.daily_budget_usd, ge=0, alias="STUDIO_DAILY_BUDGET_USD")
     price_per_mp: _Number = Field(_DEFAULT.price_per_mp, ge=0, alias="STUDIO_PRICE_PER_MP")
-    require_login: Annotated[bool, BeforeValidator(_flag)] = Field(_DEFAULT.require_login, alias="STUDIO_REQUIRE_LOGIN")
+    require_login: Annotated[bool, BeforeValidator(flag)] = Field(_DEFAULT.require_login, alias="STUDIO_REQUIRE_LOGIN")
     space_id: str | None = Field(None, alias="SPACE_ID")  # set by Hugging Face on a Space
     # None: worked out in Settings.from_env from the machine, FAL_KEY and SPACES_ZERO_GPU
     backends: Annotated[
         Annotated[tuple[Literal["fal", "local"], ...], Field(min_length=1)] | None,
-        NoDecode, BeforeValidator(_backend_list),
+        NoDecode, BeforeValidator(backend_list),
     ] = Field(None, alias="STUDIO_BACKENDS")
-    zerogpu: Annotated[bool, BeforeValidator(_zerogpu_flag)] = Field(_DEFAULT.zerogpu, alias="SPACES_ZERO_GPU")
+    zerogpu: Annotated[bool, BeforeValidator(zerogpu_flag)] = Field(_DEFAULT.zerogpu, alias="SPACES_ZERO_GPU")
     model: _Model | None = Field(None, alias="STUDIO_MODEL")  # None: see _default_model
     models: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_model_list)] = Field((), alias="STUDIO_MODELS")
-    memory: Annotated[str, _one_of(*MEMORY_MODES)] = Field(_DEFAULT.memory, alias="STUDIO_MEMORY")
+    memory: Annotated[str, one_of(*MEMORY_MODES)] = Field(_DEFAULT.memory, alias="STUDIO_MEMORY")
     device: str | None = Field(_DEFAULT.device, alias="STUDIO_DEVICE")
-    lora_dir: Annotated[Path | None, BeforeValidator(_lora_folder)] = Field(_DEFAULT.lora_dir, alias="STUDIO_LORA_DIR")
+    lora_dir: Annotated[Path | None, BeforeValidator(lora_folder)] = Field(_DEFAULT.lora_dir, alias="STUDIO_LORA_DIR")
     lora_cache_mb: _Whole = Field(_DEFAULT.lora_cache_mb, ge=0, alias="STUDIO_LORA_CACHE_MB")
     decode_every: _Whole = Field(_DEFAULT.decode_every, ge=0, alias="STUDIO_PREVIEW_DECODE_EVERY")
-    text_encoder_layers: Annotated[tuple[int, ...], NoDecode, BeforeValidator(_comma_split)] = Field(
+    text_encoder_layers: Annotated[tuple[int, ...], NoDecode, BeforeValidator(comma_split)] = Field(
         _DEFAULT.text_encoder_layers, alias="STUDIO_TEXT_ENCODER_LAYERS"
     )
     max_sequence_length: _Whole = Field(_DEFAULT.max_sequence_length, ge=16, alias="STUDIO_MAX_SEQUENCE_LENGTH")
-    compile_blocks: Annotated[bool, BeforeValidator(_flag)] = Field(_DEFAULT.compile_blocks, alias="STUDIO_COMPILE")
+    compile_blocks: Annotated[bool, BeforeValidator(flag)] = Field(_DEFAULT.compile_blocks, alias="STUDIO_COMPILE")
+    speed: Annotated[str, BeforeValidator(lower), one_of(*SPEEDS)] = Field(_DEFAULT.speed, alias="STUDIO_SPEED")
+    step_cache_interval: _Whole = Field(_DEFAULT.step_cache_interval, ge=2, alias="STUDIO_STEP_CACHE_INTERVAL")
+    lora_max_rank: _Whole = Field(_DEFAULT.lora_max_rank, ge=1, alias="STUDIO_LORA_MAX_RANK")
 
     @model_validator(mode="after")
     def _default_model(self) -> _Variables:

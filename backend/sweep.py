@@ -13,7 +13,7 @@ cancelled by the backend's own clean-up).
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +33,14 @@ SWEEPABLE: dict[str, tuple[str, type]] = {
     "lora1_scale": ("LoRA 1 scale", float),
     "lora2_scale": ("LoRA 2 scale", float),
     "lora3_scale": ("LoRA 3 scale", float),
+}
+# Short names for captions ("lora1 0.7 · seed 2") and file names ("lora1-scale-0.7_seed-2"): a
+# gallery caption has room for about 25 characters, and "scale" alone would not say which LoRA.
+SHORT_NAMES: dict[str, tuple[str, str]] = {
+    "seed": ("seed", "seed"),
+    "guidance_scale": ("guidance", "guidance"),
+    "num_inference_steps": ("steps", "steps"),
+    **{f"lora{i}_scale": (f"lora{i}", f"lora{i}-scale") for i in (1, 2, 3)},
 }
 # What the bridge yields while no cell finishes; run_sweep yields None for it.
 _WAITING = object()
@@ -67,8 +75,17 @@ class SweepAxis:
             raise InvalidInput.one("sweep", field_label, f"{label}: a value is repeated")
         return cls(key=key, values=tuple(values))
 
+    @property
+    def slug(self) -> str:
+        """The setting in a file name: "seed", "lora1-scale"."""
+        return SHORT_NAMES[self.key][1]
+
     def axis(self) -> Axis:
-        return Axis(self.label, tuple(f"{v:g}" if isinstance(v, float) else str(v) for v in self.values))
+        return Axis(self.label, tuple(_number(v) for v in self.values))
+
+
+def _number(value: float | int) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True)
@@ -76,7 +93,13 @@ class SweepPlan:
     x: SweepAxis
     y: SweepAxis | None
     cells: tuple[EditRequest, ...]  # row-major: cell (r, c) = cells[r * len(x.values) + c]
-    captions: tuple[str, ...]
+    captions: tuple[str, ...]  # every axis value, short: "lora1 0.7 · seed 2"
+    names: tuple[str, ...] = ()  # the same as a file name stem: "lora1-scale-0.7_seed-2"
+
+    @property
+    def shape(self) -> str:
+        """Columns × rows, e.g. "4×2" (one row without a Y axis)."""
+        return f"{len(self.x.values)}×{len(self.y.values) if self.y else 1}"
 
 
 def plan_sweep(request: EditRequest, x: SweepAxis, y: SweepAxis | None = None) -> SweepPlan:
@@ -86,45 +109,55 @@ def plan_sweep(request: EditRequest, x: SweepAxis, y: SweepAxis | None = None) -
     count = len(x.values) * (len(y.values) if y else 1)
     if count > MAX_CELLS:
         raise InvalidInput.one("sweep", "Sweep", f"at most {MAX_CELLS} cells per sweep (this one has {count})")
-    cells, captions = [], []
+    cells, captions, names = [], [], []
     for y_value in (y.values if y else (None,)):
         for x_value in x.values:
             fields = request.model_dump(mode="json")
             fields["num_images"] = 1
-            caption = [_apply(fields, x, x_value)]
-            if y is not None:
-                caption.append(_apply(fields, y, y_value))
+            varied: list[tuple[SweepAxis, float | int]] = [(x, x_value)]
+            if y is not None and y_value is not None:
+                varied.append((y, y_value))
+            for axis, value in varied:
+                _apply(fields, axis, value)
             cells.append(build_request(**fields))
-            captions.append(" · ".join(caption))
-    return SweepPlan(x=x, y=y, cells=tuple(cells), captions=tuple(captions))
+            captions.append(" · ".join(f"{SHORT_NAMES[a.key][0]} {_number(v)}" for a, v in varied))
+            names.append("_".join(f"{a.slug}-{_number(v)}" for a, v in varied))
+    return SweepPlan(x=x, y=y, cells=tuple(cells), captions=tuple(captions), names=tuple(names))
 
 
-def _apply(fields: dict[str, Any], axis: SweepAxis, value: Any) -> str:
+def _apply(fields: dict[str, Any], axis: SweepAxis, value: Any) -> None:
     if axis.key.startswith("lora"):
         index = int(axis.key[4]) - 1
         if index >= len(fields["loras"]):
-            raise InvalidInput.one("sweep", axis.label, f"switch on LoRA {index + 1} to sweep its scale")
+            raise InvalidInput.one("sweep", axis.label, f"LoRA {index + 1} is not switched on: switch it on "
+                                   "(LoRAs, above), or vary another setting such as Seed")
         fields["loras"][index] = {**fields["loras"][index], "scale": value}
     else:
         fields[axis.key] = value
-    return f"{axis.label} {value:g}" if isinstance(value, float) else f"{axis.label} {value}"
 
 
 def run_sweep(
     backend: Backend[Any], plan: SweepPlan, options: BackendOptions, key: str | None = None, heartbeat: float = 0.5,
+    started: Callable[[int], None] | None = None,
 ) -> Generator[tuple[int, Result | StudioError] | None, None, None]:
     """Run every cell of `plan` with the run's `options` and `key`.
 
     Yields (cell index, Result or the error that ended that cell) as cells finish, and
     None every `heartbeat` seconds while none does: the caller skips the Nones, which
     are there so that a Stop (closing this generator) is noticed while cells run.
+    `started(index)` is called (from a worker thread) as each cell is handed to the
+    backend, so the page can say which cells are running.
     Closing it stops every cell and returns once each has ended (its job cancelled).
     """
     stop = threading.Event()
     workers = ThreadPoolExecutor(max_workers=backend.concurrent_runs, thread_name_prefix="sweep")
 
-    def run_cell(request: EditRequest) -> Result | StudioError:
-        events = backend.run(request, options, key=key)
+    def run_cell(index: int) -> Result | StudioError:
+        if stop.is_set():
+            return StudioError("Stopped.")
+        if started is not None:
+            started(index)
+        events = backend.run(plan.cells[index], options, key=key)
         try:
             for event in events:
                 if stop.is_set():
@@ -138,7 +171,7 @@ def run_sweep(
             events.close()  # cancels the cell's job when it was stopped
 
     def run_cells(emit: Emit) -> None:
-        futures = {workers.submit(run_cell, cell): i for i, cell in enumerate(plan.cells)}
+        futures = {workers.submit(run_cell, i): i for i in range(len(plan.cells))}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

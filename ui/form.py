@@ -62,6 +62,8 @@ class PageSetup:
     max_references: Mapping[str, int] = field(default_factory=dict)
     require_login: bool = False  # the server's key only for visitors signed in with Hugging Face
     show_login: bool = False  # the page has a "Sign in with Hugging Face" button
+    default_speed: str = "quality"  # STUDIO_SPEED
+    speed_note: str = ""  # which speed presets this server runs, and why not the others (backend/local/speed.py)
 
     @property
     def local_first(self) -> bool:
@@ -193,6 +195,12 @@ def _memory(setup: PageSetup) -> gr.Dropdown:
                                label=_info(LocalOptions, "memory").title, elem_id="local-memory")
 
 
+def _speed(setup: PageSetup) -> gr.Radio:
+    info = _info(LocalOptions, "speed")
+    return components.Radio(_choices(LocalOptions, "speed"), value=setup.default_speed, label=info.title,
+                            info=f"{info.description} {setup.speed_note}".strip(), elem_id="local-speed")
+
+
 # -- restoring from a recipe ----------------------------------------------------------------
 
 
@@ -296,6 +304,9 @@ FORM: tuple[FormField, ...] = (
               _model, default=lambda setup: setup.default_model, restore=_restore_model),
     FormField("memory", "local", "local backend: gpu, model_offload or group_offload.", _memory,
               default=lambda setup: setup.default_memory),
+    FormField("speed", "local", "local backend: quality, fast (fp8) or fastest (fp8 and a step cache); a preset "
+              "this server cannot run is refused with the reason.", _speed,
+              default=lambda setup: setup.default_speed, preset=True),
 )
 FIELDS: dict[str, FormField] = {f.name: f for f in FORM}
 NAMES: tuple[str, ...] = tuple(FIELDS)

@@ -18,8 +18,9 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from backend.outputs import is_inside, set_starred
+from backend.outputs import is_inside, run_folder_of, set_starred
 from backend.recipes import read_recipe
+from ui.details import describe_run, images_on_disk
 from ui.form import PRESET_FIELDS, RESTORED_FIELDS, SKIP, PageSetup, restore_values
 from ui.results import result_paths, selected_result
 from ui.text import as_text
@@ -59,9 +60,11 @@ def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
         "recipe": run["recipe"],
         "images": run["images"],
         "references": run.get("references", []),
-        "thumbs": [thumbnail(p) for p in run["images"][:4]],
+        # A sweep's card shows its grid ("thumb"); a run's, its images.
+        "thumbs": [thumbnail(p) for p in ([run["thumb"]] if run.get("thumb") else run["images"][:4])],
         "starred": False,
         "token": run.get("token"),  # stars the run on the server (set_starred)
+        **({"sweep": run["sweep"]} if run.get("sweep") else {}),  # {shape, grid, cells}: ui/sweep_view.py
     }
     history.insert(0, entry)
     while len(history) > MAX_HISTORY:
@@ -76,6 +79,10 @@ def caption(entry: dict) -> str:
     """What a card says: star, instruction, LoRAs (file name and scale) and time,
     e.g. "★ make it blue · style 0.8 · 14:32"."""
     request = entry["recipe"]["request"]
+    if isinstance(entry.get("sweep"), dict):  # "Sweep 4×2: make it blue · 14:32"
+        parts = [f"Sweep {str(entry['sweep'].get('shape'))[:8]}: {str(request['prompt'])[:40]}",
+                 str(entry["created"]).rsplit(" ", 1)[-1]]
+        return ("★ " if entry.get("starred") else "") + " · ".join(parts)
     parts = [str(request["prompt"])[:48]]
     parts += [f"{Path(str(lora['path'])).stem[:24]} {float(lora['scale']):g}" for lora in request.get("loras") or []]
     parts.append(str(entry["created"]).rsplit(" ", 1)[-1])
@@ -264,9 +271,29 @@ def restore_run(past: list[dict] | None, index: int | None, version: float, setu
     entry = past[index]
     references = existing(entry.get("references", []), outputs_root)
     slot_values = (references + [None] * slot_count)[:slot_count]
-    results = [p for p in existing(entry.get("images", []), outputs_root) if p]
+    # A sweep's cells go back to the sweep results (ui/sweep_cells.py restore_sweep), not here.
+    results = gr.skip() if entry.get("sweep") else [p for p in existing(entry.get("images", []), outputs_root) if p]
     return (*_as_updates(restore_values(entry["recipe"], setup)), version + 1, *slot_values, results,
             f"♻️ Restored the run of {as_text(entry.get('created'))}.")
+
+
+def restored_run(past: list[dict] | None, index: int | None, outputs_root: Path) -> tuple:
+    """After a restore, the picked run is the page's run, as if it had just finished: `last_run`
+    (downloads, code), an empty "Seed used" (the seed is back in the form) and its details.
+    Outputs: last_run, seed_used, details."""
+    if not past or index is None or not 0 <= index < len(past):
+        return gr.skip(), gr.skip(), gr.skip()
+    entry = past[index]
+    images = [p for p in existing(entry.get("images", []), outputs_root) if p]
+    run = {"recipe": entry.get("recipe"), "images": images, "references": entry.get("references", []),
+           "token": entry.get("token")}
+    folder = run_folder_of(outputs_root, images[0]) if images else None
+    try:  # the entry comes back from the browser: a recipe this page did not write shows less
+        details = describe_run(entry["recipe"], images_on_disk(images, entry["recipe"].get("nsfw") or []),
+                               folder.relative_to(Path(outputs_root).resolve()) if folder else None)
+    except Exception:
+        details = "The details of this run could not be read back."
+    return run, None, details
 
 
 def save_preset_handler(all_presets: dict | None, name: str, *values: Any) -> tuple[dict, Any]:

@@ -17,17 +17,13 @@ from ui.examples import project_examples
 from ui.form import FIELDS, NAMES, PageSetup
 from ui.history import CLEAR_LABEL
 from ui.lora_editor import lora_editor
+from ui.png_restore import APPLY_LABEL
 from ui.sweep_view import AXIS_CHOICES, DEFAULT_X, DEFAULT_X_VALUES, sweep_cost
 
 NO_KEY_HELP = (
     "This server has no fal key. Paste **your own fal API key** to run (create one at "
     "[fal.ai/dashboard/keys](https://fal.ai/dashboard/keys)). It is used only for your runs: "
     "never stored, logged or sent back to this page."
-)
-NO_GPU_HELP = (
-    "\n\nThis server has no GPU either, so only fal is offered. To run FLUX.2 on your own NVIDIA GPU "
-    "instead, start the app there with `pip install -r requirements-local.txt` "
-    "(see \"Local GPU\" in the README)."
 )
 OWN_KEY_HELP = (
     "With **your own fal key** (create one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys)) your "
@@ -48,6 +44,7 @@ class Page:
 
     form: dict[str, Component]
     lora_version: gr.Number
+    lora_note: gr.Markdown  # under the LoRA rows: their problems as typed, and a refused run's
     slots: list[Component]
     move_buttons: list[gr.Button]
     local_slot_rows: list[gr.Row]
@@ -74,15 +71,22 @@ class Page:
     sweep_cost: gr.Markdown
     sweep_button: gr.Button
     recipe_file: gr.File
+    recipe_preview: gr.Markdown
+    recipe_apply: gr.Button
+    recipe_read: gr.State
     status: gr.Markdown
     gallery: gr.Gallery
     use_input: gr.Button
     add_reference: gr.Button
     download_png: gr.DownloadButton
     download_zip: gr.DownloadButton
-    seed_used: gr.Number
+    seed_used: gr.Textbox
+    api_seed: gr.Number
     reuse_seed: gr.Button
     details: gr.Markdown
+    code_client: gr.Code
+    code_fal: gr.Code
+    code_recipe: gr.Code
     compare_mode: gr.Radio
     ab_row: gr.Row
     pick_a: gr.Dropdown
@@ -92,6 +96,11 @@ class Page:
     sweep_gallery: gr.Gallery
     sweep_grid: gr.Image
     sweep_zip: gr.DownloadButton
+    sweep_use_input: gr.Button
+    sweep_restore: gr.Button
+    sweep_state: gr.State  # {"cells": [{caption, image}], "run"} (ui/sweep_view.py)
+    sweep_picked: gr.State  # the picked cell's index
+    sweep_edited: gr.State  # the visitor chose the X axis: the LoRA list no longer sets it
     history_gallery: gr.Gallery
     history_restore: gr.Button
     history_star: gr.Button
@@ -132,6 +141,9 @@ def build_layout(setup: PageSetup) -> Page:
             with gr.Accordion("Restore settings from a PNG made here", open=False):
                 page.recipe_file = gr.File(label="Drop a PNG from this studio", file_types=[".png"],
                                            type="filepath", elem_id="recipe-drop")
+                # What the PNG holds is shown first; "Apply" sets the form (ui/png_restore.py).
+                page.recipe_preview = gr.Markdown("", elem_id="recipe-preview")
+                page.recipe_apply = gr.Button(APPLY_LABEL, size="sm", elem_id="recipe-apply", interactive=False)
         with gr.Column(scale=6, min_width=360):
             _results(page)
             _compare(page)
@@ -141,6 +153,7 @@ def build_layout(setup: PageSetup) -> Page:
     page.history_armed = gr.State(None)  # when Clear was first clicked (ui/history.py clear_click)
     page.history_cleared = gr.State(None)  # what Undo brings back
     page.last_run = gr.State(None)  # the saved run, for the history
+    page.recipe_read = gr.State(None)  # the dropped PNG's recipe, until Apply
     # Recipes and thumbnails only, in localStorage: never a key.
     page.history = gr.BrowserState([], storage_key="flux2-studio-history")
     page.presets = gr.BrowserState({}, storage_key="flux2-studio-presets")
@@ -157,8 +170,12 @@ def _place(page: Page, setup: PageSetup, name: str) -> Component:
 
 
 def _inputs(page: Page, setup: PageSetup) -> None:
-    """Backend, reference slots, instruction, Run/Stop, examples, the key, the local model."""
+    """Backend, the key (first when the visitor must bring one), reference slots, instruction,
+    Run/Stop, examples, the key (else), the local model."""
     _place(page, setup, "backend")
+    key_needed = setup.needs_visitor_key or setup.require_login
+    if key_needed:  # nothing runs without it: above everything it would be missed under
+        _key_box(page, setup, key_needed)
     page.slots, page.move_buttons, page.local_slot_rows = [], [], []
     with gr.Group():
         for row_start, visible in ((1, True), (4, setup.local_first)):
@@ -183,16 +200,21 @@ def _inputs(page: Page, setup: PageSetup) -> None:
     # What Run will cost (fal only), filled when the page loads and as the inputs change (ui/spending_view.py).
     page.run_cost = gr.Markdown("", elem_classes=["hint"], elem_id="run-cost")
     page.examples = project_examples(page.form["prompt"], page.slots[:3])
-    # Open when the visitor needs a key of their own; else a closed "Use your own fal key".
-    key_needed = setup.needs_visitor_key or setup.require_login
-    with gr.Accordion("Use your own fal key", open=key_needed, visible=setup.default_backend == "fal",
-                      elem_id="own-key") as page.key_group:
-        _place(page, setup, "fal_key")
-        gr.Markdown(key_help(setup), elem_classes=["hint"])
+    if not key_needed:
+        _key_box(page, setup, key_needed)
     with gr.Accordion("Local model", open=False, visible=setup.local_first) as page.local_panel:
         _place(page, setup, "model")
         _place(page, setup, "memory")
-    page.form["loras"], page.lora_version = lora_editor()
+        _place(page, setup, "speed")
+    page.form["loras"], page.lora_version, page.lora_note = lora_editor()
+
+
+def _key_box(page: Page, setup: PageSetup, key_needed: bool) -> None:
+    """Open when the visitor needs a key of their own; else a closed "Use your own fal key"."""
+    with gr.Accordion("Your fal key" if key_needed else "Use your own fal key", open=key_needed,
+                      visible=setup.default_backend == "fal", elem_id="own-key") as page.key_group:
+        _place(page, setup, "fal_key")
+        gr.Markdown(key_help(setup), elem_classes=["hint"])
 
 
 def _settings(page: Page, setup: PageSetup) -> None:
@@ -247,6 +269,7 @@ def _sweep(page: Page) -> None:
             page.sweep_y_values = gr.Textbox(value="", label="Y values", placeholder="1, 2", elem_id="sweep-y-values")
         page.sweep_cost = gr.Markdown(sweep_cost(DEFAULT_X, DEFAULT_X_VALUES, "", ""), elem_id="sweep-cost")
         page.sweep_button = gr.Button("Run sweep", variant="primary", elem_id="sweep-button")
+        page.sweep_edited = gr.State(False)
 
 
 def _results(page: Page) -> None:
@@ -260,9 +283,19 @@ def _results(page: Page) -> None:
                                               interactive=False)
         page.download_zip = gr.DownloadButton("All as zip", size="sm", elem_id="download-zip", interactive=False)
     with gr.Row():
-        page.seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="seed-used")
+        # A Textbox: Gradio's Number shows 0 for "none", and there is no seed before a run. The `edit`
+        # API returns the seed as a number through the hidden `api_seed` instead.
+        page.seed_used = gr.Textbox(label="Seed used", interactive=False, max_lines=1, elem_id="seed-used")
+        page.api_seed = gr.Number(visible=False, precision=0)
         page.reuse_seed = gr.Button("Reuse this seed", size="sm", elem_id="reuse-seed")
     page.details = gr.Markdown(elem_id="details")
+    # The finished (or restored) run as code: Gradio's Code has its own copy button (ui/snippets.py).
+    with gr.Accordion("Use this run from code", open=False, elem_id="run-code"):
+        page.code_client = gr.Code(language="python", label="This app, with gradio_client", interactive=False,
+                                   elem_id="code-client")
+        page.code_fal = gr.Code(language="python", label="fal directly, with fal_client", interactive=False,
+                                elem_id="code-fal")
+        page.code_recipe = gr.Code(language="json", label="The recipe", interactive=False, elem_id="code-recipe")
 
 
 def _compare(page: Page) -> None:
@@ -278,9 +311,16 @@ def _compare(page: Page) -> None:
     with gr.Accordion("Sweep results", open=False, elem_id="sweep-results") as page.sweep_results:
         page.sweep_gallery = gr.Gallery(label="Sweep cells", columns=4, height=320, elem_id="sweep-cells",
                                         interactive=False, fit_columns=False)
+        # Enabled once a finished cell is picked (ui/sweep_cells.py pick_cell).
+        with gr.Row():
+            page.sweep_use_input = gr.Button("Use this cell as input", size="sm", elem_id="sweep-use-input",
+                                             interactive=False)
+            page.sweep_restore = gr.Button("Restore this cell's settings", size="sm", elem_id="sweep-restore",
+                                           interactive=False)
         page.sweep_grid = gr.Image(label="Sweep grid", type="filepath", format="png", interactive=False,
                                    elem_id="sweep-grid", buttons=["download", "fullscreen"])
         page.sweep_zip = gr.DownloadButton("Sweep as zip", size="sm", elem_id="sweep-zip")
+        page.sweep_state, page.sweep_picked = gr.State(None), gr.State(None)
 
 
 def _history(page: Page) -> None:
@@ -305,7 +345,7 @@ def _history(page: Page) -> None:
 
 def key_help(setup: PageSetup) -> str:
     if setup.needs_visitor_key:
-        return NO_KEY_HELP + ("" if "local" in setup.backends else NO_GPU_HELP)
+        return NO_KEY_HELP  # a visitor's text: the operator's setup is in the README, not here
     return (LOGIN_HELP if setup.require_login else "") + OWN_KEY_HELP
 
 

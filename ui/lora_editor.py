@@ -11,13 +11,18 @@ from typing import Any
 
 import gradio as gr
 
-from backend.request import MAX_ACTIVE_LORAS, LoraWeight, field_limits
+from backend.request import MAX_ACTIVE_LORAS, LoraWeight, field_limits, normalise_lora_path
 from ui.components import LoraList
+from ui.field_checks import lora_notes
 from ui.run import MAX_LORA_ROWS, normalise_loras
+from ui.text import as_text
+
+ADDED_OFF = f"At most {MAX_ACTIVE_LORAS} LoRAs can be on at once: the new one was added switched off."
+KEPT_OFF = f"At most {MAX_ACTIVE_LORAS} LoRAs can be on at once: switch one off first."
 
 
-def limit_active_loras(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
-    """Keep at most MAX_ACTIVE_LORAS rows switched on; returns (rows, warning)."""
+def limit_active_loras(rows: list[dict[str, Any]], message: str = ADDED_OFF) -> tuple[list[dict[str, Any]], str | None]:
+    """Keep at most MAX_ACTIVE_LORAS rows switched on; returns (rows, `message` if one was kept off)."""
     on = 0
     out, switched_off = [], False
     for row in rows:
@@ -28,7 +33,7 @@ def limit_active_loras(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
                 switched_off = True
         out.append(row)
     if switched_off:
-        return out, f"At most {MAX_ACTIVE_LORAS} LoRAs can be on at once: the new one was added switched off."
+        return out, message
     return out, None
 
 
@@ -44,8 +49,19 @@ def add_row(all_rows: list, v: float) -> tuple[list, Any]:
     return limited, v + 1
 
 
-def lora_editor() -> tuple[LoraList, gr.Number]:
-    """The editor's components; returns (rows, version) for the page's events."""
+def shown_path(path: str | None) -> Any:
+    """A row's path as it will be used, shown in the row when the visitor leaves it (a Hugging
+    Face file page becomes its download link); unchanged, or refused (the note says why): as it is."""
+    try:
+        normalised = normalise_lora_path(path or "")
+    except ValueError:
+        return gr.skip()
+    return normalised if normalised != (path or "").strip() else gr.skip()
+
+
+def lora_editor() -> tuple[LoraList, gr.Number, gr.Markdown]:
+    """The editor's components; returns (rows, version, note) for the page's events. The note
+    under the rows says what is wrong in them as they are typed (and a refused run's LoRA problems)."""
     scale_limits = field_limits("scale", LoraWeight)
     with gr.Group():
         gr.Markdown("**LoRAs** — an https URL to a .safetensors file, a Hugging Face repo id, "
@@ -93,7 +109,7 @@ def lora_editor() -> tuple[LoraList, gr.Number]:
                 return collect(values)
 
             def toggled(version_now: float, *values) -> tuple[list, Any]:
-                limited, warning = limit_active_loras(collect(values))
+                limited, warning = limit_active_loras(collect(values), KEPT_OFF)
                 if warning:
                     gr.Warning(warning)
                     return limited, version_now + 1  # re-render so the checkbox shows it stayed off
@@ -101,6 +117,7 @@ def lora_editor() -> tuple[LoraList, gr.Number]:
 
             for row_path, row_scale, row_on in zip(fields[0::3], fields[1::3], fields[2::3]):
                 row_path.change(edited, fields, rows, **in_order)
+                row_path.blur(shown_path, row_path, row_path, **in_order)
                 row_scale.change(edited, fields, rows, **in_order)
                 row_on.input(toggled, [version, *fields], [rows, version], **in_order)
             for index, remove in enumerate(removes):
@@ -110,6 +127,8 @@ def lora_editor() -> tuple[LoraList, gr.Number]:
                     [version, *fields], [rows, version], **in_order,
                 )
 
+        note = gr.Markdown("", elem_id="lora-note", elem_classes=["lora-note"])
+        rows.change(lambda r: as_text(lora_notes(r)), rows, note, api_visibility="private", queue=False)
         add = gr.Button("+ Add LoRA", size="sm", elem_id="add-lora")
         add.click(add_row, [rows, version], [rows, version], **in_order)
-    return rows, version
+    return rows, version, note

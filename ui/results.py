@@ -5,9 +5,11 @@ Plain functions on the gallery's value; ui/wiring.py connects them to the page.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
+import unicodedata
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -103,11 +105,45 @@ def compare_pair(gallery: Any, index: int | None, reference: str | None, mode: s
     return (reference, selected_result(gallery, index))
 
 
-def as_png(path: str, folder: Path) -> str:
-    """The image as a PNG file (results in jpeg/webp are converted; PNGs are served as they are)."""
+SLUG_CHARS = 40  # a file name's instruction part, at most
+FALLBACK_SLUG = "edit"  # an instruction with no latin letters or digits
+
+
+def slug(prompt: str | None) -> str:
+    """The instruction as a file name part: ascii lower case words joined by "-", cut at a word
+    within SLUG_CHARS ("Make this donut realistic!" -> "make-this-donut-realistic")."""
+    ascii_text = unicodedata.normalize("NFKD", prompt or "").encode("ascii", "ignore").decode()
+    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
+    text = ""
+    for word in words:
+        joined = f"{text}-{word}" if text else word
+        if len(joined) > SLUG_CHARS:
+            text = text or word[:SLUG_CHARS]
+            break
+        text = joined
+    return text or FALLBACK_SLUG
+
+
+def download_name(prompt: str | None, seed: Any, index: int | None, ext: str) -> str:
+    """A download named for what it holds: "make-this-donut-realistic_seed-42_2.png" (image 2 of
+    the run), or "make-this-donut-realistic_seed-42.zip" (index None: the whole run)."""
+    parts = [slug(prompt)]
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        parts.append(f"seed-{seed}")
+    if index is not None:
+        parts.append(str(index))
+    return "_".join(parts) + "." + ext.lstrip(".").lower()
+
+
+def as_png(path: str, folder: Path, name: str | None = None) -> str:
+    """The image as a PNG file in `folder`, named `name` (else the image's own name; results
+    in jpeg/webp are converted, PNGs copied byte for byte, their recipe chunks kept)."""
+    target = folder / (name or Path(path).stem + ".png")
     if path.lower().endswith(".png"):
-        return path
-    target = folder / (Path(path).stem + ".png")
+        if name is None:
+            return path
+        shutil.copyfile(path, target)
+        return str(target)
     # The path comes from the browser's gallery (any file in Gradio's cache): only the formats
     # results come in are opened, in one of the few decode slots.
     with decoding(), Image.open(path, formats=RESULT_FORMATS) as image:
@@ -125,12 +161,13 @@ def fresh_folder(root: Path, keep_seconds: float = 3600) -> Path:
     return Path(tempfile.mkdtemp(dir=root))
 
 
-def zip_results(paths: list[str], folder: Path, name: str = "results.zip") -> str | None:
-    """All results in one zip (stored, not recompressed: the images are compressed already)."""
+def zip_results(paths: list[str], folder: Path, prompt: str | None = None, seed: Any = None) -> str | None:
+    """All results in one zip named for the run, its images named like "Selected as PNG" names
+    them (stored, not recompressed: the images are compressed already)."""
     if not paths:
         return None
-    target = folder / name
+    target = folder / download_name(prompt, seed, None, "zip")
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
         for index, path in enumerate(paths, start=1):
-            archive.write(path, arcname=f"image-{index}{Path(path).suffix}")
+            archive.write(path, arcname=download_name(prompt, seed, index, Path(path).suffix or "png"))
     return str(target)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,15 @@ from backend.events import Log, Preview, Progress, Queued, Result
 from backend.outputs import enforce_cap, save_run
 from backend.redact import redact
 from backend.request import MAX_ACTIVE_LORAS, EditRequest, build_request
+from ui.details import describe_run, fal_cost_micros, run_extras, shown_images, skipped_lora_rows
 from ui.form import CUSTOM, FIELDS, IMAGE_FIELDS, MATCH_FIRST
 from ui.results import PREVIEW
-from ui.text import as_code, as_text, error_text
+from ui.text import as_text, error_text
 
 LOG_LINES_KEPT = 200
 MAX_LORA_ROWS = 16  # rows in the LoRA list, switched on or off (at most MAX_ACTIVE_LORAS on)
 FORM_ERROR_TITLE = "Please check the form"
+RUN_FAILED_TITLE = "The run did not finish"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class RunPlan:
     request: EditRequest
     options: BackendOptions
     key: str | None = field(default=None, repr=False)
+    skipped: tuple[str, ...] = ()  # LoRA rows not sent, said on the status line and in the details
 
 
 def normalise_loras(rows: Any) -> list[dict[str, Any]]:
@@ -86,8 +89,20 @@ def request_from_values(values: Mapping[str, Any]) -> EditRequest:
     """The request from the form's values: the fields that go in as they are, and the
     few the page spells differently (images, LoRA rows, size, seed)."""
     image_urls = [str(values[name]) for name in IMAGE_FIELDS if values.get(name)]
+    try:
+        request = _build(values, image_urls)
+    except InvalidInput as error:
+        # No image is said our way, together with every other problem (not one at a time).
+        problems = [p for p in error.problems if p.field != "image_urls" or image_urls]
+        if not image_urls:
+            problems.insert(0, FieldProblem("image_urls", "Reference images", "add at least one image to edit"))
+        raise InvalidInput(problems) from None
     if not image_urls:
         raise InvalidInput.one("image_urls", "Reference images", "add at least one image to edit")
+    return request
+
+
+def _build(values: Mapping[str, Any], image_urls: list[str]) -> EditRequest:
     active = active_loras(normalise_loras(values.get("loras")))
     if len(active) > MAX_ACTIVE_LORAS:
         raise InvalidInput.one("loras", "LoRAs", f"at most {MAX_ACTIVE_LORAS} can be switched on ({len(active)} are)")
@@ -134,7 +149,8 @@ def plan_run(values: Mapping[str, Any], backends: Mapping[str, Backend]) -> RunP
         problems += error.problems
     if problems or request is None or options is None:
         raise InvalidInput(problems)
-    return RunPlan(backend, request, options, key=values.get("fal_key") or None)
+    skipped = tuple(skipped_lora_rows(normalise_loras(values.get("loras"))))
+    return RunPlan(backend, request, options, key=values.get("fal_key") or None, skipped=skipped)
 
 
 def format_problems(problems: list[FieldProblem]) -> str:
@@ -145,6 +161,22 @@ def form_error(error: InvalidInput) -> gr.Error:
     # The problems carry the visitor's values and fal's words: text, not HTML, and no key
     # (Gradio also prints the message to the server's log).
     return gr.Error(error_text(redact(format_problems(error.problems))), title=FORM_ERROR_TITLE)
+
+
+def run_error(error: StudioError, key: str | None) -> gr.Error:
+    """A refused or failed run as the error an API caller gets."""
+    if isinstance(error, InvalidInput):
+        return form_error(error)
+    return gr.Error(error_text(redact(error.message, key)), title=RUN_FAILED_TITLE)
+
+
+def run_warning(error: StudioError, key: str | None) -> None:
+    """The same as a warning, for the page: a raised error would put Gradio's red "Error" pill
+    on every output of the run (the gallery, the status, the marked fields)."""
+    if isinstance(error, InvalidInput):
+        gr.Warning(error_text(redact(format_problems(error.problems), key)), title=FORM_ERROR_TITLE)
+    else:
+        gr.Warning(error_text(redact(error.message, key)), title=RUN_FAILED_TITLE)
 
 
 def form_error_status(error: InvalidInput) -> str:
@@ -184,8 +216,12 @@ class StatusLine:
         return self.text
 
 
-def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, str, Any, Any]]:
+def run_edit(plan: RunPlan, outputs: Outputs, price_per_mp: float | None = None, previous: Sequence[Any] = (),
+             ) -> Iterator[tuple[Any, str, str, str, Any, Any]]:
     """Run one edit, yielding (gallery, status, logs, details, seed_used, last_run) updates.
+    `price_per_mp`: fal's price, for the estimated cost in the details. `previous`: the results
+    the gallery showed before (its previews replace them while the run goes): a run that fails
+    shows them again, says why on the status line, and raises its StudioError (`run_error`).
 
     `last_run` (for the history) is {recipe, images, references, token} of the saved run
     (the token stars the run: only this session gets it).
@@ -208,6 +244,8 @@ def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, s
     preview_folder = Path(tempfile.mkdtemp(prefix="studio-previews-"))
     saved = None
     status = StatusLine()
+    # LoRA rows that are not sent are said from the first status to the last.
+    skipped = "".join(f" · {as_text(note)}" for note in plan.skipped)
     events = backend.run(plan.request, plan.options, key=plan.key)
     try:
         for event in events:
@@ -219,10 +257,10 @@ def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, s
                 continue
             log_text = "\n".join(logs)
             if isinstance(event, (Queued, Progress)):
-                yield gallery, status.update(event, backend.name), log_text, "", None, keep
+                yield gallery, status.update(event, backend.name) + skipped, log_text, "", None, keep
             elif isinstance(event, Preview):
                 gallery = save_previews(event, preview_folder)
-                yield gallery, status.preview(event), log_text, "", None, keep
+                yield gallery, status.preview(event) + skipped, log_text, "", None, keep
             elif isinstance(event, Result):
                 saved = save_run(outputs.root, plan.request, plan.options, event, backend.name,
                                  backend.source(plan.options))
@@ -231,18 +269,21 @@ def run_edit(plan: RunPlan, outputs: Outputs) -> Iterator[tuple[Any, str, str, s
                     for i, (path, img) in enumerate(zip(saved.image_paths, event.images), start=1)
                 ]
                 # Every output gets a real value at the end: API callers read only the last one.
-                last_run = {"recipe": saved.recipe, "images": [str(p) for p in saved.image_paths],
+                seconds = time.monotonic() - started
+                recipe = {**saved.recipe, **run_extras(seconds, [*event.notes, *plan.skipped],
+                                                       fal_cost_micros(plan.request, backend.name, price_per_mp))}
+                last_run = {"recipe": recipe, "images": [str(p) for p in saved.image_paths],
                             "references": [str(p) for p in saved.reference_paths], "token": saved.token}
-                yield (gallery, f"✅ Done in {time.monotonic() - started:.1f} s", log_text,
-                       describe_result(event, saved.folder.relative_to(outputs.root), plan.options),
+                yield (gallery, f"✅ Done in {seconds:.1f} s" + skipped, log_text,
+                       describe_run(recipe, shown_images(event), saved.folder.relative_to(outputs.root)),
                        event.seed, last_run)
     except InvalidInput as error:
-        yield gallery, form_error_status(error), "\n".join(logs), "", None, keep
-        raise form_error(error) from None
+        yield list(previous), form_error_status(error), "\n".join(logs), "", None, keep
+        raise
     except StudioError as error:
         message = redact(error.message, plan.key)
-        yield gallery, "❌ Failed: " + as_text(message), "\n".join(logs), "", None, keep
-        raise gr.Error(error_text(message), title="The run did not finish") from None
+        yield list(previous), "❌ Failed: " + as_text(message), "\n".join(logs), "", None, keep
+        raise
     finally:
         events.close()
         # Gradio has copied every preview it showed into its cache by now.
@@ -264,32 +305,9 @@ def save_previews(preview: Preview, folder: Path) -> list[tuple[str, str]]:
 
 
 def describe_result(result: Result, folder: Path, options: BackendOptions | None = None) -> str:
-    """The result's details in Markdown. Every value in them (fal's seed, timings and prompt,
-    the notes, which name LoRAs) goes in as text (`as_text`): no link or image a prompt carries
-    is ever live."""
-    if len(result.seeds) > 1:
-        lines = ["**Seeds:** " + ", ".join(as_code(s) for s in result.seeds)]
-    else:
-        lines = [f"**Seed:** {as_code(result.seed)}" if result.seed is not None else "**Seed:** not reported"]
-    first = result.images[0]
-    lines.append(f"**Images:** {len(result.images)} × {first.width}×{first.height} ({as_text(first.extension)})")
-    if result.timings:
-        lines.append("**Timings:** " + ", ".join(f"{as_text(k)} {v:.2f} s" for k, v in result.timings.items()))
-    lines.append(f"**Safety checker:** {safety_summary(result, options)}")
-    if result.prompt:
-        lines.append(f"**Prompt used:** {as_text(result.prompt)}")
-    lines += [f"**Note:** {as_text(note)}" for note in result.notes]
-    lines.append(f"**Saved as:** {as_code(folder)} in the outputs folder")
-    return "  \n".join(lines)
-
-
-def safety_summary(result: Result, options: BackendOptions | None) -> str:
-    """What the safety checker said: flagged images, nothing flagged, or that it did not run
-    (switched off, or a backend without one)."""
-    flagged = [str(i) for i, img in enumerate(result.images, start=1) if img.nsfw]
-    if flagged:
-        return f"flagged image {', '.join(flagged)}"
-    checker = True if options is None else getattr(options, "enable_safety_checker", None)
-    if checker is None:
-        return "none on this backend"
-    return "nothing flagged" if checker else "off"
+    """The details of a result without its recipe (seeds, images, timings, safety, prompt used,
+    notes, folder): `ui/details.py` `describe_run` on what the result itself says."""
+    recipe = {"seed": result.seed, "seeds": list(result.seeds), "timings": result.timings,
+              "prompt_used": result.prompt, "notes": list(result.notes),
+              "options": None if options is None else options.model_dump(mode="json")}
+    return describe_run(recipe, shown_images(result), folder)

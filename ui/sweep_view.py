@@ -1,28 +1,37 @@
-"""The sweep on the page: what it will cost, and its cells, grid and zip as they come."""
+"""The sweep on the page: what it will cost, and its cells, grid and zip as they come.
+
+Every cell is in the sweep gallery from the start: a grey placeholder captioned "queued ·
+<values>" or "running · <values>" until its image (captioned with its values) replaces it.
+A picked cell can become the input or give back its settings (ui/sweep_cells.py).
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
+import threading
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from backend.errors import InvalidInput
 from backend.events import Result
 from backend.grid import make_grid
-from backend.outputs import atomic_write, save_run, store_references
+from backend.outputs import SavedRun, atomic_write, recipe_for, save_run, store_references
 from backend.redact import redact
-from backend.sweep import SWEEPABLE, SweepAxis, plan_sweep, run_sweep
-from ui.results import zip_results
-from ui.run import Outputs, RunPlan, format_problems
+from backend.sweep import SWEEPABLE, SweepAxis, SweepPlan, plan_sweep, run_sweep
+from ui.run import Outputs, RunPlan, active_loras, format_problems, normalise_loras
 from ui.text import as_text, error_text
 
 AXIS_CHOICES = [(label, key) for key, (label, _kind) in SWEEPABLE.items()]
-DEFAULT_X, DEFAULT_X_VALUES = "lora1_scale", "0.4, 0.7, 1.0, 1.3"
+# With no LoRA on, the sweep varies the seed; once one is on, its scale (default_axis).
+DEFAULT_X, DEFAULT_X_VALUES = "seed", "1, 2, 3, 4"
+LORA_X, LORA_X_VALUES = "lora1_scale", "0.4, 0.7, 1.0, 1.3"
 #: the sweep's own API arguments after the form's, with their defaults
 SWEEP_ARGS = (("x_axis", DEFAULT_X), ("x_values", DEFAULT_X_VALUES), ("y_axis", ""), ("y_values", ""))
 SWEEP_ARGS_DOC = {
@@ -31,6 +40,25 @@ SWEEP_ARGS_DOC = {
     "y_axis": 'a second setting to vary, or "" for none.',
     "y_values": "its values, comma-separated.",
 }
+QUEUED, RUNNING, FAILED = "queued", "running", "failed"
+PLACEHOLDER_SIDE = 96
+
+
+def default_axis(loras_value: Any) -> tuple[str, str]:
+    """The X axis a sweep starts with: a switched-on LoRA's scale, else the seed."""
+    try:
+        on = active_loras(normalise_loras(loras_value))
+    except InvalidInput:
+        on = []
+    return (LORA_X, LORA_X_VALUES) if on else (DEFAULT_X, DEFAULT_X_VALUES)
+
+
+def follow_loras(loras_value: Any, edited: bool) -> tuple[Any, Any]:
+    """The X axis fields after the LoRA list changed: the default for it, unless the
+    visitor has chosen the axis themselves (their choice is kept)."""
+    if edited:
+        return gr.skip(), gr.skip()
+    return default_axis(loras_value)
 
 
 def sweep_cost(x_key: str, x_values: str, y_key: str | None, y_values: str,
@@ -49,56 +77,154 @@ def sweep_cost(x_key: str, x_values: str, y_key: str | None, y_values: str,
     return f"This sweep makes **{count} run{'s' if count != 1 else ''}**{cost}{note}, one image each."
 
 
+@functools.cache
+def placeholder(state: str) -> str:
+    """A small grey PNG standing for a cell not done yet (or failed), drawn once per state."""
+    shade = {QUEUED: 215, RUNNING: 170, FAILED: 140}[state]
+    image = Image.new("RGB", (PLACEHOLDER_SIDE, PLACEHOLDER_SIDE), (shade, shade, shade))
+    ImageDraw.Draw(image).text((PLACEHOLDER_SIDE / 2, PLACEHOLDER_SIDE / 2), state, fill=(255, 255, 255),
+                               anchor="mm")
+    path = Path(tempfile.mkdtemp(prefix="studio-sweep-")) / f"{state}.png"
+    image.save(path)
+    return str(path)
+
+
+def cell_items(captions: tuple[str, ...], paths: list[str | None], failed: set[int],
+               running: list[int]) -> list[tuple[str, str]]:
+    """One gallery item per cell, in cell order: its image captioned with its values, or a
+    placeholder captioned "queued · <values>", "running · <values>" or "failed · <values>"."""
+    items = []
+    for index, caption in enumerate(captions):
+        path = paths[index]
+        if path:
+            items.append((path, caption))
+        else:
+            state = FAILED if index in failed else RUNNING if index in running else QUEUED
+            items.append((placeholder(state), f"{state} · {caption}"))
+    return items
+
+
+def sweep_status(done: int, total: int, running: list[int]) -> str:
+    """ "⚙️ Sweep: 0 of 8 cells done, cell 1 running" (cells numbered from 1)."""
+    status = f"⚙️ Sweep: {done} of {total} cells done"
+    numbers = [i + 1 for i in sorted(running)]
+    if len(numbers) == 1:
+        status += f", cell {numbers[0]} running"
+    elif numbers and numbers == list(range(numbers[0], numbers[-1] + 1)):
+        status += f", cells {numbers[0]}–{numbers[-1]} running"
+    elif numbers:
+        status += f", cells {', '.join(map(str, numbers))} running"
+    return status
+
+
+def plan_from_axes(run: RunPlan, x_key: str, x_values: str, y_key: str | None, y_values: str) -> SweepPlan:
+    x = SweepAxis.parse(x_key, x_values, "Sweep values (X)")
+    y = SweepAxis.parse(y_key, y_values, "Sweep values (Y)") if y_key else None
+    return plan_sweep(run.request, x, y)
+
+
 def run_sweep_view(
     run: RunPlan, outputs: Outputs, x_key: str, x_values: str, y_key: str | None, y_values: str,
-) -> Iterator[tuple[Any, str, Any, Any]]:
-    """Run a sweep, yielding (cells gallery, status, grid image, zip) as cells finish."""
+) -> Iterator[tuple[Any, str, Any, Any, Any]]:
+    """Run a sweep, yielding (cells gallery, status, grid image, zip, sweep state) from the
+    first moment: every cell's placeholder, then each cell as it runs and finishes.
+
+    The sweep state (a gr.State of the page) is {"cells": [{caption, image}], "run"}: "run" is
+    set once the sweep is done, for the history (None when no cell made an image)."""
     try:
-        x = SweepAxis.parse(x_key, x_values, "Sweep values (X)")
-        y = SweepAxis.parse(y_key, y_values, "Sweep values (Y)") if y_key else None
-        plan = plan_sweep(run.request, x, y)
+        plan = plan_from_axes(run, x_key, x_values, y_key, y_values)
     except InvalidInput as error:
-        raise gr.Error(error_text(format_problems(error.problems)), title="Please check the sweep") from None
-    backend, total = run.backend, len(plan.cells)
+        problems = format_problems(error.problems)
+        yield gr.skip(), f"⚠️ Please check the sweep: {as_text(problems)}", gr.skip(), gr.skip(), gr.skip()
+        raise gr.Error(error_text(problems), title="Please check the sweep") from None
+    total = len(plan.cells)
     paths: list[str | None] = [None] * total
-    failures: list[str] = []
-    done: list[tuple[str, str]] = []
-    references: tuple[Path, ...] | None = None
-    yield [], f"⏳ Sweep: 0 of {total} cells", None, None
-    for item in run_sweep(backend, plan, run.options, key=run.key):
-        if item is None:  # still waiting: say where it stands (this yield lets a Stop in)
-            # The current values, not gr.skip(): see ui/run.py, run_edit.
-            yield done, f"⚙️ Sweep: {len(done)} of {total} cells", None, None
-            continue
-        index, outcome = item
-        if isinstance(outcome, Result):
-            if references is None:  # every cell has the same references: stored once for the sweep
-                references = store_references(outputs.root, run.request.image_urls)
-            saved = save_run(outputs.root, plan.cells[index], run.options, outcome, backend.name,
-                             backend.source(run.options), references=references)
-            paths[index] = str(saved.image_paths[0])
-        else:
-            failures.append(f"{as_text(plan.captions[index])}: {as_text(redact(outcome.message, run.key))}")
-        done = [(p, plan.captions[i]) for i, p in enumerate(paths) if p]
-        yield done, f"⚙️ Sweep: {len(done)} of {total} cells", None, None
-    grid_path, zipped = _save_sweep(outputs.root, plan, x, y, paths)
-    status = f"✅ Sweep done: {total - len(failures)} of {total} cells"
+    saved: dict[int, SavedRun] = {}
+    results: dict[int, Result] = {}
+    failures: dict[int, str] = {}
+    started: list[int] = list(range(min(run.backend.concurrent_runs, total)))  # the pool starts these first
+    lock = threading.Lock()
+
+    def start(index: int) -> None:
+        with lock:
+            started.append(index)
+
+    def state(sweep_run: dict | None = None) -> dict:
+        return {"cells": [{"caption": c, "image": p} for c, p in zip(plan.captions, paths)], "run": sweep_run}
+
+    def update() -> tuple[Any, str, Any, Any, Any]:
+        with lock:
+            running = [i for i in started if paths[i] is None and i not in failures]
+        return (cell_items(plan.captions, paths, set(failures), running),
+                sweep_status(len(saved), total, running), None, None, state())
+
+    yield update()
+    references = None
+    for item in run_sweep(run.backend, plan, run.options, key=run.key, started=start):
+        if item is not None:  # None: still waiting (this yield lets a Stop in)
+            index, outcome = item
+            if isinstance(outcome, Result):
+                if references is None:  # every cell has the same references: stored once for the sweep
+                    references = store_references(outputs.root, run.request.image_urls)
+                saved[index] = save_run(outputs.root, plan.cells[index], run.options, outcome, run.backend.name,
+                                        run.backend.source(run.options), references=references)
+                paths[index], results[index] = str(saved[index].image_paths[0]), outcome
+            else:
+                failures[index] = as_text(redact(outcome.message, run.key))
+        yield update()
+    grid_path, zipped = save_sweep(outputs.root, plan, paths)
+    status = f"✅ Sweep done: {len(saved)} of {total} cells"
     if failures:
-        status += " — failed: " + "; ".join(failures)
-    yield [(p, plan.captions[i]) for i, p in enumerate(paths) if p], status, str(grid_path), zipped
+        status += " — failed: " + "; ".join(f"{as_text(plan.captions[i])}: {m}" for i, m in sorted(failures.items()))
+    items = cell_items(plan.captions, paths, set(failures), [])
+    yield items, status, str(grid_path), zipped, state(history_run(run, plan, saved, results, paths, grid_path))
     outputs.enforce_cap()  # once per sweep, after its results are shown
 
 
-def _save_sweep(root: Path, plan: Any, x: SweepAxis, y: SweepAxis | None, paths: list[str | None]):
-    """The labelled grid, sweep.json and a zip of the cells and the grid."""
+def history_run(run: RunPlan, plan: SweepPlan, saved: dict[int, SavedRun], results: dict[int, Result],
+                paths: list[str | None], grid_path: Path) -> dict | None:
+    """The sweep as one History entry (ui/history.py add_entry): the base recipe (the form's
+    request, the first finished cell's result), the cells, and the grid as its thumbnail."""
+    if not saved:
+        return None
+    first = saved[min(saved)]
+    # The first cell's recipe, but with the request as the form had it (not one cell's values).
+    recipe = {**first.recipe, "request": recipe_for(run.request, run.options, results[min(saved)], "", "")["request"]}
+    return {
+        "recipe": recipe, "images": [p for p in paths if p], "token": first.token, "thumb": str(grid_path),
+        "references": [str(p) for p in first.reference_paths],
+        "sweep": {"shape": plan.shape, "grid": str(grid_path), "cells": [[c, p] for c, p in zip(plan.captions, paths)]},
+    }
+
+
+def zip_name(plan: SweepPlan) -> str:
+    """e.g. "sweep_lora1-scale_x_seed.zip"."""
+    return "sweep_" + plan.x.slug + (f"_x_{plan.y.slug}" if plan.y else "") + ".zip"
+
+
+def zip_members(plan: SweepPlan, paths: list[str | None]) -> list[tuple[str, str]]:
+    """(file in the zip, file on disk) for each finished cell: "lora1-scale-0.7_seed-2.png"."""
+    return [(name + Path(p).suffix, p) for name, p in zip(plan.names, paths) if p]
+
+
+def save_sweep(root: Path, plan: SweepPlan, paths: list[str | None]) -> tuple[Path, str]:
+    """The labelled grid, sweep.json and a zip of the cells (named by their values), the grid
+    and sweep.json, in a folder of their own under the outputs."""
     cells: list[Image.Image | None] = [Image.open(p) if p else None for p in paths]
-    grid, _layout = make_grid(cells, x.axis(), y.axis() if y else None)
+    grid, _layout = make_grid(cells, plan.x.axis(), plan.y.axis() if plan.y else None)
     folder = Path(tempfile.mkdtemp(prefix="sweep-", dir=root))
     grid_path = folder / "grid.png"
     grid.save(grid_path)
+    members = dict((p, name) for name, p in zip_members(plan, paths))
     atomic_write(folder / "sweep.json", json.dumps({
-        "x": {"setting": x.key, "values": list(x.values)},
-        "y": {"setting": y.key, "values": list(y.values)} if y else None,
-        "cells": [{"caption": c, "image": p} for c, p in zip(plan.captions, paths)],
+        "x": {"setting": plan.x.key, "values": list(plan.x.values)},
+        "y": {"setting": plan.y.key, "values": list(plan.y.values)} if plan.y else None,
+        "cells": [{"caption": c, "file": members.get(p) if p else None} for c, p in zip(plan.captions, paths)],
     }, indent=2).encode())
-    return grid_path, zip_results([p for p in paths if p] + [str(grid_path)], folder, "sweep.zip")
+    target = folder / zip_name(plan)
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:  # images are compressed
+        for name, path in zip_members(plan, paths):
+            archive.write(path, arcname=name)
+        archive.write(grid_path, arcname="grid.png")
+        archive.write(folder / "sweep.json", arcname="sweep.json")
+    return grid_path, str(target)

@@ -1,16 +1,15 @@
 """The page's events: which handler runs when, with which components.
 
-One function per concern: the form, the run (and its API endpoint `edit`), the
-sweep (`sweep`), the results tools, history and presets. Every other event is
-private (not in the API or MCP). Handlers live in ui/run.py, ui/results.py,
-ui/sweep_view.py and ui/history.py.
+One function per concern: the form, the run (and its API endpoint `edit`), the costs and
+the results tools here; the sweep (`sweep`) in ui/wiring_sweep.py; History, presets and a
+PNG's recipe in ui/wiring_kept.py. Every other event is private (not in the API or MCP).
+Handlers live in ui/run.py, ui/results.py, ui/sweep_view.py and ui/history.py.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,19 @@ from typing import Any
 import gradio as gr
 
 from backend.base import Backend
-from backend.errors import InvalidInput
+from backend.errors import InvalidInput, StudioError
 from backend.spending import SpendingPolicy
-from ui import history as history_lib
-from ui import results
+from ui import field_checks, results
 from ui.examples import example_settings
-from ui.form import FIELDS, PRESET_FIELDS, RESTORED_FIELDS, PageSetup, api_function, args_doc
-from ui.layout import FAL_ONLY, RUN_LABEL, RUNNING_LABEL, Page, references_hint
-from ui.run import Outputs, form_error, form_error_status, plan_run, run_edit
-from ui.spending_view import admitted, make_page_costs, sweep_requests
-from ui.sweep_view import SWEEP_ARGS, SWEEP_ARGS_DOC, run_sweep_view
+from ui.form import FIELDS, PageSetup, api_function, args_doc
+from ui.layout import FAL_ONLY, Page, references_hint
+from ui.run import Outputs, form_error_status, plan_run, run_edit, run_error
+from ui.snippets import run_snippets
+from ui.spending_view import admitted, make_page_costs
+from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, mark_running, run_bar
+from ui.wiring_kept import wire_history, wire_presets
+from ui.wiring_sweep import wire_sweep
 
-PRIVATE: dict[str, Any] = dict(api_visibility="private")
-PRIVATE_FAST: dict[str, Any] = dict(api_visibility="private", queue=False)
 EDIT_DOC = f"""Edit reference images (1-3 on fal, 1-6 locally) with FLUX.2 [dev] and up to 3 LoRAs.
 
 Args:
@@ -39,26 +38,6 @@ Returns:
     the result images, a status line, the run's log lines, a summary (seed, timings, safety flags, where
     it was saved) and the seed used.
 """
-SWEEP_DOC = f"""Run a grid of edits that vary one or two settings (at most 16 cells, one image each).
-
-Args:
-{args_doc(SWEEP_ARGS_DOC)}
-Returns:
-    the cells as they finish (captioned with their values), a status line, the labelled grid image and a zip
-    of the cells and the grid.
-"""
-
-
-@dataclass(frozen=True)
-class Context:
-    """What the events need besides the page: the backends, where results go, and who may
-    spend what (every run and sweep is admitted by `spending` first)."""
-
-    setup: PageSetup
-    backends: Mapping[str, Backend]
-    outputs: Outputs
-    downloads: Path
-    spending: SpendingPolicy
 
 
 def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, Backend], outputs: Outputs,
@@ -75,16 +54,15 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
         None, None, None, cancels=[run_event, sweep_event], **PRIVATE_FAST,
     ).then(lambda g: ("⏹ Stopped.", results.interrupted(g), *run_bar(False)), page.gallery,
            [page.status, page.gallery, page.run_button, page.stop_button], **PRIVATE_FAST)
-    wire_results(page, ctx, run_event)
-    wire_history(demo, page, ctx, run_event)
+    restored = wire_history(demo, page, ctx, run_event)
+    wire_results(page, ctx, run_event, restored)
     wire_presets(demo, page, ctx)
 
 
 def wire_form(page: Page, ctx: Context) -> None:
     # Keep the images packed to the left, so "image N" is the N-th image sent.
     for slot in page.slots:
-        for trigger in (slot.upload, slot.clear):
-            trigger(results.pack_images, page.slots, page.slots, **PRIVATE_FAST)
+        slot.clear(results.pack_images, page.slots, page.slots, **PRIVATE_FAST)  # uploads: ui/field_checks.py
     for index, button in enumerate(page.move_buttons):
         button.click(lambda *v, i=index: results.swap_images(v, i), page.slots, page.slots, **PRIVATE_FAST)
     backend_fields = [page.form[name] for name, f in FIELDS.items() if f.owner in ("fal", "local")]
@@ -95,8 +73,8 @@ def wire_form(page: Page, ctx: Context) -> None:
     )
     page.form["size"].change(lambda s: gr.update(visible=s == "custom"), page.form["size"], page.custom_size,
                              **PRIVATE_FAST)
-    page.reuse_seed.click(lambda s: (s, False) if s is not None else (gr.skip(), gr.skip()), page.seed_used,
-                          [page.form["seed"], page.form["randomize_seed"]], **PRIVATE_FAST)
+    page.reuse_seed.click(lambda s: (int(s), False) if str(s or "").isdigit() else (gr.skip(), gr.skip()),
+                          page.seed_used, [page.form["seed"], page.form["randomize_seed"]], **PRIVATE_FAST)
 
 
 def switch_backend(name: str, ctx: Context, local_only: int) -> tuple:
@@ -118,25 +96,16 @@ def switch_backend(name: str, ctx: Context, local_only: int) -> tuple:
     )
 
 
-def _run_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
+def _run_body(ctx: Context, values: dict[str, Any], previous: Any = ()) -> Iterator[Any]:
+    """The run; a refused or failed one raises its StudioError (the page warns, the API errs)."""
     try:
         plan = plan_run(values, ctx.backends)
     except InvalidInput as error:
         # The status line repeats the problems (it stays until the next run); the rest is kept.
         yield gr.skip(), form_error_status(error), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        raise form_error(error) from None
+        raise
     with admitted(ctx.spending, ctx.setup, values, plan, [plan.request]) as plan:
-        yield from run_edit(plan, ctx.outputs)
-
-
-def _sweep_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
-    try:
-        plan = plan_run(values, ctx.backends)
-    except InvalidInput as error:
-        raise form_error(error) from None
-    axes = values["x_axis"], values["x_values"], values["y_axis"] or None, values["y_values"]
-    with admitted(ctx.spending, ctx.setup, values, plan, sweep_requests(plan.request, *axes), "sweep") as plan:
-        yield from run_sweep_view(plan, ctx.outputs, *axes)
+        yield from run_edit(plan, ctx.outputs, price_per_mp=ctx.spending.limits.price_per_mp, previous=previous)
 
 
 def wire_run(page: Page, ctx: Context) -> Any:
@@ -146,20 +115,25 @@ def wire_run(page: Page, ctx: Context) -> Any:
     the same run without it, bound to a hidden trigger: Gradio's MCP server drops State
     outputs from a tool's result by position and fails on a tool that has one."""
     shown = [page.gallery, page.status, page.logs, page.details, page.seed_used]
-    page_run = api_function("page_edit", partial(_run_body, ctx), ctx.setup, EDIT_DOC)
+    page_run = api_function("page_edit", partial(field_checks.page_run, partial(_run_body, ctx)), ctx.setup,
+                            EDIT_DOC, extra=[(field_checks.SHOWN, None)])
+    marks = gr.State({})  # the fields a refused run marks (ui/field_checks.py)
     # The run bar: Run reads "Running" and Stop is enabled while the run goes; a click on Run
     # then says what happens (assets/page.js: the run event itself ignores it, trigger_mode="once").
     bar = [page.run_button, page.stop_button]
     run_triggers = [page.run_button.click, page.form["prompt"].submit]
     gr.on(run_triggers, mark_running, page.run_button, bar, **PRIVATE_FAST)
     run_event = gr.on(
-        [page.run_button.click, page.form["prompt"].submit], page_run, page.inputs(), [*shown, page.last_run],
+        [page.run_button.click, page.form["prompt"].submit], page_run, [*page.inputs(), page.gallery],
+        [*shown, page.last_run, marks],
         show_progress="minimal", show_progress_on=[page.gallery], trigger_mode="once", **PRIVATE,
     )
     api_run = api_function("edit", partial(_api_run_body, ctx), ctx.setup, EDIT_DOC)
-    gr.Button(visible=False).click(api_run, page.inputs(), shown, api_name="edit")
+    # The API's seed is a number (page.seed_used is text, empty before a run).
+    gr.Button(visible=False).click(api_run, page.inputs(), [*shown[:-1], page.api_seed], api_name="edit")
     run_event.then(lambda: run_bar(False), None, bar, **PRIVATE_FAST)
     run_event.failure(lambda: run_bar(False), None, bar, **PRIVATE_FAST)  # .then does not follow an error
+    field_checks.wire_field_checks(page, marks)
     # An example fills the form (references, instruction, LoRAs, settings); Run runs it.
     page.examples.load_input_event.then(
         example_settings, [page.form["prompt"], page.lora_version],
@@ -169,32 +143,12 @@ def wire_run(page: Page, ctx: Context) -> Any:
     return run_event
 
 
-def run_bar(running: bool) -> tuple:
-    """Run and Stop: "Running" and Stop enabled while something runs; "Run" and Stop disabled after."""
-    return gr.update(value=RUNNING_LABEL if running else RUN_LABEL), gr.update(interactive=running)
-
-
-def mark_running(label: str) -> tuple:
-    return (gr.skip(), gr.skip()) if label == RUNNING_LABEL else run_bar(True)
-
-
 def _api_run_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
-    for update in _run_body(ctx, values):
-        yield update[:-1]  # everything but `last_run`, which is the page's
-
-
-def wire_sweep(page: Page, ctx: Context) -> Any:
-    sweep = api_function("sweep", partial(_sweep_body, ctx), ctx.setup, SWEEP_DOC, extra=SWEEP_ARGS)
-    controls: list[Any] = [page.sweep_x, page.sweep_x_values, page.sweep_y, page.sweep_y_values]
-    event = page.sweep_button.click(lambda: gr.update(open=True), None, page.sweep_results, **PRIVATE_FAST).then(
-        sweep, [*page.inputs(), *controls], [page.sweep_gallery, page.status, page.sweep_grid, page.sweep_zip],
-        api_name="sweep",
-    )
-    # Stop is enabled while the sweep runs.
-    page.sweep_button.click(lambda: gr.update(interactive=True), None, page.stop_button, **PRIVATE_FAST)
-    event.then(lambda: gr.update(interactive=False), None, page.stop_button, **PRIVATE_FAST)
-    event.failure(lambda: gr.update(interactive=False), None, page.stop_button, **PRIVATE_FAST)
-    return event
+    try:
+        for update in _run_body(ctx, values):
+            yield update[:-1]  # everything but `last_run`, which is the page's
+    except StudioError as error:
+        raise run_error(error, values.get("fal_key") or None) from None
 
 
 def wire_costs(demo: gr.Blocks, page: Page, ctx: Context, runs: list[Any]) -> None:
@@ -212,19 +166,23 @@ def wire_costs(demo: gr.Blocks, page: Page, ctx: Context, runs: list[Any]) -> No
         event.then(lambda done: done + 1, runs_done, runs_done, **PRIVATE)
 
 
-def wire_results(page: Page, ctx: Context, run_event: Any) -> None:
-    """Compare, downloads and chaining edits, on the run's results."""
+def wire_results(page: Page, ctx: Context, run_event: Any, restored: Any) -> None:
+    """Compare, downloads, the run as code and chaining edits, on the run's results (`restored`:
+    a run restored from History, which gets the same)."""
 
-    def refresh_png(gallery_value: Any, index: int) -> Any:
-        if not results.result_paths(gallery_value):
+    def refresh_png(gallery_value: Any, index: int, run: Any) -> Any:
+        paths = results.result_paths(gallery_value)
+        if not paths:
             return gr.update(value=None, interactive=False)
-        return gr.update(value=results.as_png(results.selected_result(gallery_value, index), ctx.downloads),
+        number = min(max(index or 0, 0), len(paths) - 1) + 1  # the image's place in the run
+        name = results.download_name(*_named_for(run), number, "png")
+        return gr.update(value=results.as_png(paths[number - 1], results.fresh_folder(ctx.downloads), name),
                          interactive=True)
 
-    def after_run(gallery_value: Any, reference: str | None) -> tuple:
+    def after_run(gallery_value: Any, reference: str | None, run: Any) -> tuple:
         paths = results.result_paths(gallery_value)  # none after Stop: the preview is not a result
         choices = [(f"image {i}", i - 1) for i in range(1, len(paths) + 1)]
-        zipped = results.zip_results(paths, results.fresh_folder(ctx.downloads))
+        zipped = results.zip_results(paths, results.fresh_folder(ctx.downloads), *_named_for(run))
         # With no result the A/B picks stay (a dropdown refuses its value once its choices are gone).
         pick_a = gr.update(choices=choices, value=0) if paths else gr.skip()
         pick_b = gr.update(choices=choices, value=min(1, len(paths) - 1)) if paths else gr.skip()
@@ -236,12 +194,15 @@ def wire_results(page: Page, ctx: Context, run_event: Any) -> None:
 
     first_slot = page.slots[0]
     compare_inputs = [page.gallery, page.selected, first_slot, page.compare_mode, page.pick_a, page.pick_b]
-    run_event.then(after_run, [page.gallery, first_slot],
-                   [page.selected, page.pick_a, page.pick_b, page.download_zip, page.compare], **PRIVATE,
-                   ).then(refresh_png, [page.gallery, page.selected], page.download_png, **PRIVATE)
+    # After a run, and after a run is restored from History (ui/history.py restored_run): the same tools.
+    for finished in (run_event, restored):
+        finished.then(after_run, [page.gallery, first_slot, page.last_run],
+                      [page.selected, page.pick_a, page.pick_b, page.download_zip, page.compare], **PRIVATE,
+                      ).then(refresh_png, [page.gallery, page.selected, page.last_run], page.download_png, **PRIVATE)
+        finished.then(run_snippets, page.last_run, [page.code_client, page.code_fal, page.code_recipe], **PRIVATE)
     page.gallery.select(_selected_index, None, page.selected, **PRIVATE).then(
         results.compare_pair, compare_inputs, page.compare, **PRIVATE).then(
-        refresh_png, [page.gallery, page.selected], page.download_png, **PRIVATE)
+        refresh_png, [page.gallery, page.selected, page.last_run], page.download_png, **PRIVATE)
     page.compare_mode.change(lambda m: gr.update(visible=m == "ab"), page.compare_mode, page.ab_row, **PRIVATE)
     for trigger in (page.compare_mode.change, page.pick_a.change, page.pick_b.change):
         trigger(results.compare_pair, compare_inputs, page.compare, **PRIVATE)
@@ -256,6 +217,14 @@ def wire_results(page: Page, ctx: Context, run_event: Any) -> None:
     )
 
 
+def _named_for(run: Any) -> tuple[Any, Any]:
+    """The instruction and seed a run's downloads are named for (None, None without a run)."""
+    recipe = run.get("recipe") if isinstance(run, dict) else None
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("request"), dict):
+        return None, None
+    return recipe["request"].get("prompt"), recipe.get("seed")
+
+
 def no_result(count: int) -> list:
     """Nothing to chain (no run yet, or only a stopped run's preview): say so, change nothing."""
     gr.Warning(results.NO_RESULT, title="No result")
@@ -264,68 +233,3 @@ def no_result(count: int) -> list:
 
 def _selected_index(event: gr.SelectData) -> int:
     return event.index
-
-
-def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> None:
-    restored = [page.form[name] for name in RESTORED_FIELDS]
-    history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
-    run_event.then(history_lib.remember, [page.last_run, page.history], [page.history, page.history_gallery],
-                   **PRIVATE).then(history_lib.unpick_run, None, history_buttons, **PRIVATE_FAST)
-    demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE)
-    page.history_gallery.select(history_lib.pick_run, None, history_buttons, **PRIVATE_FAST)
-    page.history_star.click(partial(history_lib.star, outputs_root=ctx.outputs.root),
-                            [page.history, page.history_selected], [page.history, page.history_gallery],
-                            **PRIVATE_FAST)
-    # Clear asks (a second click within a few seconds), then offers Undo for a few seconds.
-    clearing = [page.history_armed, page.history_cleared, page.history_clear, page.history_undo, page.history_timer]
-    page.history_clear.click(history_lib.clear_click, [page.history, page.history_armed],
-                             [page.history, page.history_gallery, *clearing], **PRIVATE_FAST,
-                             ).then(history_lib.unpick_run, None, history_buttons, **PRIVATE_FAST)
-    # A/B against any past run: the selected result (A) and the picked run's first image (B).
-    page.history_compare.click(partial(history_lib.compare_with_run, outputs_root=ctx.outputs.root),
-                               [page.gallery, page.selected, page.history, page.history_selected], page.compare,
-                               **PRIVATE)
-    page.history_undo.click(history_lib.undo_clear, [page.history_cleared, page.history],
-                            [page.history, page.history_gallery, page.history_cleared, page.history_undo],
-                            **PRIVATE_FAST)
-    page.history_timer.tick(history_lib.clear_tick, [page.history_armed, page.history_cleared], clearing,
-                            **PRIVATE_FAST)
-    page.recipe_file.upload(
-        partial(history_lib.restore_png, setup=ctx.setup), [page.recipe_file, page.lora_version],
-        [*restored, page.lora_version, page.status], api_name="restore", api_visibility="undocumented",
-    )
-    page.history_restore.click(
-        partial(history_lib.restore_run, setup=ctx.setup, outputs_root=ctx.outputs.root,
-                slot_count=len(page.slots)),
-        [page.history, page.history_selected, page.lora_version],
-        [*restored, page.lora_version, *page.slots, page.gallery, page.status], **PRIVATE,  # queued: its warning
-    )
-
-
-def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
-    preset_inputs = [page.form[name] for name in PRESET_FIELDS]
-
-    def export_file(all_presets: dict | None) -> str:
-        """The export button always holds the current presets as a JSON file."""
-        return history_lib.export_presets(all_presets, results.fresh_folder(ctx.downloads))
-
-    # Queued (PRIVATE), so that a handler's gr.Warning reaches the page; none of them raises.
-    page.preset_save.click(history_lib.save_preset_handler, [page.presets, page.preset_name, *preset_inputs],
-                           [page.presets, page.preset_pick], **PRIVATE,
-                           ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    page.preset_load.click(history_lib.load_preset, [page.presets, page.preset_pick, page.lora_version],
-                           [*preset_inputs, page.lora_version], **PRIVATE)
-    page.preset_import.upload(history_lib.import_presets_handler, [page.presets, page.preset_import],
-                              [page.presets, page.preset_pick], **PRIVATE,
-                              ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    page.preset_rename.click(history_lib.rename_preset_handler, [page.presets, page.preset_pick, page.preset_name],
-                             [page.presets, page.preset_pick], **PRIVATE,
-                             ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    page.preset_delete.click(history_lib.delete_preset_handler, [page.presets, page.preset_pick],
-                             [page.presets, page.preset_pick], **PRIVATE,
-                             ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    for field in (page.preset_name, page.preset_pick):
-        field.change(history_lib.preset_buttons, [page.preset_name, page.preset_pick],
-                     [page.preset_save, page.preset_load, page.preset_rename, page.preset_delete], **PRIVATE_FAST)
-    demo.load(lambda p: (gr.update(choices=list(p or {})), export_file(p)), page.presets,
-              [page.preset_pick, page.preset_export], **PRIVATE)

@@ -14,16 +14,18 @@ from typing import Any
 
 from ..events import Log, Progress
 from ..request import EditRequest
+from .lora_header import lora_rank
 from .lora_sources import LoraError, LoraFetcher
 
 Emit = Callable[[Any], None]
 
 
 class Adapters:
-    def __init__(self, pipe: Any, fetcher: LoraFetcher, max_loras: int):
+    def __init__(self, pipe: Any, fetcher: LoraFetcher, max_loras: int, max_rank: int = 128):
         self.pipe = pipe
         self.fetcher = fetcher
         self.max_loras = max_loras
+        self.max_rank = max_rank  # STUDIO_LORA_MAX_RANK
         self._names: OrderedDict[str, str] = OrderedDict()  # LoRA path -> adapter name
         self._trigger_words: dict[str, tuple[str, ...]] = {}
         self.loads = 0  # how many LoRA files were loaded into the pipeline
@@ -53,18 +55,28 @@ class Adapters:
             self.pipe.disable_lora()
         return notes
 
-    def load(self, index: int, path: str) -> str:
-        """Fetch LoRA `index` and load it as a named adapter; its name."""
+    def read(self, index: int, path: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """Fetch LoRA `index` and read its weights (rank checked from the header first)
+        and its trigger words."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         lora = self.fetcher.fetch(index, path)
+        rank = lora_rank(lora.file)
+        if rank > self.max_rank:
+            raise LoraError(index, path, f"rank {rank} is more than this server's limit of {self.max_rank} "
+                                         "(STUDIO_LORA_MAX_RANK)")
         try:
             state = load_file(str(lora.file))
         except (SafetensorError, OSError, ValueError) as error:
             raise LoraError(index, path, f"is not a readable safetensors file ({error})"[:300]) from None
         if not any(is_lora_key(k) for k in state):
             raise LoraError(index, path, "is a safetensors file but holds no LoRA weights")
+        return state, lora.trigger_words
+
+    def load(self, index: int, path: str) -> str:
+        """Fetch LoRA `index` and load it as a named adapter; its name."""
+        state, trigger_words = self.read(index, path)
         name = "lora_" + hashlib.sha256(path.encode()).hexdigest()[:12]
         try:
             self.pipe.load_lora_weights(state, adapter_name=name)
@@ -72,7 +84,7 @@ class Adapters:
             self.forget(name)
             raise LoraError(index, path, f"does not fit this model ({type(error).__name__}: {error})"[:300]) from None
         self._names[path] = name
-        self._trigger_words[path] = lora.trigger_words
+        self._trigger_words[path] = trigger_words
         self.loads += 1
         return name
 

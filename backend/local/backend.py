@@ -41,10 +41,13 @@ from . import diffusers_private as private
 from .adapters import Adapters
 from .config import LocalSettings
 from .gpu_line import GpuLine
+from .hotswap import HotswapAdapters
+from .job import Done, Job, reporter
 from .lora_sources import LoraFetcher
 from .options import LocalOptions
-from .pipeline import PromptCache, encode_image, encode_prompt, load_pipeline, prepare_pipeline
+from .pipeline import PromptCache, compiles, encode_image, encode_prompt, load_pipeline, prepare_pipeline
 from .previews import DecodeCost, StepPreviews, denoise
+from .speed import speed_support
 from .zerogpu import ENCODE_SECONDS, GpuSlot, edit_seconds
 
 LOCAL_MAX_REFERENCES = 6
@@ -59,30 +62,10 @@ class _Loaded:
 
     model: str
     memory: str
+    speed: str
     pipe: Any
     adapters: Adapters
     decode_cost: DecodeCost
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One run's GPU work, as it crosses into a ZeroGPU slot (pickled there)."""
-
-    request: EditRequest
-    options: LocalOptions
-    references: list[Image.Image]
-    width: int | None
-    height: int | None
-    seeds: list[int]
-    embeds: torch.Tensor | None = None  # encoded in a slot of its own (ZeroGPU), on the CPU
-
-
-@dataclass(frozen=True)
-class _Done:
-    """The last item of `_edit`: the finished images and the LoRA notes."""
-
-    images: list
-    notes: list
 
 
 class LocalBackend(Backend[LocalOptions]):
@@ -108,11 +91,12 @@ class LocalBackend(Backend[LocalOptions]):
         self.pipeline_loads = 0
         self.prompt_encodes = 0
         self._earlier_lora_loads = 0  # into pipelines no longer loaded
+        self.speed_support = speed_support(self.device)  # which presets run here, and why not
         if pipeline is not None:
-            prepared = prepare_pipeline(pipeline, self.device, self.settings.compile_blocks)
-            self._use(self.settings.model, self.settings.memory, prepared)
-        self._edit_on_gpu: Callable[[_Job], Generator[Any, None, None]] = self._edit
-        self._encode_on_gpu: Callable[[str, str, str], torch.Tensor] | None = None
+            s = self.settings
+            self._use(s.model, s.memory, s.speed, self._prepare(pipeline, s.speed))
+        self._edit_on_gpu: Callable[[Job], Generator[Any, None, None]] = self._edit
+        self._encode_on_gpu: Callable[[str, str, str, str], torch.Tensor] | None = None
         if gpu_slot is not None:
             self._edit_on_gpu = gpu_slot.wrap(self._edit, self._edit_seconds)
             self._encode_on_gpu = gpu_slot.wrap(self._encode_prompt, ENCODE_SECONDS)
@@ -143,7 +127,17 @@ class LocalBackend(Backend[LocalOptions]):
             values["memory"] = self.settings.memory
         if values.get("preview_decode_every") is None:
             values["preview_decode_every"] = self.settings.decode_every
-        return LocalOptions.from_values(values)  # type: ignore[return-value]
+        if values.get("speed") in (None, ""):
+            values["speed"] = self.settings.speed
+        options: LocalOptions = LocalOptions.from_values(values)  # type: ignore[assignment]
+        self._check_speed(options.speed)
+        return options
+
+    def _check_speed(self, speed: str) -> None:
+        """InvalidInput when this server cannot run the preset, saying why."""
+        refusal = self.speed_support.refusal(speed)
+        if refusal:
+            raise InvalidInput.one("speed", "Speed", refusal)
 
     def source(self, options: LocalOptions) -> str:
         return options.model
@@ -169,6 +163,7 @@ class LocalBackend(Backend[LocalOptions]):
     ) -> Generator[Event, None, None]:
         del key  # local runs need no credential
         model = self._offered(options.model)
+        self._check_speed(options.speed)
         if model != options.model:
             options = options.model_copy(update={"model": model})
         job = self._job(request, options)
@@ -179,7 +174,7 @@ class LocalBackend(Backend[LocalOptions]):
             embeds = yield from self._encoded_in_slot(options, request.prompt)
             edit = self._edit_on_gpu(dataclasses.replace(job, embeds=embeds))
             for item in edit:
-                if isinstance(item, _Done):
+                if isinstance(item, Done):
                     done = item
                 else:
                     yield item
@@ -194,7 +189,7 @@ class LocalBackend(Backend[LocalOptions]):
             seed=job.seeds[0], seeds=tuple(job.seeds), prompt=request.prompt, notes=tuple(done.notes),
         )
 
-    def _job(self, request: EditRequest, options: LocalOptions) -> _Job:
+    def _job(self, request: EditRequest, options: LocalOptions) -> Job:
         """Check the references' headers, work out the size and seeds (decoded after the GPU line)."""
         if len(request.image_urls) > self.max_references:
             raise InvalidInput.one(
@@ -206,7 +201,7 @@ class LocalBackend(Backend[LocalOptions]):
         width, height = self._output_size(request)
         first_seed = request.seed if request.seed is not None else random.randrange(MAX_SEED + 1)
         seeds = [(first_seed + k) % (MAX_SEED + 1) for k in range(request.num_images)]
-        return _Job(request, options, [], width, height, seeds)
+        return Job(request, options, [], width, height, seeds)
 
     def _encoded_in_slot(self, options: LocalOptions, prompt: str) -> Generator[Event, None, torch.Tensor | None]:
         """ZeroGPU: the instruction is encoded in a slot of its own (only when it is not
@@ -216,12 +211,12 @@ class LocalBackend(Backend[LocalOptions]):
         embeds = self._embeddings.get(options.model, prompt)
         if embeds is None:
             yield Progress("Encoding the instruction…")
-            embeds = self._encode_on_gpu(options.model, options.memory, prompt)
+            embeds = self._encode_on_gpu(options.model, options.memory, options.speed, prompt)
             self._embeddings.put(options.model, prompt, embeds)
         return embeds
 
-    def _edit(self, job: _Job) -> Generator[Event | _Done, None, None]:
-        """The GPU part of a run: its events, then a _Done with the images.
+    def _edit(self, job: Job) -> Generator[Event | Done, None, None]:
+        """The GPU part of a run: its events, then a Done with the images.
 
         The pipeline runs in a worker thread (backend.bridge) so that this generator
         reports the latest status every half second; closing it (Stop) or the deadline
@@ -231,9 +226,9 @@ class LocalBackend(Backend[LocalOptions]):
         deadline = Deadline(self.settings.run_timeout, started=False)
         latest: Latest[Event] = Latest(Progress("Starting…"))
 
-        def work(emit: Emit) -> _Done | None:
+        def work(emit: Emit) -> Done | None:
             try:
-                return self._work(job, _reporter(emit, latest), cancel, deadline)
+                return self._work(job, reporter(emit, latest), cancel, deadline)
             except StudioError:
                 raise
             except Exception as error:  # a model error must end the run, not the server
@@ -252,7 +247,7 @@ class LocalBackend(Backend[LocalOptions]):
         if done is not None:
             yield done
 
-    def _edit_seconds(self, job: _Job) -> int:
+    def _edit_seconds(self, job: Job) -> int:
         """The GPU seconds a ZeroGPU slot asks for this edit (spaces calls it with _edit's arguments)."""
         width, height = job.width, job.height
         if width is None or height is None:  # "match image 1": about a megapixel
@@ -263,11 +258,11 @@ class LocalBackend(Backend[LocalOptions]):
             job.request.num_inference_steps, len(job.seeds), width, height, [r.size for r in job.references],
         )
 
-    def _work(self, job: _Job, emit: Emit, cancel: threading.Event, deadline: Deadline) -> _Done | None:
+    def _work(self, job: Job, emit: Emit, cancel: threading.Event, deadline: Deadline) -> Done | None:
         """In the worker thread, holding the GPU: load this run's model if another is
         loaded, encode, set the LoRAs, then denoise one image per seed."""
         request, options = job.request, job.options
-        loaded = self._pipeline(options.model, options.memory, emit)
+        loaded = self._pipeline(options.model, options.memory, options.speed, emit)
         if job.embeds is None:
             embeds = self._prompt_embeds(loaded, request.prompt, emit)
         else:  # encoded in a slot of its own (ZeroGPU), handed over on the CPU
@@ -286,10 +281,10 @@ class LocalBackend(Backend[LocalOptions]):
             # The last step's preview is the final image itself (x0 = the final latents).
             steps = request.num_inference_steps
             emit(Preview(images=tuple(images), step=steps, total=steps))
-        return _Done(images, notes)
+        return Done(images, notes)
 
     def _denoise(
-        self, loaded: _Loaded, job: _Job, embeds: torch.Tensor, seed: int,
+        self, loaded: _Loaded, job: Job, embeds: torch.Tensor, seed: int,
         done: tuple[Image.Image, ...], emit: Emit, cancel: threading.Event,
     ) -> Image.Image | None:
         """One image (None when Stop interrupted it: then nothing is decoded)."""
@@ -306,20 +301,29 @@ class LocalBackend(Backend[LocalOptions]):
 
     # -- what is loaded once ----------------------------------------------------------
 
-    def _pipeline(self, model: str, memory: str, emit: Emit) -> _Loaded:
-        """The pipeline for `model` in `memory` mode, loaded if another is loaded (the
-        old one is freed first). Called only by the run that holds the GPU."""
-        if self._loaded is not None and (self._loaded.model, self._loaded.memory) == (model, memory):
-            return self._loaded
+    def _pipeline(self, model: str, memory: str, speed: str, emit: Emit) -> _Loaded:
+        """The pipeline for `model` in `memory` mode at `speed`, loaded if another is
+        loaded (the old one is freed first). Called only by the run that holds the GPU."""
+        loaded = self._loaded
+        if loaded is not None and (loaded.model, loaded.memory, loaded.speed) == (model, memory, speed):
+            return loaded
         emit(Progress(f"Loading {model} (once)…"))
         self._unload()
-        pipe = prepare_pipeline(load_pipeline(model, memory, self.device), self.device, self.settings.compile_blocks)
+        pipe = self._prepare(load_pipeline(model, memory, self.device, speed), speed)
         self.pipeline_loads += 1
-        return self._use(model, memory, pipe)
+        return self._use(model, memory, speed, pipe)
 
-    def _use(self, model: str, memory: str, pipe: Any) -> _Loaded:
-        """Make a prepared `pipe` the loaded one, with no adapters yet."""
-        self._loaded = _Loaded(model, memory, pipe, Adapters(pipe, self.fetcher, self.settings.max_loras), DecodeCost())
+    def _prepare(self, pipe: Any, speed: str) -> Any:
+        return prepare_pipeline(pipe, self.device, self.settings.compile_blocks, speed,
+                                self.settings.step_cache_interval)
+
+    def _use(self, model: str, memory: str, speed: str, pipe: Any) -> _Loaded:
+        """Make a prepared `pipe` the loaded one, with no adapters yet: in hot-swap slots
+        when its blocks are compiled (hotswap.py), else as named adapters."""
+        s = self.settings
+        hotswap = s.lora_hotswap if s.lora_hotswap is not None else compiles(self.device, s.compile_blocks)
+        adapters = (HotswapAdapters if hotswap else Adapters)(pipe, self.fetcher, s.max_loras, s.lora_max_rank)
+        self._loaded = _Loaded(model, memory, speed, pipe, adapters, DecodeCost())
         return self._loaded
 
     def _unload(self) -> None:
@@ -341,9 +345,9 @@ class LocalBackend(Backend[LocalOptions]):
         self._embeddings.put(loaded.model, prompt, embeds)
         return embeds
 
-    def _encode_prompt(self, model: str, memory: str, prompt: str) -> torch.Tensor:
+    def _encode_prompt(self, model: str, memory: str, speed: str, prompt: str) -> torch.Tensor:
         """ZeroGPU: encode in a slot of its own; the embeddings come back on the CPU."""
-        return self._encode(self._pipeline(model, memory, _ignore), prompt).cpu()
+        return self._encode(self._pipeline(model, memory, speed, _ignore), prompt).cpu()
 
     def _encode(self, loaded: _Loaded, prompt: str) -> torch.Tensor:
         embeds = encode_prompt(
@@ -358,7 +362,7 @@ class LocalBackend(Backend[LocalOptions]):
         them to every slot's process."""
         self._line.acquire()
         try:
-            self._pipeline(self.settings.model, self.settings.memory, _ignore)
+            self._pipeline(self.settings.model, self.settings.memory, self.settings.speed, _ignore)
         finally:
             self._line.release()
 
@@ -378,19 +382,6 @@ def _decoded(source: str, index: int) -> Image.Image:
     """One reference as RGB, decoded (in a decode slot) once the run holds the GPU, not in line."""
     with decoding():
         return open_reference(read_source(source, f"image {index}"), f"image {index}").image
-
-
-def _reporter(emit: Emit, latest: Latest[Event]) -> Emit:
-    """`emit`, also keeping the latest status for the heartbeat."""
-
-    def report(item: Any) -> None:
-        if isinstance(item, Progress):
-            latest.value = item
-        elif isinstance(item, Preview):
-            latest.value = Progress(f"Step {item.step} of {item.total}", item.step, item.total)
-        emit(item)
-
-    return report
 
 
 def _ignore(item: Any) -> None:

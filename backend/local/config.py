@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import DEFAULT_MODEL, canonical_model
-from .options import MemoryMode
+from .options import MemoryMode, Speed
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,12 @@ class LocalSettings:
     # The app's own deadline for the denoising (loading the model does not count): past
     # it the pipeline is interrupted after its current step.
     run_timeout: float = 600.0
+    speed: Speed = "quality"  # the default speed preset (speed.py)
+    step_cache_interval: int = 4  # "fastest": TaylorSeerCacheConfig's cache_interval
+    lora_max_rank: int = 128  # a LoRA of a higher rank is refused; hot-swap slots are padded to it
+    # LoRAs in fixed hot-swap slots (hotswap.py), so that a new LoRA never recompiles the
+    # compiled blocks. None: exactly when the blocks are compiled (CUDA and compile_blocks).
+    lora_hotswap: bool | None = None
 
     def __post_init__(self) -> None:
         """Canonical spellings (`canonical_model`), the default model first."""

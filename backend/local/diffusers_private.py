@@ -68,3 +68,9 @@ def vae_device(pipe: Any) -> torch.device:
     from diffusers.utils.torch_utils import get_module_execution_device
 
     return get_module_execution_device(pipe.vae)
+
+
+def reset_step_cache(transformer: Any) -> None:
+    """Empty the step cache's state (diffusers resets it only in pipelines that call this;
+    Flux2Pipeline does not), so that a call never reuses the previous call's residuals."""
+    transformer._reset_stateful_cache()

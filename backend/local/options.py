@@ -14,6 +14,8 @@ from ..base import BackendOptions
 from ..settings import DEFAULT_MODEL
 
 MemoryMode = Literal["gpu", "model_offload", "group_offload"]
+# The speed presets (backend/settings.py SPEEDS says what each does; speed.py applies them).
+Speed = Literal["quality", "fast", "fastest"]
 
 
 class LocalOptions(BackendOptions):
@@ -28,4 +30,8 @@ class LocalOptions(BackendOptions):
     preview_decode_every: int = Field(
         default=4, ge=0, le=50, title="Preview decode cadence",
         description="A full VAE decode of the preview every k steps when it is cheap (0: linear previews only).",
+    )
+    speed: Speed = Field(
+        default="quality", title="Speed",
+        description="quality: bf16; fast: fp8 linear layers; fastest: fp8 and a step cache (judge its quality).",
     )

@@ -16,16 +16,21 @@ from ..errors import StudioError
 from ..events import ResultImage
 from . import diffusers_private as private
 from .options import MemoryMode
+from .speed import apply_speed, compile_fullgraph, load_quantization
 
 MEMORY_MODES: tuple[str, ...] = get_args(MemoryMode)
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 
 
-def load_pipeline(model: str, memory: str, device: torch.device) -> Any:
-    """Load a Flux2Pipeline from a repo id or folder and place it by memory mode."""
+def load_pipeline(model: str, memory: str, device: torch.device, speed: str = "quality") -> Any:
+    """Load a Flux2Pipeline from a repo id or folder and place it by memory mode; an fp8
+    preset's transformer is quantised while it loads (speed.py)."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    quantization = load_quantization(speed)
     try:
-        pipe = Flux2Pipeline.from_pretrained(model, dtype=dtype)
+        pipe = Flux2Pipeline.from_pretrained(
+            model, dtype=dtype, **({"quantization_config": quantization} if quantization else {}),
+        )
     except Exception as error:
         raise StudioError(
             f"Could not load the model {model!r}: {type(error).__name__}: {error}. For the gated "
@@ -42,14 +47,23 @@ def load_pipeline(model: str, memory: str, device: torch.device) -> Any:
     return pipe
 
 
-def prepare_pipeline(pipe: Any, device: torch.device, compile_blocks: bool) -> Any:
-    """What the backend needs of any pipeline it runs: previews, quiet progress, speed."""
+def prepare_pipeline(
+    pipe: Any, device: torch.device, compile_blocks: bool, speed: str = "quality", step_cache_interval: int = 4,
+) -> Any:
+    """What the backend needs of any pipeline it runs: previews, quiet progress, speed
+    (the preset's fp8 and step cache first, then the regional compile)."""
     pipe.set_progress_bar_config(disable=True)  # progress goes to the page, not the server log
     # Let the step callback see the velocity and the token ids (read-only) for x0 previews.
     private.allow_step_tensors(pipe)
-    if compile_blocks and device.type == "cuda":
-        pipe.transformer.compile_repeated_blocks(fullgraph=True)
+    apply_speed(pipe, speed, step_cache_interval)
+    if compiles(device, compile_blocks):
+        pipe.transformer.compile_repeated_blocks(fullgraph=compile_fullgraph(speed))
     return pipe
+
+
+def compiles(device: torch.device, compile_blocks: bool) -> bool:
+    """Whether the transformer's repeated blocks are compiled (CUDA only)."""
+    return compile_blocks and device.type == "cuda"
 
 
 def encode_prompt(pipe: Any, prompt: str, max_sequence_length: int, out_layers: tuple[int, ...]) -> Any:

@@ -24,10 +24,10 @@ def test_a_hosted_sweep_runs_its_cells_at_once_and_labels_them(app, fake, images
     )
     assert status == "✅ Sweep done: 4 of 4 cells"
     assert sorted(c["caption"] for c in cells) == sorted(
-        ["Guidance 2 · Seed 11", "Guidance 5 · Seed 11", "Guidance 2 · Seed 12", "Guidance 5 · Seed 12"])
+        ["guidance 2 · seed 11", "guidance 5 · seed 11", "guidance 2 · seed 12", "guidance 5 · seed 12"])
     for cell in cells:  # each cell's image was made with the values in its caption
         recipe = read_recipe(open(cell["image"], "rb").read())
-        guidance, seed = cell["caption"].replace("Guidance ", "").replace("Seed ", "").split(" · ")
+        guidance, seed = cell["caption"].replace("guidance ", "").replace("seed ", "").split(" · ")
         assert recipe["request"]["guidance_scale"] == float(guidance) and recipe["seed"] == int(seed)
     sent = sorted((j.input["guidance_scale"], j.input["seed"]) for j in fake.jobs.values())
     assert sent == [(2.0, 11), (2.0, 12), (5.0, 11), (5.0, 12)]
@@ -51,6 +51,6 @@ def test_a_local_sweep_gives_one_cell_per_lora_scale_in_order(local_app, images)
         x_axis="lora1_scale", x_values="0, 0.5, 1", api_name="/sweep",
     )
     assert status == "✅ Sweep done: 3 of 3 cells"
-    assert [c["caption"] for c in cells] == ["LoRA 1 scale 0", "LoRA 1 scale 0.5", "LoRA 1 scale 1"]
+    assert [c["caption"] for c in cells] == ["lora1 0", "lora1 0.5", "lora1 1"]
     pixels = [Image.open(c["image"]).tobytes() for c in cells]
     assert len(set(pixels)) == 3

@@ -52,7 +52,9 @@ def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path, scree
         page.locator("#download-zip").click()
     archive = tmp_path / "results.zip"
     download.value.save_as(archive)
-    assert sorted(zipfile.ZipFile(archive).namelist()) == ["image-1.png", "image-2.png"]
+    # Named for the run: instruction, seed, and each image's place (ui/results.py download_name).
+    seed = next(iter(fake.jobs.values())).output["seed"]
+    assert sorted(zipfile.ZipFile(archive).namelist()) == [f"make-it-glow_seed-{seed}_{i}.png" for i in (1, 2)]
     # A / B between the two results.
     page.get_by_label("A / B").check()
     expect(page.locator("#compare-a")).to_be_visible()
@@ -122,8 +124,16 @@ def test_dropping_a_png_restores_its_recipe(browser, app, fake, images, screensh
     page.reload()
     page.get_by_text("Restore settings from a PNG made here").click()
     page.locator("#recipe-drop input[type=file]").set_input_files(str(saved))
+    # The recipe is shown first, with the references to add again; nothing changes before Apply.
+    preview = page.locator("#recipe-preview")
+    expect(preview).to_contain_text("make it a watercolor", timeout=10_000)
+    expect(preview).to_contain_text("Add the reference image again")
+    expect(preview).to_contain_text("red.png")
+    expect(page.locator("#prompt textarea")).to_have_value("")
+    page.locator("#recipe-apply").click()
     expect(page.locator("#prompt textarea")).to_have_value("make it a watercolor", timeout=10_000)
     expect(page.locator("#status")).to_contain_text("Restored")
+    expect(page.locator("#status")).to_contain_text("Add the 1 reference image again")
     screenshot(page)
     page.close()
 

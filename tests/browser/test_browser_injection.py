@@ -44,6 +44,8 @@ def test_markup_from_fal_a_prompt_and_a_recipe_png_stays_text(browser, app, fake
     crafted.write_bytes(embed_recipe(buffer.getvalue(), crafted_recipe()))
     page.get_by_text("Restore settings from a PNG made here").click()
     page.locator("#recipe-drop input[type=file]").set_input_files(str(crafted))
+    expect(page.locator("#recipe-preview")).to_contain_text(EVIL, timeout=10_000)  # shown as text
+    page.locator("#recipe-apply").click()
     expect(page.locator("#status")).to_contain_text("Restored the settings of a [link](https://evil.example)",
                                                     timeout=10_000)
     expect(page.locator("#prompt textarea")).to_have_value(EVIL)

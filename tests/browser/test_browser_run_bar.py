@@ -193,7 +193,7 @@ def test_after_stop_the_interrupted_preview_is_not_the_result(browser, app, fake
     page.close()
 
 
-def test_stop_is_enabled_while_a_sweep_runs(browser, app, fake, images, screenshot):
+def test_while_a_sweep_runs_stop_is_enabled_and_run_says_one_is_going(browser, app, fake, images, screenshot):
     fake.job_seconds = 60
     page = open_page(browser, app, width=1400, height=1400)
     fill_form(page, images["red"])
@@ -206,9 +206,17 @@ def test_stop_is_enabled_while_a_sweep_runs(browser, app, fake, images, screensh
     page.locator("#sweep-button").click()
     assert fake.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in fake.jobs.values()), timeout=30)
     expect(page.locator("#stop-button")).to_be_enabled()
+    # Run says a sweep is going (no run starts beside it).
+    expect(page.locator("#run-button")).to_contain_text("Running")
+    jobs = len(fake.jobs)
+    page.locator("#run-button").click()
+    expect(page.get_by_text("One run at a time").first).to_be_visible(timeout=10_000)
+    page.wait_for_timeout(500)
+    assert len(fake.jobs) == jobs
     page.locator("#stop-button").click()
     expect(page.locator("#status")).to_contain_text("Stopped", timeout=30_000)
     expect(page.locator("#stop-button")).to_be_disabled()
+    expect(page.locator("#run-button")).to_have_text("Run")
     assert fake.wait_for(lambda: all(j.cancelled for j in fake.jobs.values()), timeout=30)
     screenshot(page)
     page.close()

@@ -35,3 +35,12 @@ def run_once(page, image, prompt="make it glow", images=1):
         page.keyboard.press("Tab")
     page.locator("#run-button").click()
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+
+
+# Gradio's status tracker shows this red "Error" pill on each output of an event that raised.
+ERROR_PILL = "[data-testid=status-tracker] .error"
+
+
+def no_error_pill(page) -> None:
+    page.wait_for_timeout(500)  # an event's pills would appear as it ends
+    expect(page.locator(ERROR_PILL)).to_have_count(0)

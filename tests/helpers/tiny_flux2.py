@@ -312,6 +312,7 @@ def make_tiny_lora(
     seed: int = 1,
     rank: int = 4,
     trigger_words: list[str] | None = None,
+    target_modules: list[str] | None = None,
 ) -> Path:
     """Write a real diffusers-format LoRA `.safetensors` for the tiny transformer.
 
@@ -321,6 +322,7 @@ def make_tiny_lora(
     `Flux2Pipeline.save_lora_weights` (keys `transformer.<module>.lora_A.weight` / `lora_B.weight`,
     the LoRA config in the `lora_adapter_metadata` metadata entry, as diffusers' training scripts do).
     `trigger_words`, if given, are stored comma-separated under the metadata key "trigger_word".
+    `target_modules`: the layers it adapts (default LORA_TARGET_MODULES).
     """
     from diffusers import Flux2Pipeline
     from peft import LoraConfig
@@ -333,7 +335,7 @@ def make_tiny_lora(
     config = LoraConfig(
         r=rank,
         lora_alpha=rank,
-        target_modules=LORA_TARGET_MODULES,
+        target_modules=target_modules or LORA_TARGET_MODULES,
         init_lora_weights=False,
     )
     with torch.random.fork_rng(devices=[]):

@@ -153,3 +153,28 @@ def test_clear_asks_first_and_can_be_undone():
     newer = {"id": "3", "starred": False}
     restored, *_ = history_lib.undo_clear(cleared, [newer, past[1]])
     assert restored == [newer, *past]
+
+
+def test_clear_asks_disarms_and_offers_undo_only_for_a_few_seconds(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(history_lib.time, "monotonic", lambda: now[0])
+    past = [{"id": "a", "recipe": {}}, {"id": "b", "recipe": {}, "starred": True}]
+    # A first click arms Clear and changes nothing.
+    kept, _items, armed, cleared, button, _undo, _timer = history_lib.clear_click(past, None)
+    assert kept == gr.skip() and armed == 1000.0 and button["value"] == history_lib.CLEAR_ARMED_LABEL
+    # Left alone past CONFIRM_SECONDS, it disarms (and a click then only arms it again).
+    now[0] += history_lib.CONFIRM_SECONDS + 0.5
+    armed_after, _cleared, button, _undo, timer = history_lib.clear_tick(armed, None)
+    assert armed_after is None and button["value"] == history_lib.CLEAR_LABEL
+    # A second click in time clears the unstarred runs and offers Undo.
+    _, _, armed, _, _, _, _ = history_lib.clear_click(past, None)
+    now[0] += 1
+    kept, _items, armed, cleared, button, undo, _timer = history_lib.clear_click(past, armed)
+    assert [e["id"] for e in kept] == ["b"] and undo["visible"] is True and cleared["entries"] == past
+    # Undo is still offered within UNDO_SECONDS, gone after.
+    now[0] += history_lib.UNDO_SECONDS - 1
+    _, still, _, undo, timer = history_lib.clear_tick(None, cleared)
+    assert still == cleared and undo["visible"] is True
+    now[0] += 2
+    _, gone, _, undo, timer = history_lib.clear_tick(None, cleared)
+    assert gone is None and undo["visible"] is False

@@ -1,0 +1,102 @@
+"""axe-core (through axe-playwright-python) on the page's main states, in light and dark mode, on a
+desktop and a phone: no serious or critical violation (text contrast at WCAG AA included). And what
+a first visit looks like: a keyless visitor sees the key box before anything else and no operator
+setup text; a phone shows each LoRA row on one line, without horizontal scrolling.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
+
+from tests.helpers.browser import run_once
+
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
+BLOCKING = ("serious", "critical")
+
+
+def open_page(browser, app, viewport, scheme):
+    page = browser.new_page(viewport=viewport, color_scheme=scheme)
+    # Gradio follows ?__theme=dark (and the system's scheme); both are set.
+    page.goto(app.url.rstrip("/") + ("/?__theme=dark" if scheme == "dark" else "/"))
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    expect(page.locator("#reference-1")).to_be_visible(timeout=60_000)
+    return page
+
+
+def violations(page) -> list[str]:
+    """axe's serious and critical violations, each with the elements it found them on."""
+    found = Axe().run(page).response["violations"]
+    return [
+        f"{v['impact']} {v['id']} ({v['help']}): " + "; ".join(
+            f"{node['target']} {(node.get('any') or [{}])[0].get('message', '')[:120]}" for node in v["nodes"][:5])
+        for v in found if v["impact"] in BLOCKING
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_first_visit_has_no_serious_accessibility_violation(browser, keyless_app, scheme, viewport, screenshot):
+    page = open_page(browser, keyless_app, viewport, scheme)
+    found = violations(page)
+    screenshot(page)
+    assert not found, "\n".join(found)
+    page.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_page_with_results_loras_and_panels_open_has_no_serious_violation(browser, app, images, scheme,
+                                                                              screenshot):
+    page = open_page(browser, app, DESKTOP, scheme)
+    page.locator("#add-lora").click()
+    expect(page.get_by_label("LoRA 1", exact=True)).to_be_visible(timeout=30_000)
+    run_once(page, images["red"])
+    for panel in ("Advanced", "Presets", "Sweep"):
+        page.get_by_role("button", name=re.compile("^" + panel)).first.click()
+    expect(page.locator("#sweep-button")).to_be_visible(timeout=30_000)
+    found = violations(page)
+    screenshot(page)
+    assert not found, "\n".join(found)
+    page.close()
+
+
+def test_a_keyless_visitor_sees_the_key_box_first_and_no_setup_text(browser, keyless_app, screenshot):
+    page = open_page(browser, keyless_app, PHONE, "light")
+    key = page.get_by_label("Your fal API key")
+    expect(key).to_be_visible()
+    # Above the reference images, the instruction, Run and the examples: in reading order, first.
+    key_top = key.bounding_box()["y"]
+    for below in ("#reference-1", "#prompt", "#run-button"):
+        assert page.locator(below).bounding_box()["y"] > key_top, below
+    text = page.locator("body").inner_text()
+    for operator_text in ("requirements-local", "pip install", "README"):
+        assert operator_text not in text
+    screenshot(page)
+    page.close()
+
+
+def test_a_phone_shows_each_lora_row_on_one_line(browser, app, screenshot):
+    page = open_page(browser, app, PHONE, "light")
+    for row in (1, 2):
+        page.locator("#add-lora").click()
+        expect(page.get_by_label(f"LoRA {row}", exact=True)).to_be_visible(timeout=30_000)
+    page.get_by_label("LoRA 1", exact=True).fill("https://huggingface.co/owner/repo/resolve/main/style.safetensors")
+    for row in (1, 2):
+        path = page.get_by_label(f"LoRA {row}", exact=True).bounding_box()
+        scale = page.locator(f"#lora-scale-{row} input[type=number]").bounding_box()
+        switch = page.get_by_role("checkbox", name=f"LoRA {row} on").bounding_box()
+        remove = page.get_by_role("button", name=f"Remove LoRA {row}").bounding_box()
+        # Side by side, left to right, their tops within one line's height of each other.
+        lefts = [box["x"] for box in (path, scale, switch, remove)]
+        assert lefts == sorted(lefts), lefts
+        tops = [box["y"] for box in (path, scale, switch, remove)]
+        assert max(tops) - min(tops) < 60, tops
+        assert path["width"] >= 120  # room to see what was typed
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.get_by_label("LoRA 1", exact=True).scroll_into_view_if_needed()
+    screenshot(page)
+    page.close()

@@ -1,0 +1,104 @@
+"""Inputs checked when they are given, and problems kept on the field at fault, in Chromium:
+a refused run marks every field it names (until that field changes) without Gradio's red
+"Error" pills, an over-limit upload leaves its slot at once, LoRA links are checked as typed,
+and a run that fails at fal leaves the previous result in the gallery."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.helpers.app import launch_app, stop_app
+from tests.helpers.browser import no_error_pill, run_once
+
+FIELD_ERROR = ".field-error"
+
+
+@pytest.fixture(scope="module")
+def small_app(fake, tmp_path_factory):
+    """The app taking images of at most 1 MP (STUDIO_MAX_IMAGE_MP), so that a test image is over it."""
+    launched = launch_app(tmp_path_factory.mktemp("small-app"), fake, STUDIO_MAX_IMAGE_MP="1")
+    yield launched
+    stop_app(launched)
+
+
+def open_page(browser, app):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    return page
+
+
+def test_run_with_nothing_marks_the_image_and_the_instruction(browser, small_app, fake, screenshot):
+    page = open_page(browser, small_app)
+    page.locator("#run-button").click()
+    status = page.locator("#status")
+    expect(status).to_contain_text("Please check the form", timeout=30_000)
+    expect(status).to_contain_text("Reference images: add at least one image")
+    expect(status).to_contain_text("Instruction: must not be empty")
+    expect(page.locator(f"#prompt{FIELD_ERROR}")).to_be_visible(timeout=10_000)
+    expect(page.locator(f"#reference-1{FIELD_ERROR}")).to_be_visible()
+    expect(page.locator("#prompt")).to_contain_text("Instruction: must not be empty")  # its help text says it
+    expect(page.locator(FIELD_ERROR)).to_have_count(2)
+    no_error_pill(page)
+    screenshot(page, "marked")
+    assert not fake.jobs
+    # Typing the instruction takes its mark away; the empty slot keeps its own.
+    page.locator("#prompt textarea").fill("make it blue")
+    expect(page.locator(f"#prompt{FIELD_ERROR}")).to_have_count(0, timeout=10_000)
+    expect(page.locator(f"#reference-1{FIELD_ERROR}")).to_be_visible()
+    no_error_pill(page)
+    screenshot(page)
+    page.close()
+
+
+def test_an_over_limit_upload_leaves_its_slot(browser, small_app, fake, images, tmp_path, screenshot):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (1500, 1500), (20, 120, 60)).save(big)
+    page = open_page(browser, small_app)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(big))
+    message = "Image 1: has more than 1 million pixels; at most 1 MP is accepted"
+    expect(page.locator("#status")).to_contain_text(message, timeout=30_000)
+    expect(page.locator(".toast-body").filter(has_text=message)).to_be_visible()
+    expect(page.locator("#reference-1 img")).to_have_count(0, timeout=10_000)
+    no_error_pill(page)
+    screenshot(page)
+    # An image within the limit is taken.
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.close()
+
+
+def test_lora_links_are_checked_as_typed(browser, small_app, screenshot):
+    page = open_page(browser, small_app)
+    page.locator("#add-lora").click()
+    path = page.get_by_label("LoRA 1", exact=True)
+    expect(path).to_be_visible(timeout=10_000)
+    path.fill("https://huggingface.co/owner/repo/blob/main/style.safetensors")
+    path.blur()
+    expect(path).to_have_value("https://huggingface.co/owner/repo/resolve/main/style.safetensors", timeout=10_000)
+    path.fill("https://civitai.com/models/12345/watercolor")
+    expect(page.locator("#lora-note")).to_contain_text("that is a Civitai model page; paste its download link",
+                                                       timeout=10_000)
+    no_error_pill(page)
+    screenshot(page)
+    page.close()
+
+
+def test_a_failed_run_leaves_the_previous_result(browser, small_app, fake, images, screenshot):
+    page = open_page(browser, small_app)
+    run_once(page, images["red"], prompt="make it teal")
+    expect(page.locator("#results .caption-label")).to_have_text(["image 1"], timeout=10_000)
+    shown = page.locator("#results .thumbnail-item img").first.get_attribute("src")
+    fake.fail = {"status": 500, "on": "any", "times": None, "detail": "the runner fell over"}
+    page.locator("#prompt textarea").fill("now at night")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Failed", timeout=60_000)
+    expect(page.locator("#status")).to_contain_text("the runner fell over")
+    expect(page.locator("#results .caption-label")).to_have_text(["image 1"], timeout=10_000)
+    assert page.locator("#results .thumbnail-item img").first.get_attribute("src") == shown
+    expect(page.locator("#run-button")).to_have_text("Run")
+    no_error_pill(page)
+    screenshot(page)
+    page.close()

@@ -1,0 +1,95 @@
+"""A finished run says everything, in a real Chromium: its details name the recipe, "Use this run
+from code" gives a gradio_client call of `edit` (never the key), the downloads are named for the
+instruction and seed, and a run restored from History gets all of it back."""
+
+from __future__ import annotations
+
+import zipfile
+
+from playwright.sync_api import expect
+
+from tests.helpers.app import SERVER_KEY
+
+PROMPT = "Make this donut realistic"
+SLUG = "make-this-donut-realistic"
+SKIPPED = "LoRA row 2 is switched on but has no path: not sent"
+
+
+def download(page, button: str):
+    expect(page.locator(button)).to_be_enabled(timeout=15_000)
+    with page.expect_download() as caught:
+        page.locator(button).click()
+    return caught.value
+
+
+def check_results(page, seed: int, tmp_path) -> None:
+    """What a finished run (fresh or restored) shows: the details, both downloads named for it."""
+    details = page.locator("#details")
+    for text in ("owner/watercolor", "0.7", "Guidance:", "4.5", "Steps:", "12", f"Seed: {seed}",
+                 "Backend: fal", "Estimated cost on fal: $", SKIPPED):
+        expect(details).to_contain_text(text, timeout=15_000)
+    png = download(page, "#download-png")
+    assert png.suggested_filename == f"{SLUG}_seed-{seed}_1.png"
+    archive = download(page, "#download-zip")
+    assert archive.suggested_filename == f"{SLUG}_seed-{seed}.zip"
+    archive.save_as(tmp_path / "run.zip")
+    assert zipfile.ZipFile(tmp_path / "run.zip").namelist() == [f"{SLUG}_seed-{seed}_1.png"]
+    expect(page.locator("#compare img")).to_have_count(2, timeout=15_000)  # before / after
+
+
+def test_a_run_and_its_restore_say_everything_and_name_their_downloads(browser, app, fake, images, tmp_path,
+                                                                      screenshot):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
+    page.goto(app.url)
+    seed_used = page.locator("#seed-used input, #seed-used textarea").first
+    expect(seed_used).to_have_value("", timeout=30_000)  # no run yet: empty, not 0
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    # One LoRA at 0.7, and a second row switched on with no path.
+    page.locator("#add-lora").click()
+    expect(page.get_by_label("LoRA 1", exact=True)).to_be_visible(timeout=30_000)
+    page.get_by_label("LoRA 1", exact=True).fill("owner/watercolor")
+    page.locator("#add-lora").click()
+    expect(page.get_by_label("LoRA 2", exact=True)).to_be_visible(timeout=30_000)
+    expect(page.get_by_label("LoRA 1", exact=True)).to_have_value("owner/watercolor")
+    scale = page.locator("#lora-scale-1 input[type=number]")
+    scale.fill("0.7")
+    scale.press("Tab")
+    expect(scale).to_have_value("0.7")
+    for label, value in (("number input for Guidance", "4.5"), ("number input for Steps", "12")):
+        page.get_by_label(label).fill(value)
+        page.keyboard.press("Tab")
+    page.locator("#prompt textarea").fill(PROMPT)
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    expect(page.locator("#status")).to_contain_text(SKIPPED)
+    [job] = fake.jobs.values()
+    assert job.input["loras"] == [{"path": "owner/watercolor", "scale": 0.7}]
+    seed = job.output["seed"]
+    expect(seed_used).to_have_value(str(seed))
+    check_results(page, seed, tmp_path)
+
+    # The run as code: this app's `edit` endpoint, and never the key.
+    page.get_by_text("Use this run from code").click()
+    code = page.locator("#code-client")
+    expect(code).to_contain_text("client.predict(", timeout=10_000)
+    expect(code).to_contain_text('api_name="/edit"')
+    expect(code).to_contain_text("owner/watercolor")
+    expect(page.locator("#code-fal")).to_contain_text("fal_client.subscribe(")
+    assert SERVER_KEY not in page.content()
+    screenshot(page, "run")
+
+    # A fresh page, then the run restored from History: the same details, compare and downloads.
+    page.reload()
+    expect(page.locator("#history img").first).to_be_visible(timeout=15_000)
+    expect(page.locator("#details")).not_to_contain_text("owner/watercolor")
+    expect(page.locator("#download-png")).to_be_disabled()
+    page.locator("#history .thumbnail-item").first.click()
+    page.locator("#history-restore").click()
+    expect(page.locator("#prompt textarea")).to_have_value(PROMPT, timeout=10_000)
+    check_results(page, seed, tmp_path)
+    expect(seed_used).to_have_value("")  # the seed is back in the form instead
+    page.get_by_text("Use this run from code").click()
+    expect(page.locator("#code-client")).to_contain_text("owner/watercolor", timeout=10_000)
+    screenshot(page, "restored")
+    page.close()

@@ -1,0 +1,99 @@
+"""A sweep in a real Chromium against the fake fal server: the X axis follows the LoRA list,
+every cell shows its state from the start ("running · seed 1") and its values once done, the
+captions fit, the zip's files are named by their values, a picked cell becomes the input or
+gives back its settings, and the sweep is one History card. Screenshots: tests/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+
+from playwright.sync_api import expect
+
+CELLS = "#sweep-cells .thumbnail-item"
+# Every sweep cell caption whose text is cut (wider or taller than its box).
+CUT_CAPTIONS = """() => [...document.querySelectorAll("#sweep-cells .caption-label")]
+  .filter((c) => c.scrollWidth > c.clientWidth + 1 || c.scrollHeight > c.clientHeight + 1)
+  .map((c) => c.innerText)"""
+
+
+def open_page(browser, app):
+    page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    return page
+
+
+def test_the_sweep_axis_follows_the_lora_list(browser, app, screenshot):
+    page = open_page(browser, app)
+    page.get_by_text("Sweep", exact=True).click()
+    expect(page.locator("#sweep-x input")).to_have_value("Seed")
+    expect(page.locator("#sweep-x-values textarea, #sweep-x-values input")).to_have_value("1, 2, 3, 4")
+    page.locator("#add-lora").click()
+    page.get_by_label("LoRA 1", exact=True).fill("owner/style-a")
+    page.get_by_label("LoRA 1", exact=True).blur()
+    expect(page.locator("#sweep-x input")).to_have_value("LoRA 1 scale", timeout=15_000)
+    expect(page.locator("#sweep-x-values textarea, #sweep-x-values input")).to_have_value("0.4, 0.7, 1.0, 1.3")
+    screenshot(page)
+    page.locator("#lora-remove-1").click()
+    expect(page.locator("#sweep-x input")).to_have_value("Seed", timeout=15_000)
+    page.close()
+
+
+def test_a_two_cell_sweep_from_queued_to_done_then_zip_cells_and_history(browser, app, fake, images, screenshot):
+    fake.job_seconds = 6  # long enough to see the cells before the first one finishes
+    page = open_page(browser, app)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("make it glow")
+    page.get_by_text("Sweep", exact=True).click()
+    values = page.locator("#sweep-x-values textarea, #sweep-x-values input")
+    values.fill("1, 2")
+    values.blur()
+    # A Y axis with one value: two cells, with captions as long as a 2-D sweep's.
+    page.locator("#sweep-y input").click()
+    page.get_by_role("option", name="Guidance").click()
+    page.locator("#sweep-y-values textarea, #sweep-y-values input").fill("2.5")
+    page.locator("#sweep-y-values textarea, #sweep-y-values input").blur()
+    expect(page.locator("#sweep-cost")).to_contain_text("2 runs")
+    page.locator("#sweep-button").click()
+
+    # Before the first cell finishes: both cells there, each saying what it is doing.
+    cells = page.locator(CELLS)
+    expect(cells).to_have_count(2, timeout=15_000)
+    expect(cells.nth(0)).to_contain_text(re.compile(r"(queued|running) · seed 1 · guidance 2.5"))
+    expect(cells.nth(1)).to_contain_text(re.compile(r"(queued|running) · seed 2 · guidance 2.5"))
+    expect(page.locator("#status")).to_contain_text(re.compile(r"Sweep: 0 of 2 cells done, cells? 1"))
+    assert page.evaluate(CUT_CAPTIONS) == []  # every caption whole at 1440 px
+    assert not any(job.finished for job in fake.jobs.values())  # what we saw came before any result
+    screenshot(page, "running")
+
+    expect(page.locator("#status")).to_contain_text("Sweep done: 2 of 2 cells", timeout=60_000)
+    expect(cells.nth(0).locator(".caption-label")).to_have_text("seed 1 · guidance 2.5")
+    expect(cells.nth(1).locator(".caption-label")).to_have_text("seed 2 · guidance 2.5")
+    assert page.evaluate(CUT_CAPTIONS) == []  # every caption whole at 1440 px
+
+    with page.expect_download() as download:
+        page.locator("#sweep-zip").click()
+    assert download.value.suggested_filename == "sweep_seed_x_guidance.zip"
+    with zipfile.ZipFile(download.value.path()) as archive:
+        assert sorted(archive.namelist()) == ["grid.png", "seed-1_guidance-2.5.png", "seed-2_guidance-2.5.png",
+                                              "sweep.json"]
+
+    # History: one card for the whole sweep.
+    history = page.locator("#history .thumbnail-item")
+    expect(history).to_have_count(1, timeout=15_000)
+    expect(history.first).to_contain_text("Sweep 2×1: make it glow")
+
+    # Pick cell 2: its buttons wake up; it becomes image 1, then gives back its seed.
+    expect(page.locator("#sweep-use-input")).to_be_disabled()
+    cells.nth(1).click()
+    expect(page.locator("#sweep-use-input")).to_be_enabled()
+    page.locator("#sweep-use-input").click()
+    expect(page.locator("#reference-1 img")).to_have_attribute("src", re.compile(r"image-1\.png"), timeout=15_000)
+    page.locator("#sweep-restore").click()
+    expect(page.locator("#status")).to_contain_text("Restored the settings of the sweep cell seed 2 · guidance 2.5")
+    expect(page.get_by_label("Seed", exact=True)).to_have_value("2")
+    expect(page.get_by_text("Error", exact=True)).to_have_count(0)
+    screenshot(page)
+    page.close()

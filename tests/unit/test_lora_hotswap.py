@@ -1,0 +1,92 @@
+"""LoRAs in fixed hot-swap slots (backend/local/hotswap.py), the path the backend takes when
+its blocks are compiled, run here on the CPU without compile: loading, swapping and
+unloading LoRAs of different ranks and layers gives the images a fresh load gives; a LoRA
+above STUDIO_LORA_MAX_RANK is refused from its header, naming the limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.events import Result
+from backend.local.backend import LocalBackend, LocalSettings
+from backend.local.hotswap import HotswapAdapters
+from backend.local.lora_header import lora_rank
+from backend.local.lora_sources import LoraError
+from backend.request import build_request
+from tests.helpers.tiny_flux2 import (
+    LORA_TARGET_MODULES,
+    MAX_SEQUENCE_LENGTH,
+    TEXT_ENCODER_OUT_LAYERS,
+    build_tiny_pipeline,
+    make_tiny_lora,
+    reference_image,
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hotswap")
+    pipe = build_tiny_pipeline()
+    loras = root / "loras"
+    make_tiny_lora(pipe, loras / "r4.safetensors", seed=1, rank=4)
+    make_tiny_lora(pipe, loras / "r8.safetensors", seed=2, rank=8)
+    make_tiny_lora(pipe, loras / "r2-attn.safetensors", seed=3, rank=2, target_modules=LORA_TARGET_MODULES[:4])
+    make_tiny_lora(pipe, loras / "r32.safetensors", seed=4, rank=32)
+    ref = root / "ref.png"
+    reference_image(0).save(ref)
+    return {"loras": loras, "ref": str(ref)}
+
+
+def backend(world, hotswap: bool) -> LocalBackend:
+    return LocalBackend(LocalSettings(
+        model="tiny", device="cpu", decode_every=0, lora_dir=world["loras"], lora_max_rank=16, lora_hotswap=hotswap,
+        max_sequence_length=MAX_SEQUENCE_LENGTH, text_encoder_out_layers=TEXT_ENCODER_OUT_LAYERS,
+    ), pipeline=build_tiny_pipeline())
+
+
+def image(local: LocalBackend, world, loras) -> bytes:
+    request = build_request(prompt="make it blue", image_urls=[world["ref"]], num_inference_steps=4, seed=7,
+                            loras=[{"path": p, "scale": s} for p, s in loras])
+    result = [e for e in local.run(request, local.options({})) if isinstance(e, Result)][0]
+    return result.images[0].data
+
+
+SEQUENCE = [
+    [("r4.safetensors", 1.0)],
+    [("r8.safetensors", 0.7), ("r4.safetensors", 1.2)],
+    [("r2-attn.safetensors", 1.0)],  # fewer layers than the others
+    [],  # LoRAs to none
+    [("r4.safetensors", 0.5), ("r2-attn.safetensors", 1.0), ("r8.safetensors", 1.0)],
+]
+
+
+def test_swapping_ranks_layers_and_none_gives_what_a_fresh_load_gives(world):
+    swapping = backend(world, hotswap=True)
+    assert swapping._loaded is not None and isinstance(swapping._loaded.adapters, HotswapAdapters)
+    plain_images = [image(backend(world, hotswap=False), world, loras) for loras in SEQUENCE]
+    swapped_images = [image(swapping, world, loras) for loras in SEQUENCE]
+    assert len(set(plain_images)) == len(SEQUENCE)  # every LoRA set made a different image
+    for loras, plain, swapped in zip(SEQUENCE, plain_images, swapped_images):
+        if any(path.startswith("r2-") for path, _ in loras):
+            # Rank 2 zero-padded to 16 sums its products in another order: at most one level.
+            assert _largest_difference(plain, swapped) <= 1, loras
+        else:
+            assert swapped == plain, loras
+
+
+def _largest_difference(a: bytes, b: bytes) -> int:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int) for data in (a, b)]
+    return int(np.abs(pixels[0] - pixels[1]).max())
+
+
+def test_a_lora_above_the_rank_limit_is_refused_with_the_limit(world):
+    assert lora_rank(world["loras"] / "r32.safetensors") == 32
+    local = backend(world, hotswap=True)
+    with pytest.raises(LoraError, match=r"LoRA 2 .*rank 32 is more than this server's limit of 16 "
+                                        r"\(STUDIO_LORA_MAX_RANK\)"):
+        image(local, world, [("r4.safetensors", 1.0), ("r32.safetensors", 1.0)])

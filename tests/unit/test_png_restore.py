@@ -1,0 +1,60 @@
+"""A dropped PNG's recipe is shown before anything changes, and Apply sets the form from it."""
+
+from __future__ import annotations
+
+import io
+
+import gradio as gr
+from PIL import Image
+
+from backend.recipes import embed_recipe
+from backend.request import build_request
+from ui import png_restore
+from ui.form import RESTORED_FIELDS, PageSetup
+
+SETUP = PageSetup(backends=("fal",), default_backend="fal", needs_visitor_key=False, models=("owner/model",),
+                  default_model="owner/model", default_memory="auto")
+
+
+def png_with(recipe: dict, folder) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(buffer, format="PNG")
+    path = folder / "made-here.png"
+    path.write_bytes(embed_recipe(buffer.getvalue(), recipe))
+    return str(path)
+
+
+def a_recipe() -> dict:
+    request = build_request(prompt="make it a watercolor", image_urls=["red.png", "blue.jpg"],
+                            loras=[{"path": "https://example.com/w.safetensors", "scale": 0.8}],
+                            guidance_scale=4.5, num_inference_steps=20).model_dump(mode="json")
+    return {"request": request, "options": {}, "seed": 42, "backend": "fal", "endpoint": "fal-ai/flux-2/lora/edit"}
+
+
+def test_the_preview_shows_the_recipe_and_the_references_to_add_without_changing_the_form(tmp_path):
+    recipe, text, apply = png_restore.preview_png(png_with(a_recipe(), tmp_path))
+    assert recipe["seed"] == 42
+    for shown in ("make it a watercolor", "w.safetensors", "0.8", "4.5", "20", "42", "red.png", "blue.jpg",
+                  "Add the reference images again"):
+        assert shown in text, shown
+    assert apply["interactive"] is True
+
+
+def test_a_png_without_a_recipe_says_so_and_leaves_apply_off(tmp_path):
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    recipe, text, apply = png_restore.preview_png(str(plain))
+    assert recipe is None and png_restore.NO_RECIPE in text and apply["interactive"] is False
+
+
+def test_apply_sets_the_fields_and_says_which_references_to_add():
+    setup = SETUP
+    *values, version, status = png_restore.apply_png(a_recipe(), 3, setup)
+    by_name = dict(zip(RESTORED_FIELDS, values))
+    assert by_name["prompt"] == "make it a watercolor" and by_name["guidance_scale"] == 4.5
+    assert version == 4 and "Add the 2 reference images again" in status
+
+
+def test_apply_with_nothing_read_changes_nothing():
+    setup = SETUP
+    assert all(v == gr.skip() for v in png_restore.apply_png(None, 3, setup))

@@ -1,0 +1,129 @@
+"""The sweep on the page, in this process against the fake fal server: the default axis, every
+cell shown from the first update (queued, running, done), short captions, the zip's names, the
+History card, and a picked cell used as input or restored (the browser: test_browser_sweep.py)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from backend.fal import FalBackend, FalOptions, FalSettings
+from backend.request import build_request
+from tests.helpers.app import SERVER_KEY
+from ui import history as history_lib
+from ui import sweep_cells
+from ui.form import RESTORED_FIELDS, PageSetup
+from ui.run import Outputs, RunPlan
+from ui.sweep_view import default_axis, follow_loras, run_sweep_view
+
+SETUP = PageSetup(("fal",), "fal", False, (), "", "gpu")
+
+
+class OneCellAtATime(FalBackend):
+    """fal, one cell at a time (as on a local GPU), so that a cell waits its turn."""
+
+    concurrent_runs = 1
+
+
+def test_the_x_axis_is_the_seed_until_a_lora_is_on_and_never_overrides_the_visitors_choice():
+    assert default_axis([]) == ("seed", "1, 2, 3, 4")
+    assert default_axis(None) == ("seed", "1, 2, 3, 4")
+    assert default_axis([{"path": "", "scale": 1, "enabled": True}]) == ("seed", "1, 2, 3, 4")  # no LoRA yet
+    assert default_axis([{"path": "owner/style", "scale": 1, "enabled": False}]) == ("seed", "1, 2, 3, 4")
+    assert default_axis([{"path": "owner/style", "scale": 1, "enabled": True}]) == ("lora1_scale",
+                                                                                    "0.4, 0.7, 1.0, 1.3")
+    assert default_axis("not a list") == ("seed", "1, 2, 3, 4")
+    on = [{"path": "owner/style", "scale": 1, "enabled": True}]
+    assert follow_loras(on, edited=False) == ("lora1_scale", "0.4, 0.7, 1.0, 1.3")
+    x, values = follow_loras(on, edited=True)  # the visitor chose the axis: nothing changes
+    assert isinstance(x, type(gr.skip())) and isinstance(values, type(gr.skip()))
+
+
+def sweep_updates(pointed, images, tmp_path, x_key="seed", x_values="1, 2", y_key=None, y_values="",
+                  backend=None):
+    request = build_request(prompt="make it blue", image_urls=[str(images["red"])], seed=7,
+                            loras=[{"path": "owner/style", "scale": 1.0}])
+    backend = backend or OneCellAtATime(FalSettings(poll_interval=0.05), server_key=SERVER_KEY)
+    plan = RunPlan(backend=backend, request=request, options=FalOptions())
+    return list(run_sweep_view(plan, Outputs(tmp_path), x_key, x_values, y_key, y_values))
+
+
+def captions(update) -> list[str]:
+    return [caption for _path, caption in update[0]]
+
+
+def test_every_cell_shows_its_state_from_the_first_update_then_its_image(pointed, images, tmp_path):
+    pointed.job_seconds = 0.6
+    updates = sweep_updates(pointed, images, tmp_path, "lora1_scale", "0.4, 0.7")
+    first = updates[0]
+    assert captions(first) == ["running · lora1 0.4", "queued · lora1 0.7"]
+    assert first[1] == "⚙️ Sweep: 0 of 2 cells done, cell 1 running"
+    placeholders = [Path(path) for path, _caption in first[0]]
+    assert all(p.suffix == ".png" and p.is_file() for p in placeholders)
+    assert placeholders[0] != placeholders[1]  # running and queued look different
+    seen = [(captions(u), u[1]) for u in updates]
+    halfway = (["lora1 0.4", "running · lora1 0.7"], "⚙️ Sweep: 1 of 2 cells done, cell 2 running")
+    assert halfway in seen
+    assert seen.index(halfway) < len(seen) - 1
+    last = updates[-1]
+    assert captions(last) == ["lora1 0.4", "lora1 0.7"] and last[1] == "✅ Sweep done: 2 of 2 cells"
+    assert all(Path(path).is_file() and tmp_path in Path(path).parents for path, _c in last[0])
+
+
+def test_captions_carry_every_axis_value_and_the_zip_names_its_files_by_them(pointed, images, tmp_path):
+    backend = FalBackend(FalSettings(poll_interval=0.05), server_key=SERVER_KEY)
+    updates = sweep_updates(pointed, images, tmp_path, "lora1_scale", "0.4, 0.7", "seed", "1, 2", backend=backend)
+    assert updates[0][1] == "⚙️ Sweep: 0 of 4 cells done, cells 1–4 running"  # hosted cells run at once
+    gallery, status, grid, zipped, _state = updates[-1]
+    assert [c for _p, c in gallery] == ["lora1 0.4 · seed 1", "lora1 0.7 · seed 1",
+                                        "lora1 0.4 · seed 2", "lora1 0.7 · seed 2"]
+    assert Path(zipped).name == "sweep_lora1-scale_x_seed.zip"
+    with zipfile.ZipFile(zipped) as archive:
+        assert sorted(archive.namelist()) == sorted([
+            "lora1-scale-0.4_seed-1.png", "lora1-scale-0.7_seed-1.png", "lora1-scale-0.4_seed-2.png",
+            "lora1-scale-0.7_seed-2.png", "grid.png", "sweep.json"])
+        assert archive.read("grid.png") == Path(grid).read_bytes()
+
+
+def test_a_lora_scale_axis_with_no_lora_on_is_refused_naming_the_axis(pointed, images, tmp_path):
+    request = build_request(prompt="make it blue", image_urls=[str(images["red"])])
+    backend = FalBackend(FalSettings(poll_interval=0.05), server_key=SERVER_KEY)
+    view = run_sweep_view(RunPlan(backend, request, FalOptions()), Outputs(tmp_path), "lora1_scale", "0.4, 0.7",
+                          None, "")
+    assert "LoRA 1 scale: LoRA 1 is not switched on" in next(view)[1]
+    with pytest.raises(gr.Error, match="LoRA 1 is not switched on"):
+        next(view)
+    assert not pointed.jobs  # nothing ran
+
+
+def test_a_sweep_is_one_history_card_with_its_grid_that_restores_its_cells(pointed, images, tmp_path):
+    *_rest, (_gallery, _status, grid, _zip, state) = sweep_updates(pointed, images, tmp_path, "seed", "1, 2")
+    past, items, picked, *_buttons = sweep_cells.remember_sweep(state, [])
+    assert len(past) == 1 and picked is None  # one card, none picked (the cards moved)
+    assert past[0]["thumbs"] == [history_lib.thumbnail(grid)]  # the card shows the grid
+    (_thumb, caption), = items
+    assert caption.startswith("Sweep 2×1: make it blue")
+    # The base recipe: the form's request (LoRA at its own scale), not one cell's.
+    assert past[0]["recipe"]["request"]["loras"][0]["scale"] == 1.0
+    cells, shown_grid, _open, restored, *_unpicked = sweep_cells.restore_sweep(past, 0, tmp_path)
+    assert [c for _p, c in cells] == ["seed 1", "seed 2"] and shown_grid == grid
+    assert restored["cells"] == state["cells"]
+    elsewhere = [{**past[0], "sweep": {**past[0]["sweep"], "cells": [["seed 1", "/etc/passwd"]]}}]
+    assert sweep_cells.restore_sweep(elsewhere, 0, tmp_path)[3]["cells"] == [{"caption": "seed 1", "image": None}]
+
+
+def test_a_picked_cell_becomes_the_input_or_gives_back_its_settings(pointed, images, tmp_path):
+    *_rest, (_g, _s, _grid, _zip, state) = sweep_updates(pointed, images, tmp_path, "seed", "1, 2")
+    slots = sweep_cells.use_cell_as_input(state, 1, tmp_path, 3)
+    assert slots == (state["cells"][1]["image"], None, None)
+    *values, version, status = sweep_cells.restore_cell(state, 1, 4, SETUP, tmp_path)
+    restored = dict(zip(RESTORED_FIELDS, values))
+    assert restored["seed"] == 2 and restored["prompt"] == "make it blue" and version == 5
+    assert status == "♻️ Restored the settings of the sweep cell seed 2."
+    # Nothing picked, or a cell with no image: nothing changes (a warning, not an error).
+    assert all(isinstance(v, type(gr.skip())) for v in sweep_cells.use_cell_as_input(state, None, tmp_path, 3))
+    unfinished = {"cells": [{"caption": "seed 1", "image": None}]}
+    assert all(isinstance(v, type(gr.skip())) for v in sweep_cells.restore_cell(unfinished, 0, 0, SETUP, tmp_path))

@@ -1,0 +1,39 @@
+"""What every part of the page's events shares: the context, the event options, the run bar."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from backend.base import Backend
+from backend.spending import SpendingPolicy
+from ui.form import PageSetup
+from ui.layout import RUN_LABEL, RUNNING_LABEL
+from ui.run import Outputs
+
+PRIVATE: dict[str, Any] = dict(api_visibility="private")
+PRIVATE_FAST: dict[str, Any] = dict(api_visibility="private", queue=False)
+
+@dataclass(frozen=True)
+class Context:
+    """What the events need besides the page: the backends, where results go, and who may
+    spend what (every run and sweep is admitted by `spending` first)."""
+
+    setup: PageSetup
+    backends: Mapping[str, Backend]
+    outputs: Outputs
+    downloads: Path
+    spending: SpendingPolicy
+
+
+def run_bar(running: bool) -> tuple:
+    """Run and Stop: "Running" and Stop enabled while something runs; "Run" and Stop disabled after."""
+    return gr.update(value=RUNNING_LABEL if running else RUN_LABEL), gr.update(interactive=running)
+
+
+def mark_running(label: str) -> tuple:
+    return (gr.skip(), gr.skip()) if label == RUNNING_LABEL else run_bar(True)

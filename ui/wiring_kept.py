@@ -1,0 +1,88 @@
+"""The events of what the page keeps: History (pick, star, clear and undo, compare, restore),
+presets, and a PNG's recipe (shown, then applied)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import gradio as gr
+
+from ui import history as history_lib
+from ui import png_restore, results
+from ui.form import PRESET_FIELDS, RESTORED_FIELDS
+from ui.layout import Page
+from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context
+
+
+def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> Any:
+    """History's events; returns the restore's last event: the restored run is then the page's run."""
+    restored = [page.form[name] for name in RESTORED_FIELDS]
+    history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
+    run_event.then(history_lib.remember, [page.last_run, page.history], [page.history, page.history_gallery],
+                   **PRIVATE).then(history_lib.unpick_run, None, history_buttons, **PRIVATE_FAST)
+    demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE)
+    page.history_gallery.select(history_lib.pick_run, None, history_buttons, **PRIVATE_FAST)
+    page.history_star.click(partial(history_lib.star, outputs_root=ctx.outputs.root),
+                            [page.history, page.history_selected], [page.history, page.history_gallery],
+                            **PRIVATE_FAST)
+    # Clear asks (a second click within a few seconds), then offers Undo for a few seconds.
+    clearing = [page.history_armed, page.history_cleared, page.history_clear, page.history_undo, page.history_timer]
+    page.history_clear.click(history_lib.clear_click, [page.history, page.history_armed],
+                             [page.history, page.history_gallery, *clearing], **PRIVATE_FAST,
+                             ).then(history_lib.unpick_run, None, history_buttons, **PRIVATE_FAST)
+    # A/B against any past run: the selected result (A) and the picked run's first image (B).
+    page.history_compare.click(partial(history_lib.compare_with_run, outputs_root=ctx.outputs.root),
+                               [page.gallery, page.selected, page.history, page.history_selected], page.compare,
+                               **PRIVATE)
+    page.history_undo.click(history_lib.undo_clear, [page.history_cleared, page.history],
+                            [page.history, page.history_gallery, page.history_cleared, page.history_undo],
+                            **PRIVATE_FAST)
+    page.history_timer.tick(history_lib.clear_tick, [page.history_armed, page.history_cleared], clearing,
+                            **PRIVATE_FAST)
+    # A dropped PNG's recipe is shown first; Apply sets the form. The `restore` API applies at once.
+    for trigger in (page.recipe_file.upload, page.recipe_file.clear):
+        trigger(png_restore.preview_png, page.recipe_file, [page.recipe_read, page.recipe_preview, page.recipe_apply],
+                **PRIVATE)
+    page.recipe_apply.click(partial(png_restore.apply_png, setup=ctx.setup), [page.recipe_read, page.lora_version],
+                            [*restored, page.lora_version, page.status], **PRIVATE)
+    gr.Button(visible=False).click(
+        partial(history_lib.restore_png, setup=ctx.setup), [page.recipe_file, page.lora_version],
+        [*restored, page.lora_version, page.status], api_name="restore", api_visibility="undocumented",
+    )
+    return page.history_restore.click(
+        partial(history_lib.restore_run, setup=ctx.setup, outputs_root=ctx.outputs.root,
+                slot_count=len(page.slots)),
+        [page.history, page.history_selected, page.lora_version],
+        [*restored, page.lora_version, *page.slots, page.gallery, page.status], **PRIVATE,  # queued: its warning
+    ).then(partial(history_lib.restored_run, outputs_root=ctx.outputs.root), [page.history, page.history_selected],
+           [page.last_run, page.seed_used, page.details], **PRIVATE)
+
+
+def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
+    preset_inputs = [page.form[name] for name in PRESET_FIELDS]
+
+    def export_file(all_presets: dict | None) -> str:
+        """The export button always holds the current presets as a JSON file."""
+        return history_lib.export_presets(all_presets, results.fresh_folder(ctx.downloads))
+
+    # Queued (PRIVATE), so that a handler's gr.Warning reaches the page; none of them raises.
+    page.preset_save.click(history_lib.save_preset_handler, [page.presets, page.preset_name, *preset_inputs],
+                           [page.presets, page.preset_pick], **PRIVATE,
+                           ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
+    page.preset_load.click(history_lib.load_preset, [page.presets, page.preset_pick, page.lora_version],
+                           [*preset_inputs, page.lora_version], **PRIVATE)
+    page.preset_import.upload(history_lib.import_presets_handler, [page.presets, page.preset_import],
+                              [page.presets, page.preset_pick], **PRIVATE,
+                              ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
+    page.preset_rename.click(history_lib.rename_preset_handler, [page.presets, page.preset_pick, page.preset_name],
+                             [page.presets, page.preset_pick], **PRIVATE,
+                             ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
+    page.preset_delete.click(history_lib.delete_preset_handler, [page.presets, page.preset_pick],
+                             [page.presets, page.preset_pick], **PRIVATE,
+                             ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
+    for field in (page.preset_name, page.preset_pick):
+        field.change(history_lib.preset_buttons, [page.preset_name, page.preset_pick],
+                     [page.preset_save, page.preset_load, page.preset_rename, page.preset_delete], **PRIVATE_FAST)
+    demo.load(lambda p: (gr.update(choices=list(p or {})), export_file(p)), page.presets,
+              [page.preset_pick, page.preset_export], **PRIVATE)
