@@ -34,13 +34,15 @@ def test_a_restored_local_recipe_remakes_the_image_exactly(local_app, images):
     values = connect(local_app, download_files=False).predict(
         handle_file(second), 0, api_name="/restore")
     (prompt, loras, guidance, steps, size, width, height, seed, randomize, num_images,
-     acceleration, expansion, safety, output_format, sync_mode, backend, model, memory, _version, status) = values
-    assert status.startswith("♻️ Restored") and backend == "local" and randomize is False
+     acceleration, expansion, safety, output_format, sync_mode, backend, model, memory, speed, _version,
+     status) = values
+    assert status.startswith("♻️ Restored") and backend == "local" and randomize is False and speed == "quality"
     # The recipe records the local backend's options too: the model it ran on comes back.
     recipe = read_recipe(open(second, "rb").read())
     assert model == recipe["options"]["model"] == recipe["endpoint"] and memory == "gpu"
     again, *_ = client.predict(**edit_args(
         images, prompt=prompt, loras=loras, guidance_scale=guidance, num_inference_steps=steps, size=size,
         seed=seed, randomize_seed=randomize, num_images=num_images, backend=backend, model=model, memory=memory,
+        speed=speed,
     ), api_name="/edit")
     assert Image.open(again[0]["image"]).tobytes() == Image.open(second).tobytes()

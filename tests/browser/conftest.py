@@ -26,6 +26,8 @@ README_SCREENSHOTS = {
     "test_upload_run_and_see_the_result": "screenshot.png",
     "test_compare_chain_and_downloads": "screenshot-compare.png",
     "test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only_ones": "screenshot-local.png",
+    "test_the_run_bar_stays_in_view_on_desktop_and_phone-phone-done-viewport": "screenshot-phone.png",
+    "test_a_page_with_results_loras_and_panels_open_has_no_serious_violation[dark]": "screenshot-dark.png",
 }
 
 
@@ -46,14 +48,15 @@ def browser():
 @pytest.fixture
 def screenshot(request):
     """`screenshot(page)` saves tests/screenshots/<test name>.png (`screenshot(page, "moment")`:
-    <test name>-moment.png, for a test that shows more than one state); returns its path."""
+    <test name>-moment.png, for a test that shows more than one state; `full_page=False`: only
+    what the screen shows); returns its path."""
 
-    def save(page, moment: str = "") -> Path:
+    def save(page, moment: str = "", full_page: bool = True) -> Path:
         SCREENSHOTS.mkdir(exist_ok=True)
         path = SCREENSHOTS / f"{request.node.name}{'-' + moment if moment else ''}.png"
-        page.screenshot(path=str(path), full_page=True)
-        asset = README_SCREENSHOTS.get(request.node.name)
-        if asset and not moment and os.environ.get("STUDIO_UPDATE_SCREENSHOTS") == "1":
+        page.screenshot(path=str(path), full_page=full_page)
+        asset = README_SCREENSHOTS.get(path.stem)
+        if asset and os.environ.get("STUDIO_UPDATE_SCREENSHOTS") == "1":
             shutil.copyfile(path, ROOT / "assets" / asset)
         return path
 

@@ -43,9 +43,8 @@ def fill_form(page, image, prompt="make it glow"):
 
 def viewport_shot(page, screenshot, moment: str) -> None:
     """What the screen shows now, then the whole page (conftest's `screenshot`, which scrolls)."""
-    shown = page.screenshot()
-    path = screenshot(page, moment)
-    path.with_name(path.stem + "-viewport.png").write_bytes(shown)
+    screenshot(page, moment + "-viewport", full_page=False)
+    screenshot(page, moment)
 
 
 def in_viewport(page, selector: str) -> bool:
@@ -157,7 +156,8 @@ def test_the_run_bar_stays_in_view_on_desktop_and_phone(browser, app, fake, imag
     viewport_shot(phone, screenshot, "phone-running")
     expect(phone.locator("#status")).to_contain_text("Done", timeout=60_000)
     expect(phone.locator("#run-button")).to_have_text("Run")
-    screenshot(phone, "phone-done")
+    phone.locator("#status").scroll_into_view_if_needed()
+    viewport_shot(phone, screenshot, "phone-done")
     phone.close()
 
 
