@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from backend.request import MAX_ACTIVE_LORAS, LoraWeight, field_limits, normalise_lora_path
+from backend.request import MAX_ACTIVE_LORAS, LoraWeight, field_limits
 from ui.components import LoraList
 from ui.field_checks import lora_notes
 from ui.run import MAX_LORA_ROWS, normalise_loras
@@ -47,16 +47,6 @@ def add_row(all_rows: list, v: float) -> tuple[list, Any]:
     if warning:
         gr.Warning(warning)
     return limited, v + 1
-
-
-def shown_path(path: str | None) -> Any:
-    """A row's path as it will be used, shown in the row when the visitor leaves it (a Hugging
-    Face file page becomes its download link); unchanged, or refused (the note says why): as it is."""
-    try:
-        normalised = normalise_lora_path(path or "")
-    except ValueError:
-        return gr.skip()
-    return normalised if normalised != (path or "").strip() else gr.skip()
 
 
 def lora_editor() -> tuple[LoraList, gr.Number, gr.Markdown]:
@@ -117,7 +107,6 @@ def lora_editor() -> tuple[LoraList, gr.Number, gr.Markdown]:
 
             for row_path, row_scale, row_on in zip(fields[0::3], fields[1::3], fields[2::3]):
                 row_path.change(edited, fields, rows, **in_order)
-                row_path.blur(shown_path, row_path, row_path, **in_order)
                 row_scale.change(edited, fields, rows, **in_order)
                 row_on.input(toggled, [version, *fields], [rows, version], **in_order)
             for index, remove in enumerate(removes):
