@@ -277,8 +277,9 @@ def _results(page: Page) -> None:
     page.gallery = gr.Gallery(label="Results", columns=2, height=560, format="webp", elem_id="results",
                               buttons=["download", "fullscreen"], interactive=False)
     with gr.Row():
-        page.use_input = gr.Button("Use as input", size="sm", elem_id="use-as-input")
-        page.add_reference = gr.Button("Add as reference", size="sm", elem_id="add-as-reference")
+        # Enabled once a run has a finished result (ui/wiring.py wire_results).
+        page.use_input = gr.Button("Use as input", size="sm", elem_id="use-as-input", interactive=False)
+        page.add_reference = gr.Button("Add as reference", size="sm", elem_id="add-as-reference", interactive=False)
         page.download_png = gr.DownloadButton("Selected as PNG", size="sm", elem_id="download-png",
                                               interactive=False)
         page.download_zip = gr.DownloadButton("All as zip", size="sm", elem_id="download-zip", interactive=False)

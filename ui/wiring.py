@@ -190,6 +190,8 @@ def wire_results(page: Page, ctx: Context, run_event: Any, restored: Any) -> Non
             0, pick_a, pick_b,
             gr.update(value=zipped, interactive=bool(zipped)),
             results.compare_pair(gallery_value, 0, reference, "before", 0, 0),
+            # Chaining needs a finished result: enabled once there is one (none after Stop).
+            gr.update(interactive=bool(paths)), gr.update(interactive=bool(paths)),
         )
 
     first_slot = page.slots[0]
@@ -197,7 +199,8 @@ def wire_results(page: Page, ctx: Context, run_event: Any, restored: Any) -> Non
     # After a run, and after a run is restored from History (ui/history.py restored_run): the same tools.
     for finished in (run_event, restored):
         finished.then(after_run, [page.gallery, first_slot, page.last_run],
-                      [page.selected, page.pick_a, page.pick_b, page.download_zip, page.compare], **PRIVATE,
+                      [page.selected, page.pick_a, page.pick_b, page.download_zip, page.compare, page.use_input,
+                       page.add_reference], **PRIVATE,
                       ).then(refresh_png, [page.gallery, page.selected, page.last_run], page.download_png, **PRIVATE)
         finished.then(run_snippets, page.last_run, [page.code_client, page.code_fal, page.code_recipe], **PRIVATE)
     page.gallery.select(_selected_index, None, page.selected, **PRIVATE).then(

@@ -18,3 +18,12 @@ def pointed(fake):
     yield fake
     for name, value in saved.items():
         setattr(fal_client_module, name, value)
+
+
+@pytest.fixture(autouse=True)
+def _quick_fake_jobs(request):
+    """In this layer a fal job takes 0.1 s (the app layers keep the fake's 0.3 s: a browser needs
+    time to see a run going). A test that needs a job going for longer sets its own job_seconds."""
+    if "fake" in request.fixturenames:
+        request.getfixturevalue("fake").job_seconds = 0.1
+    yield
