@@ -3,6 +3,7 @@ LoRA list, picking a cell, and a sweep restored from History."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -16,6 +17,7 @@ from ui.layout import Page
 from ui.run import form_error, plan_run
 from ui.spending_view import admitted, sweep_requests
 from ui.sweep_view import SWEEP_ARGS, SWEEP_ARGS_DOC, follow_loras, run_sweep_view
+from ui.text import as_text
 from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, mark_running, run_bar
 
 SWEEP_DOC = f"""Run a grid of edits that vary one or two settings (at most 16 cells, one image each).
@@ -38,6 +40,18 @@ def _sweep_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
         yield from run_sweep_view(plan, ctx.outputs, *axes)
 
 
+def _page_sweep_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
+    """The page's sweep: a refused one (the form, the axes, the spending policy) is a warning and
+    the status line, not an error: a raised error would put Gradio's red "Error" pill on every
+    output (the cells, the grid, the status). The `sweep` API still raises."""
+    try:
+        yield from _sweep_body(ctx, values)
+    except gr.Error as error:
+        gr.Warning(str(error.message), title=error.title)
+        status = f"⚠️ {error.title}: {as_text(html.unescape(str(error.message)))}"
+        yield gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
+
+
 def _api_sweep_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
     for update in _sweep_body(ctx, values):
         yield update[:-1]  # everything but the sweep state, which is the page's (see wire_run)
@@ -48,7 +62,7 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
     endpoint without it, as for `edit`), the X axis following the LoRA list, and the cells."""
     controls: list[Any] = [page.sweep_x, page.sweep_x_values, page.sweep_y, page.sweep_y_values]
     shown = [page.sweep_gallery, page.status, page.sweep_grid, page.sweep_zip]
-    page_sweep = api_function("page_sweep", partial(_sweep_body, ctx), ctx.setup, SWEEP_DOC, extra=SWEEP_ARGS)
+    page_sweep = api_function("page_sweep", partial(_page_sweep_body, ctx), ctx.setup, SWEEP_DOC, extra=SWEEP_ARGS)
     cell_buttons = [page.sweep_picked, page.sweep_use_input, page.sweep_restore]
     event = page.sweep_button.click(lambda: gr.update(open=True), None, page.sweep_results, **PRIVATE_FAST).then(
         sweep_cells.unpick_cell, None, cell_buttons, **PRIVATE_FAST).then(

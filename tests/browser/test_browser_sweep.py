@@ -10,6 +10,8 @@ import zipfile
 
 from playwright.sync_api import expect
 
+from tests.helpers.browser import no_error_pill
+
 CELLS = "#sweep-cells .thumbnail-item"
 # Every sweep cell caption whose text is cut (wider or taller than its box).
 CUT_CAPTIONS = """() => [...document.querySelectorAll("#sweep-cells .caption-label")]
@@ -37,6 +39,20 @@ def test_the_sweep_axis_follows_the_lora_list(browser, app, screenshot):
     screenshot(page)
     page.locator("#lora-remove-1").click()
     expect(page.locator("#sweep-x input")).to_have_value("Seed", timeout=15_000)
+    page.close()
+
+
+def test_a_refused_sweep_says_why_on_the_status_line_without_red_pills(browser, app, fake, screenshot):
+    page = open_page(browser, app)
+    page.get_by_text("Sweep", exact=True).click()
+    page.locator("#sweep-button").click()  # no image, no instruction
+    status = page.locator("#status")
+    expect(status).to_contain_text("Please check the form", timeout=15_000)
+    expect(status).to_contain_text("Reference images")
+    no_error_pill(page)
+    expect(page.locator("#run-button")).to_have_text("Run")  # the run bar is free again
+    assert not fake.jobs
+    screenshot(page)
     page.close()
 
 
