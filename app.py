@@ -65,15 +65,30 @@ def create_local_backend(settings: Settings) -> Backend:
         speed=settings.speed, step_cache_interval=settings.step_cache_interval,  # type: ignore[arg-type]
         lora_max_rank=settings.lora_max_rank,
     ), fetcher=fetcher, gpu_slot=gpu_slot)
-    if settings.zerogpu:
-        local.preload()  # ZeroGPU hands the weights loaded at start-up to every GPU slot
+    if settings.zerogpu and gpu_slot is not None:
+        from backend.local.device_plan import PlanSettings
+        from backend.local.zerogpu import start_on_zerogpu
+
+        # The card decides the memory mode and speed (the operator's when they fit), then the
+        # model is loaded so: ZeroGPU hands the weights loaded at start-up to every GPU slot.
+        operator = PlanSettings(memory=settings.memory if "STUDIO_MEMORY" in settings.explicit else None,
+                                speed=settings.speed if "STUDIO_SPEED" in settings.explicit else None)
+        start_on_zerogpu(local, gpu_slot, operator, step_seconds=settings.step_seconds)
     return local
 
 
 def speed_note(backends: dict[str, Backend]) -> str:
     """The page's text on the local speed presets: which run on this server, why not the rest."""
     support = getattr(backends.get("local"), "speed_support", None)
-    return support.note() if support is not None else ""
+    plan = getattr(backends.get("local"), "plan_line", "")  # ZeroGPU: the card and the plan chosen for it
+    return f"{support.note()} {plan}".strip() if support is not None else ""
+
+
+def local_default(backends: dict[str, Backend], name: str, settings: Settings) -> str:
+    """The page's default memory mode or speed: the local backend's own (on ZeroGPU, the plan
+    chosen for the card), else the operator's setting."""
+    local_settings = getattr(backends.get("local"), "settings", None)
+    return str(getattr(local_settings, name, None) or getattr(settings, name))
 
 
 def create_spending(settings: Settings, outputs: Path) -> SpendingPolicy:
@@ -115,10 +130,11 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
     spending = create_spending(settings, outputs)
     setup = PageSetup(
         backends=tuple(backends), default_backend=settings.default_backend, needs_visitor_key=not settings.fal_key,
-        models=settings.models, default_model=settings.model, default_memory=settings.memory,
+        models=settings.models, default_model=settings.model,
+        default_memory=local_default(backends, "memory", settings),
         max_references={name: backend.max_references for name, backend in backends.items()},
         require_login=settings.require_login, show_login=spending.limits.login_offered,
-        default_speed=settings.speed, speed_note=speed_note(backends),
+        default_speed=local_default(backends, "speed", settings), speed_note=speed_note(backends),
     )
     demo = build_ui(setup, backends, spending=spending, outputs=Outputs(
         outputs, settings.outputs_max_mb * 2**20 or None, settings.starred_max_mb * 2**20 or None))

@@ -91,6 +91,10 @@ class Settings:
     step_cache_interval: int = 4  # the step cache of "fastest": the transformer runs fully every k-th step
     lora_max_rank: int = 128  # the largest LoRA rank accepted (LoRA slots are padded to it under compile)
     zerogpu: bool = False  # on a ZeroGPU Space (SPACES_ZERO_GPU=true): GPU work in `spaces` slots
+    # ZeroGPU: one step's seconds at the reference size on the Space's card; None: measured at start-up
+    step_seconds: float | None = None
+    # The variables among STUDIO_MEMORY and STUDIO_SPEED the operator set: a ZeroGPU plan keeps them if they fit
+    explicit: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -153,6 +157,8 @@ class Settings:
             require_login=values["STUDIO_REQUIRE_LOGIN"],
             on_space=values["SPACE_ID"] is not None,
             zerogpu=zerogpu,
+            step_seconds=values["STUDIO_STEP_SECONDS"],
+            explicit=tuple(name for name in ("STUDIO_MEMORY", "STUDIO_SPEED") if env.get(name, "").strip()),
         )
 
 
@@ -280,6 +286,7 @@ class _Variables(BaseSettings):
     speed: Annotated[str, BeforeValidator(lower), one_of(*SPEEDS)] = Field(_DEFAULT.speed, alias="STUDIO_SPEED")
     step_cache_interval: _Whole = Field(_DEFAULT.step_cache_interval, ge=2, alias="STUDIO_STEP_CACHE_INTERVAL")
     lora_max_rank: _Whole = Field(_DEFAULT.lora_max_rank, ge=1, alias="STUDIO_LORA_MAX_RANK")
+    step_seconds: _Number | None = Field(None, ge=0.01, alias="STUDIO_STEP_SECONDS")
 
     @model_validator(mode="after")
     def _default_model(self) -> _Variables:

@@ -43,24 +43,35 @@ device="cpu", ..., decode_every=4))`):
 FLUX.2-dev config, 32.2 B parameters) and VAE (`AutoencoderKLFlux2()` defaults) with
 random bf16 weights built on the GPU, FLUX.2-dev's scheduler config, no text encoder
 (`Flux2Pipeline(..., text_encoder=None, tokenizer=None, ...)`) and random prompt
-embeddings of the real shape (1, 512, 15360) fed to both paths (the backend gets
-them in its prompt cache, so it never encodes).  1024x1024, one 1024x1024 reference,
-28 steps.  Bare diffusers against the backend (previews on) with `compile_blocks`
-off (the two eager paths alternate) and then on (regional compilation changes the
-shared transformer in place, so it comes last).  Per path: seconds per step (whole
-run / steps, and the denoising loop alone from CUDA events at each transformer
-call), ratio vs bare, the relative difference of the final latents and pixels vs
-bare (mean |diff| / mean |bare|), peak GPU memory.  Target: backend with compile
-on / bare <= 0.90.  Written to bench/results/local-gpu.json.
+embeddings of the real shape (1, 512, 15360) (the backend gets them in its prompt
+cache, so it never encodes).  1024x1024, one 1024x1024 reference, 28 steps, one table:
+bare bf16 diffusers (the pipeline called directly), then each speed preset through the
+backend (`LocalSettings(speed=..., compile_blocks=True)`), in the order quality, fast,
+fastest, on ONE shared transformer (fp8 is applied in place, so bf16 comes first; the
+blocks are uncompiled and dynamo reset between presets, so each first run pays its own
+compile).  Per preset: s/step and ratio to bare, s/step of the denoising loop alone
+(CUDA events at each transformer call), peak GPU memory, the first run and its compile
+time (first run - measured run), the relative difference of the final latents against
+`quality` at the same seed (mean |diff| / mean |quality|).  A preset this device cannot
+run is reported "unavailable: <reason>" (backend/local/speed.py); a preset that fails is
+reported "failed: <error>", and the others still run.  After `quality`: LoRA hot-swap on
+the compiled quality backend (4-step runs): no LoRA, then three LoRAs of ranks 128/32/8
+over different layers, one after another, all three, none, one again; per run the swap
+time (HotswapAdapters._swap_in, timed in this process) and the graphs torch._dynamo
+compiled (`counters["stats"]["unique_graphs"]`); creating the slots compiles once, every
+later swap must compile nothing.  The slots are unloaded before `fast`.  Targets: fast <=
+0.60x bare per step, fastest <= 0.45x bare per image, zero recompiles on swaps.  Written
+to bench/results/local-gpu.json.  About 6-7 minutes on an H200 (see bench/README.md).
 
 --gpu --small (and --gpu without CUDA, with a note): the same code, float32 on the
 CPU, the architecture scaled down (1 double + 2 single blocks, 4 heads x 128,
 joint_attention_dim 768 = the fake embeddings' width; the VAE's layout at a quarter of
-its width), 256x256, 4 steps.  It proves that the --gpu code path runs end to end;
-its figures are NOT GPU figures.  The app compiles only on CUDA, so for "compile on"
-the benchmark calls `compile_repeated_blocks(fullgraph=True)` itself, as
-prepare_pipeline does on CUDA, and the compiled blocks run in the backend's worker
-thread (eager, with a note, if compiling fails).  Written to
+its width), 256x256, 14 steps (past the step cache's 10 full steps).  It proves that the
+--gpu code path runs end to end; its figures are NOT GPU figures.  The app compiles only
+on CUDA, so here the benchmark calls `compile_repeated_blocks(fullgraph=...)` itself, as
+prepare_pipeline does on CUDA.  fast and fastest are unavailable on a CPU (no fp8), so
+the check also runs "fastest (no fp8, CPU check)": fastest's step cache and non-fullgraph
+compile in float32, the code the GPU runs after fast.  Written to
 bench/results/local-gpu-small.json.
 """
 
@@ -85,6 +96,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
+from functools import partial  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -99,8 +111,10 @@ from PIL import Image  # noqa: E402
 
 import backend.local.backend as lb  # noqa: E402
 import backend.local.previews as pv  # noqa: E402
+import backend.local.speed as speed_mod  # noqa: E402
 from backend.events import Preview, Progress, Result  # noqa: E402
 from backend.local.backend import LocalBackend, LocalSettings  # noqa: E402
+from backend.local.hotswap import HotswapAdapters  # noqa: E402
 from backend.request import build_request  # noqa: E402
 from tests.helpers.tiny_flux2 import (  # noqa: E402
     MAX_SEQUENCE_LENGTH,
@@ -154,17 +168,21 @@ SMALL_TRANSFORMER = dict(DEV_TRANSFORMER, num_layers=1, num_single_layers=2, num
 SMALL_VAE = dict(block_out_channels=(32, 64, 128, 128))
 GPU_SIDE = 1024
 SMALL_SIDE = 256
-SMALL_STEPS = 4
-RUNS_GPU = 2
+SMALL_STEPS = 14  # past the step cache's 10 full steps, so the CPU check exercises its predicted steps
+RUNS_GPU = 1  # measured runs per path after its first run: the whole --gpu run must fit ~8 min on an H200
 WEIGHT_STD = 0.02
 NOTES_BARE_S_PER_STEP = 1.118  # notes: bare diffusers, 1024x1024 + one reference, H200
-NOTES_COMPILE_REL_DIFF = 6.4e-2  # notes: compiled vs native on the H200 (bf16 noise through 56 blocks)
-REL_DIFF_TOLERANCE = 0.10  # "a few per cent": above the notes' 6.4e-2 with some margin
+STEP_CACHE_INTERVAL = 4  # LocalSettings' default (STUDIO_STEP_CACHE_INTERVAL)
+LORA_MAX_RANK = 128  # LocalSettings' default (STUDIO_LORA_MAX_RANK): the slots' rank
+# The hot-swap LoRAs: (name, rank, layers); different ranks over different layers.
+HOTSWAP_LORAS = (("lora_a", 128, "double_qkv"), ("lora_b", 32, "single_out"), ("lora_c", 8, "both"))
+SWAP_STEPS = 4  # steps per hot-swap run on the GPU: a swap's recompile shows at the first step
+SMALL_SWAP_STEPS = 4  # the request's minimum
 
 TARGETS_GPU = {
-    "ratio_compile_on": ("<=", 0.90),
-    "rel_diff_latents_compile_off": ("<=", REL_DIFF_TOLERANCE),
-    "rel_diff_latents_compile_on": ("<=", REL_DIFF_TOLERANCE),
+    "ratio_fast_per_step": ("<=", 0.60),  # fast / bare bf16, seconds per step
+    "ratio_fastest_per_image": ("<=", 0.45),  # fastest / bare bf16, seconds per image
+    "hotswap_recompiles": ("==", 0),  # graphs compiled while swapping LoRAs, after the slots exist
 }
 
 # Projection for (c) from the notes' H200 figures (not measured here).
@@ -712,6 +730,63 @@ def rel_diff(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> floa
     return float((a - b).abs().mean() / b.abs().mean().clamp_min(1e-12))
 
 
+def graphs_compiled() -> int:
+    """Graphs torch._dynamo has compiled in this process (a recompile adds one): the
+    counter torch 2.13 keeps in `torch._dynamo.utils.counters["stats"]["unique_graphs"]`."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def uncompile(transformer) -> None:
+    """Undo `compile_repeated_blocks` (each block's `_compiled_call_impl`) and drop dynamo's
+    caches, so that the next preset compiles its own graphs and its first run pays for them."""
+    for module in transformer.modules():
+        if getattr(module, "_compiled_call_impl", None) is not None:
+            module._compiled_call_impl = None
+    torch._dynamo.reset()
+
+
+def compiled_blocks(transformer) -> int:
+    return sum(1 for m in transformer.modules() if getattr(m, "_compiled_call_impl", None) is not None)
+
+
+@contextmanager
+def patched(owner, name: str, value):
+    old = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, old)
+
+
+def write_hotswap_loras(folder: Path, transformer, cuda: bool) -> list[tuple[str, int]]:
+    """Three diffusers-format LoRAs of different ranks over DIFFERENT layers (the slots must
+    take any of them): the double blocks' q/k/v, the single blocks' output projection, both."""
+    from safetensors.torch import save_file
+
+    double = [f"transformer_blocks.{i}.attn.to_{p}" for i in range(len(transformer.transformer_blocks))
+              for p in ("q", "k", "v")]
+    single = [f"single_transformer_blocks.{i}.attn.to_out" for i in range(len(transformer.single_transformer_blocks))]
+    modules = dict(transformer.named_modules())
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    generator = torch.Generator().manual_seed(3)
+    for name, rank, targets in HOTSWAP_LORAS:
+        layer_names = {"double_qkv": double, "single_out": single, "both": double + single}[targets]
+        state = {}
+        for layer in layer_names:
+            linear = modules[layer]
+            state[f"transformer.{layer}.lora_A.weight"] = (
+                torch.randn(rank, linear.in_features, generator=generator) * 0.01).to(torch.bfloat16)
+            state[f"transformer.{layer}.lora_B.weight"] = (
+                torch.randn(linear.out_features, rank, generator=generator) * 0.01).to(torch.bfloat16)
+        save_file(state, str(folder / f"{name}.safetensors"))
+        written.append((f"{name}.safetensors", rank))
+    return written
+
+
 def main_gpu(small: bool, steps: int, runs: int, fell_back: bool) -> dict:
     started = time.perf_counter()
     cuda = not small
@@ -721,14 +796,17 @@ def main_gpu(small: bool, steps: int, runs: int, fell_back: bool) -> dict:
     vcfg = SMALL_VAE if small else DEV_VAE
     side = SMALL_SIDE if small else GPU_SIDE
     label = "scaled-down CPU check, not a GPU figure" if small else "GPU"
+    swap_steps = SMALL_SWAP_STEPS if small else SWAP_STEPS
     results: dict = {
         "mode": "gpu-small-cpu" if small else "gpu", "label": label, "fell_back_from_gpu": fell_back,
         "python": sys.version.split()[0], "torch": torch.__version__, "diffusers": __import__("diffusers").__version__,
+        "torchao": _version("torchao"), "peft": _version("peft"),
         "device": torch.cuda.get_device_name(0) if cuda else f"CPU ({os.cpu_count()} cores)",
         "dtype": str(dtype).removeprefix("torch."), "size": f"{side}x{side}", "reference": f"{side}x{side}",
         "steps": steps, "runs": runs, "decode_every": DECODE_EVERY, "transformer_config": tcfg,
         "vae_config": {"AutoencoderKLFlux2() defaults, except": vcfg}, "scheduler_config": DEV_SCHEDULER,
         "prompt_embeds_shape": [1, DEV_TEXT_TOKENS, tcfg["joint_attention_dim"]], "weight_std": WEIGHT_STD,
+        "step_cache_interval": STEP_CACHE_INTERVAL, "hotswap_steps": swap_steps, "lora_max_rank": LORA_MAX_RANK,
     }
     print(f"--gpu{' --small' if small else ''}: {label}; {results['device']}, {results['dtype']}, "
           f"{side}x{side} + one {side}x{side} reference, {steps} steps", flush=True)
@@ -742,181 +820,282 @@ def main_gpu(small: bool, steps: int, runs: int, fell_back: bool) -> dict:
         results["weights_gib"] = torch.cuda.memory_allocated() / 2**30
     print(f"built in {results['build_s']:.1f} s: transformer {results['transformer_params_b']:.3f} B params, "
           f"VAE {results['vae_params_m']:.1f} M", flush=True)
-
-    generator = torch.Generator(device="cpu").manual_seed(1)
-    embeds = torch.randn((1, DEV_TEXT_TOKENS, tcfg["joint_attention_dim"]), generator=generator).to(device, dtype)
-
+    embeds = torch.randn((1, DEV_TEXT_TOKENS, tcfg["joint_attention_dim"]),
+                         generator=torch.Generator(device="cpu").manual_seed(1)).to(device, dtype)
     with tempfile.TemporaryDirectory(prefix="bench-local-gpu-") as tmp_name:
-        ref = Path(tmp_name) / "reference.png"
-        reference_image(0, (side, side)).save(ref)
-        request = build_request(
-            prompt=PROMPT, image_urls=[str(ref)], num_inference_steps=steps, guidance_scale=GUIDANCE, seed=SEED,
-        )
-
-        bare = make_pipe(transformer, vae)
-        results["text_encoder_none_constructs"] = bare.text_encoder is None
-
-        def backend_for(compile_blocks: bool) -> LocalBackend:
-            backend = LocalBackend(
-                LocalSettings(device=str(device), decode_every=DECODE_EVERY, compile_blocks=compile_blocks),
-                pipeline=make_pipe(transformer, vae),
-            )
-            # The backend never encodes (there is no text encoder): the embeddings are cached.
-            backend._embeddings.put(backend.settings.model, PROMPT, embeds)
-            return backend
-
-        clock = StepClock(transformer, vae, cuda)
-        paths: dict[str, dict] = {}
-
-        def note_peak(name: str) -> None:
-            if cuda:
-                peak = torch.cuda.max_memory_allocated() / 2**30
-                paths[name]["peak_gib"] = max(paths[name]["peak_gib"] or 0.0, peak)
-
-        def one(name: str, runner) -> None:
-            if cuda:
-                torch.cuda.reset_peak_memory_stats()
-            clock.start()
-            t = time.perf_counter()
-            pixels = runner()
-            if cuda:
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - t
-            note_peak(name)
-            row = paths[name]
-            row["samples_s"].append(seconds)
-            print(f"  {name}: {seconds:.2f} s ({seconds / steps:.3f} s/step)", flush=True)
-            row["loop_s_per_step_samples"].append(clock.loop_s_per_step())
-            if row.get("latents") is None:  # the first measured run: kept for the output comparison
-                row["latents"], row["pixels"] = clock.last_decoded.detach().float().cpu(), pixels
-
-        def run_bare():
-            return np.asarray(bare_call(bare, ref, steps, SEED, embeds=embeds).convert("RGB"))
-
-        def run_backend(backend):
-            def go():
-                result, _info = drive(backend, request)
-                return result_pixels(result)
-            return go
-
-        def start_path(name: str) -> None:
-            paths[name] = {"samples_s": [], "loop_s_per_step_samples": [], "latents": None, "peak_gib": None}
-
-        def warm(name: str, runner) -> None:
-            if cuda:
-                torch.cuda.reset_peak_memory_stats()
-            t = time.perf_counter()
-            runner()
-            if cuda:
-                torch.cuda.synchronize()
-            paths[name]["first_run_s"] = time.perf_counter() - t
-            print(f"  {name}: first run {paths[name]['first_run_s']:.1f} s", flush=True)
-            note_peak(name)
-
-        # Bare and the eager backend alternate (they share the transformer and the VAE).
-        off = backend_for(False)
-        print("bare diffusers and backend (compile off), alternating …", flush=True)
-        start_path("bare")
-        start_path("backend, compile off")
-        warm("bare", run_bare)
-        warm("backend, compile off", run_backend(off))
-        for _ in range(runs):
-            one("bare", run_bare)
-            one("backend, compile off", run_backend(off))
-
-        # compile_blocks=True compiles the shared transformer's blocks in place: this comes last.
-        print("backend (compile on): first run compiles …", flush=True)
-        on = backend_for(True)
-        if not cuda:
-            # The app compiles only on CUDA; here the benchmark does what prepare_pipeline does
-            # there, so that the compiled path (compiled in the backend's worker thread, at its
-            # first run) is exercised end to end.
-            transformer.compile_repeated_blocks(fullgraph=True)
-        start_path("backend, compile on")
-        try:
-            warm("backend, compile on", run_backend(on))
-        except Exception as error:  # a compile failure surfaces as the backend's StudioError
-            results["compile_error"] = f"{type(error).__name__}: {error}"[:500]
-            print(f"NOTE: the compiled run failed ({results['compile_error'][:300]})", flush=True)
-            if cuda:
-                del paths["backend, compile on"]  # report what was measured; the target is missed
-            else:
-                print("NOTE: 'compile on' runs eager", flush=True)
-                for module in transformer.modules():
-                    if getattr(module, "_compiled_call_impl", None) is not None:
-                        module._compiled_call_impl = None
-                warm("backend, compile on", run_backend(on))
-        if "backend, compile on" in paths:
-            for _ in range(runs):
-                one("backend, compile on", run_backend(on))
-        results["compiled_blocks"] = sum(
-            1 for m in transformer.modules() if getattr(m, "_compiled_call_impl", None) is not None)
-        clock.close()
-
-    base = paths["bare"]
-    base_s = median(base["samples_s"])
-    base_loop = median([s for s in base["loop_s_per_step_samples"] if s is not None])
-    rows = {}
-    for name, row in paths.items():
-        run_s = median(row["samples_s"])
-        loop = median([s for s in row["loop_s_per_step_samples"] if s is not None])
-        rows[name] = {
-            "run_median_s": run_s, "s_per_step": run_s / steps, "ratio_vs_bare": run_s / base_s,
-            "loop_s_per_step": loop, "loop_ratio_vs_bare": loop / base_loop,
-            "rel_diff_latents": rel_diff(row["latents"], base["latents"]),
-            "rel_diff_pixels": rel_diff(row["pixels"].astype(np.float32), base["pixels"].astype(np.float32)),
-            "first_run_s": row["first_run_s"], "peak_gib": row["peak_gib"], "samples_s": row["samples_s"],
-            "loop_s_per_step_samples": row["loop_s_per_step_samples"],
-        }
+        world = GpuWorld(Path(tmp_name), transformer, vae, embeds, device, dtype, side, steps, runs, swap_steps)
+        world.run_all(results)
+    rows = preset_rows(world.paths, steps)
     results["paths"] = rows
-    for suffix, name in (("off", "backend, compile off"), ("on", "backend, compile on")):
-        results[f"ratio_compile_{suffix}"] = rows[name]["ratio_vs_bare"] if name in rows else None
-        results[f"rel_diff_latents_compile_{suffix}"] = rows[name]["rel_diff_latents"] if name in rows else None
+    results["unavailable"] = world.unavailable
+    results["hotswap"] = world.hotswap
+    fast, fastest = rows.get("fast"), rows.get("fastest")
+    results["ratio_fast_per_step"] = fast["ratio_vs_bare"] if fast else None
+    results["ratio_fastest_per_image"] = fastest["ratio_vs_bare"] if fastest else None
+    results["hotswap_recompiles"] = world.hotswap.get("recompiles_on_swaps")
     results["targets"] = {
         k: {"op": op, "limit": limit, "value": results[k], "met": meets(op, limit, results[k])}
         for k, (op, limit) in TARGETS_GPU.items()
     }
     if small:
-        results["targets_note"] = "scaled-down CPU check: the targets are GPU targets and do not apply here"
+        results["targets_note"] = "scaled-down CPU check: the targets are GPU targets and are not judged here"
     results["peak_rss_mib"] = peak_rss_mib()
     results["total_bench_s"] = time.perf_counter() - started
     path = RESULTS_DIR / ("local-gpu-small.json" if small else "local-gpu.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str))
-
     print()
-    if small:
-        how = ("eager (compiling failed)" if "compile_error" in results
-               else "with blocks compiled by the benchmark (inductor, CPU)")
-        print(f"** {label}: float32 on a CPU, a reduced architecture; the app compiles only on CUDA, "
-              f"so 'compile on' runs {how} here; 'first run' includes compiling **")
-    print(f"| path ({label}) | s/step (run / steps) | vs bare | s/step (loop) | loop vs bare | "
-          "rel. diff latents | rel. diff pixels | first run | peak GPU |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, row in rows.items():
-        peak = f"{row['peak_gib']:.1f} GiB" if row["peak_gib"] is not None else "n/a (CPU)"
-        print(f"| {name} | {row['s_per_step']:.3f} | {row['ratio_vs_bare']:.3f} | {row['loop_s_per_step']:.3f} | "
-              f"{row['loop_ratio_vs_bare']:.3f} | {row['rel_diff_latents']:.2e} | {row['rel_diff_pixels']:.2e} | "
-              f"{row['first_run_s']:.1f} s | {peak} |")
-    if not small:
-        print(f"| (notes: bare diffusers on an H200) | {NOTES_BARE_S_PER_STEP:.3f} | | | | | | | |")
+    print(gpu_table(results, label, small))
     print()
-    print(f"| figure ({label}) | value | target | ok |")
-    print("|---|---|---|---|")
-    for key, t in results["targets"].items():
-        if t["value"] is None:
-            value = "failed"
-        else:
-            value = f"{t['value']:.3f}" if key.startswith("ratio") else f"{t['value']:.2e}"
-        ok = ("yes" if t["met"] else "NO") if not small else "n/a (not a GPU figure)"
-        print(f"| {key} | {value} | {t['op']} {t['limit']} | {ok} |")
-    print()
-    print(f"Flux2Pipeline(text_encoder=None, tokenizer=None) constructs and runs with prompt_embeds: "
-          f"{results['text_encoder_none_constructs']}; compiled blocks: {results['compiled_blocks']}; "
-          f"rel. diff tolerance {REL_DIFF_TOLERANCE} (notes: compiled vs native {NOTES_COMPILE_REL_DIFF})")
     print(f"peak RSS {results['peak_rss_mib']:.0f} MiB; "
           f"wrote {path.relative_to(ROOT)} in {results['total_bench_s']:.0f} s")
     return results
+
+
+def _version(name: str) -> str | None:
+    try:
+        return __import__(name).__version__
+    except Exception:
+        return None
+
+
+class GpuWorld:
+    """The --gpu run: bare diffusers, then each preset through the backend, then LoRA
+    hot-swaps, all on one shared transformer (fp8 is applied in place, so bf16 comes first)."""
+
+    def __init__(self, tmp: Path, transformer, vae, embeds, device, dtype, side, steps, runs, swap_steps):
+        self.tmp, self.transformer, self.vae, self.embeds = tmp, transformer, vae, embeds
+        self.device, self.cuda, self.side, self.steps, self.runs = device, device.type == "cuda", side, steps, runs
+        self.swap_steps = swap_steps
+        self.ref = tmp / "reference.png"
+        reference_image(0, (side, side)).save(self.ref)
+        self.loras = tmp / "loras"
+        self.paths: dict[str, dict] = {}
+        self.unavailable: dict[str, str] = {}
+        self.hotswap: dict = {}
+        self.clock = StepClock(transformer, vae, self.cuda)
+        self.fp8_applied = False
+
+    def request(self, steps: int, loras=(), seed: int = SEED):
+        return build_request(prompt=PROMPT, image_urls=[str(self.ref)], num_inference_steps=steps,
+                             guidance_scale=GUIDANCE, seed=seed, loras=list(loras))
+
+    def backend(self, speed: str) -> LocalBackend:
+        settings = LocalSettings(
+            device=str(self.device), decode_every=DECODE_EVERY, compile_blocks=True, speed=speed,  # type: ignore[arg-type]
+            step_cache_interval=STEP_CACHE_INTERVAL, lora_dir=self.loras, lora_max_rank=LORA_MAX_RANK,
+            lora_hotswap=True,  # as on CUDA with compiled blocks; on the CPU check too
+        )
+        pipe = make_pipe(self.transformer, self.vae)
+        # The transformer is shared: once `fast` has made it fp8, `fastest` only adds its step cache.
+        with patched(speed_mod, "uses_fp8", (lambda s: False) if self.fp8_applied else speed_mod.uses_fp8):
+            backend = LocalBackend(settings, pipeline=pipe)
+        self.fp8_applied = self.fp8_applied or speed_mod.uses_fp8(speed)
+        if not self.cuda:
+            # The app compiles only on CUDA; the benchmark does what prepare_pipeline does there.
+            self.transformer.compile_repeated_blocks(fullgraph=speed_mod.compile_fullgraph(speed))
+        backend._embeddings.put(backend.settings.model, PROMPT, self.embeds)  # never encodes: no text encoder
+        return backend
+
+    # -- measuring ----------------------------------------------------------------------
+    def timed(self, runner) -> tuple[float, np.ndarray]:
+        self.clock.start()
+        t = time.perf_counter()
+        pixels = runner()
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - t, pixels
+
+    def measure(self, name: str, runner) -> None:
+        """One first run (compiling, if any), then --runs measured runs; the peak memory of all."""
+        row = self.paths[name] = {"samples_s": [], "loop_s_per_step_samples": [], "latents": None}
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        row["first_run_s"], _ = self.timed(runner)
+        print(f"  {name}: first run {row['first_run_s']:.1f} s", flush=True)
+        for _ in range(self.runs):
+            seconds, pixels = self.timed(runner)
+            row["samples_s"].append(seconds)
+            row["loop_s_per_step_samples"].append(self.clock.loop_s_per_step())
+            print(f"  {name}: {seconds:.2f} s ({seconds / self.steps:.3f} s/step)", flush=True)
+            if row["latents"] is None:  # the first measured run: kept for the output comparison
+                row["latents"], row["pixels"] = self.clock.last_decoded.detach().float().cpu(), pixels
+        row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if self.cuda else None
+        row["compiled_blocks"] = compiled_blocks(self.transformer)
+
+    def run_bare(self) -> np.ndarray:
+        return np.asarray(bare_call(make_pipe(self.transformer, self.vae), self.ref, self.steps, SEED,
+                                    embeds=self.embeds).convert("RGB"))
+
+    def drive_pixels(self, backend: LocalBackend, request) -> np.ndarray:
+        result, _info = drive(backend, request)
+        return result_pixels(result)
+
+    def run_all(self, results: dict) -> None:
+        support = speed_mod.speed_support(self.device)
+        results["speed_support_note"] = support.note()
+        print("bare diffusers (bf16, eager) …", flush=True)
+        self.measure("bare", self.run_bare)
+        for speed in speed_mod.SPEEDS:
+            reason = support.refusal(speed)
+            if reason:
+                self.unavailable[speed] = reason
+                print(f"  {speed}: unavailable: {reason}", flush=True)
+                continue
+            self.run_preset(speed)
+            if speed == "quality":
+                self.run_hotswap()
+        if not self.cuda and "fastest" in self.unavailable:
+            # The CPU check still runs fastest's own code (the step cache, compiled without fullgraph),
+            # in float32 without fp8: the path the GPU takes after `fast`.
+            print("fastest without fp8 (CPU check of the step-cache path) …", flush=True)
+            self.fp8_applied = True
+            self.run_preset("fastest", name="fastest (no fp8, CPU check)")
+
+    def run_preset(self, speed: str, name: str | None = None) -> None:
+        name = name or speed
+        print(f"{name}: the first run compiles …", flush=True)
+        uncompile(self.transformer)
+        self._last_backend: LocalBackend | None = None
+        try:
+            t = time.perf_counter()
+            backend = self.backend(speed)
+            backend.speed_support = speed_mod.SpeedSupport({})  # the CPU check runs refused presets' code
+            prepare_s = time.perf_counter() - t
+            request = self.request(self.steps)
+            self.measure(name, partial(self.drive_pixels, backend, request))
+            self.paths[name]["prepare_s"] = prepare_s
+            self.paths[name]["speed"] = speed
+            self._last_backend = backend
+        except Exception as error:  # reported in the table, the other presets still run
+            self.paths.pop(name, None)
+            self.unavailable[name] = f"failed: {type(error).__name__}: {error}"[:400]
+            print(f"  {name}: FAILED {self.unavailable[name]}", flush=True)
+
+    def run_hotswap(self) -> None:
+        """On the compiled `quality` backend: no LoRA, then three LoRAs of different ranks over
+        different layers one after another, all three at once, none, the first again. The first
+        LoRA creates the slots (one recompile, expected); every later swap must compile nothing."""
+        backend = self._last_backend
+        if backend is None or "quality" not in self.paths:
+            self.hotswap = {"error": "quality did not run"}
+            return
+        print(f"LoRA hot-swap on quality ({self.swap_steps} steps a run) …", flush=True)
+        info: dict = {"runs": []}
+        try:
+            files = write_hotswap_loras(self.loras, self.transformer, self.cuda)
+            info["loras"] = [{"file": f, "rank": r} for f, r in files]
+            swaps = Timer(HotswapAdapters._swap_in)
+            slots = Timer(HotswapAdapters._make_slots)
+            plan = [("none", []), ("create slots + LoRA A", [0]), ("swap to B", [1]), ("swap to C", [2]),
+                    ("A + B + C", [0, 1, 2]), ("none", []), ("swap to C again", [2])]
+            # Functions (not Timer instances) on the class, so that they bind to the adapters.
+            with patched(HotswapAdapters, "_swap_in", lambda *a: swaps(*a)), \
+                    patched(HotswapAdapters, "_make_slots", lambda *a: slots(*a)):
+                for what, picks in plan:
+                    loras = [{"path": files[k][0], "scale": 1.0} for k in picks]
+                    request = self.request(self.swap_steps, loras)
+                    swaps.calls.clear()
+                    slots.calls.clear()
+                    before = graphs_compiled()
+                    seconds, _ = self.timed(partial(self.drive_pixels, backend, request))
+                    entry = {"what": what, "run_s": seconds, "graphs_compiled": graphs_compiled() - before,
+                             "swap_s": swaps.total(), "swaps": len(swaps.calls), "slots_s": slots.total(),
+                             "loop_s_per_step": self.clock.loop_s_per_step()}
+                    info["runs"].append(entry)
+                    print(f"  {what}: {seconds:.2f} s, swaps {entry['swaps']} in {entry['swap_s']:.2f} s, "
+                          f"graphs compiled {entry['graphs_compiled']}", flush=True)
+            later = info["runs"][2:]  # after the slots exist
+            info["recompiles_on_swaps"] = sum(r["graphs_compiled"] for r in later)
+            info["slot_creation_graphs"] = info["runs"][1]["graphs_compiled"]
+            info["slot_creation_s"] = info["runs"][1]["slots_s"]
+            per_swap = [r["swap_s"] / r["swaps"] for r in later if r["swaps"]]
+            info["swap_s_median"] = median(per_swap) if per_swap else None
+            info["loop_s_per_step_no_slots"] = info["runs"][0]["loop_s_per_step"]
+            steps_after = [r["loop_s_per_step"] for r in later if r["loop_s_per_step"] is not None]
+            info["loop_s_per_step_after_swaps"] = median(steps_after) if steps_after else None
+            info["loop_s_per_step_after_swaps_range"] = [min(steps_after), max(steps_after)] if steps_after else None
+        except Exception as error:
+            info["error"] = f"{type(error).__name__}: {error}"[:400]
+            print(f"  hot-swap FAILED: {info['error']}", flush=True)
+        try:  # the presets after this one run without the slots
+            backend.pipe.unload_lora_weights()
+            info["unloaded"] = True
+        except Exception as error:
+            info["unloaded"] = f"{type(error).__name__}: {error}"[:300]
+        self.hotswap = info
+
+
+def preset_rows(paths: dict, steps: int) -> dict:
+    base = paths["bare"]
+    base_s = median(base["samples_s"])
+    quality = paths.get("quality")
+    rows = {}
+    for name, row in paths.items():
+        run_s = median(row["samples_s"])
+        loops = [s for s in row["loop_s_per_step_samples"] if s is not None]
+        rows[name] = {
+            "run_median_s": run_s, "s_per_step": run_s / steps, "ratio_vs_bare": run_s / base_s,
+            "loop_s_per_step": median(loops) if loops else None,
+            "rel_diff_latents_vs_quality": rel_diff(row["latents"], quality["latents"]) if quality else None,
+            "rel_diff_latents_vs_bare": rel_diff(row["latents"], base["latents"]),
+            "rel_diff_pixels_vs_quality": rel_diff(row["pixels"].astype(np.float32),
+                                                   quality["pixels"].astype(np.float32)) if quality else None,
+            "first_run_s": row["first_run_s"],
+            "compile_s": None if name == "bare" else row["first_run_s"] - run_s,  # bare compiles nothing
+            "prepare_s": row.get("prepare_s"), "peak_gib": row["peak_gib"],
+            "compiled_blocks": row["compiled_blocks"], "samples_s": row["samples_s"],
+            "loop_s_per_step_samples": row["loop_s_per_step_samples"],
+        }
+    return rows
+
+
+def gpu_table(r: dict, label: str, small: bool) -> str:
+    def num(v, fmt):
+        return "—" if v is None else format(v, fmt)
+
+    lines = []
+    if small:
+        lines.append(f"** {label}: float32 on a CPU, a reduced architecture; the benchmark compiles the blocks "
+                     "itself (the app compiles only on CUDA); targets are not judged **")
+    lines += [f"| ({label}) | s/step | vs bare | s/step (loop) | peak GPU | first run | compile (first - run) "
+              "| rel. diff latents vs quality | target | ok |", "|---|---|---|---|---|---|---|---|---|---|"]
+    targets = {"fast": "ratio_fast_per_step", "fastest": "ratio_fastest_per_image"}
+    for name, row in r["paths"].items():
+        key = targets.get(name)
+        t = r["targets"][key] if key else None
+        target = f"{'per step' if name == 'fast' else 'per image'} {t['op']} {t['limit']}" if t else ""
+        ok = ("n/a" if small else ("yes" if t["met"] else "NO")) if t else ""
+        peak = f"{row['peak_gib']:.1f} GiB" if row["peak_gib"] is not None else "n/a (CPU)"
+        compile_s = "—" if row["compile_s"] is None else f"{row['compile_s']:.1f} s"
+        lines.append(
+            f"| {name} | {row['s_per_step']:.3f} | {row['ratio_vs_bare']:.3f} | {num(row['loop_s_per_step'], '.3f')} "
+            f"| {peak} | {row['first_run_s']:.1f} s | {compile_s} "
+            f"| {num(row['rel_diff_latents_vs_quality'], '.2e')} | {target} | {ok} |")
+    for name, reason in r["unavailable"].items():
+        key = targets.get(name)
+        target = f"{r['targets'][key]['op']} {r['targets'][key]['limit']}" if key else ""
+        lines.append(f"| {name} | unavailable: {reason} | | | | | | | {target} | {'n/a' if small else 'NO'} |")
+    hs = r["hotswap"]
+    t = r["targets"]["hotswap_recompiles"]
+    if "recompiles_on_swaps" in hs:
+        ranks = "/".join(str(lo["rank"]) for lo in hs["loras"])
+        low_high = hs.get("loop_s_per_step_after_swaps_range")
+        spread = f"{low_high[0]:.3f}-{low_high[1]:.3f}" if low_high else "—"
+        lines.append(f"| LoRA hot-swap on quality (ranks {ranks}, and none) | swap {num(hs['swap_s_median'], '.2f')} s "
+                     f"(median) | slots once: {hs['slot_creation_s']:.1f} s, {hs['slot_creation_graphs']} graphs "
+                     f"| s/step (loop): no slots {num(hs['loop_s_per_step_no_slots'], '.3f')}, after swaps "
+                     f"{num(hs['loop_s_per_step_after_swaps'], '.3f')} ({spread}) "
+                     f" | | | recompiles on swaps: **{hs['recompiles_on_swaps']}** | | == 0 "
+                     f"| {'n/a' if small else ('yes' if t['met'] else 'NO')} |")
+    else:
+        lines.append(f"| LoRA hot-swap | failed: {hs.get('error')} | | | | | | | == 0 | {'n/a' if small else 'NO'} |")
+    if not small:
+        lines.append(f"| (notes: bare diffusers on an H200) | {NOTES_BARE_S_PER_STEP:.3f} | | | | | | | | |")
+    lines.append("")
+    lines.append(f"{r['speed_support_note']} Step cache interval {STEP_CACHE_INTERVAL}; hot-swap runs of "
+                 f"{r['hotswap_steps']} steps; 'loop' = time between transformer calls.")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------ main

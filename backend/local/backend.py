@@ -48,7 +48,7 @@ from .options import LocalOptions
 from .pipeline import PromptCache, compiles, encode_image, encode_prompt, load_pipeline, prepare_pipeline
 from .previews import DecodeCost, StepPreviews, denoise
 from .speed import speed_support
-from .zerogpu import ENCODE_SECONDS, GpuSlot, edit_seconds
+from .zerogpu import ENCODE_SECONDS, SECONDS_PER_STEP_AT_REFERENCE, GpuSlot, edit_seconds
 
 LOCAL_MAX_REFERENCES = 6
 WORKER_JOIN_SECONDS = 120  # how long Stop or the deadline waits for the current step to end
@@ -92,6 +92,9 @@ class LocalBackend(Backend[LocalOptions]):
         self.prompt_encodes = 0
         self._earlier_lora_loads = 0  # into pipelines no longer loaded
         self.speed_support = speed_support(self.device)  # which presets run here, and why not
+        # ZeroGPU (zerogpu.start_on_zerogpu): one step measured on the card, and the plan chosen.
+        self.step_seconds, self.plan_line = SECONDS_PER_STEP_AT_REFERENCE, ""
+        self._straggler: threading.Event | None = None  # set by a worker that outlived its run's Stop
         if pipeline is not None:
             s = self.settings
             self._use(s.model, s.memory, s.speed, self._prepare(pipeline, s.speed))
@@ -181,7 +184,8 @@ class LocalBackend(Backend[LocalOptions]):
         finally:
             if edit is not None:
                 edit.close()  # Stop: the pipeline is interrupted and waited for before the GPU is free
-            self._line.release()
+            straggler, self._straggler = self._straggler, None
+            self._line.release_after(straggler)  # a worker still in its step keeps the GPU until it ends
         if done is None:
             raise StudioError("The local run ended without images.")
         yield Result(
@@ -244,6 +248,7 @@ class LocalBackend(Backend[LocalOptions]):
         finally:
             if not finished.is_set():  # a step that never ends: say so rather than hang the run too
                 log.warning("the local pipeline did not stop within %s s of being interrupted", WORKER_JOIN_SECONDS)
+                self._straggler = finished
         if done is not None:
             yield done
 
@@ -256,6 +261,7 @@ class LocalBackend(Backend[LocalOptions]):
             width, height = int(w * scale), int(h * scale)
         return edit_seconds(
             job.request.num_inference_steps, len(job.seeds), width, height, [r.size for r in job.references],
+            self.step_seconds,
         )
 
     def _work(self, job: Job, emit: Emit, cancel: threading.Event, deadline: Deadline) -> Done | None:

@@ -52,6 +52,20 @@ class GpuLine:
         with self._changed:
             self._changed.notify_all()
 
+    def release_after(self, worker_done: threading.Event | None) -> None:
+        """Release now; or, when a run's worker outlived the run (Stop, and a step that did not
+        end in time), once that worker is done: the next run must not share the pipeline, its
+        adapters, LoRA scales and interrupt flag with a step still running."""
+        if worker_done is None or worker_done.is_set():
+            self.release()
+            return
+
+        def release_when_done() -> None:
+            worker_done.wait()
+            self.release()
+
+        threading.Thread(target=release_when_done, name="gpu-line-release", daemon=True).start()
+
     def acquire(self, timeout: float = -1) -> bool:
         """Take the GPU outside the line (tests and tools that must hold it)."""
         return self._gpu.acquire(timeout=timeout)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from gradio_client import handle_file
 
@@ -21,6 +22,8 @@ def zerogpu_app(fake, tiny_model, tmp_path_factory):
     log = tmp / "spaces-calls.jsonl"
     launched = launch_app(
         tmp, fake, SPACES_ZERO_GPU="true", SPACES_STAND_IN_LOG=str(log),
+        # The H200's step (no warm-up): this CPU's tiny-model step would make every slot the minimum.
+        STUDIO_STEP_SECONDS="1.12",
         PYTHONPATH=str(STAND_INS), **local_app_env(tiny_model),
     )
     yield launched, log
@@ -60,3 +63,14 @@ def test_runs_on_zerogpu_ask_for_slots_that_fit_the_run(zerogpu_app, images):
     # A second reference adds its tokens to every step.
     two = edit("make it blue", 20, images["red"], images["blue"])
     assert [c["function"] for c in two] == ["_edit"] and two[0]["duration"] > longer[0]["duration"]
+
+
+def test_the_page_says_what_the_start_up_made_of_the_card(zerogpu_app):
+    app, log = zerogpu_app
+    # The card is read in a slot of its own before the model loads; no GPU here (the stand-in
+    # on a CPU), so the operator's settings stay and the Speed field's note says so.
+    assert calls(log)[0] == {"function": "from_torch", "duration": 30, "size": "xlarge"}
+    config = httpx.get(f"{app.url}config").json()
+    [speed] = [c for c in config["components"] if c.get("props", {}).get("elem_id") == "local-speed"]
+    assert speed["props"]["info"].endswith("GPU: not readable at start-up; memory and speed as set.")
+    assert "GPU could not be read" in app.log()
