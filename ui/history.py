@@ -19,7 +19,6 @@ import gradio as gr
 from PIL import Image
 
 from backend.outputs import is_inside, run_folder_of, set_starred
-from backend.recipes import read_recipe
 from ui.details import describe_run, images_on_disk
 from ui.form import PRESET_FIELDS, RESTORED_FIELDS, SKIP, PageSetup, restore_values
 from ui.results import result_paths, selected_result
@@ -34,7 +33,6 @@ CONFIRM_SECONDS = 4  # a second click on Clear within this clears
 UNDO_SECONDS = 8  # Undo is offered this long after a clear
 CLEAR_LABEL = "Clear (keeps starred)"
 CLEAR_ARMED_LABEL = "Click again to clear"
-NO_RECIPE = "This PNG carries no recipe from this studio: nothing was restored."
 # A preset holds the form fields marked `preset` in ui/form.py: the LoRA stack and the
 # sampling settings, not the instruction or the images (those change from run to run).
 
@@ -250,17 +248,6 @@ def clear_tick(armed_at: float | None, cleared: dict | None) -> tuple:
     return (armed_at if armed else None, cleared if offered else None,
             gr.skip() if armed else gr.update(value=CLEAR_LABEL), gr.update(visible=offered),
             gr.Timer(active=armed or offered))
-
-
-def restore_png(path: str | None, version: float, setup: PageSetup) -> tuple:
-    """Every setting of a PNG made by this studio (its recipe chunk)."""
-    recipe = read_recipe(Path(path).read_bytes()) if path else None
-    if recipe is None:
-        message = NO_RECIPE
-        return (*_nothing(message, len(RESTORED_FIELDS) + 1), f"⚠️ {message}")
-    return (*_as_updates(restore_values(recipe, setup)), version + 1,
-            # The backend and seed come from the PNG, which anyone can write: text, never Markdown.
-            f"♻️ Restored the settings of a {as_text(recipe.get('backend'))} run (seed {as_text(recipe.get('seed'))}).")
 
 
 def restore_run(past: list[dict] | None, index: int | None, version: float, setup: PageSetup,

@@ -14,10 +14,10 @@ import gradio as gr
 
 from backend.recipes import read_recipe
 from ui.form import RESTORED_FIELDS, SKIP, PageSetup, restore_values
-from ui.history import NO_RECIPE
 from ui.text import as_code, as_text
 
 APPLY_LABEL = "Apply these settings"
+NO_RECIPE = "This PNG carries no recipe from this studio: nothing was restored."
 
 
 def read_png(path: str | None) -> dict[str, Any] | None:
@@ -72,3 +72,13 @@ def apply_png(recipe: dict[str, Any] | None, version: float, setup: PageSetup) -
     return (*[gr.skip() if values[n] is SKIP else values[n] for n in RESTORED_FIELDS], version + 1,
             f"♻️ Restored the settings of a {as_text(recipe.get('backend'))} run (seed {as_text(recipe.get('seed'))})."
             + add)
+
+
+def restore_png(path: str | None, version: float, setup: PageSetup) -> tuple:
+    """The `restore` API: a PNG's settings applied at once (the page shows them first:
+    preview_png, then apply_png). Outputs as apply_png's."""
+    recipe = read_png(path)
+    if recipe is None:  # an expected condition: a message, no output changes (no red pills)
+        gr.Warning(NO_RECIPE, title="Nothing changed")
+        return (*[gr.skip()] * (len(RESTORED_FIELDS) + 1), f"⚠️ {NO_RECIPE}")
+    return apply_png(recipe, version, setup)

@@ -302,12 +302,3 @@ def save_previews(preview: Preview, folder: Path) -> list[tuple[str, str]]:
         image.convert("RGB").save(path, format="JPEG", quality=90)
         paths.append((str(path), caption))
     return paths
-
-
-def describe_result(result: Result, folder: Path, options: BackendOptions | None = None) -> str:
-    """The details of a result without its recipe (seeds, images, timings, safety, prompt used,
-    notes, folder): `ui/details.py` `describe_run` on what the result itself says."""
-    recipe = {"seed": result.seed, "seeds": list(result.seeds), "timings": result.timings,
-              "prompt_used": result.prompt, "notes": list(result.notes),
-              "options": None if options is None else options.model_dump(mode="json")}
-    return describe_run(recipe, shown_images(result), folder)

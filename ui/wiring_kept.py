@@ -47,7 +47,7 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     page.recipe_apply.click(partial(png_restore.apply_png, setup=ctx.setup), [page.recipe_read, page.lora_version],
                             [*restored, page.lora_version, page.status], **PRIVATE)
     gr.Button(visible=False).click(
-        partial(history_lib.restore_png, setup=ctx.setup), [page.recipe_file, page.lora_version],
+        partial(png_restore.restore_png, setup=ctx.setup), [page.recipe_file, page.lora_version],
         [*restored, page.lora_version, page.status], api_name="restore", api_visibility="undocumented",
     )
     return page.history_restore.click(

@@ -12,7 +12,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.helpers.browser import run_once
-from ui.history import NO_RECIPE
+from ui.png_restore import NO_RECIPE
 
 # Gradio's status tracker shows this pill on each output of an event that raised.
 ERROR_PILL = "[data-testid=status-tracker] .error"

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from ui import history as history_lib
+from ui import png_restore
 from ui.sweep_view import sweep_cost
 
 
@@ -133,8 +134,8 @@ def test_expected_conditions_warn_and_change_nothing(tmp_path):
         assert outputs and all(o == gr.skip() for o in outputs)
     plain = tmp_path / "plain.png"
     Image.new("RGB", (8, 8)).save(plain)
-    *outputs, status = history_lib.restore_png(str(plain), 0, None)
-    assert all(o == gr.skip() for o in outputs) and history_lib.NO_RECIPE in status
+    *outputs, status = png_restore.restore_png(str(plain), 0, None)
+    assert all(o == gr.skip() for o in outputs) and png_restore.NO_RECIPE in status
 
 
 def test_a_card_leads_with_the_instruction_then_loras_and_time():

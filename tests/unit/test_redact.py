@@ -16,12 +16,14 @@ from backend.events import Result, ResultImage
 from backend.fal import FalOptions
 from backend.fal.http import http_error
 from backend.local.options import LocalOptions
+from backend.outputs import recipe_for
 from backend.recipes import embed_recipe
 from backend.redact import MASK, RedactingFilter, install_log_redaction, redact, secrets_in_use
+from backend.request import build_request
 from tests.helpers.injection import EVIL, crafted_recipe
-from ui import history as history_lib
+from ui import png_restore
+from ui.details import describe_run, run_extras, shown_images
 from ui.form import PageSetup
-from ui.run import describe_result
 from ui.text import as_code, as_text, error_text
 
 FAL_KEY = "6f1c3b8e-1a2b-4c3d-9e8f-0123456789ab:0123456789abcdef0123456789abcdef"
@@ -129,6 +131,14 @@ def _result(**fields) -> Result:
     return Result(images=(image,), seed=fields.pop("seed", 7), **fields)
 
 
+def describe_result(result: Result, folder: Path, options) -> str:
+    """The details as ui/run.py run_edit builds them: the saved recipe, the page's extras."""
+    backend = "fal" if isinstance(options, FalOptions) else "local"
+    recipe = {**recipe_for(build_request(prompt="x", image_urls=["image.png"]), options, result, backend, "endpoint"),
+              **run_extras(1.0, list(result.notes), None)}
+    return describe_run(recipe, shown_images(result), folder)
+
+
 def test_result_details_show_fal_and_visitor_values_as_text():
     details = describe_result(_result(prompt=EVIL, notes=(f"LoRA {EVIL}",), timings={"<b>x</b>": 1.0}),
                               Path("2024-05-01/run"), FalOptions())
@@ -151,6 +161,6 @@ def test_a_restored_recipe_puts_no_markup_into_the_status(tmp_path):
     png = tmp_path / "crafted.png"
     png.write_bytes(embed_recipe(buffer.getvalue(), crafted_recipe()))
     setup = PageSetup(("fal",), "fal", False, (), "", "gpu")
-    *values, version, status = history_lib.restore_png(str(png), 0, setup)
+    *values, version, status = png_restore.restore_png(str(png), 0, setup)
     assert version == 1 and status.startswith("♻️ Restored the settings of a \\[link\\]")
     assert "<img" not in status and "](https://" not in status and "https://" not in status
