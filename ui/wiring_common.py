@@ -16,7 +16,9 @@ from ui.layout import RUN_LABEL, RUNNING_LABEL
 from ui.run import Outputs
 
 PRIVATE: dict[str, Any] = dict(api_visibility="private")
-PRIVATE_FAST: dict[str, Any] = dict(api_visibility="private", queue=False)
+# Quick reactions of the page: unqueued, and with no progress overlay, which would flash a timer
+# over their outputs (the cost text, History) at every change and on every first visit.
+PRIVATE_FAST: dict[str, Any] = dict(api_visibility="private", queue=False, show_progress="hidden")
 
 @dataclass(frozen=True)
 class Context:

@@ -21,7 +21,7 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
     run_event.then(history_lib.remember, [page.last_run, page.history], [page.history, page.history_gallery],
                    **PRIVATE).then(history_lib.unpick_run, None, history_buttons, **PRIVATE_FAST)
-    demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE)
+    demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST)
     page.history_gallery.select(history_lib.pick_run, None, history_buttons, **PRIVATE_FAST)
     page.history_star.click(partial(history_lib.star, outputs_root=ctx.outputs.root),
                             [page.history, page.history_selected], [page.history, page.history_gallery],
@@ -85,4 +85,4 @@ def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
         field.change(history_lib.preset_buttons, [page.preset_name, page.preset_pick],
                      [page.preset_save, page.preset_load, page.preset_rename, page.preset_delete], **PRIVATE_FAST)
     demo.load(lambda p: (gr.update(choices=list(p or {})), export_file(p)), page.presets,
-              [page.preset_pick, page.preset_export], **PRIVATE)
+              [page.preset_pick, page.preset_export], **PRIVATE_FAST)

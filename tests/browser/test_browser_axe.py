@@ -17,14 +17,31 @@ from tests.helpers.browser import run_once
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 BLOCKING = ("serious", "critical")
+# Every progress overlay (Gradio's timer, "0.2s") that shows over a component, as "<id>: <text>",
+# recorded from the first paint on. A hidden overlay keeps the class "hide".
+RECORD_TIMERS = """
+window.studioTimers = [];
+new MutationObserver(() => {
+  for (const text of document.querySelectorAll('.progress-text')) {
+    const overlay = text.closest('.wrap');
+    if (text.innerText.trim() && overlay && !overlay.classList.contains('hide'))
+      window.studioTimers.push((text.closest('[id]') || {}).id + ': ' + text.innerText.trim());
+  }
+}).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
+"""
+SETTLED = """() => ![...document.querySelectorAll('.progress-text')].some(
+  text => !text.closest('.wrap').classList.contains('hide'))"""
 
 
 def open_page(browser, app, viewport, scheme):
+    """The page as a visitor finds it once it has loaded: nothing pending, nothing fading."""
     page = browser.new_page(viewport=viewport, color_scheme=scheme)
+    page.add_init_script(RECORD_TIMERS)
     # Gradio follows ?__theme=dark (and the system's scheme); both are set.
     page.goto(app.url.rstrip("/") + ("/?__theme=dark" if scheme == "dark" else "/"))
     expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
     expect(page.locator("#reference-1")).to_be_visible(timeout=60_000)
+    page.wait_for_function(SETTLED, timeout=30_000)
     return page
 
 
@@ -45,6 +62,17 @@ def test_a_first_visit_has_no_serious_accessibility_violation(browser, keyless_a
     found = violations(page)
     screenshot(page)
     assert not found, "\n".join(found)
+    page.close()
+
+
+def test_a_first_visit_flashes_no_timer_over_the_page(browser, keyless_app):
+    # What the page works out on load (the cost text, History, presets) is quick and quiet: no
+    # "0.2s" fading in and out over the cost line or History on every visit.
+    page = open_page(browser, keyless_app, DESKTOP, "light")
+    page.get_by_label("Your fal API key").fill("not-a-real-key")  # a change that works out the cost again
+    page.wait_for_timeout(1000)
+    page.wait_for_function(SETTLED, timeout=30_000)
+    assert page.evaluate("window.studioTimers") == []
     page.close()
 
 
