@@ -46,7 +46,9 @@ def open_page(browser, app, viewport, scheme):
 
 
 def violations(page) -> list[str]:
-    """axe's serious and critical violations, each with the elements it found them on."""
+    """axe's serious and critical violations, each with the elements it found them on, once no
+    progress overlay is fading in or out."""
+    page.wait_for_function(SETTLED, timeout=30_000)
     found = Axe().run(page).response["violations"]
     return [
         f"{v['impact']} {v['id']} ({v['help']}): " + "; ".join(
