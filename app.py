@@ -39,7 +39,7 @@ def create_backends(settings: Settings) -> dict[str, Backend]:
             point_fal_client_at(settings.fal_base_url)
         backends["fal"] = FalBackend(
             FalSettings(endpoint=settings.fal_endpoint, transport=settings.fal_transport,  # type: ignore[arg-type]
-                        run_timeout=settings.run_timeout),
+                        run_timeout=settings.run_timeout, lora_check=settings.lora_check),
             server_key=settings.fal_key,
         )
     if "local" in settings.backends:

@@ -69,6 +69,11 @@ class Backend(ABC, Generic[OptionsT]):
         """What made the images, for the recipe: fal's endpoint, or the local model."""
         return self.name
 
+    def describe_lora(self, index: int, path: str, options: OptionsT) -> str:
+        """One line about LoRA `index`, from its header alone, before anything is spent: what
+        it is and whether this backend can use it, or why it cannot be read ("": not checked)."""
+        return ""
+
     @abstractmethod
     def run(self, request: EditRequest, options: OptionsT, *, key: str | None = None) -> Generator[Event, None, None]:
         """Run one edit, yielding events and ending with a Result.

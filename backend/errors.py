@@ -3,6 +3,7 @@
     StudioError                 base: `.message` is safe to show on the page
     ├── InvalidInput            a field is wrong: `.problems` name each field and its limit
     ├── MissingKey              no fal key: says how to get one
+    ├── LoraError               a LoRA cannot be used: `.index`, `.path`, `.reason`
     ├── ServiceError            fal (or the network) failed: `.status_code`, `.retryable`
     │   ├── AuthFailed          401/403: the key was refused
     │   └── RateLimited         429 after the backend's few retries: `.retry_after`
@@ -56,6 +57,21 @@ class MissingKey(StudioError):
             "No fal API key. Create one at fal.ai (Dashboard → API keys) and paste it into "
             "'Your fal API key', or start the app with FAL_KEY set."
         )
+
+
+class LoraError(StudioError):
+    """A LoRA could not be used (not found, too large, made for another model…); the
+    message names it and says why."""
+
+    def __init__(self, index: int, path: str, reason: str):
+        super().__init__(f"LoRA {index} ({_short(path)}): {reason}")
+        self.index = index
+        self.path = path
+        self.reason = reason
+
+
+def _short(path: str) -> str:
+    return path if len(path) <= 60 else path[:28] + "…" + path[-28:]
 
 
 class ServiceError(StudioError):

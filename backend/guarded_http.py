@@ -111,9 +111,10 @@ class PinnedTransport(httpx.HTTPTransport):
 
 
 @contextmanager
-def pinned_get(url: str, addresses: Sequence[str], timeout: httpx.Timeout) -> Iterator[httpx.Response]:
+def pinned_get(url: str, addresses: Sequence[str], timeout: httpx.Timeout,
+               headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
     """A streamed GET of `url` from the checked `addresses`: no redirects, no proxy."""
     transport = PinnedTransport(addresses)
     with httpx.Client(transport=transport, trust_env=False, follow_redirects=False, timeout=timeout) as client:
-        with client.stream("GET", url) as response:
+        with client.stream("GET", url, headers=headers) as response:
             yield response

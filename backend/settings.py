@@ -90,6 +90,7 @@ class Settings:
     speed: str = "quality"  # the default speed preset, one of SPEEDS
     step_cache_interval: int = 4  # the step cache of "fastest": the transformer runs fully every k-th step
     lora_max_rank: int = 128  # the largest LoRA rank accepted (LoRA slots are padded to it under compile)
+    lora_check: bool = True  # read each LoRA's header before a run: one made for another model is refused
     zerogpu: bool = False  # on a ZeroGPU Space (SPACES_ZERO_GPU=true): GPU work in `spaces` slots
     # ZeroGPU: one step's seconds at the reference size on the Space's card; None: measured at start-up
     step_seconds: float | None = None
@@ -138,6 +139,7 @@ class Settings:
             speed=values["STUDIO_SPEED"],
             step_cache_interval=values["STUDIO_STEP_CACHE_INTERVAL"],
             lora_max_rank=values["STUDIO_LORA_MAX_RANK"],
+            lora_check=values["STUDIO_LORA_CHECK"],
             fal_key=fal_key,
             fal_endpoint=values["STUDIO_FAL_ENDPOINT"],
             fal_transport=values["STUDIO_FAL_TRANSPORT"],
@@ -229,11 +231,13 @@ _ACCEPTS = {
     "STUDIO_MEMORY": "must be gpu, model_offload or group_offload",
     "STUDIO_TEXT_ENCODER_LAYERS": "must be numbers like 10,20,30",
     "STUDIO_COMPILE": "must be 1 or 0",
+    "STUDIO_LORA_CHECK": "must be 1 or 0",
     "STUDIO_SPEED": "must be quality, fast or fastest",
     "STUDIO_REQUIRE_LOGIN": "must be 1 or 0",
 }
 # Read whatever their case: their messages show the value in lower case, as it was read.
-_CASE_FREE = {"STUDIO_FAL_TRANSPORT", "STUDIO_BACKENDS", "STUDIO_COMPILE", "STUDIO_REQUIRE_LOGIN", "STUDIO_SPEED"}
+_CASE_FREE = {"STUDIO_FAL_TRANSPORT", "STUDIO_BACKENDS", "STUDIO_COMPILE", "STUDIO_LORA_CHECK", "STUDIO_REQUIRE_LOGIN",
+              "STUDIO_SPEED"}
 
 
 class _Variables(BaseSettings):
@@ -283,6 +287,7 @@ class _Variables(BaseSettings):
     )
     max_sequence_length: _Whole = Field(_DEFAULT.max_sequence_length, ge=16, alias="STUDIO_MAX_SEQUENCE_LENGTH")
     compile_blocks: Annotated[bool, BeforeValidator(flag)] = Field(_DEFAULT.compile_blocks, alias="STUDIO_COMPILE")
+    lora_check: Annotated[bool, BeforeValidator(flag)] = Field(_DEFAULT.lora_check, alias="STUDIO_LORA_CHECK")
     speed: Annotated[str, BeforeValidator(lower), one_of(*SPEEDS)] = Field(_DEFAULT.speed, alias="STUDIO_SPEED")
     step_cache_interval: _Whole = Field(_DEFAULT.step_cache_interval, ge=2, alias="STUDIO_STEP_CACHE_INTERVAL")
     lora_max_rank: _Whole = Field(_DEFAULT.lora_max_rank, ge=1, alias="STUDIO_LORA_MAX_RANK")

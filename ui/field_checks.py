@@ -23,9 +23,9 @@ from backend.errors import FieldProblem, InvalidInput, StudioError
 from backend.images import check_upload
 from backend.redact import redact
 from backend.request import normalise_lora_path
-from ui.form import FIELDS, IMAGE_FIELDS, NAMES
+from ui.form import FIELDS, IMAGE_FIELDS, NAMES, values_of
 from ui.results import is_preview, pack_images
-from ui.run import run_warning
+from ui.run import normalise_loras, pick_backend, run_warning
 from ui.text import as_text
 
 SHOWN = "shown_gallery"  # the page run's extra argument: what the results gallery showed before
@@ -65,6 +65,28 @@ def lora_notes(rows: Any) -> str:
         if normalised != path:
             lines.append(f"LoRA {index}: the download link will be used: {normalised}")
     return "\n".join(lines)
+
+
+def lora_checks(backends: Mapping[str, Any], *args: Any) -> str:
+    """What each LoRA row's file is, from its header alone (format, rank, size, trigger words),
+    and whether the chosen backend can use it: one line per row with a path. `args`: the form's
+    values, in NAMES order."""
+    values = values_of(args)
+    try:
+        backend = pick_backend(backends, values.get("backend"))
+        options = backend.options(values)
+    except StudioError:  # the form says what is wrong with the backend or its options
+        return ""
+    lines = []
+    for index, row in enumerate(normalise_loras(values.get("loras")), start=1):
+        path = row["path"].strip()
+        if path:
+            try:
+                path = normalise_lora_path(path)
+            except ValueError:
+                continue  # lora_notes names it
+            lines.append(backend.describe_lora(index, path, options))
+    return as_text("\n".join(line for line in lines if line))
 
 
 def field_marks(problems: Sequence[FieldProblem], images: Sequence[Any]) -> dict[str, str]:

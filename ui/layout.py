@@ -45,6 +45,7 @@ class Page:
     form: dict[str, Component]
     lora_version: gr.Number
     lora_note: gr.Markdown  # under the LoRA rows: their problems as typed, and a refused run's
+    lora_check: gr.Markdown  # under the note: what each LoRA is, from its header (format, rank, model)
     slots: list[Component]
     move_buttons: list[gr.Button]
     local_slot_rows: list[gr.Row]
@@ -206,7 +207,7 @@ def _inputs(page: Page, setup: PageSetup) -> None:
         _place(page, setup, "model")
         _place(page, setup, "memory")
         _place(page, setup, "speed")
-    page.form["loras"], page.lora_version, page.lora_note = lora_editor()
+    page.form["loras"], page.lora_version, page.lora_note, page.lora_check = lora_editor()
 
 
 def _key_box(page: Page, setup: PageSetup, key_needed: bool) -> None:

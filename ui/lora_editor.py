@@ -49,9 +49,10 @@ def add_row(all_rows: list, v: float) -> tuple[list, Any]:
     return limited, v + 1
 
 
-def lora_editor() -> tuple[LoraList, gr.Number, gr.Markdown]:
-    """The editor's components; returns (rows, version, note) for the page's events. The note
-    under the rows says what is wrong in them as they are typed (and a refused run's LoRA problems)."""
+def lora_editor() -> tuple[LoraList, gr.Number, gr.Markdown, gr.Markdown]:
+    """The editor's components; returns (rows, version, note, check) for the page's events. The
+    note under the rows says what is wrong in them as they are typed (and a refused run's LoRA
+    problems); the check, what each LoRA is as its header says (ui/wiring.py fills it)."""
     scale_limits = field_limits("scale", LoraWeight)
     with gr.Group():
         gr.Markdown("**LoRAs** — an https URL to a .safetensors file, a Hugging Face repo id, "
@@ -118,6 +119,7 @@ def lora_editor() -> tuple[LoraList, gr.Number, gr.Markdown]:
 
         note = gr.Markdown("", elem_id="lora-note", elem_classes=["lora-note"])
         rows.change(lambda r: as_text(lora_notes(r)), rows, note, api_visibility="private", queue=False)
+        check = gr.Markdown("", elem_id="lora-check", elem_classes=["lora-note"])
         add = gr.Button("+ Add LoRA", size="sm", elem_id="add-lora")
         add.click(add_row, [rows, version], [rows, version], **in_order)
-    return rows, version, note
+    return rows, version, note, check

@@ -47,6 +47,7 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
     run_event = wire_run(page, ctx)
     sweep_event = wire_sweep(page, ctx)
     wire_costs(demo, page, ctx, [run_event, sweep_event])
+    wire_lora_check(page, ctx)
     # The status is set after the cancel, so a last update of the stopped run cannot overwrite it.
     # Stop is enabled only while something runs (run_bar), so "Stopped" is always true.
     # The interrupted preview is captioned so (no result tool acts on it: ui/results.py).
@@ -164,6 +165,15 @@ def wire_costs(demo: gr.Blocks, page: Page, ctx: Context, runs: list[Any]) -> No
     gr.on(triggers, costs, inputs, [page.run_cost, page.sweep_cost], trigger_mode="always_last", **PRIVATE_FAST)
     for event in runs:
         event.then(lambda done: done + 1, runs_done, runs_done, **PRIVATE)
+
+
+def wire_lora_check(page: Page, ctx: Context) -> None:
+    """What each LoRA is, from its header, as soon as it is typed or restored (before a run
+    spends anything). Headers are read in the background: only the last values are checked
+    when the rows change while a check runs; a header read once is remembered by the backend."""
+    gr.on([page.form["loras"].change, page.form["backend"].change], partial(field_checks.lora_checks, ctx.backends),
+          page.inputs(), page.lora_check, trigger_mode="always_last", concurrency_id="lora-check",
+          concurrency_limit=8, show_progress="hidden", show_progress_on=[page.lora_version], **PRIVATE)
 
 
 def wire_results(page: Page, ctx: Context, run_event: Any, restored: Any) -> None:

@@ -23,6 +23,8 @@ from ..bridge import Deadline, bridge
 from ..errors import InvalidInput, MissingKey, ServiceError
 from ..events import Event, Progress, Result, ResultImage
 from ..images import prepare_reference, read_source
+from ..lora_header import FLUX2_DEV
+from ..lora_preflight import LoraInspector, describe
 from ..redact import redact, secrets_in_use
 from ..request import EditRequest
 from .config import FAL_MAX_REFERENCES, FalSettings
@@ -66,6 +68,7 @@ class FalBackend(Backend[FalOptions]):
         self._server_key = server_key  # never logged: not part of repr
         self._client: fal_client.SyncClient | None = None
         self._lock = threading.Lock()
+        self.inspector = LoraInspector() if self.settings.lora_check else None
 
     def __repr__(self) -> str:
         return f"FalBackend(endpoint={self.settings.endpoint!r}, transport={self.settings.transport!r})"
@@ -90,6 +93,9 @@ class FalBackend(Backend[FalOptions]):
         try:
             with secrets_in_use(key), fal_errors(secrets):
                 deadline = Deadline(self.settings.run_timeout)
+                if self.inspector is not None and request.loras:
+                    yield from self._in_background(functools.partial(self._check_loras, request),
+                                                   Progress("Checking the LoRAs…"), deadline)
                 urls = []
                 for index, source in enumerate(request.image_urls, start=1):
                     urls.append((yield from self._in_background(
@@ -125,6 +131,16 @@ class FalBackend(Backend[FalOptions]):
             join_seconds=0,  # a Stop returns at once: the thread's result is then dropped
             name="fal-reference",
         ))
+
+    def describe_lora(self, index: int, path: str, options: FalOptions) -> str:
+        return describe(self.inspector or LoraInspector(), index, path, FLUX2_DEV)
+
+    def _check_loras(self, request: EditRequest) -> None:
+        """Each LoRA's header, read before anything is spent: LoraError for one that cannot
+        be read or was made for another model."""
+        assert self.inspector is not None
+        for index, lora in enumerate(request.loras, start=1):
+            self.inspector.check(index, lora.path)
 
     # -- references -------------------------------------------------------------------
 

@@ -28,3 +28,6 @@ class FalSettings:
     retry_attempts: int = 3
     retry_backoff: float = 1.0
     retry_max_wait: float = 8.0
+    # Each LoRA's header is read before anything is sent to fal (backend/lora_preflight.py):
+    # one made for another model, or that cannot be read, is refused without spending.
+    lora_check: bool = True

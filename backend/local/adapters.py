@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..events import Log, Progress
+from ..lora_header import FLUX2_DEV, ModelShape
 from ..request import EditRequest
-from .lora_header import lora_rank
 from .lora_sources import LoraError, LoraFetcher
 
 Emit = Callable[[Any], None]
@@ -55,14 +55,17 @@ class Adapters:
             self.pipe.disable_lora()
         return notes
 
-    def read(self, index: int, path: str) -> tuple[dict[str, Any], tuple[str, ...]]:
-        """Fetch LoRA `index` and read its weights (rank checked from the header first)
-        and its trigger words."""
+    def read(self, index: int, path: str) -> tuple[dict[str, Any], tuple[str, ...], str]:
+        """Fetch LoRA `index` and read its weights (its model and rank checked from the header
+        first), its trigger words and its layout."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         lora = self.fetcher.fetch(index, path)
-        rank = lora_rank(lora.file)
+        rank = lora.header.rank
+        unfit = lora.header.fits(model_shape(self.pipe))
+        if unfit:
+            raise LoraError(index, path, unfit)
         if rank > self.max_rank:
             raise LoraError(index, path, f"rank {rank} is more than this server's limit of {self.max_rank} "
                                          "(STUDIO_LORA_MAX_RANK)")
@@ -72,17 +75,20 @@ class Adapters:
             raise LoraError(index, path, f"is not a readable safetensors file ({error})"[:300]) from None
         if not any(is_lora_key(k) for k in state):
             raise LoraError(index, path, "is a safetensors file but holds no LoRA weights")
-        return state, lora.trigger_words
+        return state, lora.trigger_words, lora.header.format
 
     def load(self, index: int, path: str) -> str:
         """Fetch LoRA `index` and load it as a named adapter; its name."""
-        state, trigger_words = self.read(index, path)
+        state, trigger_words, layout = self.read(index, path)
         name = "lora_" + hashlib.sha256(path.encode()).hexdigest()[:12]
         try:
             self.pipe.load_lora_weights(state, adapter_name=name)
         except Exception as error:
             self.forget(name)
-            raise LoraError(index, path, f"does not fit this model ({type(error).__name__}: {error})"[:300]) from None
+            raise LoraError(index, path, f"its {layout} layout could not be converted for this model "
+                                         f"({type(error).__name__}: {error})"[:300]) from None
+        if name not in adapter_names(self.pipe):  # diffusers skips keys it cannot place without a word
+            raise LoraError(index, path, f"none of its layers ({layout} layout) matched this model's")
         self._names[path] = name
         self._trigger_words[path] = trigger_words
         self.loads += 1
@@ -99,9 +105,23 @@ class Adapters:
     def forget(self, name: str) -> None:
         """Delete adapter `name` from the pipeline, if it is there (a failed load may
         leave part of it)."""
-        loaded = {n for names in self.pipe.get_list_adapters().values() for n in names}
-        if name in loaded:
+        if name in adapter_names(self.pipe):
             self.pipe.delete_adapters(name)
+
+
+def adapter_names(pipe: Any) -> set[str]:
+    """The adapters loaded into any of the pipeline's models."""
+    return {n for names in pipe.get_list_adapters().values() for n in names}
+
+
+def model_shape(pipe: Any) -> ModelShape:
+    """The served transformer's block counts and width, which a LoRA must match."""
+    config = pipe.transformer.config
+    width = config.num_attention_heads * config.attention_head_dim
+    shape = (config.num_layers, config.num_single_layers, width)
+    name = FLUX2_DEV.name if shape == (FLUX2_DEV.double_blocks, FLUX2_DEV.single_blocks, FLUX2_DEV.width) \
+        else "the served model"
+    return ModelShape(name, *shape)
 
 
 def is_lora_key(key: str) -> bool:

@@ -87,13 +87,14 @@ class HotswapAdapters(Adapters):
 
     def _swap_in(self, k: int, path: str) -> None:
         assert self.slots is not None
-        state, triggers = self.read(k + 1, path)
+        state, triggers, layout = self.read(k + 1, path)
         slot = SLOTS[k]
         self.slots[k] = None  # a failed swap leaves the slot unknown: the next run swaps again
         try:
             self.pipe.load_lora_weights(state, adapter_name=slot, hotswap=True)
         except Exception as error:
-            raise LoraError(k + 1, path, f"does not fit this model ({type(error).__name__}: {error})"[:300]) from None
+            raise LoraError(k + 1, path, f"its {layout} layout could not be converted for this model "
+                                         f"({type(error).__name__}: {error})"[:300]) from None
         self.slots[k] = path
         self._triggers[path] = triggers
         self._record_scalings(slot)

@@ -16,8 +16,6 @@ The result is a local file whose tensors and metadata are then read with
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,32 +23,26 @@ from pathlib import Path
 
 import httpx
 
-from ..errors import StudioError
-from .guarded_http import NotPublic, Resolver, pinned_get, public_addresses, system_getaddrinfo
+from ..errors import LoraError
+from ..guarded_http import NotPublic, Resolver, pinned_get, public_addresses, system_getaddrinfo
+from ..lora_header import LoraHeader, NotSafetensors, read_file_header
+from ..lora_preflight import REPO_ID, folder_file
 from .lora_cache import CacheFull, DownloadCache, url_key
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/[\w./-]+\.safetensors)?$")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-TRIGGER_KEYS = ("trigger_word", "trigger_words", "instance_prompt", "activation_text")
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=15.0)  # per connection attempt and per read
 DOWNLOAD_SECONDS = 900  # a whole download (a server that trickles bytes would hold the GPU line)
-
-
-class LoraError(StudioError):
-    """A LoRA could not be used; the message names it and says why."""
-
-    def __init__(self, index: int, path: str, reason: str):
-        super().__init__(f"LoRA {index} ({_short(path)}): {reason}")
-        self.index = index
-        self.path = path
-        self.reason = reason
 
 
 @dataclass(frozen=True)
 class LoraFile:
     source: str  # what the person typed
     file: Path = field(repr=False)
-    trigger_words: tuple[str, ...] = ()
+    header: LoraHeader = field(repr=False)
+
+    @property
+    def trigger_words(self) -> tuple[str, ...]:
+        return self.header.trigger_words
 
 
 @dataclass(frozen=True)
@@ -90,10 +82,10 @@ class LoraFetcher:
         else:
             raise LoraError(index, path, "is not a file in the LoRA folder, a Hugging Face repo id or an https URL")
         try:
-            triggers = read_trigger_words(file)
-        except Exception as error:  # safetensors raises its own error type for a bad header
+            header = read_file_header(file)
+        except (NotSafetensors, OSError) as error:
             raise LoraError(index, path, f"is not a readable safetensors file ({error})"[:300]) from None
-        return LoraFile(source=path, file=file, trigger_words=triggers)
+        return LoraFile(source=path, file=file, header=header)
 
     def _looks_local(self, path: str) -> bool:
         if path.startswith(("/", "./", "../", "~")) or ".." in Path(path).parts:
@@ -103,16 +95,10 @@ class LoraFetcher:
     def _local(self, index: int, path: str) -> Path:
         if self.lora_dir is None:
             raise LoraError(index, path, "local LoRA files are off: set STUDIO_LORA_DIR to a folder of LoRAs")
-        root = self.lora_dir.resolve()
-        candidate = Path(path).expanduser()
-        resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
-        if not resolved.is_relative_to(root):
-            raise LoraError(index, path, f"is outside the LoRA folder ({root})")
-        if resolved.suffix.lower() != ".safetensors":
-            raise LoraError(index, path, "only .safetensors files are loaded")
-        if not resolved.is_file():
-            raise LoraError(index, path, "no such file in the LoRA folder")
-        return resolved
+        try:
+            return folder_file(self.lora_dir, path)
+        except ValueError as error:
+            raise LoraError(index, path, str(error)) from None
 
     def _from_hub(self, index: int, path: str) -> Path:
         from huggingface_hub import hf_hub_download, list_repo_files
@@ -203,30 +189,3 @@ def _declared_size(response: httpx.Response) -> int:
 def _limit_text(limit: int, cache_bytes: int) -> str:
     mb = f"{limit // 2**20} MB"
     return f"{mb} LoRA download cache (STUDIO_LORA_CACHE_MB)" if limit == cache_bytes else f"{mb} download limit"
-
-
-def read_trigger_words(file: Path) -> tuple[str, ...]:
-    """Trigger words from a LoRA's safetensors metadata (trainers store them differently)."""
-    from safetensors import safe_open
-
-    with safe_open(str(file), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-    words: list[str] = []
-    for key in TRIGGER_KEYS:
-        value = metadata.get(key)
-        if value:
-            words += [w.strip() for w in re.split(r"[,\n]", value) if w.strip()]
-    if not words and metadata.get("ss_tag_frequency"):  # kohya: the most frequent tags
-        try:
-            counts: dict[str, int] = {}
-            for tags in json.loads(metadata["ss_tag_frequency"]).values():
-                for tag, n in tags.items():
-                    counts[tag.strip()] = counts.get(tag.strip(), 0) + int(n)
-            words = sorted(counts, key=lambda tag: counts[tag], reverse=True)[:3]
-        except (ValueError, AttributeError, TypeError):
-            pass
-    return tuple(dict.fromkeys(words))
-
-
-def _short(path: str) -> str:
-    return path if len(path) <= 60 else path[:28] + "…" + path[-28:]

@@ -20,7 +20,8 @@ def test_two_images_and_two_loras_reach_fal_as_its_schema_says(app, fake, images
         app, images,
         image_2=handle_file(str(images["blue"])),
         loras=[
-            {"path": "https://example.com/style.safetensors", "scale": 0.8, "enabled": True},
+            {"path": "https://huggingface.co/someone/style/resolve/main/style.safetensors", "scale": 0.8,
+             "enabled": True},
             {"path": "owner/switched-off", "scale": 1.0, "enabled": False},
             {"path": "owner/watercolor", "scale": 1.3, "enabled": True},
         ],
@@ -34,7 +35,7 @@ def test_two_images_and_two_loras_reach_fal_as_its_schema_says(app, fake, images
         "prompt": "make this donut realistic",
         "image_urls": sent["image_urls"],
         "loras": [
-            {"path": "https://example.com/style.safetensors", "scale": 0.8},
+            {"path": "https://huggingface.co/someone/style/resolve/main/style.safetensors", "scale": 0.8},
             {"path": "owner/watercolor", "scale": 1.3},
         ],
         "guidance_scale": 4.5,

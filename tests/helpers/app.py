@@ -17,6 +17,7 @@ import httpx
 from gradio_client import Client
 
 from tests.helpers.fake_fal import FakeFal
+from tests.helpers.stand_ins.hub import session_hub
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_KEY = "fal-test-server-key-7f3a9c"
@@ -65,6 +66,9 @@ def launch_app(tmp: Path, fake: FakeFal, **env_overrides: str | None) -> Launche
         "STUDIO_OUTPUTS": str(outputs),
         "FAL_KEY": SERVER_KEY,
         "NO_PROXY": "127.0.0.1,localhost",
+        # LoRA headers come from the session's stand-in Hub (tests/helpers/stand_ins/hub.py).
+        "HF_ENDPOINT": session_hub().url,
+        "HF_HUB_OFFLINE": "0",
         # Every test client comes from 127.0.0.1, one visitor to the spending policy: its limits
         # are off here, and tests/app/test_spending.py sets them.
         "STUDIO_VISITOR_RUNS_PER_HOUR": "0",

@@ -6,11 +6,17 @@ import pytest
 
 
 @pytest.fixture
-def pointed(fake):
-    """The fake, with this process's fal-client aimed at it (for FalBackend in-process)."""
+def pointed(fake, monkeypatch):
+    """The fake, with this process's fal-client aimed at it (for FalBackend in-process), and
+    huggingface_hub at the session's stand-in Hub (LoRA headers)."""
     import fal_client.client as fal_client_module
+    from huggingface_hub import constants
 
     from backend.fal import point_fal_client_at
+    from tests.helpers.stand_ins.hub import session_hub
+
+    monkeypatch.setenv("HF_ENDPOINT", session_hub().url)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
     names = ("QUEUE_URL_FORMAT", "RUN_URL_FORMAT", "REST_URL", "CDN_URL")
     saved = {name: getattr(fal_client_module, name) for name in names}

@@ -10,8 +10,8 @@ import pytest
 from backend.events import Result
 from backend.local.backend import LocalBackend, LocalSettings
 from backend.local.hotswap import HotswapAdapters
-from backend.local.lora_header import lora_rank
 from backend.local.lora_sources import LoraError
+from backend.lora_header import read_file_header
 from backend.request import build_request
 from tests.helpers.tiny_flux2 import (
     LORA_TARGET_MODULES,
@@ -85,7 +85,7 @@ def _largest_difference(a: bytes, b: bytes) -> int:
 
 
 def test_a_lora_above_the_rank_limit_is_refused_with_the_limit(world):
-    assert lora_rank(world["loras"] / "r32.safetensors") == 32
+    assert read_file_header(world["loras"] / "r32.safetensors").rank == 32
     local = backend(world, hotswap=True)
     with pytest.raises(LoraError, match=r"LoRA 2 .*rank 32 is more than this server's limit of 16 "
                                         r"\(STUDIO_LORA_MAX_RANK\)"):
