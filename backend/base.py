@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import InvalidInput
 from .events import Event
+from .lora_header import ANY_FLUX2, ModelShape
+from .lora_preflight import LoraInspector, describe
 from .request import EditRequest, problems_from_validation_error
 
 
@@ -69,10 +71,29 @@ class Backend(ABC, Generic[OptionsT]):
         """What made the images, for the recipe: fal's endpoint, or the local model."""
         return self.name
 
+    #: reads LoRA headers for the page (None: LoRAs are not checked before a run)
+    lora_inspector: LoraInspector | None = None
+    #: what a LoRA must fit, and the highest rank taken (None: any)
+    lora_model: ModelShape = ANY_FLUX2
+    lora_max_rank: int | None = None
+
     def describe_lora(self, index: int, path: str, options: OptionsT) -> str:
         """One line about LoRA `index`, from its header alone, before anything is spent: what
         it is and whether this backend can use it, or why it cannot be read ("": not checked)."""
-        return ""
+        if self.lora_inspector is None:
+            return ""
+        return describe(self.lora_inspector, index, path, self.lora_model, self.lora_max_rank)
+
+    def lora_folder(self) -> list[str]:
+        """The LoRA files this server offers (the local backend's STUDIO_LORA_DIR), as a LoRA
+        row names them."""
+        return self.lora_inspector.folder_files() if self.lora_inspector else []
+
+    def known_trigger_words(self, path: str) -> tuple[str, ...]:
+        """A LoRA's trigger words, when its header is at hand (read before, or a folder file);
+        nothing is fetched for this."""
+        header = self.lora_inspector.known(path) if self.lora_inspector else None
+        return header.trigger_words if header else ()
 
     @abstractmethod
     def run(self, request: EditRequest, options: OptionsT, *, key: str | None = None) -> Generator[Event, None, None]:

@@ -80,9 +80,39 @@ class LoraInspector:
                 self._kept.popitem(last=False)
         return header
 
+    def known(self, path: str) -> LoraHeader | None:
+        """The header of `path` if it was read before, or is a file in the LoRA folder; None
+        otherwise (nothing is fetched)."""
+        path = path.strip()
+        with self._lock:
+            if path in self._kept:
+                return self._kept[path]
+        if not self._in_folder(path):
+            return None
+        try:
+            return self.header(0, path)
+        except LoraError:
+            return None
+
+    def _in_folder(self, path: str) -> bool:
+        """Whether `path` names a file of the LoRA folder (as the local backend reads it first,
+        before a repo id of the same spelling)."""
+        if self.lora_dir is None or "://" in path:
+            return False
+        return path.startswith(("/", "./", "../", "~")) or (self.lora_dir / path).is_file()
+
+    def folder_files(self, limit: int = 200) -> list[str]:
+        """The .safetensors files in the LoRA folder (and its subfolders), relative to it."""
+        if self.lora_dir is None or not self.lora_dir.is_dir():
+            return []
+        files = sorted(p.relative_to(self.lora_dir).as_posix() for p in self.lora_dir.rglob("*.safetensors"))
+        return files[:limit]
+
     def _read(self, index: int, path: str) -> LoraHeader:
         fail: Callable[[str], LoraError] = lambda reason: LoraError(index, path, reason)  # noqa: E731
         try:
+            if self._in_folder(path):
+                return _from_file(self.lora_dir, path)  # type: ignore[arg-type]
             hub = hub_file(path, self.hub_endpoint)
             if hub is not None:
                 return _from_hub(self.hub_endpoint, *hub)

@@ -46,6 +46,8 @@ class Page:
     lora_version: gr.Number
     lora_note: gr.Markdown  # under the LoRA rows: their problems as typed, and a refused run's
     lora_check: gr.Markdown  # under the note: what each LoRA is, from its header (format, rank, model)
+    lora_library: gr.Gallery  # every LoRA used before and the LoRA folder's; a click adds one
+    lora_entries: gr.State
     slots: list[Component]
     move_buttons: list[gr.Button]
     local_slot_rows: list[gr.Row]
@@ -208,6 +210,13 @@ def _inputs(page: Page, setup: PageSetup) -> None:
         _place(page, setup, "memory")
         _place(page, setup, "speed")
     page.form["loras"], page.lora_version, page.lora_note, page.lora_check = lora_editor()
+    with gr.Accordion("LoRA library", open=False, elem_id="lora-library-panel"):
+        gr.Markdown("Every LoRA you have used (History, presets) and the server's LoRA folder, with the "
+                    "scale you last used and your last result with it. Click one to add it.", elem_classes=["hint"])
+        page.lora_library = gr.Gallery(label="LoRA library", columns=4, height=240, allow_preview=False,
+                                       interactive=False, elem_id="lora-library", format="jpeg",
+                                       fit_columns=False, object_fit="cover")
+        page.lora_entries = gr.State([])  # what the library shows, in order (ui/lora_library.py)
 
 
 def _key_box(page: Page, setup: PageSetup, key_needed: bool) -> None:

@@ -27,7 +27,7 @@ from ui.run import Outputs, form_error_status, plan_run, run_edit, run_error
 from ui.snippets import run_snippets
 from ui.spending_view import admitted, make_page_costs
 from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, mark_running, run_bar
-from ui.wiring_kept import wire_history, wire_presets
+from ui.wiring_kept import wire_history, wire_library, wire_presets
 from ui.wiring_sweep import wire_sweep
 
 EDIT_DOC = f"""Edit reference images (1-3 on fal, 1-6 locally) with FLUX.2 [dev] and up to 3 LoRAs.
@@ -58,6 +58,7 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
     restored = wire_history(demo, page, ctx, run_event)
     wire_results(page, ctx, run_event, restored)
     wire_presets(demo, page, ctx)
+    wire_library(demo, page, ctx)
 
 
 def wire_form(page: Page, ctx: Context) -> None:

@@ -1,5 +1,5 @@
 """The events of what the page keeps: History (pick, star, clear and undo, compare, restore),
-presets, and a PNG's recipe (shown, then applied)."""
+presets, a PNG's recipe (shown, then applied), and the LoRA library built from them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from ui import history as history_lib
+from ui import lora_library as library
 from ui import png_restore, results
 from ui.form import PRESET_FIELDS, RESTORED_FIELDS
 from ui.layout import Page
@@ -86,3 +87,25 @@ def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
                      [page.preset_save, page.preset_load, page.preset_rename, page.preset_delete], **PRIVATE_FAST)
     demo.load(lambda p: (gr.update(choices=list(p or {})), export_file(p)), page.presets,
               [page.preset_pick, page.preset_export], **PRIVATE_FAST)
+
+
+def wire_library(demo: gr.Blocks, page: Page, ctx: Context) -> None:
+    """The LoRA library, kept up to date with History, presets and the backend; a click on an
+    entry adds its LoRA to the stack at its last scale."""
+
+    def shown(history: Any, presets: Any, backend_name: str | None) -> tuple[list, list]:
+        backend = ctx.backends.get(backend_name or "") or next(iter(ctx.backends.values()))
+        entries = library.library_entries(history, presets, backend.lora_folder())
+        triggers = {e["path"]: backend.known_trigger_words(e["path"]) for e in entries}
+        return library.library_items(entries, triggers), entries
+
+    triggers = [demo.load, page.history.change, page.presets.change, page.form["backend"].change]
+    gr.on(triggers, shown, [page.history, page.presets, page.form["backend"]], [page.lora_library, page.lora_entries],
+          **PRIVATE_FAST)
+
+    def picked(rows: Any, version: float, entries: list, event: gr.SelectData) -> tuple[Any, Any]:
+        return library.add_to_stack(rows, version, entries, event.index)
+
+    page.lora_library.select(picked, [page.form["loras"], page.lora_version, page.lora_entries],
+                             [page.form["loras"], page.lora_version], concurrency_id="lora-editor",
+                             concurrency_limit=1, **PRIVATE)

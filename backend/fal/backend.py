@@ -24,7 +24,7 @@ from ..errors import InvalidInput, MissingKey, ServiceError
 from ..events import Event, Progress, Result, ResultImage
 from ..images import prepare_reference, read_source
 from ..lora_header import FLUX2_DEV
-from ..lora_preflight import LoraInspector, describe
+from ..lora_preflight import LoraInspector
 from ..redact import redact, secrets_in_use
 from ..request import EditRequest
 from .config import FAL_MAX_REFERENCES, FalSettings
@@ -68,7 +68,8 @@ class FalBackend(Backend[FalOptions]):
         self._server_key = server_key  # never logged: not part of repr
         self._client: fal_client.SyncClient | None = None
         self._lock = threading.Lock()
-        self.inspector = LoraInspector() if self.settings.lora_check else None
+        self.lora_inspector = LoraInspector() if self.settings.lora_check else None
+        self.lora_model = FLUX2_DEV
 
     def __repr__(self) -> str:
         return f"FalBackend(endpoint={self.settings.endpoint!r}, transport={self.settings.transport!r})"
@@ -93,7 +94,7 @@ class FalBackend(Backend[FalOptions]):
         try:
             with secrets_in_use(key), fal_errors(secrets):
                 deadline = Deadline(self.settings.run_timeout)
-                if self.inspector is not None and request.loras:
+                if self.lora_inspector is not None and request.loras:
                     yield from self._in_background(functools.partial(self._check_loras, request),
                                                    Progress("Checking the LoRAs…"), deadline)
                 urls = []
@@ -132,15 +133,12 @@ class FalBackend(Backend[FalOptions]):
             name="fal-reference",
         ))
 
-    def describe_lora(self, index: int, path: str, options: FalOptions) -> str:
-        return describe(self.inspector or LoraInspector(), index, path, FLUX2_DEV)
-
     def _check_loras(self, request: EditRequest) -> None:
         """Each LoRA's header, read before anything is spent: LoraError for one that cannot
         be read or was made for another model."""
-        assert self.inspector is not None
+        assert self.lora_inspector is not None
         for index, lora in enumerate(request.loras, start=1):
-            self.inspector.check(index, lora.path)
+            self.lora_inspector.check(index, lora.path)
 
     # -- references -------------------------------------------------------------------
 

@@ -35,8 +35,7 @@ from ..bridge import Deadline, Latest, bridge
 from ..errors import InvalidInput, StudioError
 from ..events import Event, Preview, Progress, Result
 from ..images import check_reference, decoding, open_reference, read_source
-from ..lora_header import ANY_FLUX2
-from ..lora_preflight import LoraInspector, describe
+from ..lora_preflight import LoraInspector
 from ..request import MAX_SEED, PRESET_SIZES, EditRequest
 from ..settings import canonical_model
 from . import diffusers_private as private
@@ -86,7 +85,8 @@ class LocalBackend(Backend[LocalOptions]):
         the instruction's encoding in a short one of its own."""
         self.settings = settings or LocalSettings()
         self.fetcher = fetcher or LoraFetcher(lora_dir=self.settings.lora_dir)
-        self._inspector = LoraInspector(lora_dir=self.settings.lora_dir)  # the page's check of a LoRA
+        self.lora_inspector = LoraInspector(lora_dir=self.settings.lora_dir)  # the page's LoRA check and library
+        self.lora_max_rank = self.settings.lora_max_rank
         self._line = GpuLine()
         self._loaded: _Loaded | None = None
         self._embeddings = PromptCache(self.settings.max_prompts)
@@ -144,9 +144,6 @@ class LocalBackend(Backend[LocalOptions]):
         refusal = self.speed_support.refusal(speed)
         if refusal:
             raise InvalidInput.one("speed", "Speed", refusal)
-
-    def describe_lora(self, index: int, path: str, options: LocalOptions) -> str:
-        return describe(self._inspector, index, path, ANY_FLUX2, self.settings.lora_max_rank)
 
     def source(self, options: LocalOptions) -> str:
         return options.model

@@ -57,3 +57,30 @@ def app_page(browser, app):
     page.goto(app.url)
     expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
     return page
+
+
+def test_the_library_holds_a_used_lora_with_its_scale_and_a_click_adds_it_back(browser, app, images, screenshot):
+    page = app_page(browser, app)
+    page.locator("#add-lora").click()
+    box = page.get_by_label("LoRA 1", exact=True)
+    expect(box).to_be_visible(timeout=30_000)
+    box.fill("studio-test/library-ink")
+    scale = page.locator("#lora-scale-1 input[type=number]")
+    scale.fill("0.7")
+    scale.press("Tab")
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("ink it")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    page.get_by_role("button", name="Remove LoRA 1").click()
+    expect(page.get_by_label("LoRA 1", exact=True)).to_have_count(0, timeout=30_000)
+
+    page.get_by_role("button", name=re.compile("^LoRA library")).click()
+    tile = page.locator("#lora-library").get_by_text("library-ink · 0.7 · History")
+    expect(tile).to_be_visible(timeout=30_000)
+    screenshot(page)
+    tile.click()
+    expect(page.get_by_label("LoRA 1", exact=True)).to_have_value("studio-test/library-ink", timeout=30_000)
+    expect(page.locator("#lora-scale-1 input[type=number]")).to_have_value("0.7")
+    page.close()
