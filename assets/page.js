@@ -92,6 +92,6 @@ document.addEventListener("click", (event) => {
     if (bar) sayRunning(bar);
   } else if (window.matchMedia("(max-width: 768px)").matches) {
     const status = document.querySelector("#status");
-    if (status) status.scrollIntoView({block: "start"});
+    if (status) window.scrollTo({top: window.scrollY + status.getBoundingClientRect().top - 8});  // a little room above
   }
 }, true);  // capture: before Gradio's own handler

@@ -17,6 +17,16 @@ from ui.field_checks import lora_notes
 from ui.run import MAX_LORA_ROWS, normalise_loras
 from ui.text import as_text
 
+# A row edit rebuilds the list in the browser (no round trip to the server): a Run clicked right
+# after an edit, however busy the server, sends the rows as they are on screen.
+# (An array returned by a js event is read as the list of its outputs' values: hence [rows].)
+COLLECT_ROWS_JS = """(...values) => {
+  const rows = [];
+  for (let i = 0; i + 2 < values.length; i += 3) {
+    rows.push({path: values[i], scale: values[i + 1], enabled: values[i + 2]});
+  }
+  return [rows];
+}"""
 ADDED_OFF = f"At most {MAX_ACTIVE_LORAS} LoRAs can be on at once: the new one was added switched off."
 KEPT_OFF = f"At most {MAX_ACTIVE_LORAS} LoRAs can be on at once: switch one off first."
 
@@ -61,8 +71,9 @@ def lora_editor() -> tuple[LoraList, gr.Number, gr.Markdown, gr.Markdown]:
         version = gr.Number(value=0, visible=False)
 
         # Every edit rebuilds the list from ALL the rows' current values (not from `rows`,
-        # which may not yet hold the previous edit), and edits are handled one at a time in
-        # the order they were made: typing in one row and then another loses nothing.
+        # which may not yet hold the previous edit): in the browser (COLLECT_ROWS_JS), and the
+        # server's edits (add, remove, the limit) one at a time in the order they were made:
+        # typing in one row and then another loses nothing.
         in_order: dict[str, Any] = dict(api_visibility="private", concurrency_id="lora-editor", concurrency_limit=1)
 
         @gr.render(inputs=[rows], triggers=[version.change])
@@ -96,19 +107,17 @@ def lora_editor() -> tuple[LoraList, gr.Number, gr.Markdown, gr.Markdown]:
                     for i in range(0, len(values), 3)
                 ]
 
-            def edited(*values) -> list:
-                return collect(values)
-
-            def toggled(version_now: float, *values) -> tuple[list, Any]:
+            def toggled(version_now: float, *values) -> tuple[Any, Any]:
                 limited, warning = limit_active_loras(collect(values), KEPT_OFF)
                 if warning:
                     gr.Warning(warning)
                     return limited, version_now + 1  # re-render so the checkbox shows it stayed off
-                return limited, gr.skip()
+                return gr.skip(), gr.skip()
 
             for row_path, row_scale, row_on in zip(fields[0::3], fields[1::3], fields[2::3]):
-                row_path.change(edited, fields, rows, **in_order)
-                row_scale.change(edited, fields, rows, **in_order)
+                for edit in (row_path.change, row_scale.change, row_on.input):
+                    edit(None, fields, rows, js=COLLECT_ROWS_JS, api_visibility="private", queue=False)
+                # A fourth switched on is switched off again, with a warning, on the server.
                 row_on.input(toggled, [version, *fields], [rows, version], **in_order)
             for index, remove in enumerate(removes):
                 remove.click(

@@ -49,8 +49,8 @@ def viewport_shot(page, screenshot, moment: str) -> None:
 
 def in_viewport(page, selector: str) -> bool:
     return page.locator(selector).evaluate(
-        "el => { const r = el.getBoundingClientRect();"
-        " return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; }")
+        "el => { const r = el.getBoundingClientRect();"  # (layout in fractions of a pixel)
+        " return r.height > 0 && r.top >= -0.5 && r.bottom <= window.innerHeight + 0.5; }")
 
 
 def test_a_streamed_run_never_flips_back_to_waiting_and_run_shows_its_step(browser, app, fake, images,
