@@ -169,13 +169,14 @@ class DecodedReference:
     unchanged: bool  # the file's pixels are exactly `image` (no rotation, conversion or draft)
 
 
-def open_reference(data: bytes, label: str) -> DecodedReference:
+def open_reference(data: bytes, label: str, full_size: bool = False) -> DecodedReference:
     """Decode, check and normalise one reference image to an RGB PIL image.
 
     Checks (check_reference): an allowed format, at most max_pixels(), at least MIN_SIDE
     px a side, aspect at most MAX_ASPECT:1, one frame. Applies the EXIF orientation and
     converts to RGB (alpha is composited onto white, 16-bit is scaled down, CMYK and
-    palettes are converted). Callers hold a `decoding()` slot around it.
+    palettes are converted). Callers hold a `decoding()` slot around it. `full_size`: every
+    pixel, even of a large JPEG (a region edit pastes into the image itself).
     """
     image = check_reference(data, label)
     width, height = image.size
@@ -183,7 +184,7 @@ def open_reference(data: bytes, label: str) -> DecodedReference:
     drafted = False
     # JPEG can decode straight to a smaller size (DCT scaling): a 24 MP photo
     # decodes in a fraction of the time and memory when we only need ~1 MP.
-    if source_format == "JPEG" and width * height > 2 * TARGET_PIXELS:
+    if not full_size and source_format == "JPEG" and width * height > 2 * TARGET_PIXELS:
         scale = (TARGET_PIXELS / (width * height)) ** 0.5
         image.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
         drafted = True

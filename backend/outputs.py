@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 STAR_MARKER = ".starred"
 TOKEN_FILE = ".token"  # the token issued with the run's result: only it can star the run
+MASK_FILE = "mask.png"  # a region edit's mask (white = changed), beside its images
 REFERENCES = "references"  # OUTPUTS/references/<sha256>.<ext>: each reference once, shared by runs
 RECENT_SECONDS = 600.0  # runs (and references used) younger than this are never removed by the cap
 _prune_lock = threading.Lock()  # two runs finishing together prune one at a time
@@ -106,16 +107,21 @@ def recipe_for(
 
 def save_run(
     root: Path, request: EditRequest, options: BaseModel, result: Result, backend: str, endpoint: str,
-    references: Sequence[Path] | None = None,
+    references: Sequence[Path] | None = None, region: Any = None,
 ) -> SavedRun:
     """Save a finished run. `references`: the run's stored references, when the caller
-    stored them already (a sweep, once for all its cells); else they are stored here."""
+    stored them already (a sweep, once for all its cells); else they are stored here.
+    `region` (backend/region.py): its mask is saved beside the images as mask.png and the
+    recipe says so, with the feather."""
     now = time.localtime()
     folder = Path(root) / time.strftime("%Y-%m-%d", now) / (
         time.strftime("%H%M%S", now) + "-" + secrets.token_hex(4)
     )
     folder.mkdir(parents=True, exist_ok=True)
     recipe = recipe_for(request, options, result, backend, endpoint)
+    if region is not None:
+        region.mask.save(folder / MASK_FILE, format="PNG")
+        recipe = {**recipe, "region": {"mask": MASK_FILE, "feather": region.feather}}
     paths = []
     for index, image in enumerate(result.images, start=1):
         path = folder / f"image-{index}.{image.extension}"

@@ -12,17 +12,21 @@ cancelled by the backend's own clean-up).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .base import Backend, BackendOptions
 from .bridge import Emit, bridge
 from .errors import InvalidInput, StudioError
-from .events import Result
+from .events import Event, Result
 from .grid import MAX_CELLS, Axis
+from .region import Region, RegionRun
 from .request import EditRequest, build_request
 
 # The settings a sweep can vary: key -> (label, type)
@@ -138,7 +142,7 @@ def _apply(fields: dict[str, Any], axis: SweepAxis, value: Any) -> None:
 
 def run_sweep(
     backend: Backend[Any], plan: SweepPlan, options: BackendOptions, key: str | None = None, heartbeat: float = 0.5,
-    started: Callable[[int], None] | None = None,
+    started: Callable[[int], None] | None = None, region: Region | None = None,
 ) -> Generator[tuple[int, Result | StudioError] | None, None, None]:
     """Run every cell of `plan` with the run's `options` and `key`.
 
@@ -146,10 +150,12 @@ def run_sweep(
     None every `heartbeat` seconds while none does: the caller skips the Nones, which
     are there so that a Stop (closing this generator) is noticed while cells run.
     `started(index)` is called (from a worker thread) as each cell is handed to the
-    backend, so the page can say which cells are running.
+    backend, so the page can say which cells are running. `region`: every cell is a region
+    edit of that mask (backend/region.py).
     Closing it stops every cell and returns once each has ended (its job cancelled).
     """
     stop = threading.Event()
+    crops = Path(tempfile.mkdtemp(prefix="studio-sweep-crops-"))  # each cell's crop of image 1 (region edits)
     workers = ThreadPoolExecutor(max_workers=backend.concurrent_runs, thread_name_prefix="sweep")
 
     def run_cell(index: int) -> Result | StudioError:
@@ -157,7 +163,10 @@ def run_sweep(
             return StudioError("Stopped.")
         if started is not None:
             started(index)
-        events = backend.run(plan.cells[index], options, key=key)
+        try:
+            events = _cell_events(backend, plan.cells[index], options, key, region, crops / f"cell-{index}.png")
+        except StudioError as error:
+            return error
         try:
             for event in events:
                 if stop.is_set():
@@ -187,3 +196,13 @@ def run_sweep(
     finally:
         stop.set()
         workers.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(crops, ignore_errors=True)
+
+
+def _cell_events(backend: Backend[Any], request: EditRequest, options: BackendOptions, key: str | None,
+                 region: Region | None, crop_path: Path) -> Generator[Event, None, None]:
+    """One cell's run: the backend's own, or a region edit of it."""
+    if region is None:
+        return backend.run(request, options, key=key)
+    region_run = RegionRun.plan(request, region, str(crop_path))
+    return region_run.events(backend.run(region_run.request, options, key=key))

@@ -24,6 +24,7 @@ from backend.images import check_upload
 from backend.redact import redact
 from backend.request import normalise_lora_path
 from ui.form import FIELDS, IMAGE_FIELDS, NAMES, values_of
+from ui.region_editor import take_painted_region
 from ui.results import is_preview, pack_images
 from ui.run import normalise_loras, pick_backend, run_warning
 from ui.text import as_text
@@ -181,6 +182,7 @@ def page_run(body: Callable[[dict[str, Any], list], Iterator[tuple]], values: di
     not an error (no red pills), the previous results are shown again, and the fields at fault
     are marked. Each update is the body's plus the marks (none once the run is planned)."""
     previous = finished_results(values.pop(SHOWN, None))
+    take_painted_region(values)
     try:
         for update in body(values, previous):
             yield (*update, {})

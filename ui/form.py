@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from backend.fal.options import FalOptions
 from backend.local.options import LocalOptions
+from backend.region import DEFAULT_FEATHER, MAX_FEATHER
 from backend.request import (
     MAX_ACTIVE_LORAS,
     MAX_PROMPT_CHARS,
@@ -245,6 +246,17 @@ def _default(name: str, model: type[BaseModel] = EditRequest) -> str:
     return f"{model.model_fields[name].default:g}"
 
 
+def _mask(setup: PageSetup) -> gr.Image:
+    # The page paints in an editor (ui/region_editor.py), which writes its strokes here.
+    return gr.Image(type="filepath", image_mode="L", visible=False, label="Mask", elem_id="mask")
+
+
+def _feather(setup: PageSetup) -> gr.Slider:
+    return components.Slider(minimum=0, maximum=MAX_FEATHER, step=1, value=DEFAULT_FEATHER, label="Feather (px)",
+                             info="Over how many pixels the edit fades out beyond the painted area.",
+                             elem_id="mask-feather")
+
+
 def _image_field(index: int) -> FormField:
     ordinal = ["first", "second", "third", "fourth", "fifth", "sixth"][index - 1]
     if index == 1:
@@ -307,6 +319,15 @@ FORM: tuple[FormField, ...] = (
     FormField("speed", "local", "local backend: quality, fast (fp8) or fastest (fp8 and a step cache); a preset "
               "this server cannot run is refused with the reason.", _speed,
               default=lambda setup: setup.default_speed, preset=True),
+    FormField("mask", "page", "optional: a mask image for image 1 (white = change, black = keep; scaled to image "
+              "1): only the painted area is edited, and outside it (beyond mask_feather pixels) the result is "
+              "image 1 pixel for pixel, at image 1's size.", _mask, default=None, restorable=False),
+    FormField("mask_feather", "page", f"with a mask: over how many pixels (0-{MAX_FEATHER}) the edit fades out "
+              "beyond the painted area.", _feather, default=DEFAULT_FEATHER,
+              restore=lambda recipe, setup: (recipe.get("region") or {}).get("feather", SKIP)),
+    FormField("mask_invert", "page", "with a mask: edit everything but the painted area.",
+              lambda setup: gr.Checkbox(label="Invert: edit everything but the painted area", value=False,
+                                        elem_id="mask-invert"), default=False, restorable=False),
 )
 FIELDS: dict[str, FormField] = {f.name: f for f in FORM}
 NAMES: tuple[str, ...] = tuple(FIELDS)

@@ -18,6 +18,7 @@ from ui.form import FIELDS, NAMES, PageSetup
 from ui.history import CLEAR_LABEL
 from ui.lora_editor import lora_editor
 from ui.png_restore import APPLY_LABEL
+from ui.region_editor import region_editor
 from ui.sweep_view import AXIS_CHOICES, DEFAULT_X, DEFAULT_X_VALUES, sweep_cost
 
 NO_KEY_HELP = (
@@ -47,6 +48,9 @@ class Page:
     lora_note: gr.Markdown  # under the LoRA rows: their problems as typed, and a refused run's
     lora_check: gr.Markdown  # under the note: what each LoRA is, from its header (format, rank, model)
     lora_library: gr.Gallery  # every LoRA used before and the LoRA folder's; a click adds one
+    region_panel: gr.Accordion
+    region_editor: gr.ImageEditor  # image 1 with a brush layer: its strokes become the `mask` field
+    region_only: gr.Checkbox  # "Edit only the painted area"
     lora_entries: gr.State
     slots: list[Component]
     move_buttons: list[gr.Button]
@@ -217,6 +221,7 @@ def _inputs(page: Page, setup: PageSetup) -> None:
                                        interactive=False, elem_id="lora-library", format="jpeg",
                                        fit_columns=False, object_fit="cover")
         page.lora_entries = gr.State([])  # what the library shows, in order (ui/lora_library.py)
+    page.region_panel, page.region_editor, page.region_only = region_editor(lambda name: _place(page, setup, name))
 
 
 def _key_box(page: Page, setup: PageSetup, key_needed: bool) -> None:

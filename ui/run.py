@@ -23,6 +23,7 @@ from backend.errors import FieldProblem, InvalidInput, StudioError
 from backend.events import Log, Preview, Progress, Queued, Result
 from backend.outputs import enforce_cap, save_run
 from backend.redact import redact
+from backend.region import DEFAULT_FEATHER, MAX_FEATHER, Region, RegionRun, mask_image
 from backend.request import MAX_ACTIVE_LORAS, EditRequest, build_request
 from ui.details import describe_run, fal_cost_micros, run_extras, shown_images, skipped_lora_rows
 from ui.form import CUSTOM, FIELDS, IMAGE_FIELDS, MATCH_FIRST
@@ -58,6 +59,7 @@ class RunPlan:
     options: BackendOptions
     key: str | None = field(default=None, repr=False)
     skipped: tuple[str, ...] = ()  # LoRA rows not sent, said on the status line and in the details
+    region: Region | None = None  # a region edit: only the painted area of image 1 changes
 
 
 def normalise_loras(rows: Any) -> list[dict[str, Any]]:
@@ -150,7 +152,26 @@ def plan_run(values: Mapping[str, Any], backends: Mapping[str, Backend]) -> RunP
     if problems or request is None or options is None:
         raise InvalidInput(problems)
     skipped = tuple(skipped_lora_rows(normalise_loras(values.get("loras"))))
-    return RunPlan(backend, request, options, key=values.get("fal_key") or None, skipped=skipped)
+    return RunPlan(backend, request, options, key=values.get("fal_key") or None, skipped=skipped,
+                   region=region_from_values(values))
+
+
+def region_from_values(values: Mapping[str, Any]) -> Region | None:
+    """The region of a run whose `mask` is given (white = change), or None."""
+    source = values.get("mask")
+    if source is None or source == "":
+        return None
+    try:
+        given = values.get("mask_feather")
+        feather = int(DEFAULT_FEATHER if given is None else given)
+        mask = mask_image(source, None, invert=bool(values.get("mask_invert")))
+    except (TypeError, ValueError, OSError):
+        raise InvalidInput.one("mask", "Mask", "is not an image (white = change, black = keep)") from None
+    if not 0 <= feather <= MAX_FEATHER:
+        raise InvalidInput.one("mask_feather", "Feather", f"must be 0 to {MAX_FEATHER} pixels (got {feather})")
+    if mask is None:
+        raise InvalidInput.one("mask", "Mask", "nothing is painted: paint the area to change")
+    return Region(mask=mask, feather=feather)
 
 
 def format_problems(problems: list[FieldProblem]) -> str:
@@ -246,7 +267,11 @@ def run_edit(plan: RunPlan, outputs: Outputs, price_per_mp: float | None = None,
     status = StatusLine()
     # LoRA rows that are not sent are said from the first status to the last.
     skipped = "".join(f" · {as_text(note)}" for note in plan.skipped)
-    events = backend.run(plan.request, plan.options, key=plan.key)
+    if plan.region is not None:  # the backend edits a crop; its images go back into image 1
+        region_run = RegionRun.plan(plan.request, plan.region, str(preview_folder / "region.png"))
+        events = region_run.events(backend.run(region_run.request, plan.options, key=plan.key))
+    else:
+        events = backend.run(plan.request, plan.options, key=plan.key)
     try:
         for event in events:
             # Log lines are collected and go out with the next status: every yield
@@ -263,7 +288,7 @@ def run_edit(plan: RunPlan, outputs: Outputs, price_per_mp: float | None = None,
                 yield gallery, status.preview(event) + skipped, log_text, "", None, keep
             elif isinstance(event, Result):
                 saved = save_run(outputs.root, plan.request, plan.options, event, backend.name,
-                                 backend.source(plan.options))
+                                 backend.source(plan.options), region=plan.region)
                 gallery = [
                     (str(path), f"image {i}" + (" ⚠ flagged" if img.nsfw else ""))
                     for i, (path, img) in enumerate(zip(saved.image_paths, event.images), start=1)

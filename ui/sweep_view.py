@@ -160,14 +160,14 @@ def run_sweep_view(
 
     yield update()
     references = None
-    for item in run_sweep(run.backend, plan, run.options, key=run.key, started=start):
+    for item in run_sweep(run.backend, plan, run.options, key=run.key, started=start, region=run.region):
         if item is not None:  # None: still waiting (this yield lets a Stop in)
             index, outcome = item
             if isinstance(outcome, Result):
                 if references is None:  # every cell has the same references: stored once for the sweep
                     references = store_references(outputs.root, run.request.image_urls)
                 saved[index] = save_run(outputs.root, plan.cells[index], run.options, outcome, run.backend.name,
-                                        run.backend.source(run.options), references=references)
+                                        run.backend.source(run.options), references=references, region=run.region)
                 paths[index], results[index] = str(saved[index].image_paths[0]), outcome
             else:
                 failures[index] = as_text(redact(outcome.message, run.key))

@@ -23,6 +23,7 @@ from ui import field_checks, results
 from ui.examples import example_settings
 from ui.form import FIELDS, PageSetup, api_function, args_doc
 from ui.layout import FAL_ONLY, Page, references_hint
+from ui.region_editor import PAGE_EXTRA, follow_image_1, shown_again
 from ui.run import Outputs, form_error_status, plan_run, run_edit, run_error
 from ui.snippets import run_snippets
 from ui.spending_view import admitted, make_page_costs
@@ -75,6 +76,10 @@ def wire_form(page: Page, ctx: Context) -> None:
     )
     page.form["size"].change(lambda s: gr.update(visible=s == "custom"), page.form["size"], page.custom_size,
                              **PRIVATE_FAST)
+    # Region edits: the editor shows image 1; its strokes (when the box is ticked) are the run's
+    # mask (ui/region_editor.py take_painted_region).
+    page.slots[0].change(follow_image_1, page.slots[0], page.region_editor, **PRIVATE_FAST)
+    page.region_panel.expand(shown_again, [page.slots[0], page.region_editor], page.region_editor, **PRIVATE_FAST)
     page.reuse_seed.click(lambda s: (int(s), False) if str(s or "").isdigit() else (gr.skip(), gr.skip()),
                           page.seed_used, [page.form["seed"], page.form["randomize_seed"]], **PRIVATE_FAST)
 
@@ -118,7 +123,7 @@ def wire_run(page: Page, ctx: Context) -> Any:
     outputs from a tool's result by position and fails on a tool that has one."""
     shown = [page.gallery, page.status, page.logs, page.details, page.seed_used]
     page_run = api_function("page_edit", partial(field_checks.page_run, partial(_run_body, ctx)), ctx.setup,
-                            EDIT_DOC, extra=[(field_checks.SHOWN, None)])
+                            EDIT_DOC, extra=[(field_checks.SHOWN, None), *PAGE_EXTRA])
     marks = gr.State({})  # the fields a refused run marks (ui/field_checks.py)
     # The run bar: Run reads "Running" and Stop is enabled while the run goes; a click on Run
     # then says what happens (assets/page.js: the run event itself ignores it, trigger_mode="once").
@@ -126,7 +131,8 @@ def wire_run(page: Page, ctx: Context) -> Any:
     run_triggers = [page.run_button.click, page.form["prompt"].submit]
     gr.on(run_triggers, mark_running, page.run_button, bar, **PRIVATE_FAST)
     run_event = gr.on(
-        [page.run_button.click, page.form["prompt"].submit], page_run, [*page.inputs(), page.gallery],
+        [page.run_button.click, page.form["prompt"].submit], page_run,
+        [*page.inputs(), page.gallery, page.region_editor, page.region_only],
         [*shown, page.last_run, marks],
         show_progress="minimal", show_progress_on=[page.gallery], trigger_mode="once", **PRIVATE,
     )

@@ -14,6 +14,7 @@ from backend.errors import InvalidInput
 from ui import sweep_cells
 from ui.form import RESTORED_FIELDS, api_function, args_doc
 from ui.layout import Page
+from ui.region_editor import PAGE_EXTRA, take_painted_region
 from ui.run import form_error, plan_run
 from ui.spending_view import admitted, sweep_requests
 from ui.sweep_view import SWEEP_ARGS, SWEEP_ARGS_DOC, follow_loras, run_sweep_view
@@ -44,6 +45,7 @@ def _page_sweep_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
     """The page's sweep: a refused one (the form, the axes, the spending policy) is a warning and
     the status line, not an error: a raised error would put Gradio's red "Error" pill on every
     output (the cells, the grid, the status). The `sweep` API still raises."""
+    take_painted_region(values)
     try:
         yield from _sweep_body(ctx, values)
     except gr.Error as error:
@@ -62,11 +64,13 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
     endpoint without it, as for `edit`), the X axis following the LoRA list, and the cells."""
     controls: list[Any] = [page.sweep_x, page.sweep_x_values, page.sweep_y, page.sweep_y_values]
     shown = [page.sweep_gallery, page.status, page.sweep_grid, page.sweep_zip]
-    page_sweep = api_function("page_sweep", partial(_page_sweep_body, ctx), ctx.setup, SWEEP_DOC, extra=SWEEP_ARGS)
+    page_sweep = api_function("page_sweep", partial(_page_sweep_body, ctx), ctx.setup, SWEEP_DOC,
+                              extra=[*SWEEP_ARGS, *PAGE_EXTRA])
     cell_buttons = [page.sweep_picked, page.sweep_use_input, page.sweep_restore]
     event = page.sweep_button.click(lambda: gr.update(open=True), None, page.sweep_results, **PRIVATE_FAST).then(
         sweep_cells.unpick_cell, None, cell_buttons, **PRIVATE_FAST).then(
-        page_sweep, [*page.inputs(), *controls], [*shown, page.sweep_state], **PRIVATE)
+        page_sweep, [*page.inputs(), *controls, page.region_editor, page.region_only], [*shown, page.sweep_state],
+        **PRIVATE)
     api_sweep = api_function("sweep", partial(_api_sweep_body, ctx), ctx.setup, SWEEP_DOC, extra=SWEEP_ARGS)
     gr.Button(visible=False).click(api_sweep, [*page.inputs(), *controls], shown, api_name="sweep")
     # The run bar reads "Running" and Stop is enabled while the sweep runs: a click on Run then

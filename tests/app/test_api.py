@@ -13,6 +13,7 @@ import anyio
 import httpx
 from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
+from PIL import Image
 
 from backend.request import field_limits
 from tests.helpers.app import ROOT
@@ -28,15 +29,20 @@ def readme_block(name: str) -> str:
 
 def test_the_readme_python_example_runs(app, fake, images, tmp_path):
     shutil.copy(images["red"], tmp_path / "donut.png")
+    mask = Image.new("L", Image.open(images["red"]).size, 0)
+    mask.paste(255, (100, 100, 300, 260))
+    mask.save(tmp_path / "mask.png")
     code = readme_block("api-python").replace("http://127.0.0.1:7860/", app.url)
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
-    edit_line, sweep_line = done.stdout.strip().splitlines()[-2:]
+    edit_line, sweep_line, region_line = done.stdout.strip().splitlines()[-3:]
     assert edit_line.startswith("✅ Done") and sweep_line.startswith("✅ Sweep done: 4 of 4 cells")
-    # The edit reached fal with the LoRA; the sweep made its four cells.
+    assert region_line.startswith("✅ Done")
+    # The edit reached fal with the LoRA; the sweep made its four cells; the region edit sent a crop.
     jobs = sorted(fake.jobs.values(), key=lambda job: job.created)
-    assert len(jobs) == 5
+    assert len(jobs) == 6
     assert jobs[0].input["loras"] == [{"path": "owner/some-flux2-lora", "scale": 0.8}]
+    assert "image_size" in jobs[5].input and "image_size" not in jobs[0].input
 
 
 def test_the_readme_curl_example_runs(app, fake, images, tmp_path):

@@ -34,7 +34,7 @@ def test_a_restored_local_recipe_remakes_the_image_exactly(local_app, images):
     values = connect(local_app, download_files=False).predict(
         handle_file(second), 0, api_name="/restore")
     (prompt, loras, guidance, steps, size, width, height, seed, randomize, num_images,
-     acceleration, expansion, safety, output_format, sync_mode, backend, model, memory, speed, _version,
+     acceleration, expansion, safety, output_format, sync_mode, backend, model, memory, speed, _feather, _version,
      status) = values
     assert status.startswith("♻️ Restored") and backend == "local" and randomize is False and speed == "quality"
     # The recipe records the local backend's options too: the model it ran on comes back.

@@ -1,0 +1,59 @@
+"""In Chromium: a region painted on image 1 in the editor reaches the backend, and the result
+is image 1 pixel for pixel outside the painted area (beyond the feather)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.helpers.app import ROOT  # noqa: F401  (the app fixture's repository)
+
+
+def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app, fake, tmp_path, screenshot):
+    image_1 = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(image_1)
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(image_1))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.get_by_role("button", name=re.compile("^Edit only a region")).click()
+    canvas = page.locator("#region-editor canvas").first
+    expect(canvas).to_be_visible(timeout=30_000)
+    page.locator("#region-editor").get_by_role("button", name=re.compile("^Brush")).first.click()
+    box = canvas.bounding_box()
+    # A stroke across the middle of the picture (the picture is centred in the canvas).
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.45, y)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(box["x"] + box["width"] * (0.45 + step * 0.01), y, steps=2)
+    page.mouse.up()
+    page.get_by_label("Edit only the painted area").check()
+    feather = page.locator("#mask-feather input[type=number]")
+    feather.fill("8")
+    feather.press("Tab")
+    page.locator("#prompt textarea").fill("make it blue")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    screenshot(page)
+
+    [job] = fake.jobs.values()
+    width, height = job.input["image_size"]["width"], job.input["image_size"]["height"]
+    assert (width, height) != (640, 480)  # fal was sent the crop around the stroke, not image 1
+    result = page.locator("#results img").first.get_attribute("src")
+    assert result
+    saved = sorted(app.outputs.rglob("image-1.png"), key=lambda p: p.stat().st_mtime)[-1]
+    mask = np.asarray(Image.open(saved.parent / "mask.png")) > 0
+    assert mask.any() and mask.mean() < 0.2  # the stroke, not the picture
+    rows, cols = np.nonzero(mask)
+    near = np.zeros(mask.shape, dtype=bool)
+    near[max(rows.min() - 8, 0):rows.max() + 9, max(cols.min() - 8, 0):cols.max() + 9] = True
+    got = np.asarray(Image.open(saved).convert("RGB"))
+    original = np.asarray(Image.open(image_1).convert("RGB"))
+    assert got.shape == original.shape and np.array_equal(got[~near], original[~near])
+    assert np.any(got[mask] != original[mask], axis=-1).mean() > 0.9
+    page.close()
