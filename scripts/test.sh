@@ -2,12 +2,11 @@
 # Set up what the tests need (scripts/setup.sh), then lint, type-check and run every test.
 # Extra arguments go to one pytest run instead: `bash scripts/test.sh tests/unit -x`.
 #
-# Without arguments, mypy and the unit layer run beside the app and browser layers. Those spend
-# most of their time waiting (on the launched apps, fake fal jobs, Chromium), so on two cores
-# the whole run takes about a minute and a half less than one after the other. Each part's
-# output is printed whole, one after the other; the exit status is the first failure's. The app
-# and browser layers stay one after the other: side by side, the app layer's load tests (50
-# sessions at once) starve the browser's pages.
+# Without arguments, the layers run in this order: the app layer (its load tests get the machine;
+# mypy, started first, ends in its first minute), then the browser layer with the unit layer beside
+# it. Both spend much of their time waiting (Chromium, the launched app, fake fal jobs), so on two
+# cores the whole run takes about a minute and a half less than one layer after the other. Each
+# part's output is printed whole; the exit status is the first failure's.
 SETUP=test
 source "$(dirname "$0")/setup.sh"
 "$PYTHON" -m ruff check .
@@ -18,13 +17,16 @@ status=0
 if [ $# -gt 0 ]; then
   "$PYTHON" -m pytest "$@" || status=$?
 else
-  # The unit layer gets its own temporary folder and no cache writes: the two pytest runs share nothing.
+  "$PYTHON" -m pytest tests/app || status=$?
+  # The unit layer gets its own temporary folder and no cache writes: the two runs share nothing.
   "$PYTHON" -m pytest tests/unit -p no:cacheprovider --basetemp="$logs/unit-tmp" > "$logs/unit" 2>&1 &
   unit_job=$!
-  "$PYTHON" -m pytest tests/app tests/browser || status=$?
+  browser_status=0
+  "$PYTHON" -m pytest tests/browser || browser_status=$?
+  [ "$status" -ne 0 ] || status=$browser_status
   unit_status=0
   wait "$unit_job" || unit_status=$?
-  echo "=== pytest tests/unit (ran beside the app and browser layers) ==="
+  echo "=== pytest tests/unit (ran beside the browser layer) ==="
   cat "$logs/unit"
   [ "$status" -ne 0 ] || status=$unit_status
 fi

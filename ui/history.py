@@ -252,16 +252,30 @@ def clear_tick(armed_at: float | None, cleared: dict | None) -> tuple:
 
 def restore_run(past: list[dict] | None, index: int | None, version: float, setup: PageSetup,
                 outputs_root: Path, slot_count: int) -> tuple:
-    """Every input of a past run: its settings, seed, backend and reference images."""
+    """Every input of a past run: its settings, seed, backend, reference images and, for a
+    region edit, its mask (handed to the region editor with image 1: ui/region_editor.py)."""
     if not past or index is None or not 0 <= index < len(past):
-        return _nothing("Pick a run in the history first.", len(RESTORED_FIELDS) + slot_count + 3)
+        return _nothing("Pick a run in the history first.", len(RESTORED_FIELDS) + slot_count + 6)
     entry = past[index]
     references = existing(entry.get("references", []), outputs_root)
     slot_values = (references + [None] * slot_count)[:slot_count]
     # A sweep's cells go back to the sweep results (ui/sweep_cells.py restore_sweep), not here.
-    results = gr.skip() if entry.get("sweep") else [p for p in existing(entry.get("images", []), outputs_root) if p]
+    images = [p for p in existing(entry.get("images", []), outputs_root) if p]
+    results = gr.skip() if entry.get("sweep") else images
+    mask = _mask_of(entry, images, outputs_root)
     return (*_as_updates(restore_values(entry["recipe"], setup)), version + 1, *slot_values, results,
-            f"♻️ Restored the run of {as_text(entry.get('created'))}.")
+            f"♻️ Restored the run of {as_text(entry.get('created'))}.", mask, mask is not None,
+            gr.update(open=True) if mask else gr.skip())  # the region panel: open to show the mask
+
+
+def _mask_of(entry: dict, images: list[str], outputs_root: Path) -> str | None:
+    """A region edit's saved mask (recipe "region", beside its images), or None."""
+    region = entry.get("recipe", {}).get("region") if isinstance(entry.get("recipe"), dict) else None
+    if not isinstance(region, dict) or not images:
+        return None
+    folder = run_folder_of(outputs_root, images[0])
+    path = folder / str(region.get("mask", "")) if folder else None
+    return str(path) if path and path.name and is_inside(outputs_root, path) and path.is_file() else None
 
 
 def restored_run(past: list[dict] | None, index: int | None, outputs_root: Path) -> tuple:

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageOps
 
 HINT = ("Paint over the part of image 1 to change, then tick the box: the rest stays image 1 pixel for "
-        "pixel (the edit fades out over the feather's width around what you painted).")
+        "pixel (the edit fades out over the feather's width around what you painted). A run restored from "
+        "History shows its mask tinted on image 1 and uses it until you paint a new one.")
 
 
 def region_editor(place: Callable[[str], Any]) -> tuple[gr.Accordion, gr.ImageEditor, gr.Checkbox]:
@@ -37,32 +38,50 @@ def region_editor(place: Callable[[str], Any]) -> tuple[gr.Accordion, gr.ImageEd
 
 # The page's run and sweep take the editor and the box too (not the API's): the mask is made
 # from what is on screen when Run is clicked, so no event has to carry it there first.
-EDITOR, ONLY_PAINTED = "region_editor", "region_only"
-PAGE_EXTRA = ((EDITOR, None), (ONLY_PAINTED, False))
+EDITOR, ONLY_PAINTED, RESTORED = "region_editor", "region_only", "restored_mask"
+PAGE_EXTRA = ((EDITOR, None), (ONLY_PAINTED, False), (RESTORED, None))
 
 
 def take_painted_region(values: dict[str, Any]) -> None:
-    """Move the editor's strokes into the run's `mask` (in place) when the box is ticked:
-    with nothing painted, an empty mask, which the run refuses naming the mask."""
+    """Move the editor's strokes into the run's `mask` (in place) when the box is ticked, else
+    the mask of a run restored from History (shown tinted on image 1); with neither, an empty
+    mask, which the run refuses naming the mask."""
     editor, only_painted = values.pop(EDITOR, None), values.pop(ONLY_PAINTED, False)
+    restored = values.pop(RESTORED, None)
     if only_painted:
-        values["mask"] = painted_mask(editor, True) or Image.new("L", (1, 1), 0)
+        values["mask"] = painted_mask(editor, True) or restored or Image.new("L", (1, 1), 0)
 
 
-def follow_image_1(image_1: Any) -> Any:
-    """The editor's picture when image 1 changes: image 1 with no strokes (None: empty)."""
+def follow_image_1(image_1: Any, restored_mask: str | None = None) -> Any:
+    """The editor's picture when image 1 changes: image 1 with no strokes (None: empty); with
+    a restored run's mask, image 1 tinted where that mask is (the run uses it until strokes
+    are painted or another image 1 is uploaded)."""
     if not image_1:
         return None
-    return {"background": image_1, "layers": [], "composite": image_1}
+    if not restored_mask:
+        return {"background": image_1, "layers": [], "composite": image_1}
+    with Image.open(image_1) as opened:
+        picture = ImageOps.exif_transpose(opened).convert("RGB")
+    with Image.open(restored_mask) as opened:
+        mask = opened.convert("L").resize(picture.size, Image.Resampling.NEAREST)
+    tint = Image.new("RGB", picture.size, (255, 45, 85))
+    shown = Image.composite(Image.blend(picture, tint, 0.5), picture, mask)
+    return {"background": shown, "layers": [], "composite": shown}
 
 
-def shown_again(image_1: Any, current: Any) -> Any:
+def show_restored(image_1: Any, restored_mask: str | None) -> Any:
+    """After a History restore: the editor shows the restored mask on image 1 (also when image 1
+    did not change, so that no change event came)."""
+    return follow_image_1(image_1, restored_mask) if restored_mask else gr.skip()
+
+
+def shown_again(image_1: Any, current: Any, restored_mask: str | None = None) -> Any:
     """The editor's picture when its panel opens (an editor set while folded away shows
     nothing): image 1 again, unless strokes were painted (they are kept)."""
     layers = current.get("layers") if isinstance(current, dict) else None
     if any(isinstance(layer, Image.Image) and layer.getbbox() for layer in layers or []):
         return current
-    return follow_image_1(image_1)
+    return follow_image_1(image_1, restored_mask)
 
 
 def painted_mask(value: Any, only_painted: bool) -> Image.Image | None:

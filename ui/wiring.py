@@ -78,8 +78,10 @@ def wire_form(page: Page, ctx: Context) -> None:
                              **PRIVATE_FAST)
     # Region edits: the editor shows image 1; its strokes (when the box is ticked) are the run's
     # mask (ui/region_editor.py take_painted_region).
-    page.slots[0].change(follow_image_1, page.slots[0], page.region_editor, **PRIVATE_FAST)
-    page.region_panel.expand(shown_again, [page.slots[0], page.region_editor], page.region_editor, **PRIVATE_FAST)
+    page.slots[0].change(follow_image_1, [page.slots[0], page.restored_mask], page.region_editor, **PRIVATE_FAST)
+    page.slots[0].upload(lambda: None, None, page.restored_mask, **PRIVATE_FAST)  # a new image 1: its own mask
+    page.region_panel.expand(shown_again, [page.slots[0], page.region_editor, page.restored_mask], page.region_editor,
+                             **PRIVATE_FAST)
     page.reuse_seed.click(lambda s: (int(s), False) if str(s or "").isdigit() else (gr.skip(), gr.skip()),
                           page.seed_used, [page.form["seed"], page.form["randomize_seed"]], **PRIVATE_FAST)
 
@@ -132,7 +134,7 @@ def wire_run(page: Page, ctx: Context) -> Any:
     gr.on(run_triggers, mark_running, page.run_button, bar, **PRIVATE_FAST)
     run_event = gr.on(
         [page.run_button.click, page.form["prompt"].submit], page_run,
-        [*page.inputs(), page.gallery, page.region_editor, page.region_only],
+        [*page.inputs(), page.gallery, page.region_editor, page.region_only, page.restored_mask],
         [*shown, page.last_run, marks],
         show_progress="minimal", show_progress_on=[page.gallery], trigger_mode="once", **PRIVATE,
     )

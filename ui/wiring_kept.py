@@ -13,6 +13,7 @@ from ui import lora_library as library
 from ui import png_restore, results
 from ui.form import PRESET_FIELDS, RESTORED_FIELDS
 from ui.layout import Page
+from ui.region_editor import show_restored
 from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context
 
 
@@ -55,9 +56,12 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
         partial(history_lib.restore_run, setup=ctx.setup, outputs_root=ctx.outputs.root,
                 slot_count=len(page.slots)),
         [page.history, page.history_selected, page.lora_version],
-        [*restored, page.lora_version, *page.slots, page.gallery, page.status], **PRIVATE,  # queued: its warning
+        [*restored, page.lora_version, *page.slots, page.gallery, page.status, page.restored_mask, page.region_only,
+         page.region_panel],
+        **PRIVATE,  # queued: its warning
     ).then(partial(history_lib.restored_run, outputs_root=ctx.outputs.root), [page.history, page.history_selected],
-           [page.last_run, page.seed_used, page.details], **PRIVATE)
+           [page.last_run, page.seed_used, page.details], **PRIVATE,
+           ).then(show_restored, [page.slots[0], page.restored_mask], page.region_editor, **PRIVATE_FAST)
 
 
 def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:

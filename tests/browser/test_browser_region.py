@@ -9,8 +9,6 @@ import numpy as np
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.helpers.app import ROOT  # noqa: F401  (the app fixture's repository)
-
 
 def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app, fake, tmp_path, screenshot):
     image_1 = tmp_path / "noise.png"
@@ -44,8 +42,6 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     [job] = fake.jobs.values()
     width, height = job.input["image_size"]["width"], job.input["image_size"]["height"]
     assert (width, height) != (640, 480)  # fal was sent the crop around the stroke, not image 1
-    result = page.locator("#results img").first.get_attribute("src")
-    assert result
     saved = sorted(app.outputs.rglob("image-1.png"), key=lambda p: p.stat().st_mtime)[-1]
     mask = np.asarray(Image.open(saved.parent / "mask.png")) > 0
     assert mask.any() and mask.mean() < 0.2  # the stroke, not the picture
@@ -56,4 +52,18 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     original = np.asarray(Image.open(image_1).convert("RGB"))
     assert got.shape == original.shape and np.array_equal(got[~near], original[~near])
     assert np.any(got[mask] != original[mask], axis=-1).mean() > 0.9
+
+    # Restored from History after a reload, the run brings its mask back: shown tinted on image 1,
+    # the box ticked, and the same crop goes to fal again.
+    page.reload()
+    expect(page.locator("#history img").first).to_be_visible(timeout=30_000)
+    page.locator("#history .thumbnail-item").first.click()
+    page.locator("#history-restore").click()
+    expect(page.get_by_label("Edit only the painted area")).to_be_checked(timeout=30_000)  # its panel opened
+    expect(page.locator("#region-editor canvas").first).to_be_visible(timeout=30_000)
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    first, again = sorted(fake.jobs.values(), key=lambda job: job.created)
+    assert again.input["image_size"] == first.input["image_size"]
+    screenshot(page, "restored")
     page.close()
