@@ -1,11 +1,24 @@
 // Loaded into the page's <head> by ui/page.py: keyboard shortcuts and accessible names.
+let runClickedAt = 0;  // when Run was last clicked (by mouse, keyboard or Ctrl+Enter)
+// Escape stops the run. Stop is enabled by the server's answer to Run: on a busy server an
+// Escape can come first, and then stops the run as soon as Stop is enabled (within 15 s of Run).
+const stopSoon = (stop) => {
+  if (!stop.disabled) { stop.click(); return; }
+  if (Date.now() - runClickedAt > 15000) return;
+  const until = runClickedAt + 15000;
+  const poll = setInterval(() => {  // the page may replace the button: look it up each time
+    const now = document.querySelector("#stop-button");
+    if (now && !now.disabled) { clearInterval(poll); now.click(); }
+    else if (Date.now() > until) clearInterval(poll);
+  }, 100);
+};
 document.addEventListener("keydown", (event) => {
   if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
     const run = document.querySelector("#run-button");
     if (run) { event.preventDefault(); run.click(); }
   } else if (event.key === "Escape") {
     const stop = document.querySelector("#stop-button");
-    if (stop && stop.offsetParent !== null) { stop.click(); }
+    if (stop && stop.offsetParent !== null) stopSoon(stop);
   }
 });
 // Names a screen reader can tell apart, kept as Gradio re-renders: "Remove LoRA 2" for a "✕",
@@ -83,6 +96,7 @@ const sayRunning = (bar) => {
 document.addEventListener("click", (event) => {
   const run = event.target.closest && event.target.closest("#run-button");
   if (!run) return;
+  runClickedAt = Date.now();
   // Read before the click's own event answers: a run (or a sweep) is already going. The click
   // goes no further (no second run starts beside it) and the bar says why.
   if (run.innerText.trim().startsWith(RUNNING)) {

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import re
 import socket
 import threading
@@ -123,12 +122,17 @@ def run_streamed(
             starts_job=True, stop=connection.stopped, notify=say,  # waiting to try again: say so
         )
         last = None
-        for event in events:
-            if connection.aborted:
-                return None
-            last = event
-            for update in intermediate_events(event, fetch, secrets):
-                say(update)
+        try:
+            for event in events:
+                if connection.aborted:
+                    return None
+                last = event
+                for update in intermediate_events(event, fetch, secrets):
+                    say(update)
+        finally:
+            # Closed here, not left to the garbage collector: a Stop that came while the POST was
+            # on its way (before its socket could be dropped) then still ends the job on fal.
+            events.close()
         return last
 
     finished = False
@@ -147,11 +151,25 @@ def run_streamed(
             connection.abort()
 
 
-def open_stream(client: fal_client.SyncClient, endpoint: str, arguments: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def open_stream(client: fal_client.SyncClient, endpoint: str, arguments: dict[str, Any],
+                ) -> Generator[dict[str, Any], None, None]:
     """fal's stream with its first event read: the POST, and its HTTP errors, happen here."""
     events = client.stream(endpoint, arguments)
     first = next(events, None)
-    return events if first is None else itertools.chain([first], events)
+    return _from_first(first, events)
+
+
+def _from_first(first: dict[str, Any] | None, events: Iterator[dict[str, Any]],
+                ) -> Generator[dict[str, Any], None, None]:
+    """`first`, then the rest of `events`; closing this closes the stream (its connection)."""
+    try:
+        if first is not None:
+            yield first
+        yield from events
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
 
 
 class StreamConnection:

@@ -202,3 +202,4 @@ def test_escape_stops_a_run_and_cancels_the_fal_job(browser, app, fake, images, 
     expect(page.locator("#status")).to_contain_text("Stopped")
     screenshot(page)
     page.close()
+
