@@ -137,9 +137,10 @@ def parse_header(header_json: bytes, size_bytes: int | None = None) -> LoraHeade
         raise NotSafetensors("not a safetensors file (its header is not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
     tensors = {name: entry for name, entry in header.items() if isinstance(entry, dict)}
-    if size_bytes is None:
-        ends = [entry.get("data_offsets", [0, 0])[-1] for entry in tensors.values()]
-        size_bytes = 8 + len(header_json) + max((e for e in ends if isinstance(e, int)), default=0)
+    if size_bytes is None:  # a header is the stranger's: offsets that are not [start, end] count as 0
+        ends = [entry.get("data_offsets") for entry in tensors.values()]
+        size_bytes = 8 + len(header_json) + max(
+            (e[-1] for e in ends if isinstance(e, list) and e and isinstance(e[-1], int)), default=0)
     return classify(tensors, metadata if isinstance(metadata, dict) else {}, size_bytes)
 
 

@@ -46,10 +46,10 @@ class Region:
         return max(48, 2 * self.feather)
 
 
-def mask_image(value: Any, size: tuple[int, int] | None, invert: bool = False) -> Image.Image | None:
+def mask_image(value: Any, invert: bool = False) -> Image.Image | None:
     """A mask from what the page or the API gives: an image or its path (white = change; a
-    painted layer's alpha counts as white), scaled to `size` (None: as it is); None when
-    nothing is painted."""
+    painted layer's alpha counts as white), at its own size (RegionRun.plan scales it to
+    image 1); None when nothing is painted."""
     if value is None:
         return None
     image = value if isinstance(value, Image.Image) else Image.open(value)
@@ -60,8 +60,6 @@ def mask_image(value: Any, size: tuple[int, int] | None, invert: bool = False) -
     mask = gray.point(lambda v: 255 if v >= 128 else 0)
     if invert:
         mask = ImageChops.invert(mask)
-    if size is not None and mask.size != size:
-        mask = mask.resize(size, Image.Resampling.NEAREST)
     return mask if mask.getbbox() else None
 
 

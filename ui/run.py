@@ -164,7 +164,7 @@ def region_from_values(values: Mapping[str, Any]) -> Region | None:
     try:
         given = values.get("mask_feather")
         feather = int(DEFAULT_FEATHER if given is None else given)
-        mask = mask_image(source, None, invert=bool(values.get("mask_invert")))
+        mask = mask_image(source, invert=bool(values.get("mask_invert")))
     except (TypeError, ValueError, OSError):
         raise InvalidInput.one("mask", "Mask", "is not an image (white = change, black = keep)") from None
     if not 0 <= feather <= MAX_FEATHER:

@@ -87,6 +87,12 @@ def test_bytes_that_are_not_a_safetensors_header_are_named(data, message):
         parse_header(data[8:8 + header_length(data[:8])])
 
 
+def test_offsets_a_stranger_wrote_wrong_do_not_break_the_check():
+    body = json.dumps({"a.lora_A.weight": {"shape": [4, 8], "data_offsets": 7},
+                       "a.lora_B.weight": {"shape": [8, 4], "data_offsets": []}}).encode()
+    assert parse_header(body).size_bytes == 8 + len(body)
+
+
 def test_a_file_with_no_lora_layers_is_refused():
     body = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
     header = parse_header(body)

@@ -101,7 +101,7 @@ def test_a_mask_from_the_api_is_white_for_change_and_can_be_inverted(tmp_path):
     assert region.mask.getbbox() == PAINTED and region.feather == 8
     inverted = region_from_values({"mask": str(path), "mask_invert": True})
     assert inverted.mask.getpixel((0, 0)) == 255 and inverted.mask.getpixel((PAINTED[0], PAINTED[1])) == 0
-    assert mask_image(Image.new("L", SIZE, 0), None) is None
+    assert mask_image(Image.new("L", SIZE, 0)) is None
     Image.new("L", SIZE, 0).save(tmp_path / "empty.png")
     with pytest.raises(InvalidInput, match="Mask: nothing is painted"):
         region_from_values({"mask": str(tmp_path / "empty.png")})
