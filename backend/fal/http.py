@@ -122,7 +122,7 @@ class NoBlindRetries(httpx.BaseTransport):
 
 # Set by the thread that reads a stream (to its `StreamConnection`, transports.py); the
 # response hook runs in that same thread and hands it the response, whose socket a
-# Stop shuts down.
+# Stop shuts down (at once, or as it arrives).
 current_stream = threading.local()
 
 
@@ -131,7 +131,7 @@ def on_fal_response(response: httpx.Response, secrets: Sequence[str | None] = ()
     if streamed:
         connection = getattr(current_stream, "connection", None)
         if connection is not None:
-            connection.response = response
+            connection.attach(response)  # dropped at once when the run was stopped meanwhile
     status = response.status_code
     if (streamed and status >= 400) or status in NOT_NOW_STATUSES:
         response.read()

@@ -173,27 +173,45 @@ def _from_first(first: dict[str, Any] | None, events: Iterator[dict[str, Any]],
 
 
 class StreamConnection:
-    """The socket of one streamed request, so that another thread can drop it."""
+    """The socket of one streamed request, so that another thread can drop it.
+
+    A stop can come before fal has answered the POST (a busy fal, or a busy server):
+    there is no socket to drop yet, so the response is dropped as it arrives (`attach`),
+    instead of being read until fal's first update, which could be minutes away."""
 
     def __init__(self) -> None:
         self.response: httpx.Response | None = None
         self.stopped = threading.Event()  # also ends the retries of opening the stream
+        self._lock = threading.Lock()  # a stop and the response's arrival, one at a time
 
     @property
     def aborted(self) -> bool:
         return self.stopped.is_set()
 
+    def attach(self, response: httpx.Response) -> None:
+        """The stream's response has arrived (in the reading thread, from the response hook)."""
+        with self._lock:
+            self.response = response
+            stopped = self.stopped.is_set()
+        if stopped:
+            _drop(response)
+
     def abort(self) -> None:
-        self.stopped.set()
-        response = self.response
-        stream = response.extensions.get("network_stream") if response is not None else None
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if sock is not None:
-            try:
-                # shutdown (not close) wakes the reader blocked in recv and tells fal at once.
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        with self._lock:
+            self.stopped.set()
+            response = self.response
+        if response is not None:
+            _drop(response)
+
+
+def _drop(response: httpx.Response) -> None:
+    """Shut the response's socket down: that wakes a reader blocked in recv and tells fal at once
+    (a shutdown, not a close, which would leave the reader on a closed file descriptor)."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def intermediate_events(event: dict[str, Any], fetch: Fetch, secrets: Secrets = ()) -> Iterator[Event]:

@@ -190,7 +190,9 @@ def test_an_example_fills_the_form_and_runs_only_on_run(browser, app, fake, scre
 
 
 def test_escape_stops_a_run_and_cancels_the_fal_job(browser, app, fake, images, screenshot):
-    fake.job_seconds = 300
+    # Escape lands while fal has the job but has not answered yet (as on a busy fal or server):
+    # the reply must not keep the job alive until its first update, a minute away.
+    fake.job_seconds, fake.reply_delay = 300, 3.0
     page = open_page(browser, app)
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)

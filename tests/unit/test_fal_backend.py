@@ -73,6 +73,20 @@ def test_closing_the_run_cancels_the_job(pointed, images, transport):
     assert pointed.wait_for(lambda: all(j.cancelled for j in pointed.jobs.values()), timeout=5)
 
 
+def test_a_stop_while_fal_has_not_answered_the_stream_yet_cancels_the_job(pointed, images):
+    # The window a busy page hits: the POST has started the job, fal's reply is on its way.
+    # The stop cannot drop a socket it does not have yet; the reply must not keep the job alive.
+    pointed.reply_delay, pointed.job_seconds = 3.0, 120  # longer than a stop waits; a first update after 24 s
+    server = backend()  # the server's key: one client for every run, which outlives this one
+    run = server.run(request_for(images), OPTIONS)
+    for _event in run:
+        if pointed.jobs:
+            break
+    run.close()
+    assert pointed.wait_for(lambda: all(j.cancelled for j in pointed.jobs.values()), timeout=10)
+    assert server.run  # still in use: its connections were not closed with it
+
+
 def test_a_stream_cut_halfway_is_an_error_not_a_result(pointed, images):
     pointed.cut_stream_after = 2
     with pytest.raises(ServiceError) as caught:

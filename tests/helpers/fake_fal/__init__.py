@@ -41,7 +41,8 @@ Behaviour (as close to fal as we can tell):
   * "nsfw" as a word in the prompt flags image 1 in ``has_nsfw_concepts``.
 
 Knobs (plain attributes; set them between runs): ``job_seconds``, ``queue_polls``, ``steps``,
-``stream_previews``, ``cut_stream_after``, ``keys``, ``submit_reply_lost`` and ``fail``:
+``stream_previews``, ``cut_stream_after``, ``reply_delay`` (a run/stream POST's job starts, then its
+reply waits that long; a client that hangs up meanwhile cancels it), ``keys``, ``submit_reply_lost`` and ``fail``:
 ``{"status": 401|422|429|500|502|503|504, "detail": ..., "times": n | None, "on": "submit"|"status"|
 "result"|"cancel"|"stream"|"run"|"upload"|"token"|"download"|"any", "error_type": str?, "ingress": bool?,
 "retry_after": str?}`` (``times=None``: forever; "download": a GET of a generated image on the CDN;

@@ -60,6 +60,7 @@ class FakeFal(Faults):
             self.queue_polls = 1
             self.steps = 4
             self.stream_previews = True
+            self.reply_delay = 0.0  # seconds a run/stream POST waits, its job started, before the reply
             self.max_output_side: int | None = None  # shrink outputs to fit this long side (cheap load tests)
             self.reset_faults()  # no fault (faults.py)
             self.requests: list[Recorded] = []
@@ -304,6 +305,8 @@ class FakeFal(Faults):
         job.state, job.started = "IN_PROGRESS", time.time()
         if self._lose_reply(h, job):
             return
+        if not h.idle(self.reply_delay, self._stopping):  # the client left before fal answered
+            return self._mark_disconnected(job)
         try:
             job.prepared = self._prepare(args)
         except ValidationFailed as e:
