@@ -80,8 +80,8 @@ const mirrorStep = () => {
   else if (!step && run.dataset.step !== undefined) delete run.dataset.step;
 };
 new MutationObserver(mirrorStep).observe(document, {childList: true, subtree: true, characterData: true});
-const ONE_AT_A_TIME = "One run at a time: this one is still going. Wait for it, or press Stop.";
-const sayRunning = (bar) => {
+const QUEUED_INSTEAD = "A run is going: Run adds this one to the Queue (below the results) instead.";
+const sayQueued = (bar) => {
   let note = document.querySelector("#run-note");
   if (!note) {
     note = document.createElement("div");
@@ -89,7 +89,7 @@ const sayRunning = (bar) => {
     note.setAttribute("role", "status");
     bar.appendChild(note);
   }
-  note.textContent = ONE_AT_A_TIME;
+  note.textContent = QUEUED_INSTEAD;
   clearTimeout(note.hideTimer);
   note.hideTimer = setTimeout(() => note.remove(), 6000);
 };
@@ -98,12 +98,15 @@ document.addEventListener("click", (event) => {
   if (!run) return;
   runClickedAt = Date.now();
   // Read before the click's own event answers: a run (or a sweep) is already going. The click
-  // goes no further (no second run starts beside it) and the bar says why.
+  // goes no further (no second run takes over the results) and queues the run instead; the bar
+  // says so, and the Queue's own answer (queued, or why not) follows.
   if (run.innerText.trim().startsWith(RUNNING)) {
     event.stopPropagation();
     event.preventDefault();
+    const queue = document.querySelector("#queue-button");
+    if (queue) queue.click();
     const bar = document.querySelector("#run-bar");
-    if (bar) sayRunning(bar);
+    if (bar) sayQueued(bar);
   } else if (window.matchMedia("(max-width: 768px)").matches) {
     const status = document.querySelector("#status");
     if (status) window.scrollTo({top: window.scrollY + status.getBoundingClientRect().top - 8});  // a little room above

@@ -105,6 +105,10 @@ class Refused(StudioError):
         self.title = title
 
 
+class Busy(Refused):
+    """Refused for now: the visitor's runs in flight fill their concurrency (a queued run waits)."""
+
+
 # -- the cost estimate ------------------------------------------------------------------------
 
 
@@ -252,7 +256,7 @@ class SpendingPolicy:
         with self._slots_lock:
             running = self._slots.get(visitor.id, 0)
             if limit and running >= limit:
-                raise Refused(
+                raise Busy(
                     f"You already have {running} run{'s' if running != 1 else ''} in flight (a sweep counts as one), "
                     f"the most one visitor may have at once. Wait for one to finish, or stop it, then run again.",
                     "Too many runs at once",

@@ -18,6 +18,7 @@ from ui.form import FIELDS, NAMES, PageSetup
 from ui.history import CLEAR_LABEL
 from ui.lora_editor import lora_editor
 from ui.png_restore import APPLY_LABEL
+from ui.queue_panel import QueuePanel, queue_panel
 from ui.region_editor import region_editor
 from ui.sweep_view import AXIS_CHOICES, DEFAULT_X, DEFAULT_X_VALUES, sweep_cost
 
@@ -109,6 +110,8 @@ class Page:
     sweep_state: gr.State  # {"cells": [{caption, image}], "run"} (ui/sweep_view.py)
     sweep_picked: gr.State  # the picked cell's index
     sweep_edited: gr.State  # the visitor chose the X axis: the LoRA list no longer sets it
+    queue_button: gr.Button
+    queue: QueuePanel
     history_gallery: gr.Gallery
     history_restore: gr.Button
     history_star: gr.Button
@@ -155,6 +158,7 @@ def build_layout(setup: PageSetup) -> Page:
         with gr.Column(scale=6, min_width=360):
             _results(page)
             _compare(page)
+            page.queue = queue_panel()
             _history(page)
     page.selected = gr.State(0)  # the result the tools act on (the gallery's selection)
     page.history_selected = gr.State(None)
@@ -204,7 +208,10 @@ def _inputs(page: Page, setup: PageSetup) -> None:
         page.run_button = gr.Button(RUN_LABEL, variant="primary", elem_id="run-button", scale=3)
         page.stop_button = gr.Button("Stop", variant="secondary", elem_id="stop-button", scale=1,
                                      interactive=False)
-    gr.Markdown("Ctrl/Cmd+Enter runs, Escape stops.", elem_classes=["hint"])
+        # Adds the run to the Queue panel, which runs it in the background (ui/queue_view.py).
+        page.queue_button = gr.Button("+ Queue", variant="secondary", elem_id="queue-button", scale=1)
+    gr.Markdown("Ctrl/Cmd+Enter runs, Escape stops; Queue (or Run while a run goes) adds a run to the queue.",
+                elem_classes=["hint"])
     # What Run will cost (fal only), filled when the page loads and as the inputs change (ui/spending_view.py).
     page.run_cost = gr.Markdown("", elem_classes=["hint"], elem_id="run-cost")
     page.examples = project_examples(page.form["prompt"], page.slots[:3])

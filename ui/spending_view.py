@@ -21,6 +21,7 @@ from backend.errors import AuthFailed, InvalidInput, MissingKey, RateLimited, St
 from backend.events import Event
 from backend.request import EditRequest
 from backend.spending import (
+    Busy,
     Charge,
     Refused,
     SpendingPolicy,
@@ -57,16 +58,24 @@ def on_server_key(plan: RunPlan, setup: PageSetup) -> bool:
 @contextmanager
 def admitted(
     policy: SpendingPolicy, setup: PageSetup, values: Mapping[str, Any], plan: RunPlan,
-    requests: Iterable[EditRequest], what: str = "run",
+    requests: Iterable[EditRequest], what: str = "run", wait_for_slot: Callable[[], bool] | None = None,
 ) -> Iterator[RunPlan]:
     """Admit the submission (or raise gr.Error with the policy's message: nothing is sent)
     and hold its slot while the caller runs the plan this yields. On the server's key, a
-    run fal refused without running it gives its charge back."""
+    run fal refused without running it gives its charge back. `wait_for_slot` (a queued
+    run): while the visitor's runs fill their slots, it is called (it waits, and says
+    whether to try again) instead of refusing."""
     counted = on_server_key(plan, setup)
     units, micros = estimate(requests, policy.limits.price_per_mp)
+    visitor = visitor_of(values.get("profile"), values.get("request"))
     try:
-        ticket = policy.admit(visitor_of(values.get("profile"), values.get("request")),
-                              Charge(units, micros, counted=counted, what=what))
+        while True:
+            try:
+                ticket = policy.admit(visitor, Charge(units, micros, counted=counted, what=what))
+                break
+            except Busy:
+                if wait_for_slot is None or not wait_for_slot():
+                    raise
     except Refused as error:
         raise gr.Error(error.message, title=error.title) from None
     except StudioError as error:

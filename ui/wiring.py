@@ -18,6 +18,8 @@ import gradio as gr
 
 from backend.base import Backend
 from backend.errors import InvalidInput, StudioError
+from backend.jobs import JobBoard
+from backend.outputs import is_inside
 from backend.spending import SpendingPolicy
 from ui import field_checks, results
 from ui.examples import example_settings
@@ -29,6 +31,7 @@ from ui.snippets import run_snippets
 from ui.spending_view import admitted, make_page_costs
 from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, mark_running, run_bar
 from ui.wiring_kept import wire_history, wire_library, wire_presets
+from ui.wiring_queue import wire_queue
 from ui.wiring_sweep import wire_sweep
 
 EDIT_DOC = f"""Edit reference images (1-3 on fal, 1-6 locally) with FLUX.2 [dev] and up to 3 LoRAs.
@@ -43,7 +46,7 @@ Returns:
 
 def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, Backend], outputs: Outputs,
          spending: SpendingPolicy) -> None:
-    ctx = Context(setup, backends, outputs, Path(tempfile.mkdtemp(prefix="studio-downloads-")), spending)
+    ctx = Context(setup, backends, outputs, Path(tempfile.mkdtemp(prefix="studio-downloads-")), spending, JobBoard())
     wire_form(page, ctx)
     run_event = wire_run(page, ctx)
     sweep_event = wire_sweep(page, ctx)
@@ -57,7 +60,8 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
     ).then(lambda g: ("⏹ Stopped.", results.interrupted(g), *run_bar(False)), page.gallery,
            [page.status, page.gallery, page.run_button, page.stop_button], **PRIVATE_FAST)
     restored = wire_history(demo, page, ctx, run_event)
-    wire_results(page, ctx, run_event, restored)
+    opened = wire_queue(demo, page, ctx)
+    wire_results(page, ctx, [run_event, restored], opened)
     wire_presets(demo, page, ctx)
     wire_library(demo, page, ctx)
 
@@ -185,9 +189,10 @@ def wire_lora_check(page: Page, ctx: Context) -> None:
           concurrency_limit=8, show_progress="hidden", show_progress_on=[page.lora_version], **PRIVATE)
 
 
-def wire_results(page: Page, ctx: Context, run_event: Any, restored: Any) -> None:
-    """Compare, downloads, the run as code and chaining edits, on the run's results (`restored`:
-    a run restored from History, which gets the same)."""
+def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any) -> None:
+    """Compare, downloads, the run as code and chaining edits, on the run's results. `finished`:
+    Run, and a run restored from History, which gets the same; `opened`: a queued run opened
+    (compared with its own image 1: the form is left as it is)."""
 
     def refresh_png(gallery_value: Any, index: int, run: Any) -> Any:
         paths = results.result_paths(gallery_value)
@@ -211,17 +216,26 @@ def wire_results(page: Page, ctx: Context, run_event: Any, restored: Any) -> Non
             results.compare_pair(gallery_value, 0, reference, "before", 0, 0),
             # Chaining needs a finished result: enabled once there is one (none after Stop).
             gr.update(interactive=bool(paths)), gr.update(interactive=bool(paths)),
+            reference if paths else gr.skip(),  # "before" stays the run's own image 1
         )
 
+    def after_opened(gallery_value: Any, run: Any) -> tuple:
+        references = run.get("references") if isinstance(run, dict) else None
+        reference = references[0] if references and is_inside(ctx.outputs.root, references[0]) else None
+        return after_run(gallery_value, reference, run)
+
     first_slot = page.slots[0]
-    compare_inputs = [page.gallery, page.selected, first_slot, page.compare_mode, page.pick_a, page.pick_b]
-    # After a run, and after a run is restored from History (ui/history.py restored_run): the same tools.
-    for finished in (run_event, restored):
-        finished.then(after_run, [page.gallery, first_slot, page.last_run],
-                      [page.selected, page.pick_a, page.pick_b, page.download_zip, page.compare, page.use_input,
-                       page.add_reference], **PRIVATE,
-                      ).then(refresh_png, [page.gallery, page.selected, page.last_run], page.download_png, **PRIVATE)
-        finished.then(run_snippets, page.last_run, [page.code_client, page.code_fal, page.code_recipe], **PRIVATE)
+    # "Before" is the shown run's image 1, kept from when it was shown (image 1 may change after).
+    before = gr.State(None)
+    compare_inputs = [page.gallery, page.selected, before, page.compare_mode, page.pick_a, page.pick_b]
+    # After a run, a restore from History (ui/history.py restored_run) and an opened queued run: the same tools.
+    shown_after = [(event, after_run, [page.gallery, first_slot, page.last_run]) for event in finished]
+    for event, tools, given in [*shown_after, (opened, after_opened, [page.gallery, page.last_run])]:
+        event.then(tools, given,
+                   [page.selected, page.pick_a, page.pick_b, page.download_zip, page.compare, page.use_input,
+                    page.add_reference, before], **PRIVATE,
+                   ).then(refresh_png, [page.gallery, page.selected, page.last_run], page.download_png, **PRIVATE)
+        event.then(run_snippets, page.last_run, [page.code_client, page.code_fal, page.code_recipe], **PRIVATE)
     page.gallery.select(_selected_index, None, page.selected, **PRIVATE).then(
         results.compare_pair, compare_inputs, page.compare, **PRIVATE).then(
         refresh_png, [page.gallery, page.selected, page.last_run], page.download_png, **PRIVATE)

@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 
 from backend.base import Backend
+from backend.jobs import JobBoard
 from backend.spending import SpendingPolicy
 from ui.form import PageSetup
 from ui.layout import RUN_LABEL, RUNNING_LABEL
@@ -30,6 +31,7 @@ class Context:
     outputs: Outputs
     downloads: Path
     spending: SpendingPolicy
+    jobs: JobBoard  # every visitor's queued runs (backend/jobs.py)
 
 
 def run_bar(running: bool) -> tuple:

@@ -1,7 +1,7 @@
 """The run bar and the status line in a real Chromium (issue 12): the status is true at every
 moment (no flicker back to "waiting", "Failed: <reason>", the form's problems, "Stopped" only
 after a run), Run reads "Running · step i/n" while it runs, Stop is enabled only then, a second
-click on Run says what happens, and the bar stays in view on desktop and on a phone."""
+click on Run queues the run and says so, and the bar stays in view on desktop and on a phone."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from tests.helpers.app import SERVER_KEY
 
 WAITING = "waiting for the first update"
+QUEUE_CARDS = "#jobs .thumbnail-item"
 # Every status text the page showed, and what Run read with it (its ::after: the step).
 RECORD_STATUSES = """
 window.__statuses = [];
@@ -33,6 +34,15 @@ def open_page(browser, app, **viewport):
     page.goto(app.url)
     expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
     return page
+
+
+def cancel_queued(page, fake) -> None:
+    """Cancel the one queued run in the Queue panel; then every fal job has been cancelled."""
+    page.locator(QUEUE_CARDS).first.click()
+    expect(page.locator("#job-cancel")).to_be_enabled(timeout=10_000)
+    page.locator("#job-cancel").click()
+    expect(page.locator(QUEUE_CARDS).first).to_contain_text("stopped", timeout=30_000)
+    assert fake.wait_for(lambda: all(j.cancelled for j in fake.jobs.values()), timeout=30)
 
 
 def fill_form(page, image, prompt="make it glow"):
@@ -61,7 +71,7 @@ def test_a_streamed_run_never_flips_back_to_waiting_and_run_shows_its_step(brows
     fill_form(page, images["red"])
     page.locator("#run-button").click()
     expect(page.locator("#stop-button")).to_be_enabled(timeout=10_000)
-    expect(page.locator("#run-note")).to_have_count(0)  # a first click is not "one at a time"
+    expect(page.locator("#run-note")).to_have_count(0)  # a first click runs: no note about the queue
     expect(page.locator("#status")).to_contain_text("Intermediate result", timeout=60_000)
     expect(page.locator("#run-button")).to_have_attribute("data-step", re.compile(r"step \d+/10"), timeout=10_000)
     expect(page.locator("#run-button")).to_contain_text("Running")
@@ -109,7 +119,7 @@ def test_a_form_error_is_on_the_status_line(browser, app, fake, screenshot):
     page.close()
 
 
-def test_stop_only_while_running_and_a_second_click_on_run_says_so(browser, app, fake, images, screenshot):
+def test_stop_only_while_running_and_a_second_click_on_run_queues_it(browser, app, fake, images, screenshot):
     fake.job_seconds = 60
     page = open_page(browser, app)
     # Idle: Stop is disabled, so "Stopped" is never said with nothing running (Escape neither).
@@ -120,15 +130,17 @@ def test_stop_only_while_running_and_a_second_click_on_run_says_so(browser, app,
     page.locator("#run-button").click()
     assert fake.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in fake.jobs.values()), timeout=30)
     expect(page.locator("#stop-button")).to_be_enabled()
-    page.locator("#run-button").click()  # a second click: the page says one run is going
-    expect(page.get_by_text("One run at a time").first).to_be_visible(timeout=10_000)
+    first_job = next(iter(fake.jobs))
+    page.locator("#run-button").click()  # a second click: the page says it queues this one
+    expect(page.locator("#run-note")).to_contain_text("adds this one to the Queue", timeout=10_000)
+    expect(page.locator(QUEUE_CARDS)).to_have_count(1, timeout=15_000)
     screenshot(page, "second-click")
-    assert len(fake.jobs) == 1
-    page.locator("#stop-button").click()
+    page.locator("#stop-button").click()  # stops the page's run, not the queued one
     expect(page.locator("#status")).to_contain_text("Stopped", timeout=30_000)
     expect(page.locator("#run-button")).to_have_text("Run")
     expect(page.locator("#stop-button")).to_be_disabled()
-    assert fake.wait_for(lambda: all(j.cancelled for j in fake.jobs.values()), timeout=30)
+    assert fake.wait_for(lambda: fake.jobs[first_job].cancelled, timeout=30)
+    cancel_queued(page, fake)
     screenshot(page)
     page.close()
 
@@ -152,7 +164,7 @@ def test_the_run_bar_stays_in_view_on_desktop_and_phone(browser, app, fake, imag
     # The run starts with the status line (and the results below it) in view.
     phone.wait_for_timeout(500)
     assert in_viewport(phone, "#status")
-    expect(phone.locator("#run-note")).to_have_count(0)  # a first click is not "one at a time"
+    expect(phone.locator("#run-note")).to_have_count(0)  # a first click runs: no note about the queue
     viewport_shot(phone, screenshot, "phone-running")
     expect(phone.locator("#status")).to_contain_text("Done", timeout=60_000)
     expect(phone.locator("#run-button")).to_have_text("Run")
@@ -193,7 +205,7 @@ def test_after_stop_the_interrupted_preview_is_not_the_result(browser, app, fake
     page.close()
 
 
-def test_while_a_sweep_runs_stop_is_enabled_and_run_says_one_is_going(browser, app, fake, images, screenshot):
+def test_while_a_sweep_runs_stop_is_enabled_and_run_queues_beside_it(browser, app, fake, images, screenshot):
     fake.job_seconds = 60
     page = open_page(browser, app, width=1400, height=1400)
     fill_form(page, images["red"])
@@ -208,15 +220,13 @@ def test_while_a_sweep_runs_stop_is_enabled_and_run_says_one_is_going(browser, a
     expect(page.locator("#stop-button")).to_be_enabled()
     # Run says a sweep is going (no run starts beside it).
     expect(page.locator("#run-button")).to_contain_text("Running")
-    jobs = len(fake.jobs)
-    page.locator("#run-button").click()
-    expect(page.get_by_text("One run at a time").first).to_be_visible(timeout=10_000)
-    page.wait_for_timeout(500)
-    assert len(fake.jobs) == jobs
+    page.locator("#run-button").click()  # queued, beside the sweep
+    expect(page.locator("#run-note")).to_contain_text("adds this one to the Queue", timeout=10_000)
+    expect(page.locator(QUEUE_CARDS)).to_have_count(1, timeout=15_000)
     page.locator("#stop-button").click()
     expect(page.locator("#status")).to_contain_text("Stopped", timeout=30_000)
     expect(page.locator("#stop-button")).to_be_disabled()
     expect(page.locator("#run-button")).to_have_text("Run")
-    assert fake.wait_for(lambda: all(j.cancelled for j in fake.jobs.values()), timeout=30)
+    cancel_queued(page, fake)
     screenshot(page)
     page.close()

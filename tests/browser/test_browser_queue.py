@@ -1,0 +1,91 @@
+"""The queue of runs in a real Chromium (issue 14): five variants queued, one failing and one
+cancelled, the rest finishing into History, across a reload of the page; a finished one opened."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.helpers.app import launch_app, stop_app
+
+CARDS = "#jobs .thumbnail-item"
+ERROR_PILL = "[data-testid=status-tracker] .error"
+
+
+@pytest.fixture(scope="module")
+def paired_app(fake, tmp_path_factory):
+    """The app with two runs at once per visitor (the session's app has no such limit)."""
+    launched = launch_app(tmp_path_factory.mktemp("paired-app"), fake, STUDIO_VISITOR_CONCURRENCY="2")
+    yield launched
+    stop_app(launched)
+
+
+def open_page(browser, app):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    return page
+
+
+def card(page, text):
+    return page.locator(CARDS).filter(has_text=text)
+
+
+def test_five_queued_variants_one_failing_one_cancelled_the_rest_in_history_across_a_reload(
+        browser, paired_app, fake, images, screenshot):
+    # Two at a time (the visitor's concurrency), 6 s each: variant 5 waits for a while.
+    fake.job_seconds = 6
+    fake.fail = {"status": 500, "on": "stream", "times": 1, "detail": "the runner fell over"}  # one run fails
+    page = open_page(browser, paired_app)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    for n in range(1, 6):
+        page.locator("#prompt textarea").fill(f"variant {n}")
+        page.locator("#queue-button").click()
+        expect(page.locator(CARDS)).to_have_count(n, timeout=15_000)
+    expect(page.locator("#job-detail")).to_contain_text("Queued “variant 5”")
+    expect(card(page, "variant 5")).to_contain_text("queued")
+    screenshot(page, "five-queued")
+
+    card(page, "variant 5").click()  # still in line: cancelled on its own
+    expect(page.locator("#job-cancel")).to_be_enabled()
+    expect(page.locator("#job-open")).to_be_disabled()
+    page.locator("#job-cancel").click()
+    expect(card(page, "variant 5")).to_contain_text("⏹", timeout=10_000)
+
+    page.reload()  # the queue is kept on the server, found again by this browser's token
+    expect(page.locator(CARDS)).to_have_count(5, timeout=30_000)
+    expect(page.locator(CARDS).filter(has_text="✅")).to_have_count(3, timeout=60_000)
+    expect(page.locator(CARDS).filter(has_text="❌ failed")).to_have_count(1)
+    expect(card(page, "variant 5")).to_contain_text("⏹ stopped")
+    page.locator(CARDS).filter(has_text="❌").click()  # why it failed, in full
+    expect(page.locator("#job-detail")).to_contain_text("the runner fell over")
+    expect(page.locator("#job-open")).to_be_disabled()
+    screenshot(page, "after-reload")
+
+    # Each finished run is in History once; the failed and the cancelled one are not.
+    history = page.locator("#history .thumbnail-item")
+    expect(history).to_have_count(3, timeout=15_000)
+    failed = page.locator(CARDS).filter(has_text="❌").inner_text()
+    variants = {f"variant {n}" for n in range(1, 5)} - {m.group(0) for m in re.finditer(r"variant \d", failed)}
+    for variant in variants:
+        expect(history.filter(has_text=variant)).to_have_count(1)
+    expect(history.filter(has_text="variant 5")).to_have_count(0)
+    cancelled_jobs = [j for j in fake.jobs.values() if j.input.get("prompt") == "variant 5"]
+    assert cancelled_jobs == []  # it never reached fal
+
+    # A finished one opens as the page's run: its result, its details, compare and downloads.
+    done = sorted(variants)[0]
+    card(page, done).click()
+    expect(page.locator("#job-open")).to_be_enabled()
+    page.locator("#job-open").click()
+    expect(page.locator("#status")).to_contain_text(f"Opened the queued run “{done}”")
+    expect(page.locator("#details")).to_contain_text(done)
+    expect(page.locator("#results img").first).to_be_visible()
+    expect(page.locator("#download-zip")).to_be_enabled(timeout=15_000)
+    expect(page.locator("#compare img").first).to_be_visible(timeout=15_000)
+    expect(page.locator(ERROR_PILL)).to_have_count(0)
+    screenshot(page, "opened")
+    page.close()

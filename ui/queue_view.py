@@ -1,0 +1,208 @@
+"""The queue of runs on the page: Queue (or Run while a run goes) adds the form's run to
+the visitor's jobs (backend/jobs.py), which run on the server whether or not a page is
+open; the Queue panel lists them, polled while any is unfinished.
+
+The visitor's jobs are found by a token kept in the browser (gr.BrowserState), made on
+the first Queue: after a reload the page asks for them again, and a run that finished
+meanwhile goes into History then. A queued run is admitted like any run when its turn
+comes (the visitor's quota and concurrency: it waits for a free slot instead of being
+refused), and runs through the same `run_edit` as Run: saved, with its recipe.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from backend.errors import InvalidInput, StudioError
+from backend.jobs import DONE, FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Job, JobBoard, JobControl, QueueFull
+from backend.outputs import is_inside, run_folder_of
+from backend.redact import redact
+from ui import history as history_lib
+from ui.details import describe_run, images_on_disk
+from ui.field_checks import SHOWN
+from ui.region_editor import take_painted_region
+from ui.run import RunPlan, format_problems, plan_run, run_edit
+from ui.spending_view import admitted
+from ui.text import as_text
+
+ICONS = {QUEUED: "⏳", RUNNING: "▶️", DONE: "✅", FAILED: "❌", STOPPED: "⏹"}
+STEP = re.compile(r"step (\d+) of (\d+)", re.IGNORECASE)
+PLACE = re.compile(r"next in line|position \d+")  # a run waiting for the GPU (ui/run.py StatusLine)
+THUMB_SIDE = 160
+SLOT_WAIT_SECONDS = 0.5  # how often a queued run asks again for one of the visitor's slots
+NOTHING_PICKED = "Pick a run in the queue first."
+
+
+def queue_run(ctx: Any, values: dict[str, Any]) -> tuple:
+    """Queue the form's run. Outputs: token, note, jobs panel (items, ids), timer."""
+    values.pop(SHOWN, None)
+    token = str(values.pop("jobs_token", None) or "") or JobBoard.new_owner()
+    take_painted_region(values)
+    try:
+        plan = plan_run(values, ctx.backends)
+    except InvalidInput as error:
+        note = "⚠️ Not queued. Please check the form: " + as_text(format_problems(error.problems))
+        gr.Warning(note, title="Not queued")
+        return token, note, *panel(ctx.jobs, token), gr.skip()
+    title = plan.request.prompt.strip().splitlines()[0][:80] if plan.request.prompt.strip() else "(no instruction)"
+    try:
+        job = ctx.jobs.submit(token, title, _thumbnail(plan), lambda control: _work(ctx, values, plan, control))
+    except QueueFull as error:
+        gr.Warning(error.message, title="Not queued")
+        return token, "⚠️ " + error.message, *panel(ctx.jobs, token), gr.skip()
+    ahead = ctx.jobs.ahead(token, job.id)
+    note = f"➕ Queued “{as_text(title)}”" + (f" ({ahead} before it)." if ahead else ": it starts now.")
+    gr.Info(note, title="Added to the queue")
+    return token, note, *panel(ctx.jobs, token), gr.Timer(active=True)
+
+
+def _work(ctx: Any, values: dict[str, Any], plan: RunPlan, control: JobControl) -> Generator[str, None, Any]:
+    """One queued run: wait for a slot of the visitor's (in line), then run it as Run would.
+    Returns the saved run (`last_run`, as History keeps it)."""
+    def wait_for_slot() -> bool:
+        return control.wait(SLOT_WAIT_SECONDS)
+
+    try:
+        with admitted(ctx.spending, ctx.setup, values, plan, [plan.request], wait_for_slot=wait_for_slot) as held:
+            last_run = None
+            for _gallery, status, _logs, _details, _seed, kept in run_edit(
+                    held, ctx.outputs, price_per_mp=ctx.spending.limits.price_per_mp):
+                # The next queued run may ask for a slot once this one has its first status: by then a
+                # local run has its place in the GPU's line, so local runs take the GPU in queue order.
+                control.started()
+                last_run = kept or last_run
+                yield status
+            return last_run
+    except gr.Error as error:  # refused by the spending policy: the reason is the job's
+        raise StudioError(str(error.message)) from None
+    except StudioError as error:
+        raise StudioError(redact(error.message, plan.key)) from None
+
+
+def _thumbnail(plan: RunPlan) -> Image.Image | None:
+    """A small copy of image 1, shown for the run until it has a result."""
+    try:
+        with Image.open(plan.request.image_urls[0]) as opened:
+            image = opened.convert("RGB")
+        image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+        return image
+    except Exception:  # a reference the backend fetches (a URL): no picture
+        return None
+
+
+# -- the panel ------------------------------------------------------------------------------
+
+
+def caption(job: Job, ahead: int) -> str:
+    """Short, so that a card shows it whole: "⏳ queued (2 before it) · make it blue",
+    "▶️ step 3/28 · …", "✅ done · …", "❌ failed · …", "⏹ stopped · …" (the picked run's
+    detail line says why it failed)."""
+    if job.state == QUEUED:
+        what = f"queued ({ahead} before it)" if ahead else "queued, next"
+    elif job.state == RUNNING:
+        step, place = STEP.search(job.status), PLACE.search(job.status)
+        what = f"step {step.group(1)}/{step.group(2)}" if step else f"waiting, {place.group(0)}" if place else "running"
+    else:
+        what = job.state
+    return f"{ICONS[job.state]} {what} · {job.title}"
+
+
+def panel(board: JobBoard, token: str) -> tuple[list, list[str]]:
+    """The jobs panel: (gallery items, the job ids in the same order)."""
+    items, ids = [], []
+    jobs = board.jobs(token) if token else []
+    in_line = 0
+    for job in jobs:
+        picture = _result_picture(job) or job.thumb or Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (96, 96, 96))
+        items.append((picture, caption(job, in_line)))
+        ids.append(job.id)
+        in_line += job.state == QUEUED
+    return items, ids
+
+
+def _result_picture(job: Job) -> str | None:
+    if job.state != DONE or not isinstance(job.result, dict):
+        return None
+    images = job.result.get("images") or []
+    return images[0] if images and Path(images[0]).is_file() else None
+
+
+def poll(board: JobBoard, token: str | None, history: list | None, seen: int) -> tuple:
+    """The panel now, and the runs that finished since the last look added to History.
+    Outputs: jobs (items, ids), history, history gallery, seen version, timer."""
+    token = token or ""
+    results = board.deliver(token) if token else []
+    version = board.version()
+    jobs = board.jobs(token) if token else []
+    active = any(j.state not in FINISHED for j in jobs)
+    timer = gr.Timer(active=active)
+    if version == seen and not results:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), version, timer
+    items, ids = panel(board, token)
+    if not results:
+        return items, ids, gr.skip(), gr.skip(), version, timer
+    for run in results:  # oldest first: the newest ends on top
+        history = history_lib.add_entry(history, run)
+    return items, ids, history, history_lib.gallery_items(history), version, timer
+
+
+def pick_job(board: JobBoard, token: str | None, ids: list[str], event: gr.SelectData) -> tuple:
+    """A job picked in the panel: what it says in full, and the buttons that can act on it.
+    Outputs: picked id, detail, Open, Cancel."""
+    index = event.index if isinstance(event.index, int) else None
+    job_id = ids[index] if index is not None and 0 <= index < len(ids) else None
+    job = _job(board, token, job_id)
+    if job is None:
+        return None, "", gr.update(interactive=False), gr.update(interactive=False)
+    detail = f"**{ICONS[job.state]} {job.state.capitalize()}:** {as_text(job.title)} · {as_text(job.status)}"
+    if job.state == QUEUED:
+        detail += f" ({board.ahead(token or '', job.id)} before it)"
+    return (job_id, detail, gr.update(interactive=job.state == DONE),
+            gr.update(interactive=job.state not in FINISHED))
+
+
+def cancel_job(board: JobBoard, token: str | None, job_id: str | None) -> tuple:
+    """Cancel the picked job (only it). Outputs: note, Cancel, timer."""
+    if not (token and job_id and board.cancel(token, job_id)):
+        return "This run has already finished.", gr.update(interactive=False), gr.skip()
+    return "⏹ Cancelled.", gr.update(interactive=False), gr.Timer(active=True)
+
+
+def open_job(board: JobBoard, token: str | None, job_id: str | None, outputs_root: Path) -> tuple:
+    """Show a finished job as the page's run (its result, details, and then compare and downloads),
+    leaving the form and the other jobs as they are. Outputs: gallery, status, last_run, seed, details."""
+    job = _job(board, token, job_id)
+    if job is None or job.state != DONE or not isinstance(job.result, dict):
+        gr.Warning(NOTHING_PICKED, title="Nothing to open")
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    run = job.result
+    images = [p for p in run.get("images", []) if is_inside(outputs_root, p) and Path(p).is_file()]
+    recipe = run.get("recipe") or {}
+    folder = run_folder_of(outputs_root, images[0]) if images else None
+    details = describe_run(recipe, images_on_disk(images, recipe.get("nsfw") or []),
+                           folder.relative_to(Path(outputs_root).resolve()) if folder else None)
+    gallery = [(path, f"image {i}") for i, path in enumerate(images, start=1)]
+    status = f"📂 Opened the queued run “{as_text(job.title)}”."
+    return gallery, status, {**run, "images": images}, str(recipe.get("seed", "")), details
+
+
+def clear_finished(board: JobBoard, token: str | None) -> tuple:
+    """Forget the finished jobs (their results are in History). Outputs: jobs (items, ids), picked id."""
+    if token:
+        board.clear_finished(token)
+    return *panel(board, token or ""), None
+
+
+def _job(board: JobBoard, token: str | None, job_id: str | None) -> Job | None:
+    if not token or not job_id:
+        return None
+    return next((j for j in board.jobs(token) if j.id == job_id), None)
+
+
+__all__ = ["FAILED", "STOPPED", "cancel_job", "clear_finished", "open_job", "panel", "pick_job", "poll", "queue_run"]
