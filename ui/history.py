@@ -50,7 +50,8 @@ def thumbnail(path: str) -> str:
 def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
     """The history with the finished run first. `run` = {recipe, images, references}."""
     history = list(history or [])
-    if not run:
+    token = run.get("token") if run else None
+    if not run or (token and any(entry.get("token") == token for entry in history)):  # kept already
         return history
     entry = {
         "id": f"{time.time():.6f}",

@@ -26,8 +26,10 @@ def queue_panel() -> QueuePanel:
         gr.Markdown("Runs added with **Queue** (or Run while a run goes) run on the server one after "
                     "another, even if you close this page; each lands in History when it is done.",
                     elem_classes=["hint"])
+        # Shown once there is a queued run (no empty frame on a first visit).
         gallery = gr.Gallery(label="Queued runs", columns=4, height=220, elem_id="jobs", interactive=False,
-                             allow_preview=False, fit_columns=False, object_fit="cover", format="jpeg")
+                             allow_preview=False, fit_columns=False, object_fit="cover", format="jpeg",
+                             visible=False)
         detail = gr.Markdown("", elem_id="job-detail")
         with gr.Row():
             # Enabled once a run that can be opened (done) or cancelled (unfinished) is picked.

@@ -113,8 +113,8 @@ def caption(job: Job, ahead: int) -> str:
     return f"{ICONS[job.state]} {what} · {job.title}"
 
 
-def panel(board: JobBoard, token: str) -> tuple[list, list[str]]:
-    """The jobs panel: (gallery items, the job ids in the same order)."""
+def panel(board: JobBoard, token: str) -> tuple[Any, list[str]]:
+    """The jobs panel: (the gallery, shown only with a job in it; the job ids in its order)."""
     items, ids = [], []
     jobs = board.jobs(token) if token else []
     in_line = 0
@@ -123,7 +123,7 @@ def panel(board: JobBoard, token: str) -> tuple[list, list[str]]:
         items.append((picture, caption(job, in_line)))
         ids.append(job.id)
         in_line += job.state == QUEUED
-    return items, ids
+    return gr.update(value=items, visible=bool(items)), ids
 
 
 def _result_picture(job: Job) -> str | None:
@@ -144,12 +144,12 @@ def poll(board: JobBoard, token: str | None, history: list | None, seen: int) ->
     timer = gr.Timer(active=active)
     if version == seen and not results:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip(), version, timer
-    items, ids = panel(board, token)
+    shown, ids = panel(board, token)
     if not results:
-        return items, ids, gr.skip(), gr.skip(), version, timer
+        return shown, ids, gr.skip(), gr.skip(), version, timer
     for run in results:  # oldest first: the newest ends on top
         history = history_lib.add_entry(history, run)
-    return items, ids, history, history_lib.gallery_items(history), version, timer
+    return shown, ids, history, history_lib.gallery_items(history), version, timer
 
 
 def pick_job(board: JobBoard, token: str | None, ids: list[str], event: gr.SelectData) -> tuple:

@@ -45,13 +45,33 @@ def is_preview(caption: Any) -> bool:
     return isinstance(caption, str) and (caption.startswith(PREVIEW) or caption.startswith(INTERRUPTED))
 
 
-def interrupted(gallery: Any) -> Any:
-    """The gallery after Stop: its previews captioned "interrupted preview" (a result that
-    arrived just before Stop is left as it is)."""
-    items = [tuple(item) if isinstance(item, (tuple, list)) else (item, None) for item in gallery or []]
-    if not items or not all(is_preview(caption) or not caption for _, caption in items):
+def before_run(run_label: str, gallery: Any, details: Any, last_run: Any, seed: Any) -> Any:
+    """What the page shows when Run is clicked, for Stop to bring back (`after_stop`); a click
+    while a run goes (it is queued) keeps what the running run's own click kept."""
+    from ui.layout import RUNNING_LABEL  # not at the top: ui.layout imports this module (through ui.history)
+
+    if run_label == RUNNING_LABEL:
         return gr.skip()
-    return [(path, INTERRUPTED) for path, _ in items]
+    shown = [(path, caption) for path, caption in _items(gallery) if path and not is_preview(caption)]
+    return {"gallery": shown, "details": details, "last_run": last_run, "seed": seed}
+
+
+def after_stop(gallery: Any, kept: Any) -> tuple:
+    """Stop: the page as it was before the run (its results, details, run and seed), then the
+    run's interrupted preview, captioned so. A result that arrived just before Stop is left as
+    it is, and so is a gallery a stopped sweep never touched. Outputs: status, gallery, details,
+    last_run, seed."""
+    items = _items(gallery)
+    if any(not is_preview(caption) for _, caption in items) or not isinstance(kept, dict):
+        return "⏹ Stopped.", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    previews = [(path, INTERRUPTED) for path, _ in items]
+    status = "⏹ Stopped." + (" The last finished result is shown again." if kept["gallery"] else "")
+    return status, [*kept["gallery"], *previews], kept["details"], kept["last_run"], kept["seed"]
+
+
+def _items(gallery: Any) -> list[tuple[Any, Any]]:
+    return [(item[0], item[1] if len(item) > 1 else None) if isinstance(item, (tuple, list)) else (item, None)
+            for item in gallery or []]
 
 
 def result_paths(gallery: Any) -> list[str]:

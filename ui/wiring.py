@@ -9,7 +9,7 @@ Handlers live in ui/run.py, ui/results.py, ui/sweep_view.py and ui/history.py.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,20 +48,23 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
          spending: SpendingPolicy) -> None:
     ctx = Context(setup, backends, outputs, Path(tempfile.mkdtemp(prefix="studio-downloads-")), spending, JobBoard())
     wire_form(page, ctx)
-    run_event = wire_run(page, ctx)
+    before_run = gr.State(None)  # what the page showed when Run was clicked: Stop brings it back
+    run_event = wire_run(page, ctx, before_run)
     sweep_event = wire_sweep(page, ctx)
     wire_costs(demo, page, ctx, [run_event, sweep_event])
     wire_lora_check(page, ctx)
     # The status is set after the cancel, so a last update of the stopped run cannot overwrite it.
-    # Stop is enabled only while something runs (run_bar), so "Stopped" is always true.
-    # The interrupted preview is captioned so (no result tool acts on it: ui/results.py).
-    page.stop_button.click(
+    # Stop is enabled only while something runs (run_bar), so "Stopped" is always true. The page
+    # shows again what it showed before the run (its results, details, seed; the tools act on
+    # those), after the interrupted preview, captioned so (no result tool acts on it: ui/results.py).
+    stopped = page.stop_button.click(
         None, None, None, cancels=[run_event, sweep_event], **PRIVATE_FAST,
-    ).then(lambda g: ("⏹ Stopped.", results.interrupted(g), *run_bar(False)), page.gallery,
-           [page.status, page.gallery, page.run_button, page.stop_button], **PRIVATE_FAST)
+    ).then(results.after_stop, [page.gallery, before_run],
+           [page.status, page.gallery, page.details, page.last_run, page.seed_used], **PRIVATE_FAST,
+           ).then(lambda: run_bar(False), None, [page.run_button, page.stop_button], **PRIVATE_FAST)
     restored = wire_history(demo, page, ctx, run_event)
     opened = wire_queue(demo, page, ctx)
-    wire_results(page, ctx, [run_event, restored], opened)
+    wire_results(page, ctx, [run_event, restored], opened, stopped)
     wire_presets(demo, page, ctx)
     wire_library(demo, page, ctx)
 
@@ -121,7 +124,7 @@ def _run_body(ctx: Context, values: dict[str, Any], previous: Any = ()) -> Itera
         yield from run_edit(plan, ctx.outputs, price_per_mp=ctx.spending.limits.price_per_mp, previous=previous)
 
 
-def wire_run(page: Page, ctx: Context) -> Any:
+def wire_run(page: Page, ctx: Context, before_run: gr.State) -> Any:
     """Run (button, Enter in the instruction), the run bar, examples, and the `edit` API endpoint.
 
     The page's run also fills `last_run` (a gr.State) for the history. The API endpoint is
@@ -135,7 +138,10 @@ def wire_run(page: Page, ctx: Context) -> Any:
     # then says what happens (assets/page.js: the run event itself ignores it, trigger_mode="once").
     bar = [page.run_button, page.stop_button]
     run_triggers = [page.run_button.click, page.form["prompt"].submit]
-    gr.on(run_triggers, mark_running, page.run_button, bar, **PRIVATE_FAST)
+    # One event, so that what the page shows is kept (for Stop) as Run reads "Running" (not after).
+    gr.on(run_triggers, lambda label, *shown: (*mark_running(label), results.before_run(label, *shown)),
+          [page.run_button, page.gallery, page.details, page.last_run, page.seed_used], [*bar, before_run],
+          **PRIVATE_FAST)
     run_event = gr.on(
         [page.run_button.click, page.form["prompt"].submit], page_run,
         [*page.inputs(), page.gallery, page.region_editor, page.region_only, page.restored_mask],
@@ -189,10 +195,11 @@ def wire_lora_check(page: Page, ctx: Context) -> None:
           concurrency_limit=8, show_progress="hidden", show_progress_on=[page.lora_version], **PRIVATE)
 
 
-def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any) -> None:
+def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any, stopped: Any) -> None:
     """Compare, downloads, the run as code and chaining edits, on the run's results. `finished`:
     Run, and a run restored from History, which gets the same; `opened`: a queued run opened
-    (compared with its own image 1: the form is left as it is)."""
+    (compared with its own image 1: the form is left as it is); `stopped`: Stop, after which the
+    results shown before the run are the page's again (compared as they were)."""
 
     def refresh_png(gallery_value: Any, index: int, run: Any) -> Any:
         paths = results.result_paths(gallery_value)
@@ -229,8 +236,11 @@ def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any) -> 
     before = gr.State(None)
     compare_inputs = [page.gallery, page.selected, before, page.compare_mode, page.pick_a, page.pick_b]
     # After a run, a restore from History (ui/history.py restored_run) and an opened queued run: the same tools.
-    shown_after = [(event, after_run, [page.gallery, first_slot, page.last_run]) for event in finished]
-    for event, tools, given in [*shown_after, (opened, after_opened, [page.gallery, page.last_run])]:
+    shown_after: list[tuple[Any, Callable[..., tuple], list[Any]]] = [
+        (event, after_run, [page.gallery, first_slot, page.last_run]) for event in finished]
+    shown_after += [(opened, after_opened, [page.gallery, page.last_run]),
+                    (stopped, after_run, [page.gallery, before, page.last_run])]
+    for event, tools, given in shown_after:
         event.then(tools, given,
                    [page.selected, page.pick_a, page.pick_b, page.download_zip, page.compare, page.use_input,
                     page.add_reference, before], **PRIVATE,

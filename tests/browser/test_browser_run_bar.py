@@ -190,15 +190,22 @@ def test_after_stop_the_interrupted_preview_is_not_the_result(browser, app, fake
     expect(page.locator("#results .caption-label").first).to_contain_text("preview")
     page.locator("#stop-button").click()
     expect(page.locator("#status")).to_contain_text("Stopped", timeout=30_000)
-    expect(page.locator("#results .caption-label")).to_have_text(["interrupted preview"], timeout=10_000)
-    # No result tool acts on it, and History gains nothing.
-    expect(page.locator("#download-zip")).to_be_disabled(timeout=10_000)
-    expect(page.locator("#download-png")).to_be_disabled()
-    expect(page.locator("#compare img")).to_have_count(0)
+    # The last finished result is back as it was (details, seed, tools), then the interrupted preview.
+    expect(page.locator("#results .caption-label")).to_have_text(["image 1", "interrupted preview"],
+                                                                 timeout=10_000)
+    expect(page.locator("#status")).to_contain_text("last finished result is shown again")
+    expect(page.locator("#details")).to_contain_text("make it glow")
+    expect(page.locator("#details")).not_to_contain_text("now at night")
+    expect(page.locator("#seed-used input")).not_to_have_value("")
+    expect(page.locator("#download-zip")).to_be_enabled(timeout=10_000)
+    expect(page.locator("#download-png")).to_be_enabled()
+    expect(page.locator("#compare img")).to_have_count(2, timeout=10_000)
+    with page.expect_download() as got:  # the zip holds the finished result, not the preview
+        page.locator("#download-zip").click()
+    assert "make-it-glow" in got.value.suggested_filename
+    # History gains nothing: neither the preview nor the previous run again.
     page.wait_for_timeout(1000)
     expect(page.locator("#history-panel img")).to_have_count(1)
-    expect(page.locator("#use-as-input")).to_be_disabled()
-    expect(page.locator("#add-as-reference")).to_be_disabled()
     expect(page.locator("#reference-1 img")).to_be_visible()  # image 1 is still the red one
     expect(page.get_by_text("Error", exact=True)).to_have_count(0)  # a message, not an error
     screenshot(page)

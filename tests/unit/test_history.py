@@ -32,6 +32,13 @@ def test_entries_are_newest_first_with_small_thumbnails_and_no_keys(run_file):
     assert max(image.size) == history_lib.THUMB_SIDE and caption.startswith("second · ")
 
 
+def test_a_run_already_kept_is_not_kept_twice(run_file):
+    # Stop brings back the run shown before (any History entry, restored): it is not new.
+    first, second = {**run_file, "token": "a"}, {**run_file, "token": "b"}
+    history = history_lib.add_entry(history_lib.add_entry([], first), second)
+    assert [e["token"] for e in history_lib.add_entry(history, first)] == ["b", "a"]
+
+
 def test_starred_runs_survive_clear_and_the_cap(run_file):
     history = history_lib.add_entry([], run_file)
     history = history_lib.toggle_star(history, 0)

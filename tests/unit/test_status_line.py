@@ -37,13 +37,21 @@ def test_a_repeated_step_progress_changes_nothing():
     assert line.update(Progress("Step 4 of 10", 4, 10), "local") == "⚙️ Step 4 of 10"
 
 
-def test_previews_are_not_results_and_stop_captions_them_interrupted():
+def test_previews_are_not_results_and_stop_brings_back_what_the_page_showed():
     running = [("/tmp/p.jpg", "preview · step 2 of 10")]
     assert results.result_paths(running) == []
-    assert results.interrupted(running) == [("/tmp/p.jpg", results.INTERRUPTED)]
-    assert results.result_paths(results.interrupted(running)) == []
     finished = [("/tmp/image-1.png", "image 1")]
     assert results.result_paths(finished) == ["/tmp/image-1.png"]
-    assert results.interrupted(finished) == gr.skip()  # a result that came just before Stop stays one
     restored = [("/tmp/image-1.png", None)]  # a run restored from History: uncaptioned, a result
     assert results.result_paths(restored) == ["/tmp/image-1.png"]
+    # Run clicked with a finished result shown; then Stop at a preview.
+    kept = results.before_run("Run", [*finished, ("/tmp/old-preview.jpg", "interrupted preview")], "details",
+                              {"recipe": {}}, "7")
+    status, gallery, details, last_run, seed = results.after_stop(running, kept)
+    assert gallery == [*finished, ("/tmp/p.jpg", results.INTERRUPTED)] and "shown again" in status
+    assert results.result_paths(gallery) == ["/tmp/image-1.png"]  # the tools act on the kept result only
+    assert (details, last_run, seed) == ("details", {"recipe": {}}, "7")
+    assert results.after_stop([], kept)[1] == finished  # stopped before its first preview
+    assert results.after_stop(finished, kept)[1] == gr.skip()  # a result that came just before Stop stays
+    assert results.after_stop(restored, kept)[1] == gr.skip()  # a stopped sweep leaves the gallery alone
+    assert results.before_run("Running", finished, "", None, "") == gr.skip()  # a click that queues
