@@ -27,7 +27,7 @@ def queue_panel() -> QueuePanel:
                     "another, even if you close this page; each lands in History when it is done.",
                     elem_classes=["hint"])
         # Shown once there is a queued run (no empty frame on a first visit).
-        gallery = gr.Gallery(label="Queued runs", columns=4, height=220, elem_id="jobs", interactive=False,
+        gallery = gr.Gallery(label="Queued runs", columns=3, height=220, elem_id="jobs", interactive=False,
                              allow_preview=False, fit_columns=False, object_fit="cover", format="jpeg",
                              visible=False)
         detail = gr.Markdown("", elem_id="job-detail")

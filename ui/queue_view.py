@@ -26,6 +26,7 @@ from backend.redact import redact
 from ui import history as history_lib
 from ui.details import describe_run, images_on_disk
 from ui.field_checks import SHOWN
+from ui.layout import RUNNING_LABEL
 from ui.region_editor import take_painted_region
 from ui.run import RunPlan, format_problems, plan_run, run_edit
 from ui.spending_view import admitted
@@ -40,8 +41,10 @@ NOTHING_PICKED = "Pick a run in the queue first."
 
 
 def queue_run(ctx: Any, values: dict[str, Any]) -> tuple:
-    """Queue the form's run. Outputs: token, note, jobs panel (items, ids), timer."""
+    """Queue the form's run. Outputs: token, note, jobs panel (items, ids), timer, status line (said
+    there too unless the page's own run is going: its status stays true)."""
     values.pop(SHOWN, None)
+    page_running = values.pop("run_label", None) == RUNNING_LABEL
     token = str(values.pop("jobs_token", None) or "") or JobBoard.new_owner()
     take_painted_region(values)
     try:
@@ -49,17 +52,18 @@ def queue_run(ctx: Any, values: dict[str, Any]) -> tuple:
     except InvalidInput as error:
         note = "⚠️ Not queued. Please check the form: " + as_text(format_problems(error.problems))
         gr.Warning(note, title="Not queued")
-        return token, note, *panel(ctx.jobs, token), gr.skip()
+        return token, note, *panel(ctx.jobs, token), gr.skip(), gr.skip() if page_running else note
     title = plan.request.prompt.strip().splitlines()[0][:80] if plan.request.prompt.strip() else "(no instruction)"
     try:
         job = ctx.jobs.submit(token, title, _thumbnail(plan), lambda control: _work(ctx, values, plan, control))
     except QueueFull as error:
         gr.Warning(error.message, title="Not queued")
-        return token, "⚠️ " + error.message, *panel(ctx.jobs, token), gr.skip()
+        note = "⚠️ " + error.message
+        return token, note, *panel(ctx.jobs, token), gr.skip(), gr.skip() if page_running else note
     ahead = ctx.jobs.ahead(token, job.id)
     note = f"➕ Queued “{as_text(title)}”" + (f" ({ahead} before it)." if ahead else ": it starts now.")
     gr.Info(note, title="Added to the queue")
-    return token, note, *panel(ctx.jobs, token), gr.Timer(active=True)
+    return token, note, *panel(ctx.jobs, token), gr.Timer(active=True), gr.skip() if page_running else note
 
 
 def _work(ctx: Any, values: dict[str, Any], plan: RunPlan, control: JobControl) -> Generator[str, None, Any]:
@@ -160,9 +164,11 @@ def pick_job(board: JobBoard, token: str | None, ids: list[str], event: gr.Selec
     job = _job(board, token, job_id)
     if job is None:
         return None, "", gr.update(interactive=False), gr.update(interactive=False)
-    detail = f"**{ICONS[job.state]} {job.state.capitalize()}:** {as_text(job.title)} · {as_text(job.status)}"
+    detail = f"**{ICONS[job.state]} {job.state.capitalize()}:** {as_text(job.title)}"
     if job.state == QUEUED:
         detail += f" ({board.ahead(token or '', job.id)} before it)"
+    elif job.state != DONE:  # why it failed or stopped, or where it is
+        detail += f" · {as_text(job.status)}"
     return (job_id, detail, gr.update(interactive=job.state == DONE),
             gr.update(interactive=job.state not in FINISHED))
 

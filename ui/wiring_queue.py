@@ -28,11 +28,12 @@ def wire_queue(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
         return view.pick_job(board, token, ids, event)
 
     queue = api_function("page_queue", queue_once, ctx.setup, "Queue a run.",
-                         extra=[(field_checks.SHOWN, None), *PAGE_EXTRA, ("jobs_token", "")])
+                         extra=[(field_checks.SHOWN, None), *PAGE_EXTRA, ("jobs_token", ""), ("run_label", "")])
     # Run while a run goes clicks Queue instead (assets/page.js).
     page.queue_button.click(
-        queue, [*page.inputs(), page.gallery, page.region_editor, page.region_only, page.restored_mask, panel.token],
-        [panel.token, panel.detail, *shown, panel.timer], show_progress="hidden", **PRIVATE,
+        queue, [*page.inputs(), page.gallery, page.region_editor, page.region_only, page.restored_mask, panel.token,
+                page.run_button],
+        [panel.token, panel.detail, *shown, panel.timer, page.status], show_progress="hidden", **PRIVATE,
     )
     # The panel is redrawn while a queued run is unfinished; finished runs go into History.
     polled = [*shown, page.history, page.history_gallery, panel.seen, panel.timer]

@@ -47,8 +47,12 @@ def open_page(browser, app, viewport, scheme):
 
 def violations(page) -> list[str]:
     """axe's serious and critical violations, each with the elements it found them on, once no
-    progress overlay is fading in or out."""
+    progress overlay is fading in or out and the notices are closed (Gradio's toasts: their header
+    is a role=button holding the close button, which axe calls nested-interactive, and they fade)."""
     page.wait_for_function(SETTLED, timeout=30_000)
+    for close in page.locator(".toast-close").all():  # notices fade in and out: the page is what is checked
+        close.click()
+    expect(page.locator(".toast-body")).to_have_count(0, timeout=10_000)
     found = Axe().run(page).response["violations"]
     return [
         f"{v['impact']} {v['id']} ({v['help']}): " + "; ".join(
@@ -90,6 +94,26 @@ def test_a_page_with_results_loras_and_panels_open_has_no_serious_violation(brow
     expect(page.locator("#sweep-button")).to_be_visible(timeout=30_000)
     found = violations(page)
     screenshot(page)
+    assert not found, "\n".join(found)
+    page.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_form_errors_and_the_queue_have_no_serious_violation(browser, app, images, scheme, screenshot):
+    page = open_page(browser, app, DESKTOP, scheme)
+    page.locator("#run-button").click()  # nothing in the form: the fields at fault are marked, in red
+    expect(page.locator(".field-error")).to_have_count(2, timeout=30_000)
+    found = violations(page)
+    screenshot(page, "form-errors")
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("make it teal")
+    page.locator("#queue-button").click()
+    expect(page.locator("#jobs .thumbnail-item").first).to_contain_text("done", timeout=60_000)
+    page.locator("#jobs .thumbnail-item").first.click()
+    expect(page.locator("#job-open")).to_be_enabled()
+    found += violations(page)
+    screenshot(page, "queue")
     assert not found, "\n".join(found)
     page.close()
 

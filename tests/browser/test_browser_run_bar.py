@@ -75,6 +75,12 @@ def test_a_streamed_run_never_flips_back_to_waiting_and_run_shows_its_step(brows
     expect(page.locator("#status")).to_contain_text("Intermediate result", timeout=60_000)
     expect(page.locator("#run-button")).to_have_attribute("data-step", re.compile(r"step \d+/10"), timeout=10_000)
     expect(page.locator("#run-button")).to_contain_text("Running")
+    # Run's progress bar follows the step: --progress is step / steps, drawn as Run's background.
+    step, progress, background = page.locator("#run-button").evaluate(
+        "el => [el.dataset.step, el.style.getPropertyValue('--progress'), getComputedStyle(el).backgroundImage]")
+    done, total = map(int, re.findall(r"\d+", step))
+    assert progress == f"{round(100 * done / total)}%" and "linear-gradient" in background, (step, progress)
+    expect(page.locator("#stop-button")).to_have_class(re.compile(r"\bsecondary\b"))  # Run is the big one
     screenshot(page, "running")
     expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
     expect(page.locator("#run-button")).to_have_text("Run")
