@@ -118,14 +118,15 @@ def test_form_errors_and_the_queue_have_no_serious_violation(browser, app, image
     page.close()
 
 
-def test_a_keyless_visitor_sees_the_key_box_first_and_no_setup_text(browser, keyless_app, screenshot):
-    page = open_page(browser, keyless_app, PHONE, "light")
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_keyless_visitor_sees_the_key_box_first_and_no_setup_text(browser, keyless_app, viewport, screenshot):
+    page = open_page(browser, keyless_app, viewport, "light")
     key = page.get_by_label("Your fal API key")
     expect(key).to_be_visible()
     # Above the reference images, the instruction, Run and the examples: in reading order, first.
     key_top = key.bounding_box()["y"]
-    for below in ("#reference-1", "#prompt", "#run-button"):
-        assert page.locator(below).bounding_box()["y"] > key_top, below
+    for below in ("#reference-1", "#prompt", "#run-button", "text=Examples"):
+        assert page.locator(below).first.bounding_box()["y"] > key_top, below
     text = page.locator("body").inner_text()
     for operator_text in ("requirements-local", "pip install", "README"):
         assert operator_text not in text

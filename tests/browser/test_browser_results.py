@@ -26,6 +26,7 @@ def check_results(page, seed: int, tmp_path) -> None:
     """What a finished run (fresh or restored) shows: the details, both downloads named for it."""
     details = page.locator("#details")
     for text in ("owner/watercolor", "0.7", "Guidance:", "4.5", "Steps:", "12", f"Seed: {seed}",
+                 "Size:", "match image 1", "Endpoint:", "fal-ai/flux-2/lora/edit", "Time taken:",
                  "Backend: fal", "Estimated cost on fal: $", SKIPPED):
         expect(details).to_contain_text(text, timeout=15_000)
     png = download(page, "#download-png")
@@ -76,7 +77,14 @@ def test_a_run_and_its_restore_say_everything_and_name_their_downloads(browser, 
     expect(code).to_contain_text('api_name="/edit"')
     expect(code).to_contain_text("owner/watercolor")
     expect(page.locator("#code-fal")).to_contain_text("fal_client.subscribe(")
+    recipe = page.locator("#code-recipe")  # the recipe as JSON
+    expect(recipe).to_contain_text(f'"seed": {seed}')
+    expect(recipe).to_contain_text('"path": "owner/watercolor"')
+    expect(page.locator("#code-client button[aria-label*='opy'], #code-client button[title*='opy']").first
+           ).to_be_visible()  # Gradio's own copy button
     assert SERVER_KEY not in page.content()
+    # History's card names the LoRA and its scale.
+    expect(page.locator("#history .thumbnail-item").first).to_contain_text("watercolor 0.7", timeout=15_000)
     screenshot(page, "run")
 
     # A fresh page, then the run restored from History: the same details, compare and downloads.

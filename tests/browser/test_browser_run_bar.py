@@ -13,6 +13,7 @@ from tests.helpers.app import SERVER_KEY
 
 WAITING = "waiting for the first update"
 QUEUE_CARDS = "#jobs .thumbnail-item"
+ERROR_PILL = "[data-testid=status-tracker] .error"  # Gradio's red "Error" pill on a component
 # Every status text the page showed, and what Run read with it (its ::after: the step).
 RECORD_STATUSES = """
 window.__statuses = [];
@@ -108,6 +109,8 @@ def test_a_fal_error_says_failed_with_the_reason(browser, app, fake, images, scr
     expect(page.locator("#status")).to_contain_text("Failed: fal refused the API key", timeout=60_000)
     expect(page.locator("#run-button")).to_have_text("Run")
     expect(page.locator("#stop-button")).to_be_disabled()
+    page.wait_for_timeout(500)  # a pill would come as the event ends
+    expect(page.locator(ERROR_PILL)).to_have_count(0)  # a failed run is said, not a red pill
     screenshot(page)
     fake.keys = {SERVER_KEY}
     page.close()
@@ -121,6 +124,8 @@ def test_a_form_error_is_on_the_status_line(browser, app, fake, screenshot):
     expect(page.locator("#status")).to_contain_text("Reference images: add at least one image")
     expect(page.locator("#status")).not_to_contain_text("Ready")
     assert not fake.jobs
+    page.wait_for_timeout(500)
+    expect(page.locator(ERROR_PILL)).to_have_count(0)
     screenshot(page)
     page.close()
 
@@ -176,6 +181,11 @@ def test_the_run_bar_stays_in_view_on_desktop_and_phone(browser, app, fake, imag
     expect(phone.locator("#run-button")).to_have_text("Run")
     phone.locator("#status").scroll_into_view_if_needed()
     viewport_shot(phone, screenshot, "phone-done")
+    # With results, compare, History and a queued run on it, the page still fits the phone's width.
+    phone.locator("#queue-button").click()
+    expect(phone.locator(QUEUE_CARDS)).to_have_count(1, timeout=15_000)
+    expect(phone.locator(QUEUE_CARDS).first).to_contain_text("done", timeout=60_000)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     phone.close()
 
 

@@ -58,7 +58,7 @@ class Studio:
                            spending, JobBoard())
         self.queue_event = api_function(
             "page_queue", lambda values: iter([queue_run(self.ctx, values)]), setup, "Queue a run.",
-            extra=[(field_checks.SHOWN, None), *PAGE_EXTRA, ("jobs_token", "")],
+            extra=[(field_checks.SHOWN, None), *PAGE_EXTRA, ("jobs_token", ""), ("run_label", "")],
         )
         self.reference = reference
         self.token = ""  # the browser's jobs token, made by the first Queue
@@ -77,7 +77,7 @@ class Studio:
 
     def queue(self, prompt: str, seed: int) -> str:
         """Click Queue with this instruction; the job's id."""
-        token, note, _items, ids, _timer = next(self.queue_event(
+        token, note, _panel, ids, *_timer_and_status = next(self.queue_event(
             prompt=prompt, image_1=str(self.reference), num_inference_steps=4, seed=seed, randomize_seed=False,
             jobs_token=self.token,
         ))
@@ -124,9 +124,12 @@ class Studio:
 def studio(tiny_model, reference, tmp_path, monkeypatch):
     made = Studio(tiny_model["model"], reference, tmp_path, monkeypatch)
     yield made
-    made.open_gates()  # a failed test leaves no run waiting at its gate
+    made.open_gates()  # a failed test leaves no run going: none waits at its gate, all are stopped
     for job in made.jobs():
         made.ctx.jobs.cancel(made.token, job.id)
+    end = time.monotonic() + PATIENCE
+    while not made.all_finished() and time.monotonic() < end:
+        time.sleep(0.05)
 
 
 def test_queued_local_runs_take_the_gpu_in_queue_order_and_the_waiting_ones_show_their_place(studio):
