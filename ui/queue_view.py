@@ -137,40 +137,44 @@ def _result_picture(job: Job) -> str | None:
     return images[0] if images and Path(images[0]).is_file() else None
 
 
-def poll(board: JobBoard, token: str | None, history: list | None, seen: int) -> tuple:
-    """The panel now, and the runs that finished since the last look added to History.
-    Outputs: jobs (items, ids), history, history gallery, seen version, timer."""
+def poll(board: JobBoard, token: str | None, history: list | None, seen: int, picked: str | None) -> tuple:
+    """The panel now (and the picked run's line and buttons), and the runs that finished since
+    the last look added to History. Outputs: jobs (items, ids), detail, Open, Cancel, history,
+    history gallery, seen version, timer."""
     token = token or ""
     results = board.deliver(token) if token else []
     version = board.version()
     jobs = board.jobs(token) if token else []
-    active = any(j.state not in FINISHED for j in jobs)
-    timer = gr.Timer(active=active)
+    timer = gr.Timer(active=any(j.state not in FINISHED for j in jobs))
     if version == seen and not results:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), version, timer
+        return (*[gr.skip()] * 7, version, timer)
     shown, ids = panel(board, token)
+    picked_view = _picked_view(board, token, picked) if picked else (gr.skip(),) * 3
     if not results:
-        return shown, ids, gr.skip(), gr.skip(), version, timer
+        return shown, ids, *picked_view, gr.skip(), gr.skip(), version, timer
     for run in results:  # oldest first: the newest ends on top
         history = history_lib.add_entry(history, run)
-    return shown, ids, history, history_lib.gallery_items(history), version, timer
+    return shown, ids, *picked_view, history, history_lib.gallery_items(history), version, timer
 
 
 def pick_job(board: JobBoard, token: str | None, ids: list[str], event: gr.SelectData) -> tuple:
-    """A job picked in the panel: what it says in full, and the buttons that can act on it.
-    Outputs: picked id, detail, Open, Cancel."""
+    """A job picked in the panel. Outputs: picked id, detail, Open, Cancel."""
     index = event.index if isinstance(event.index, int) else None
     job_id = ids[index] if index is not None and 0 <= index < len(ids) else None
+    return (job_id, *_picked_view(board, token, job_id))
+
+
+def _picked_view(board: JobBoard, token: str | None, job_id: str | None) -> tuple:
+    """What the picked job says in full, and the buttons that can act on it: (detail, Open, Cancel)."""
     job = _job(board, token, job_id)
     if job is None:
-        return None, "", gr.update(interactive=False), gr.update(interactive=False)
+        return "", gr.update(interactive=False), gr.update(interactive=False)
     detail = f"**{ICONS[job.state]} {job.state.capitalize()}:** {as_text(job.title)}"
     if job.state == QUEUED:
         detail += f" ({board.ahead(token or '', job.id)} before it)"
     elif job.state != DONE:  # why it failed or stopped, or where it is
         detail += f" · {as_text(job.status)}"
-    return (job_id, detail, gr.update(interactive=job.state == DONE),
-            gr.update(interactive=job.state not in FINISHED))
+    return detail, gr.update(interactive=job.state == DONE), gr.update(interactive=job.state not in FINISHED)
 
 
 def cancel_job(board: JobBoard, token: str | None, job_id: str | None) -> tuple:

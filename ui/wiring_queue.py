@@ -36,10 +36,11 @@ def wire_queue(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
         [panel.token, panel.detail, *shown, panel.timer, page.status], show_progress="hidden", **PRIVATE,
     )
     # The panel is redrawn while a queued run is unfinished; finished runs go into History.
-    polled = [*shown, page.history, page.history_gallery, panel.seen, panel.timer]
-    for trigger in (demo.load, panel.timer.tick):
-        trigger(partial(view.poll, board), [panel.token, page.history, panel.seen], polled, **PRIVATE_FAST)
     buttons = [panel.open, panel.cancel]
+    polled = [*shown, panel.detail, *buttons, page.history, page.history_gallery, panel.seen, panel.timer]
+    for trigger in (demo.load, panel.timer.tick):
+        trigger(partial(view.poll, board), [panel.token, page.history, panel.seen, panel.picked], polled,
+                **PRIVATE_FAST)
     panel.gallery.select(picked, [panel.token, panel.ids],
                          [panel.picked, panel.detail, *buttons], **PRIVATE_FAST)
     panel.cancel.click(partial(view.cancel_job, board), [panel.token, panel.picked],

@@ -91,7 +91,8 @@ class Studio:
 
     def poll(self) -> None:
         """What the page's timer does: redraw the panel, and put the runs that finished into History."""
-        _items, _ids, history, _gallery, self.seen, _timer = poll(self.ctx.jobs, self.token, self.history, self.seen)
+        # Outputs: the panel's (and the picked run's), then History, its gallery, the version seen, the timer.
+        *_panel, history, _gallery, self.seen, _timer = poll(self.ctx.jobs, self.token, self.history, self.seen, None)
         if isinstance(history, list):  # else gr.skip(): History stays as it is
             self.history = history
 
@@ -108,7 +109,8 @@ class Studio:
         end = time.monotonic() + PATIENCE
         while not condition():
             self.poll()
-            assert time.monotonic() < end, f"waited in vain for {what}; the panel says {self.captions()}"
+            if time.monotonic() > end:
+                pytest.fail(f"waited in vain for {what}; the panel says {self.captions()}")
             time.sleep(0.05)
         self.poll()
 
