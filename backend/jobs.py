@@ -144,10 +144,11 @@ class JobBoard:
             return True
 
     def clear_finished(self, owner: str) -> None:
-        """Forget the owner's finished jobs (their results are in History)."""
+        """Forget the owner's finished jobs (their results are in History; a result no page has
+        taken yet is kept for one)."""
         with self._changed:
-            jobs = [j for j in self._jobs.get(owner, []) if j.state not in FINISHED or not j.delivered]
-            self._set(owner, jobs)
+            waiting = [j for j in self._jobs.get(owner, []) if j.state not in FINISHED or self._undelivered(j)]
+            self._set(owner, waiting)
 
     def deliver(self, owner: str) -> list[Any]:
         """The results of the owner's jobs that finished since the last call (oldest first)."""
@@ -225,6 +226,10 @@ class JobBoard:
                 return count
             count += not job.started and job.state not in FINISHED
         return 0
+
+    @staticmethod
+    def _undelivered(job: Job) -> bool:
+        return job.state == DONE and not job.delivered
 
     def _find(self, owner: str, job_id: str) -> Job | None:
         return next((j for j in self._jobs.get(owner, []) if j.id == job_id), None)

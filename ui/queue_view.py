@@ -61,7 +61,7 @@ def queue_run(ctx: Any, values: dict[str, Any]) -> tuple:
         note = "⚠️ " + error.message
         return token, note, *panel(ctx.jobs, token), gr.skip(), gr.skip() if page_running else note
     ahead = ctx.jobs.ahead(token, job.id)
-    note = f"➕ Queued “{as_text(title)}”" + (f" ({ahead} before it)." if ahead else ": it starts now.")
+    note = f"➕ Queued “{as_text(title)}”" + (f" ({ahead} before it)." if ahead else ", next in line.")
     gr.Info(note, title="Added to the queue")
     return token, note, *panel(ctx.jobs, token), gr.Timer(active=True), gr.skip() if page_running else note
 
@@ -145,7 +145,8 @@ def poll(board: JobBoard, token: str | None, history: list | None, seen: int, pi
     results = board.deliver(token) if token else []
     version = board.version()
     jobs = board.jobs(token) if token else []
-    timer = gr.Timer(active=any(j.state not in FINISHED for j in jobs))
+    # On while a run is unfinished, or done and not yet handed over (it ended after `deliver` above).
+    timer = gr.Timer(active=any(j.state not in FINISHED or (j.state == DONE and not j.delivered) for j in jobs))
     if version == seen and not results:
         return (*[gr.skip()] * 7, version, timer)
     shown, ids = panel(board, token)

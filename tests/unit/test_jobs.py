@@ -74,6 +74,8 @@ def test_queued_runs_start_in_order_one_failing_and_one_cancelled_leave_the_rest
     assert "fal refused the LoRA" in board.jobs("me")[1].status
     assert board.deliver("me") == [{"name": "a"}, {"name": "c"}, {"name": "e"}]
     assert board.deliver("me") == []  # each result is handed out once
+    board.clear_finished("me")  # the failed and the stopped one go too
+    assert board.jobs("me") == []
 
 
 def test_cancelling_a_running_run_closes_its_work_and_leaves_the_others():
