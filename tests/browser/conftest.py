@@ -28,6 +28,8 @@ README_SCREENSHOTS = {
     "test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only_ones": "screenshot-local.png",
     "test_the_run_bar_stays_in_view_on_desktop_and_phone-phone-done-viewport": "screenshot-phone.png",
     "test_a_page_with_results_loras_and_panels_open_has_no_serious_violation[dark]": "screenshot-dark.png",
+    "test_five_queued_variants_one_failing_one_cancelled_the_rest_in_history_across_a_reload-after-reload":
+        "screenshot-queue.png",
 }
 
 
