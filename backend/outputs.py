@@ -119,8 +119,10 @@ def save_run(
     )
     folder.mkdir(parents=True, exist_ok=True)
     recipe = recipe_for(request, options, result, backend, endpoint)
+    mask_png = None
     if region is not None:
         region.mask.save(folder / MASK_FILE, format="PNG")
+        mask_png = (folder / MASK_FILE).read_bytes()  # each PNG carries it too, for a restore from the PNG
         recipe = {**recipe, "region": {"mask": MASK_FILE, "feather": region.feather}}
     paths = []
     for index, image in enumerate(result.images, start=1):
@@ -130,7 +132,7 @@ def save_run(
             # Each PNG carries the recipe that remakes it: its own seed, one image.
             seed = result.seeds[index - 1] if len(result.seeds) >= index else result.seed
             own = {**recipe, "seed": seed, "image": index}
-            data = embed_recipe(data, own)
+            data = embed_recipe(data, own, mask_png)
         atomic_write(path, data)
         paths.append(path)
     # The references too, so that restoring the run from history gives back every input.

@@ -2,20 +2,23 @@
 
 Two text chunks are added (the pixels are not touched: chunks are inserted before
 IEND): `flux2-studio-recipe`, the recipe as JSON, and `parameters`, the A1111-style
-text that other tools (A1111, Forge, ComfyUI loaders, image viewers) show. A recipe
+text that other tools (A1111, Forge, ComfyUI loaders, image viewers) show; a region
+edit's PNG carries its mask too (`flux2-studio-mask`: the mask's PNG in base64). A recipe
 holds settings only: never a key, never local file paths.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import zlib
 from typing import Any
 
 RECIPE_KEY = "flux2-studio-recipe"
+MASK_KEY = "flux2-studio-mask"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few KB; a larger chunk is not one of ours
+MAX_RECIPE_BYTES = 1 << 20  # a recipe (or a mask: a PNG of two values) is a few KB; a larger chunk is not ours
 
 
 def png_with_text(data: bytes, texts: dict[str, str]) -> bytes:
@@ -58,8 +61,23 @@ def a1111_parameters(recipe: dict[str, Any]) -> str:
     return request["prompt"] + "\n" + ", ".join(f"{k}: {v}" for k, v in fields if v is not None)
 
 
-def embed_recipe(data: bytes, recipe: dict[str, Any]) -> bytes:
-    return png_with_text(data, {RECIPE_KEY: json.dumps(recipe), "parameters": a1111_parameters(recipe)})
+def embed_recipe(data: bytes, recipe: dict[str, Any], mask_png: bytes | None = None) -> bytes:
+    texts = {RECIPE_KEY: json.dumps(recipe), "parameters": a1111_parameters(recipe)}
+    if mask_png is not None:
+        texts[MASK_KEY] = base64.b64encode(mask_png).decode("ascii")
+    return png_with_text(data, texts)
+
+
+def read_mask(data: bytes) -> bytes | None:
+    """The mask's PNG bytes a region edit's PNG carries, or None. Not decoded here: the caller
+    opens it as a PNG only (it comes from a visitor, like the recipe)."""
+    text = _recipe_text(data, MASK_KEY)
+    if not text:
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
 
 
 def read_recipe(data: bytes) -> dict[str, Any] | None:
@@ -78,11 +96,11 @@ def read_recipe(data: bytes) -> dict[str, Any] | None:
     return recipe if isinstance(recipe, dict) and isinstance(recipe.get("request"), dict) else None
 
 
-def _recipe_text(data: bytes) -> str | None:
-    """The text of the PNG's uncompressed `flux2-studio-recipe` iTXt/tEXt chunk, if any."""
+def _recipe_text(data: bytes, key: str = RECIPE_KEY) -> str | None:
+    """The text of the PNG's uncompressed iTXt/tEXt chunk `key` (the recipe's), if any."""
     if not data.startswith(PNG_SIGNATURE):
         return None
-    position, wanted = len(PNG_SIGNATURE), RECIPE_KEY.encode("latin-1") + b"\x00"
+    position, wanted = len(PNG_SIGNATURE), key.encode("latin-1") + b"\x00"
     while position + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[position:position + 8])
         body = data[position + 8:position + 8 + length]

@@ -53,6 +53,7 @@ class Page:
     region_editor: gr.ImageEditor  # image 1 with a brush layer: its strokes become the `mask` field
     region_only: gr.Checkbox  # "Edit only the painted area"
     restored_mask: gr.State
+    waiting_mask: gr.State
     lora_entries: gr.State
     slots: list[Component]
     move_buttons: list[gr.Button]
@@ -231,6 +232,7 @@ def _inputs(page: Page, setup: PageSetup) -> None:
         page.lora_entries = gr.State([])  # what the library shows, in order (ui/lora_library.py)
     page.region_panel, page.region_editor, page.region_only = region_editor(lambda name: _place(page, setup, name))
     page.restored_mask = gr.State(None)  # a History restore's mask, for the editor once image 1 arrives
+    page.waiting_mask = gr.State(None)  # a PNG's mask, waiting for its image 1 to be added again
 
 
 def _key_box(page: Page, setup: PageSetup, key_needed: bool) -> None:

@@ -1,23 +1,29 @@
 """Settings from a PNG made here: the recipe is shown first, and applied only on "Apply".
 
 A PNG carries the recipe that made it (backend/recipes.py), not the reference images: the
-preview says which ones to add again. Anyone can write a PNG's text chunks, so everything
-read from one is shown as text.
+preview says which ones to add again. A region edit's PNG carries its mask too: Apply makes
+it the restored mask (as a History restore does), kept when image 1 is added again. Anyone
+can write a PNG's text chunks, so everything read from one is shown as text, and the mask
+is opened as a PNG only, its size checked first.
 """
 
 from __future__ import annotations
 
+import io
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
-from backend.recipes import read_recipe
+from backend.recipes import read_mask, read_recipe
 from ui.form import RESTORED_FIELDS, SKIP, PageSetup, restore_values
 from ui.text import as_code, as_text
 
 APPLY_LABEL = "Apply these settings"
 NO_RECIPE = "This PNG carries no recipe from this studio: nothing was restored."
+MAX_MASK_PIXELS = 50_000_000  # a mask is at image 1's size (at most 25 MP); more is not one of ours
 
 
 def read_png(path: str | None) -> dict[str, Any] | None:
@@ -44,6 +50,10 @@ def recipe_summary(recipe: dict[str, Any]) -> str:
         f"**Steps:** {as_text(request.get('num_inference_steps'))} · **Size:** {size_text} · "
         f"**Seed:** {as_text(recipe.get('seed'))}",
     ]
+    region = recipe.get("region")
+    if isinstance(region, dict):
+        lines.append(f"**Region:** only the painted area, feather {as_text(region.get('feather'))} px "
+                     "(the mask is in this PNG: it comes back with image 1)")
     references = [u for u in request.get("image_urls") or [] if isinstance(u, str)]
     if references:
         named = ", ".join(f"image {i}: {as_code(name)}" for i, name in enumerate(references, start=1))
@@ -62,6 +72,49 @@ def preview_png(path: str | None) -> tuple[Any, str, Any]:
     return recipe, recipe_summary(recipe), gr.update(interactive=True)
 
 
+def mask_file(path: str | None) -> str | None:
+    """A region edit's mask from the PNG at `path`, written to a file of its own (for the page's
+    restored mask), or None: no mask, or not a PNG of a sane size."""
+    data = read_mask(Path(path).read_bytes()) if path else None
+    if not data:
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as opened:
+            if opened.width * opened.height > MAX_MASK_PIXELS:
+                return None
+            mask = opened.convert("L")
+    except Exception:  # not a PNG Pillow can read: no mask
+        return None
+    with tempfile.NamedTemporaryFile(prefix="studio-mask-", suffix=".png", delete=False) as file:
+        mask.save(file, format="PNG")
+    return file.name
+
+
+def same_size(image_path: str | None, mask_path: str | None) -> bool:
+    try:
+        with Image.open(image_path) as image, Image.open(mask_path) as mask:  # type: ignore[arg-type]
+            return image.size == mask.size
+    except Exception:
+        return False
+
+
+def apply_mask(mask: str | None, image_1: str | None) -> tuple:
+    """After Apply, a PNG's mask: the restored mask at once when image 1 is already the image it
+    was painted on (same size), else it waits for image 1 to be added again (`mask_for_upload`).
+    Outputs: restored mask, waiting mask, "Edit only the painted area", the region panel (opened)."""
+    if not mask:
+        return gr.skip(), None, gr.skip(), gr.skip()
+    if same_size(image_1, mask):
+        return mask, None, True, gr.Accordion(open=True)
+    return gr.skip(), mask, True, gr.Accordion(open=True)
+
+
+def mask_for_upload(image_1: str | None, waiting: str | None) -> tuple:
+    """A new image 1 has no mask of its own, except the image a PNG's mask waits for (same size).
+    Outputs: restored mask, waiting mask (None: it was used or dropped)."""
+    return (waiting if waiting and same_size(image_1, waiting) else None), None
+
+
 def apply_png(recipe: dict[str, Any] | None, version: float, setup: PageSetup) -> tuple:
     """Apply: every restorable field from the recipe, the LoRA editor's version, the status."""
     if recipe is None:  # Apply is disabled then; a stale click changes nothing
@@ -69,6 +122,8 @@ def apply_png(recipe: dict[str, Any] | None, version: float, setup: PageSetup) -
     values = restore_values(recipe, setup)
     count = len([u for u in recipe["request"].get("image_urls") or [] if isinstance(u, str)])
     add = f" Add the {count} reference image{'s' if count != 1 else ''} again." if count else ""
+    if isinstance(recipe.get("region"), dict):
+        add += " Its mask comes back with image 1 (Edit only a region)."
     return (*[gr.skip() if values[n] is SKIP else values[n] for n in RESTORED_FIELDS], version + 1,
             f"♻️ Restored the settings of a {as_text(recipe.get('backend'))} run (seed {as_text(recipe.get('seed'))})."
             + add)

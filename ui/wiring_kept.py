@@ -43,11 +43,19 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     page.history_timer.tick(history_lib.clear_tick, [page.history_armed, page.history_cleared], clearing,
                             **PRIVATE_FAST)
     # A dropped PNG's recipe is shown first; Apply sets the form. The `restore` API applies at once.
+    # A region edit's PNG also brings its mask back: the restored mask once image 1 is there (ui/png_restore.py).
+    recipe_mask = gr.State(None)
     for trigger in (page.recipe_file.upload, page.recipe_file.clear):
         trigger(png_restore.preview_png, page.recipe_file, [page.recipe_read, page.recipe_preview, page.recipe_apply],
                 **PRIVATE)
+        trigger(png_restore.mask_file, page.recipe_file, recipe_mask, **PRIVATE)
     page.recipe_apply.click(partial(png_restore.apply_png, setup=ctx.setup), [page.recipe_read, page.lora_version],
-                            [*restored, page.lora_version, page.status], **PRIVATE)
+                            [*restored, page.lora_version, page.status], **PRIVATE,
+                            ).then(png_restore.apply_mask, [recipe_mask, page.slots[0]],
+                                   [page.restored_mask, page.waiting_mask, page.region_only, page.region_panel],
+                                   **PRIVATE,
+                                   ).then(show_restored, [page.slots[0], page.restored_mask], page.region_editor,
+                                          **PRIVATE_FAST)
     gr.Button(visible=False).click(
         partial(png_restore.restore_png, setup=ctx.setup), [page.recipe_file, page.lora_version],
         [*restored, page.lora_version, page.status], api_name="restore", api_visibility="undocumented",

@@ -1,5 +1,6 @@
 """In Chromium: a region painted on image 1 in the editor reaches the backend, and the result
-is image 1 pixel for pixel outside the painted area (beyond the feather)."""
+is image 1 pixel for pixel outside the painted area (beyond the feather); restored from History
+or from the result's PNG, the run brings its mask back."""
 
 from __future__ import annotations
 
@@ -67,3 +68,24 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     assert again.input["image_size"] == first.input["image_size"]
     screenshot(page, "restored")
     page.close()
+
+    # From the result's PNG on a fresh page (another browser: no History): Apply, then image 1
+    # added again brings the mask back, and the same crop goes to fal.
+    fresh = browser.new_page(viewport={"width": 1440, "height": 1000})
+    fresh.goto(app.url)
+    expect(fresh.locator("#run-button")).to_be_visible(timeout=60_000)
+    fresh.get_by_text("Restore settings from a PNG made here").click()
+    fresh.locator("#recipe-drop input[type=file]").set_input_files(str(saved))
+    expect(fresh.locator("#recipe-preview")).to_contain_text("the mask is in this PNG", timeout=10_000)
+    fresh.locator("#recipe-apply").click()
+    expect(fresh.locator("#status")).to_contain_text("Its mask comes back with image 1", timeout=10_000)
+    fresh.locator("#reference-1 input[type=file]").set_input_files(str(image_1))
+    expect(fresh.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    expect(fresh.get_by_label("Edit only the painted area")).to_be_checked(timeout=30_000)
+    fresh.wait_for_timeout(500)  # the upload's own events (the mask comes with image 1)
+    fresh.locator("#run-button").click()
+    expect(fresh.locator("#status")).to_contain_text("Done", timeout=60_000)
+    latest = max(fake.jobs.values(), key=lambda job: job.created)
+    assert len(fake.jobs) == 3 and latest.input["image_size"] == first.input["image_size"]
+    screenshot(fresh, "from-png")
+    fresh.close()

@@ -58,3 +58,41 @@ def test_apply_sets_the_fields_and_says_which_references_to_add():
 def test_apply_with_nothing_read_changes_nothing():
     setup = SETUP
     assert all(v == gr.skip() for v in png_restore.apply_png(None, 3, setup))
+
+
+def test_a_region_edits_png_brings_its_mask_back_with_image_1(tmp_path):
+    mask = Image.new("L", (64, 48), 0)
+    mask.paste(255, (20, 10, 40, 30))
+    mask_bytes = io.BytesIO()
+    mask.save(mask_bytes, format="PNG")
+    result = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(result, format="PNG")
+    recipe = {**a_recipe(), "region": {"mask": "mask.png", "feather": 12}}
+    path = tmp_path / "region.png"
+    path.write_bytes(embed_recipe(result.getvalue(), recipe, mask_bytes.getvalue()))
+    _read, summary, _apply = png_restore.preview_png(str(path))
+    assert "feather 12 px" in summary and "the mask is in this PNG" in summary
+    assert "Its mask comes back with image 1" in png_restore.apply_png(recipe, 0, SETUP)[-1]
+    restored = png_restore.mask_file(str(path))
+    assert restored and Image.open(restored).tobytes() == mask.tobytes()  # the same mask, pixel for pixel
+
+    image_1, other = tmp_path / "image-1.png", tmp_path / "other.png"
+    Image.new("RGB", (64, 48)).save(image_1)
+    Image.new("RGB", (48, 64)).save(other)
+    # Apply before image 1 is there: the mask waits for it, the box is ticked and the panel opened.
+    shown, waiting, ticked, _panel = png_restore.apply_mask(restored, None)
+    assert (shown, waiting, ticked) == (gr.skip(), restored, True)
+    assert png_restore.mask_for_upload(str(image_1), waiting) == (restored, None)  # image 1 again: its mask
+    assert png_restore.mask_for_upload(str(other), waiting) == (None, None)  # another image: no mask
+    assert png_restore.mask_for_upload(str(image_1), None) == (None, None)  # a plain upload: no mask
+    assert png_restore.apply_mask(restored, str(image_1))[:3] == (restored, None, True)  # image 1 already there
+
+
+def test_a_png_whose_mask_chunk_is_not_a_mask_restores_no_mask(tmp_path):
+    result = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(result, format="PNG")
+    for junk in (b"not a png at all", b"GIF89a" + bytes(40)):
+        path = tmp_path / "odd.png"
+        path.write_bytes(embed_recipe(result.getvalue(), a_recipe(), junk))
+        assert png_restore.mask_file(str(path)) is None
+    assert png_restore.mask_file(png_with(a_recipe(), tmp_path)) is None  # a PNG without a region
