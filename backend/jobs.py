@@ -54,7 +54,7 @@ class Job:
     id: str
     owner: str
     title: str  # the instruction, for the panel
-    thumb: str | None  # an image file to show for it (its image 1, then its first result)
+    thumb: Any  # a picture to show for it until it has a result (the page's: a small image 1), or None
     created: float
     state: str = QUEUED
     status: str = "Queued"  # the last status text (a failed job's: why)
@@ -98,7 +98,7 @@ class JobBoard:
     def new_owner() -> str:
         return secrets.token_urlsafe(18)
 
-    def submit(self, owner: str, title: str, thumb: str | None, work: Work) -> Job:
+    def submit(self, owner: str, title: str, thumb: Any, work: Work) -> Job:
         if not owner:
             raise ValueError("a job needs its owner's token")
         with self._changed:

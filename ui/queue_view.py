@@ -31,6 +31,7 @@ from ui.region_editor import take_painted_region
 from ui.run import RunPlan, format_problems, plan_run, run_edit
 from ui.spending_view import admitted
 from ui.text import as_text
+from ui.wiring_common import Context
 
 ICONS = {QUEUED: "⏳", RUNNING: "▶️", DONE: "✅", FAILED: "❌", STOPPED: "⏹"}
 STEP = re.compile(r"step (\d+) of (\d+)", re.IGNORECASE)
@@ -40,7 +41,7 @@ SLOT_WAIT_SECONDS = 0.5  # how often a queued run asks again for one of the visi
 NOTHING_PICKED = "Pick a run in the queue first."
 
 
-def queue_run(ctx: Any, values: dict[str, Any]) -> tuple:
+def queue_run(ctx: Context, values: dict[str, Any]) -> tuple:
     """Queue the form's run. Outputs: token, note, jobs panel (items, ids), timer, status line (said
     there too unless the page's own run is going: its status stays true)."""
     values.pop(SHOWN, None)
@@ -66,7 +67,7 @@ def queue_run(ctx: Any, values: dict[str, Any]) -> tuple:
     return token, note, *panel(ctx.jobs, token), gr.Timer(active=True), gr.skip() if page_running else note
 
 
-def _work(ctx: Any, values: dict[str, Any], plan: RunPlan, control: JobControl) -> Generator[str, None, Any]:
+def _work(ctx: Context, values: dict[str, Any], plan: RunPlan, control: JobControl) -> Generator[str, None, Any]:
     """One queued run: wait for a slot of the visitor's (in line), then run it as Run would.
     Returns the saved run (`last_run`, as History keeps it)."""
     def wait_for_slot() -> bool:
