@@ -62,6 +62,7 @@ class Job:
     delivered: bool = False  # its result has been handed to a page (`deliver`)
     started: bool = False  # it left the line (holds its slot, or ended)
     finished: float | None = None  # when it ended
+    visitor: str | None = None  # who queued it (limits: `JobBoard.submit`)
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
@@ -98,18 +99,22 @@ class JobBoard:
     def new_owner() -> str:
         return secrets.token_urlsafe(18)
 
-    def submit(self, owner: str, title: str, thumb: Any, work: Work) -> Job:
+    def submit(self, owner: str, title: str, thumb: Any, work: Work, visitor: str | None = None) -> Job:
+        """Queue `work` for `owner`. `visitor` (who is asking: the signed-in user or the address)
+        is held to the same limit as an owner, so that many tokens from one visitor cannot fill
+        the server's queue."""
         if not owner:
             raise ValueError("a job needs its owner's token")
         with self._changed:
             unfinished = [j for jobs in self._jobs.values() for j in jobs if j.state not in FINISHED]
-            mine = sum(1 for j in unfinished if j.owner == owner)
+            mine = sum(1 for j in unfinished if j.owner == owner or (visitor and j.visitor == visitor))
             if mine >= self.per_owner:
                 raise QueueFull(f"Your queue holds at most {self.per_owner} runs that have not finished. "
                                 "Wait for some to finish, or cancel some.")
             if len(unfinished) >= self.total:
                 raise QueueFull(f"The server's queue is full ({self.total} runs waiting). Try again in a while.")
-            job = Job(id=secrets.token_hex(8), owner=owner, title=title, thumb=thumb, created=time.time())
+            job = Job(id=secrets.token_hex(8), owner=owner, title=title, thumb=thumb, created=time.time(),
+                      visitor=visitor)
             self._jobs.setdefault(owner, []).append(job)
             self._touch()
         threading.Thread(target=self._run, args=(job, work), name=f"studio-job-{job.id}", daemon=True).start()

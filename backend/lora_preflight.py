@@ -95,11 +95,7 @@ class LoraInspector:
             return None
 
     def _in_folder(self, path: str) -> bool:
-        """Whether `path` names a file of the LoRA folder (as the local backend reads it first,
-        before a repo id of the same spelling)."""
-        if self.lora_dir is None or "://" in path:
-            return False
-        return path.startswith(("/", "./", "../", "~")) or (self.lora_dir / path).is_file()
+        return self.lora_dir is not None and looks_local(path, self.lora_dir)
 
     def folder_files(self, limit: int = 200) -> list[str]:
         """The .safetensors files in the LoRA folder (and its subfolders), relative to it."""
@@ -241,6 +237,17 @@ def _from_file(lora_dir: Path, path: str) -> LoraHeader:
         return read_file_header(folder_file(lora_dir, path))
     except ValueError as error:
         raise _Refused(str(error)) from None
+
+
+def looks_local(path: str, lora_dir: Path | None) -> bool:
+    """Whether a LoRA path means a file of the LoRA folder, as the local backend reads it (first,
+    before a repo id of the same spelling): a path ("/", "./", "../", "~", or with "..") or a file
+    there. Whether it is inside the folder is `folder_file`'s to say."""
+    if "://" in path:
+        return False
+    if path.startswith(("/", "./", "../", "~")) or ".." in Path(path).parts:
+        return True
+    return lora_dir is not None and (lora_dir / path).exists()
 
 
 def folder_file(lora_dir: Path, path: str) -> Path:

@@ -29,7 +29,7 @@ from ui.field_checks import SHOWN
 from ui.layout import RUNNING_LABEL
 from ui.region_editor import take_painted_region
 from ui.run import RunPlan, format_problems, plan_run, run_edit
-from ui.spending_view import admitted
+from ui.spending_view import admitted, visitor_of
 from ui.text import as_text
 from ui.wiring_common import Context
 
@@ -56,7 +56,9 @@ def queue_run(ctx: Context, values: dict[str, Any]) -> tuple:
         return token, note, *panel(ctx.jobs, token), gr.skip(), gr.skip() if page_running else note
     title = plan.request.prompt.strip().splitlines()[0][:80] if plan.request.prompt.strip() else "(no instruction)"
     try:
-        job = ctx.jobs.submit(token, title, _thumbnail(plan), lambda control: _work(ctx, values, plan, control))
+        visitor = visitor_of(values.get("profile"), values.get("request")).id
+        job = ctx.jobs.submit(token, title, _thumbnail(plan), lambda control: _work(ctx, values, plan, control),
+                              visitor=visitor)
     except QueueFull as error:
         gr.Warning(error.message, title="Not queued")
         note = "⚠️ " + error.message

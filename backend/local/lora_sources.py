@@ -26,7 +26,7 @@ import httpx
 from ..errors import LoraError
 from ..guarded_http import NotPublic, Resolver, pinned_get, public_addresses, system_getaddrinfo
 from ..lora_header import LoraHeader, NotSafetensors, read_file_header
-from ..lora_preflight import REPO_ID, folder_file
+from ..lora_preflight import REPO_ID, folder_file, looks_local
 from .lora_cache import CacheFull, DownloadCache, url_key
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -75,7 +75,7 @@ class LoraFetcher:
             file = self._download(index, path)
         elif "://" in lower:
             raise LoraError(index, path, "only https:// URLs are fetched")
-        elif self._looks_local(path):
+        elif looks_local(path, self.lora_dir):
             file = self._local(index, path)
         elif REPO_ID.match(path):
             file = self._from_hub(index, path)
@@ -86,11 +86,6 @@ class LoraFetcher:
         except (NotSafetensors, OSError) as error:
             raise LoraError(index, path, f"is not a readable safetensors file ({error})"[:300]) from None
         return LoraFile(source=path, file=file, header=header)
-
-    def _looks_local(self, path: str) -> bool:
-        if path.startswith(("/", "./", "../", "~")) or ".." in Path(path).parts:
-            return True
-        return self.lora_dir is not None and (self.lora_dir / path).exists()
 
     def _local(self, index: int, path: str) -> Path:
         if self.lora_dir is None:

@@ -114,6 +114,16 @@ def test_the_queue_is_bounded_per_owner_and_on_the_server_with_the_limit_named()
     for job in board.jobs("me") + board.jobs("you"):
         board.cancel(job.owner, job.id)
     board.submit("them", "e", None, runs.work("e"))  # cancelled runs free their places
+    # One visitor with many tokens is held to one token's limit.
+    crowded = JobBoard(per_owner=2, total=100)
+    crowded.submit("token-1", "a", None, runs.work("a"), visitor="ip:203.0.113.9")
+    crowded.submit("token-2", "b", None, runs.work("b"), visitor="ip:203.0.113.9")
+    with pytest.raises(QueueFull, match="at most 2 runs"):
+        crowded.submit("token-3", "c", None, runs.work("c"), visitor="ip:203.0.113.9")
+    crowded.submit("token-4", "d", None, runs.work("d"), visitor="ip:198.51.100.7")  # someone else
+    for each, owner in [(board, "them"), *[(crowded, f"token-{n}") for n in (1, 2, 4)]]:
+        for job in each.jobs(owner):  # no run is left waiting for a slot that never comes
+            each.cancel(owner, job.id)
 
 
 def test_a_bug_in_one_run_fails_it_alone():
