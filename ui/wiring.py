@@ -214,7 +214,7 @@ def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any, sto
                          interactive=True)
 
     def after_run(gallery_value: Any, reference: str | None, run: Any) -> tuple:
-        paths = results.result_paths(gallery_value)  # none after Stop: the preview is not a result
+        paths = results.result_paths(gallery_value)  # a preview (running or interrupted) is not a result
         choices = [(f"image {i}", i - 1) for i in range(1, len(paths) + 1)]
         zipped = results.zip_results(paths, results.fresh_folder(ctx.downloads), *_named_for(run))
         # With no result the A/B picks stay (a dropdown refuses its value once its choices are gone).
@@ -224,7 +224,7 @@ def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any, sto
             0, pick_a, pick_b,
             gr.update(value=zipped, interactive=bool(zipped)),
             results.compare_pair(gallery_value, 0, reference, "before", 0, 0),
-            # Chaining needs a finished result: enabled once there is one (none after Stop).
+            # Chaining needs a finished result: enabled once there is one (a Stop keeps the last one).
             gr.update(interactive=bool(paths)), gr.update(interactive=bool(paths)),
             reference if paths else gr.skip(),  # "before" stays the run's own image 1
         )
