@@ -34,6 +34,7 @@ from ui.wiring_kept import wire_history, wire_library, wire_presets
 from ui.wiring_queue import wire_queue
 from ui.wiring_sweep import wire_sweep
 
+STARTING = "⏳ Starting…"
 EDIT_DOC = f"""Edit reference images (1-3 on fal, 1-6 locally) with FLUX.2 [dev] and up to 3 LoRAs.
 
 Args:
@@ -123,6 +124,11 @@ def _run_body(ctx: Context, values: dict[str, Any], previous: Any = ()) -> Itera
         # The status line repeats the problems (it stays until the next run); the rest is kept.
         yield gr.skip(), form_error_status(error), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         raise
+    # A first update before anything can start a job: Gradio can close a run (which is how Stop
+    # cancels its job) only once the run's first update is out. A Stop that comes before then
+    # cancels the event there, and the run, never resumed, has started nothing.
+    # (The rest is left as it is: a run the spending policy refuses next keeps the last run's details.)
+    yield list(previous), STARTING, gr.skip(), gr.skip(), gr.skip(), gr.skip()
     with admitted(ctx.spending, ctx.setup, values, plan, [plan.request]) as plan:
         yield from run_edit(plan, ctx.outputs, price_per_mp=ctx.spending.limits.price_per_mp, previous=previous)
 

@@ -92,8 +92,9 @@ def test_a_streamed_run_never_flips_back_to_waiting_and_run_shows_its_step(brows
     texts = [s for i, s in enumerate(statuses) if i == 0 or s != statuses[i - 1]]
     first_step = next(i for i, s in enumerate(texts) if "step" in s.lower())
     assert not any(WAITING in s for s in texts[first_step:]), texts
-    # Ready, sent, at most one per step, done: no flicker (the issue saw 22 changes).
-    assert len(texts) <= 10 + 4, texts
+    # Ready, starting, sent, at most one per step, downloading, done: no flicker (the issue saw 22 changes).
+    assert len(texts) <= 10 + 5, texts
+    assert len(set(texts)) == len(texts), texts  # none comes back
     assert texts[-1].startswith("✅ Done"), texts
     # While it ran, Run read "Running · step i/10", with the step the status line showed.
     runs = [s["run"] for s in page.evaluate("window.__statuses")]

@@ -42,6 +42,8 @@ def test_the_page_shows_what_a_run_and_a_sweep_cost_and_what_is_left(browser, bu
     page.locator("#run-button").click()
     expect(page.get_by_text("limited to 1 per hour for each visitor").first).to_be_visible(timeout=15_000)
     assert len(fake.submits()) == 1
+    expect(page.locator("#run-button")).to_have_text("Run")  # the refused run has ended (its events too)
+    expect(page.locator("#details")).to_contain_text("make this donut realistic")  # the last run's, kept
     screenshot(page)
     page.locator("#own-key").get_by_text("Use your own fal key").click()
     page.locator("#fal-key input").fill("visitor-key-123")
