@@ -23,6 +23,7 @@ from backend.errors import InvalidInput, StudioError
 from backend.jobs import DONE, FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Job, JobBoard, JobControl, QueueFull
 from backend.outputs import is_inside, run_folder_of
 from backend.redact import redact
+from backend.settings import on_zerogpu
 from ui import history as history_lib
 from ui.details import describe_run, images_on_disk
 from ui.field_checks import SHOWN
@@ -39,6 +40,10 @@ PLACE = re.compile(r"next in line|position \d+")  # a run waiting for the GPU (u
 THUMB_SIDE = 160
 SLOT_WAIT_SECONDS = 0.5  # how often a queued run asks again for one of the visitor's slots
 NOTHING_PICKED = "Pick a run in the queue first."
+# ZeroGPU lends the GPU to a page's own request (and counts it against that visitor's quota): a
+# run waiting on the server with no page behind it would get none.
+NOT_ON_ZEROGPU = ("Not queued: on this ZeroGPU Space the GPU is lent to each page request, so a local run "
+                  "cannot wait in the background. Press Run instead (fal runs can be queued).")
 
 
 def queue_run(ctx: Context, values: dict[str, Any]) -> tuple:
@@ -48,25 +53,27 @@ def queue_run(ctx: Context, values: dict[str, Any]) -> tuple:
     page_running = values.pop("run_label", None) == RUNNING_LABEL
     token = str(values.pop("jobs_token", None) or "") or JobBoard.new_owner()
     take_painted_region(values)
+
+    def answer(note: str, timer: Any = gr.skip()) -> tuple:
+        return token, note, *panel(ctx.jobs, token), timer, gr.skip() if page_running else note
+
     try:
         plan = plan_run(values, ctx.backends)
-    except InvalidInput as error:
-        note = "⚠️ Not queued. Please check the form: " + as_text(format_problems(error.problems))
-        gr.Warning(note, title="Not queued")
-        return token, note, *panel(ctx.jobs, token), gr.skip(), gr.skip() if page_running else note
-    title = plan.request.prompt.strip().splitlines()[0][:80] if plan.request.prompt.strip() else "(no instruction)"
-    try:
+        if plan.backend.name == "local" and on_zerogpu():
+            raise QueueFull(NOT_ON_ZEROGPU)
+        title = plan.request.prompt.strip().splitlines()[0][:80] if plan.request.prompt.strip() else "(no instruction)"
         visitor = visitor_of(values.get("profile"), values.get("request")).id
         job = ctx.jobs.submit(token, title, _thumbnail(plan), lambda control: _work(ctx, values, plan, control),
                               visitor=visitor)
-    except QueueFull as error:
-        gr.Warning(error.message, title="Not queued")
-        note = "⚠️ " + error.message
-        return token, note, *panel(ctx.jobs, token), gr.skip(), gr.skip() if page_running else note
+    except (InvalidInput, QueueFull) as error:
+        note = ("⚠️ Not queued. Please check the form: " + as_text(format_problems(error.problems))
+                if isinstance(error, InvalidInput) else "⚠️ " + error.message)
+        gr.Warning(note, title="Not queued")
+        return answer(note)
     ahead = ctx.jobs.ahead(token, job.id)
     note = f"➕ Queued “{as_text(title)}”" + (f" ({ahead} before it)." if ahead else ", next in line.")
     gr.Info(note, title="Added to the queue")
-    return token, note, *panel(ctx.jobs, token), gr.Timer(active=True), gr.skip() if page_running else note
+    return answer(note, gr.Timer(active=True))
 
 
 def _work(ctx: Context, values: dict[str, Any], plan: RunPlan, control: JobControl) -> Generator[str, None, Any]:

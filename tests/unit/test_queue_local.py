@@ -199,3 +199,13 @@ def test_a_queued_local_run_cancelled_while_waiting_for_the_gpu_stops_without_im
     assert [entry["recipe"]["request"]["prompt"] for entry in studio.history] == [BLUE, RED]
     assert studio.ctx.spending.in_flight(Visitor.of(None, None)) == 0  # every slot given back
     assert studio.backend._line.waiting == 0 and not studio.backend._line.locked()
+
+
+def test_on_a_zerogpu_space_a_local_run_is_not_queued_and_says_to_press_run(studio, monkeypatch):
+    # ZeroGPU lends the GPU to a page's own request: a run waiting with no page behind it would get none.
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    with pytest.warns(UserWarning, match="Press Run instead"):  # gr.Warning, outside an event
+        token, note, _panel, ids, _timer, status = next(studio.queue_event(
+            prompt=RED, image_1=str(studio.reference), num_inference_steps=4, seed=1, randomize_seed=False))
+    assert note.startswith("⚠️ Not queued") and "Press Run instead" in note and status == note
+    assert ids == [] and studio.ctx.jobs.jobs(token) == []
