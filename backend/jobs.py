@@ -30,7 +30,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import StudioError
@@ -64,6 +64,16 @@ class Job:
     finished: float | None = None  # when it ended
     visitor: str | None = None  # who queued it (limits: `JobBoard.submit`)
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+
+def undelivered(job: Job) -> bool:
+    """Done, and its result not yet handed to a page."""
+    return job.state == DONE and not job.delivered
+
+
+def awaited(job: Job) -> bool:
+    """Still of interest to the page: unfinished, or done and not yet handed over."""
+    return job.state not in FINISHED or undelivered(job)
 
 
 class JobControl:
@@ -123,7 +133,7 @@ class JobBoard:
     def jobs(self, owner: str) -> list[Job]:
         """Snapshots of the owner's jobs, oldest first (the panel shows them in queue order)."""
         with self._changed:
-            return [Job(**{**vars(job)}) for job in self._jobs.get(owner, [])]
+            return [replace(job) for job in self._jobs.get(owner, [])]
 
     def version(self) -> int:
         """Changes whenever any job changes: a page redraws its panel only then."""
@@ -152,13 +162,13 @@ class JobBoard:
         """Forget the owner's finished jobs (their results are in History; a result no page has
         taken yet is kept for one)."""
         with self._changed:
-            waiting = [j for j in self._jobs.get(owner, []) if j.state not in FINISHED or self._undelivered(j)]
+            waiting = [j for j in self._jobs.get(owner, []) if awaited(j)]
             self._set(owner, waiting)
 
     def deliver(self, owner: str) -> list[Any]:
         """The results of the owner's jobs that finished since the last call (oldest first)."""
         with self._changed:
-            fresh = [j for j in self._jobs.get(owner, []) if j.state == DONE and not j.delivered]
+            fresh = [j for j in self._jobs.get(owner, []) if undelivered(j)]
             for job in fresh:
                 job.delivered = True
             if fresh:
@@ -202,8 +212,6 @@ class JobBoard:
             else:  # a bug: the job fails, the server and the other jobs go on
                 log.exception("queued job %s failed", job.id)
                 self._end(job, FAILED, "The run failed unexpectedly (see the server's log).")
-        finally:
-            self._mark_started(job)
 
     def _end(self, job: Job, state: str, status: str, result: Any = None) -> None:
         with self._changed:
@@ -232,10 +240,6 @@ class JobBoard:
             count += not job.started and job.state not in FINISHED
         return 0
 
-    @staticmethod
-    def _undelivered(job: Job) -> bool:
-        return job.state == DONE and not job.delivered
-
     def _find(self, owner: str, job_id: str) -> Job | None:
         return next((j for j in self._jobs.get(owner, []) if j.id == job_id), None)
 
@@ -243,7 +247,7 @@ class JobBoard:
         """Keep the newest `kept` finished jobs that no page waits for (an undelivered result
         waits for one), and no finished job older than `kept_seconds`."""
         jobs = self._jobs.get(owner, [])
-        old = [j for j in jobs if j.state in FINISHED and (j.delivered or j.state != DONE)]
+        old = [j for j in jobs if not awaited(j)]
         extra = {j.id for j in old[:max(0, len(old) - self.kept)]}
         too_old = time.time() - self.kept_seconds
         extra |= {j.id for j in jobs if j.finished is not None and j.finished < too_old}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import logging
 import os
@@ -121,8 +122,10 @@ def save_run(
     recipe = recipe_for(request, options, result, backend, endpoint)
     mask_png = None
     if region is not None:
-        region.mask.save(folder / MASK_FILE, format="PNG")
-        mask_png = (folder / MASK_FILE).read_bytes()  # each PNG carries it too, for a restore from the PNG
+        buffer = io.BytesIO()
+        region.mask.save(buffer, format="PNG")
+        mask_png = buffer.getvalue()  # each PNG carries it too, for a restore from the PNG
+        atomic_write(folder / MASK_FILE, mask_png)
         recipe = {**recipe, "region": {"mask": MASK_FILE, "feather": region.feather}}
     paths = []
     for index, image in enumerate(result.images, start=1):

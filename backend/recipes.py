@@ -71,7 +71,7 @@ def embed_recipe(data: bytes, recipe: dict[str, Any], mask_png: bytes | None = N
 def read_mask(data: bytes) -> bytes | None:
     """The mask's PNG bytes a region edit's PNG carries, or None. Not decoded here: the caller
     opens it as a PNG only (it comes from a visitor, like the recipe)."""
-    text = _recipe_text(data, MASK_KEY)
+    text = _text_chunk(data, MASK_KEY)
     if not text:
         return None
     try:
@@ -86,7 +86,7 @@ def read_recipe(data: bytes) -> dict[str, Any] | None:
     The PNG comes from a visitor: its chunks are walked as bytes and no pixel is decoded
     (Pillow is not involved, so no decoder of any format can be reached from here). Only
     an uncompressed recipe chunk of at most MAX_RECIPE_BYTES is read, as embed_recipe writes it."""
-    text = _recipe_text(data)
+    text = _text_chunk(data, RECIPE_KEY)
     if not text:
         return None
     try:
@@ -96,8 +96,8 @@ def read_recipe(data: bytes) -> dict[str, Any] | None:
     return recipe if isinstance(recipe, dict) and isinstance(recipe.get("request"), dict) else None
 
 
-def _recipe_text(data: bytes, key: str = RECIPE_KEY) -> str | None:
-    """The text of the PNG's uncompressed iTXt/tEXt chunk `key` (the recipe's), if any."""
+def _text_chunk(data: bytes, key: str) -> str | None:
+    """The text of the PNG's uncompressed iTXt/tEXt chunk `key` (the recipe's, the mask's), if any."""
     if not data.startswith(PNG_SIGNATURE):
         return None
     position, wanted = len(PNG_SIGNATURE), key.encode("latin-1") + b"\x00"

@@ -25,7 +25,7 @@ from backend.redact import redact
 from backend.request import normalise_lora_path
 from ui.form import FIELDS, IMAGE_FIELDS, NAMES, values_of
 from ui.region_editor import take_painted_region
-from ui.results import is_preview, pack_images
+from ui.results import finished_results, pack_images
 from ui.run import normalise_loras, pick_backend, run_warning
 from ui.text import as_text
 
@@ -120,12 +120,6 @@ def _form_name(problem: FieldProblem, images: Sequence[Any]) -> str | None:
 def marks_of(error: InvalidInput, values: Mapping[str, Any]) -> dict[str, str]:
     """The marks of a refused run, from the form's values (which slots hold an image)."""
     return field_marks(error.problems, [values.get(name) for name in IMAGE_FIELDS])
-
-
-def finished_results(gallery: Any) -> list[tuple[str, Any]]:
-    """The finished results a gallery shows, as (path, caption): not a run's previews."""
-    items = [tuple(item) if isinstance(item, (tuple, list)) else (item, None) for item in gallery or []]
-    return [(str(path), caption) for path, caption, *_ in items if path and not is_preview(caption)]
 
 
 # -- handlers ---------------------------------------------------------------------------

@@ -20,12 +20,22 @@ import gradio as gr
 from PIL import Image
 
 from backend.errors import InvalidInput, StudioError
-from backend.jobs import DONE, FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Job, JobBoard, JobControl, QueueFull
-from backend.outputs import is_inside, run_folder_of
+from backend.jobs import (
+    DONE,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    Job,
+    JobBoard,
+    JobControl,
+    QueueFull,
+    awaited,
+)
 from backend.redact import redact
 from backend.settings import on_zerogpu
 from ui import history as history_lib
-from ui.details import describe_run, images_on_disk
 from ui.field_checks import SHOWN
 from ui.layout import RUNNING_LABEL
 from ui.region_editor import take_painted_region
@@ -103,9 +113,8 @@ def _thumbnail(plan: RunPlan) -> Image.Image | None:
     """A small copy of image 1, shown for the run until it has a result."""
     try:
         with Image.open(plan.request.image_urls[0]) as opened:
-            image = opened.convert("RGB")
-        image.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        return image
+            opened.thumbnail((THUMB_SIDE, THUMB_SIDE))  # before decoding all of it (JPEG: a reduced draft)
+            return opened.convert("RGB")
     except Exception:  # a reference the backend fetches (a URL): no picture
         return None
 
@@ -129,8 +138,11 @@ def caption(job: Job, ahead: int) -> str:
 
 def panel(board: JobBoard, token: str) -> tuple[Any, list[str]]:
     """The jobs panel: (the gallery, shown only with a job in it; the job ids in its order)."""
+    return _panel_of(board.jobs(token) if token else [])
+
+
+def _panel_of(jobs: list[Job]) -> tuple[Any, list[str]]:
     items, ids = [], []
-    jobs = board.jobs(token) if token else []
     in_line = 0
     for job in jobs:
         picture = _result_picture(job) or job.thumb or Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (96, 96, 96))
@@ -156,11 +168,11 @@ def poll(board: JobBoard, token: str | None, history: list | None, seen: int, pi
     version = board.version()
     jobs = board.jobs(token) if token else []
     # On while a run is unfinished, or done and not yet handed over (it ended after `deliver` above).
-    timer = gr.Timer(active=any(j.state not in FINISHED or (j.state == DONE and not j.delivered) for j in jobs))
+    timer = gr.Timer(active=any(awaited(job) for job in jobs))
     if version == seen and not results:
         return (*[gr.skip()] * 7, version, timer)
-    shown, ids = panel(board, token)
-    picked_view = _picked_view(board, token, picked) if picked else (gr.skip(),) * 3
+    shown, ids = _panel_of(jobs)
+    picked_view = _picked_view(board, next((j for j in jobs if j.id == picked), None)) if picked else (gr.skip(),) * 3
     if not results:
         return shown, ids, *picked_view, gr.skip(), gr.skip(), version, timer
     for run in results:  # oldest first: the newest ends on top
@@ -172,17 +184,16 @@ def pick_job(board: JobBoard, token: str | None, ids: list[str], event: gr.Selec
     """A job picked in the panel. Outputs: picked id, detail, Open, Cancel."""
     index = event.index if isinstance(event.index, int) else None
     job_id = ids[index] if index is not None and 0 <= index < len(ids) else None
-    return (job_id, *_picked_view(board, token, job_id))
+    return (job_id, *_picked_view(board, _job(board, token, job_id)))
 
 
-def _picked_view(board: JobBoard, token: str | None, job_id: str | None) -> tuple:
+def _picked_view(board: JobBoard, job: Job | None) -> tuple:
     """What the picked job says in full, and the buttons that can act on it: (detail, Open, Cancel)."""
-    job = _job(board, token, job_id)
     if job is None:
         return "", gr.update(interactive=False), gr.update(interactive=False)
     detail = f"**{ICONS[job.state]} {job.state.capitalize()}:** {as_text(job.title)}"
     if job.state == QUEUED:
-        detail += f" ({board.ahead(token or '', job.id)} before it)"
+        detail += f" ({board.ahead(job.owner, job.id)} before it)"
     elif job.state != DONE:  # why it failed or stopped, or where it is
         detail += f" · {as_text(job.status)}"
     return detail, gr.update(interactive=job.state == DONE), gr.update(interactive=job.state not in FINISHED)
@@ -202,15 +213,11 @@ def open_job(board: JobBoard, token: str | None, job_id: str | None, outputs_roo
     if job is None or job.state != DONE or not isinstance(job.result, dict):
         gr.Warning(NOTHING_PICKED, title="Nothing to open")
         return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    run = job.result
-    images = [p for p in run.get("images", []) if is_inside(outputs_root, p) and Path(p).is_file()]
-    recipe = run.get("recipe") or {}
-    folder = run_folder_of(outputs_root, images[0]) if images else None
-    details = describe_run(recipe, images_on_disk(images, recipe.get("nsfw") or []),
-                           folder.relative_to(Path(outputs_root).resolve()) if folder else None)
-    gallery = [(path, f"image {i}") for i, path in enumerate(images, start=1)]
+    # The run as History keeps it: shown as a run restored from History is (its files checked).
+    run, _seed, details = history_lib.restored_run([job.result], 0, outputs_root)
+    gallery = [(path, f"image {i}") for i, path in enumerate(run["images"], start=1)]
     status = f"📂 Opened the queued run “{as_text(job.title)}”."
-    return gallery, status, {**run, "images": images}, str(recipe.get("seed", "")), details
+    return gallery, status, run, str((run.get("recipe") or {}).get("seed", "")), details
 
 
 def clear_finished(board: JobBoard, token: str | None) -> tuple:
@@ -225,5 +232,3 @@ def _job(board: JobBoard, token: str | None, job_id: str | None) -> Job | None:
         return None
     return next((j for j in board.jobs(token) if j.id == job_id), None)
 
-
-__all__ = ["FAILED", "STOPPED", "cancel_job", "clear_finished", "open_job", "panel", "pick_job", "poll", "queue_run"]

@@ -45,15 +45,14 @@ def is_preview(caption: Any) -> bool:
     return isinstance(caption, str) and (caption.startswith(PREVIEW) or caption.startswith(INTERRUPTED))
 
 
-def before_run(run_label: str, gallery: Any, details: Any, last_run: Any, seed: Any) -> Any:
-    """What the page shows when Run is clicked, for Stop to bring back (`after_stop`); a click
-    while a run goes (it is queued) keeps what the running run's own click kept."""
-    from ui.layout import RUNNING_LABEL  # not at the top: ui.layout imports this module (through ui.history)
+def finished_results(gallery: Any) -> list[tuple[str, Any]]:
+    """The finished results a gallery shows, as (path, caption): not a run's previews."""
+    return [(str(path), caption) for path, caption in _items(gallery) if path and not is_preview(caption)]
 
-    if run_label == RUNNING_LABEL:
-        return gr.skip()
-    shown = [(path, caption) for path, caption in _items(gallery) if path and not is_preview(caption)]
-    return {"gallery": shown, "details": details, "last_run": last_run, "seed": seed}
+
+def before_run(gallery: Any, details: Any, last_run: Any, seed: Any) -> dict[str, Any]:
+    """What the page shows when Run is clicked, for Stop to bring back (`after_stop`)."""
+    return {"gallery": finished_results(gallery), "details": details, "last_run": last_run, "seed": seed}
 
 
 def after_stop(gallery: Any, kept: Any) -> tuple:

@@ -29,7 +29,7 @@ from ui.region_editor import PAGE_EXTRA, follow_image_1, show_restored, shown_ag
 from ui.run import Outputs, form_error_status, plan_run, run_edit, run_error
 from ui.snippets import run_snippets
 from ui.spending_view import admitted, make_page_costs
-from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, mark_running, run_bar
+from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, run_bar, start_run
 from ui.wiring_kept import wire_history, wire_library, wire_presets
 from ui.wiring_queue import wire_queue
 from ui.wiring_sweep import wire_sweep
@@ -148,9 +148,8 @@ def wire_run(page: Page, ctx: Context, before_run: gr.State) -> Any:
     bar = [page.run_button, page.stop_button]
     run_triggers = [page.run_button.click, page.form["prompt"].submit]
     # One event, so that what the page shows is kept (for Stop) as Run reads "Running" (not after).
-    gr.on(run_triggers, lambda label, *shown: (*mark_running(label), results.before_run(label, *shown)),
-          [page.run_button, page.gallery, page.details, page.last_run, page.seed_used], [*bar, before_run],
-          **PRIVATE_FAST)
+    gr.on(run_triggers, start_run, [page.run_button, page.gallery, page.details, page.last_run, page.seed_used],
+          [*bar, before_run], **PRIVATE_FAST)
     run_event = gr.on(
         [page.run_button.click, page.form["prompt"].submit], page_run,
         [*page.inputs(), page.gallery, page.region_editor, page.region_only, page.restored_mask],

@@ -12,6 +12,7 @@ import gradio as gr
 from backend.base import Backend
 from backend.jobs import JobBoard
 from backend.spending import SpendingPolicy
+from ui import results
 from ui.form import PageSetup
 from ui.layout import RUN_LABEL, RUNNING_LABEL
 from ui.run import Outputs
@@ -41,3 +42,10 @@ def run_bar(running: bool) -> tuple:
 
 def mark_running(label: str) -> tuple:
     return (gr.skip(), gr.skip()) if label == RUNNING_LABEL else run_bar(True)
+
+
+def start_run(label: str, gallery: Any, details: Any, last_run: Any, seed: Any) -> tuple:
+    """Run clicked: the run bar, and what the page shows, kept for Stop to bring back; a click
+    while a run goes (it queues: assets/page.js) keeps what that run's own click kept."""
+    return (*mark_running(label),
+            gr.skip() if label == RUNNING_LABEL else results.before_run(gallery, details, last_run, seed))

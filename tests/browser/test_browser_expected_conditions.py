@@ -11,27 +11,12 @@ import re
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.helpers.browser import run_once
+from tests.helpers.browser import no_error_pill, open_app, run_once
 from ui.png_restore import NO_RECIPE
-
-# Gradio's status tracker shows this pill on each output of an event that raised.
-ERROR_PILL = "[data-testid=status-tracker] .error"
-
-
-def open_page(browser, app):
-    page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
-    page.goto(app.url)
-    expect(page.locator("#run-button")).to_be_visible(timeout=15_000)
-    return page
-
-
-def no_error_pill(page) -> None:
-    page.wait_for_timeout(500)  # an event's pills would appear as it ends
-    expect(page.locator(ERROR_PILL)).to_have_count(0)
 
 
 def test_nothing_picked_and_bad_files_never_raise(browser, app, images, tmp_path, screenshot):
-    page = open_page(browser, app)
+    page = open_app(browser, app, accept_downloads=True)
     # First visit: nothing in the history is picked, so Restore and Star wait.
     expect(page.locator("#history-restore")).to_be_disabled()
     expect(page.locator("#history-star")).to_be_disabled()
@@ -65,7 +50,7 @@ def test_nothing_picked_and_bad_files_never_raise(browser, app, images, tmp_path
 
 
 def test_presets_can_be_renamed_and_deleted(browser, app, tmp_path, screenshot):
-    page = open_page(browser, app)
+    page = open_app(browser, app, accept_downloads=True)
     page.get_by_text("Presets", exact=True).click()
     name = page.locator("#preset-name textarea, #preset-name input").first
     for preset in ("first", "second"):
@@ -98,7 +83,7 @@ def test_presets_can_be_renamed_and_deleted(browser, app, tmp_path, screenshot):
 
 
 def test_history_cards_and_clear_that_asks_and_can_be_undone(browser, app, fake, images, screenshot):
-    page = open_page(browser, app)
+    page = open_app(browser, app, accept_downloads=True)
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
     page.locator("#prompt textarea").fill("make it teal")
@@ -139,7 +124,7 @@ def test_history_cards_and_clear_that_asks_and_can_be_undone(browser, app, fake,
 
 
 def test_compare_the_selected_result_with_any_past_run(browser, app, fake, images, screenshot):
-    page = open_page(browser, app)
+    page = open_app(browser, app, accept_downloads=True)
     run_once(page, images["red"], prompt="make it amber")
     run_once(page, images["blue"], prompt="make it violet")
     older = next(p.parent for p in app.outputs.rglob("recipe.json")

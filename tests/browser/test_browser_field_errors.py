@@ -10,7 +10,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.helpers.app import launch_app, stop_app
-from tests.helpers.browser import no_error_pill, run_once
+from tests.helpers.browser import no_error_pill, open_app, run_once
 
 FIELD_ERROR = ".field-error"
 
@@ -23,15 +23,8 @@ def small_app(fake, tmp_path_factory):
     stop_app(launched)
 
 
-def open_page(browser, app):
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(app.url)
-    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
-    return page
-
-
 def test_run_with_nothing_marks_the_image_and_the_instruction(browser, small_app, fake, screenshot):
-    page = open_page(browser, small_app)
+    page = open_app(browser, small_app)
     page.locator("#run-button").click()
     status = page.locator("#status")
     expect(status).to_contain_text("Please check the form", timeout=30_000)
@@ -56,7 +49,7 @@ def test_run_with_nothing_marks_the_image_and_the_instruction(browser, small_app
 def test_an_over_limit_upload_leaves_its_slot(browser, small_app, fake, images, tmp_path, screenshot):
     big = tmp_path / "big.png"
     Image.new("RGB", (1500, 1500), (20, 120, 60)).save(big)
-    page = open_page(browser, small_app)
+    page = open_app(browser, small_app)
     page.locator("#reference-1 input[type=file]").set_input_files(str(big))
     message = "Image 1: has more than 1 million pixels; at most 1 MP is accepted"
     expect(page.locator("#status")).to_contain_text(message, timeout=30_000)
@@ -71,7 +64,7 @@ def test_an_over_limit_upload_leaves_its_slot(browser, small_app, fake, images, 
 
 
 def test_lora_links_are_checked_as_typed(browser, small_app, screenshot):
-    page = open_page(browser, small_app)
+    page = open_app(browser, small_app)
     page.locator("#add-lora").click()
     path = page.get_by_label("LoRA 1", exact=True)
     expect(path).to_be_visible(timeout=10_000)
@@ -90,7 +83,7 @@ def test_lora_links_are_checked_as_typed(browser, small_app, screenshot):
 
 
 def test_a_failed_run_leaves_the_previous_result(browser, small_app, fake, images, screenshot):
-    page = open_page(browser, small_app)
+    page = open_app(browser, small_app)
     run_once(page, images["red"], prompt="make it teal")
     expect(page.locator("#results .caption-label")).to_have_text(["image 1"], timeout=10_000)
     shown = page.locator("#results .thumbnail-item img").first.get_attribute("src")

@@ -9,7 +9,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.helpers.browser import no_error_pill
+from tests.helpers.browser import no_error_pill, open_app
 from tests.helpers.lora_headers import lora_header_file
 from tests.helpers.stand_ins.hub import session_hub
 
@@ -22,7 +22,7 @@ def test_a_typed_lora_is_described_and_one_for_another_model_is_refused_before_r
     hub.add("studio-test/ink-dev", "ink.safetensors",
             lora_header_file("flux2-dev", "ai-toolkit", rank=32, metadata={"trigger_word": "inkwash"}))
     hub.add("studio-test/flux1-ink", "ink.safetensors", lora_header_file("flux1", "kohya"))
-    page = app_page(browser, app)
+    page = open_app(browser, app, **DESKTOP)
     check = page.locator("#lora-check")
     for row, path in ((1, "studio-test/ink-dev"), (2, "studio-test/flux1-ink")):
         page.locator("#add-lora").click()
@@ -52,15 +52,8 @@ def test_a_typed_lora_is_described_and_one_for_another_model_is_refused_before_r
     page.close()
 
 
-def app_page(browser, app):
-    page = browser.new_page(viewport=DESKTOP)
-    page.goto(app.url)
-    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
-    return page
-
-
 def test_the_library_holds_a_used_lora_with_its_scale_and_a_click_adds_it_back(browser, app, images, screenshot):
-    page = app_page(browser, app)
+    page = open_app(browser, app, **DESKTOP)
     page.locator("#add-lora").click()
     box = page.get_by_label("LoRA 1", exact=True)
     expect(box).to_be_visible(timeout=30_000)

@@ -9,9 +9,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.helpers.app import launch_app, stop_app
+from tests.helpers.browser import no_error_pill, open_app
 
 CARDS = "#jobs .thumbnail-item"
-ERROR_PILL = "[data-testid=status-tracker] .error"
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +20,6 @@ def paired_app(fake, tmp_path_factory):
     launched = launch_app(tmp_path_factory.mktemp("paired-app"), fake, STUDIO_VISITOR_CONCURRENCY="2")
     yield launched
     stop_app(launched)
-
-
-def open_page(browser, app):
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(app.url)
-    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
-    return page
 
 
 def card(page, text):
@@ -38,7 +31,7 @@ def test_five_queued_variants_one_failing_one_cancelled_the_rest_in_history_acro
     # Two at a time (the visitor's concurrency), 10 s each: variant 5 waits long enough to be cancelled in line.
     fake.job_seconds = 10
     fake.fail = {"status": 500, "on": "stream", "times": 1, "detail": "the runner fell over"}  # one run fails
-    page = open_page(browser, paired_app)
+    page = open_app(browser, paired_app, height=900)
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
     for n in range(1, 6):
@@ -86,6 +79,6 @@ def test_five_queued_variants_one_failing_one_cancelled_the_rest_in_history_acro
     expect(page.locator("#results img").first).to_be_visible()
     expect(page.locator("#download-zip")).to_be_enabled(timeout=15_000)
     expect(page.locator("#compare img").first).to_be_visible(timeout=15_000)
-    expect(page.locator(ERROR_PILL)).to_have_count(0)
+    no_error_pill(page)
     screenshot(page, "opened")
     page.close()

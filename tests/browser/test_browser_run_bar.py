@@ -10,10 +10,10 @@ import re
 from playwright.sync_api import expect
 
 from tests.helpers.app import SERVER_KEY
+from tests.helpers.browser import no_error_pill
 
 WAITING = "waiting for the first update"
 QUEUE_CARDS = "#jobs .thumbnail-item"
-ERROR_PILL = "[data-testid=status-tracker] .error"  # Gradio's red "Error" pill on a component
 # Every status text the page showed, and what Run read with it (its ::after: the step).
 RECORD_STATUSES = """
 window.__statuses = [];
@@ -110,8 +110,7 @@ def test_a_fal_error_says_failed_with_the_reason(browser, app, fake, images, scr
     expect(page.locator("#status")).to_contain_text("Failed: fal refused the API key", timeout=60_000)
     expect(page.locator("#run-button")).to_have_text("Run")
     expect(page.locator("#stop-button")).to_be_disabled()
-    page.wait_for_timeout(500)  # a pill would come as the event ends
-    expect(page.locator(ERROR_PILL)).to_have_count(0)  # a failed run is said, not a red pill
+    no_error_pill(page)  # a failed run is said, not a red pill
     screenshot(page)
     fake.keys = {SERVER_KEY}
     page.close()
@@ -125,8 +124,7 @@ def test_a_form_error_is_on_the_status_line(browser, app, fake, screenshot):
     expect(page.locator("#status")).to_contain_text("Reference images: add at least one image")
     expect(page.locator("#status")).not_to_contain_text("Ready")
     assert not fake.jobs
-    page.wait_for_timeout(500)
-    expect(page.locator(ERROR_PILL)).to_have_count(0)
+    no_error_pill(page)
     screenshot(page)
     page.close()
 

@@ -10,7 +10,7 @@ import zipfile
 
 from playwright.sync_api import expect
 
-from tests.helpers.browser import no_error_pill
+from tests.helpers.browser import no_error_pill, open_app
 
 CELLS = "#sweep-cells .thumbnail-item"
 # Every sweep cell caption whose text is cut (wider or taller than its box).
@@ -19,15 +19,8 @@ CUT_CAPTIONS = """() => [...document.querySelectorAll("#sweep-cells .caption-lab
   .map((c) => c.innerText)"""
 
 
-def open_page(browser, app):
-    page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
-    page.goto(app.url)
-    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
-    return page
-
-
 def test_the_sweep_axis_follows_the_lora_list(browser, app, screenshot):
-    page = open_page(browser, app)
+    page = open_app(browser, app, width=1440, height=1000, accept_downloads=True)
     page.get_by_text("Sweep", exact=True).click()
     expect(page.locator("#sweep-x input")).to_have_value("Seed")
     expect(page.locator("#sweep-x-values textarea, #sweep-x-values input")).to_have_value("1, 2, 3, 4")
@@ -43,7 +36,7 @@ def test_the_sweep_axis_follows_the_lora_list(browser, app, screenshot):
 
 
 def test_a_refused_sweep_says_why_on_the_status_line_without_red_pills(browser, app, fake, screenshot):
-    page = open_page(browser, app)
+    page = open_app(browser, app, width=1440, height=1000, accept_downloads=True)
     page.get_by_text("Sweep", exact=True).click()
     page.locator("#sweep-button").click()  # no image, no instruction
     status = page.locator("#status")
@@ -58,7 +51,7 @@ def test_a_refused_sweep_says_why_on_the_status_line_without_red_pills(browser, 
 
 def test_a_two_cell_sweep_from_queued_to_done_then_zip_cells_and_history(browser, app, fake, images, screenshot):
     fake.job_seconds = 6  # long enough to see the cells before the first one finishes
-    page = open_page(browser, app)
+    page = open_app(browser, app, width=1440, height=1000, accept_downloads=True)
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
     page.locator("#prompt textarea").fill("make it glow")

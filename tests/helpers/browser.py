@@ -5,6 +5,15 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 
+def open_app(browser, app, width: int = 1400, height: int = 1400, **options):
+    """A new page (a browser context of its own: no History, no queue) on the launched app, once
+    its form is there. `options` go to Playwright's new_page (accept_downloads, color_scheme...)."""
+    page = browser.new_page(viewport={"width": width, "height": height}, **options)
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    return page
+
+
 def drop_zone(slot: int) -> str:
     """The name of image `slot`'s empty upload area (the page names it for its slot)."""
     return f"Upload image {slot}"

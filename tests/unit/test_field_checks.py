@@ -11,7 +11,8 @@ from PIL import Image
 from backend import images
 from backend.errors import FieldProblem, InvalidInput
 from backend.request import build_request, normalise_lora_path
-from ui.field_checks import field_marks, finished_results, lora_notes, upload_problem
+from ui.field_checks import field_marks, lora_notes, upload_problem
+from ui.results import finished_results
 
 CIVITAI_EXPLAINED = "that is a Civitai model page; paste its download link"
 

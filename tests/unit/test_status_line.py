@@ -9,6 +9,7 @@ from PIL import Image
 from backend.events import Preview, Progress, Queued
 from ui import results
 from ui.run import StatusLine
+from ui.wiring_common import start_run
 
 WAITING = Progress("Sent to fal, waiting for the first update…")
 
@@ -45,7 +46,7 @@ def test_previews_are_not_results_and_stop_brings_back_what_the_page_showed():
     restored = [("/tmp/image-1.png", None)]  # a run restored from History: uncaptioned, a result
     assert results.result_paths(restored) == ["/tmp/image-1.png"]
     # Run clicked with a finished result shown; then Stop at a preview.
-    kept = results.before_run("Run", [*finished, ("/tmp/old-preview.jpg", "interrupted preview")], "details",
+    kept = results.before_run([*finished, ("/tmp/old-preview.jpg", "interrupted preview")], "details",
                               {"recipe": {}}, "7")
     status, gallery, details, last_run, seed = results.after_stop(running, kept)
     assert gallery == [*finished, ("/tmp/p.jpg", results.INTERRUPTED)] and "shown again" in status
@@ -54,4 +55,5 @@ def test_previews_are_not_results_and_stop_brings_back_what_the_page_showed():
     assert results.after_stop([], kept)[1] == finished  # stopped before its first preview
     assert results.after_stop(finished, kept)[1] == gr.skip()  # a result that came just before Stop stays
     assert results.after_stop(restored, kept)[1] == gr.skip()  # a stopped sweep leaves the gallery alone
-    assert results.before_run("Running", finished, "", None, "") == gr.skip()  # a click that queues
+    assert start_run("Run", finished, "", None, "")[-1]["gallery"] == finished  # Run's click keeps the page
+    assert start_run("Running", finished, "", None, "")[-1] == gr.skip()  # a click that queues keeps nothing
