@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,9 @@ def preview_png(path: str | None) -> tuple[Any, str, Any]:
     return recipe, recipe_summary(recipe), gr.update(interactive=True)
 
 
-def mask_file(path: str | None) -> str | None:
-    """A region edit's mask from the PNG at `path`, written to a file of its own (for the page's
-    restored mask), or None: no mask, or not a PNG of a sane size."""
+def mask_file(path: str | None, folder: Callable[[], Path]) -> str | None:
+    """A region edit's mask from the PNG at `path`, written to a file in `folder()` (asked only
+    when there is a mask; for the page's restored mask), or None: no mask, or not a PNG of a sane size."""
     data = read_mask(Path(path).read_bytes()) if path else None
     if not data:
         return None
@@ -85,7 +86,7 @@ def mask_file(path: str | None) -> str | None:
             mask = opened.convert("L")
     except Exception:  # not a PNG Pillow can read: no mask
         return None
-    with tempfile.NamedTemporaryFile(prefix="studio-mask-", suffix=".png", delete=False) as file:
+    with tempfile.NamedTemporaryFile(dir=folder(), prefix="mask-", suffix=".png", delete=False) as file:
         mask.save(file, format="PNG")
     return file.name
 

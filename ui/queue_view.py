@@ -20,6 +20,7 @@ import gradio as gr
 from PIL import Image
 
 from backend.errors import InvalidInput, StudioError
+from backend.images import decoding, open_image, read_source
 from backend.jobs import (
     DONE,
     FAILED,
@@ -112,10 +113,13 @@ def _work(ctx: Context, values: dict[str, Any], plan: RunPlan, control: JobContr
 def _thumbnail(plan: RunPlan) -> Image.Image | None:
     """A small copy of image 1, shown for the run until it has a result."""
     try:
-        with Image.open(plan.request.image_urls[0]) as opened:
-            opened.thumbnail((THUMB_SIDE, THUMB_SIDE))  # before decoding all of it (JPEG: a reduced draft)
+        # Opened as every visitor's image is (allowed formats, size checked, one of the decoding
+        # slots), and shrunk before it is decoded (JPEG: a reduced draft).
+        data = read_source(plan.request.image_urls[0], "image 1")
+        with decoding(), open_image(data, "image 1") as opened:
+            opened.thumbnail((THUMB_SIDE, THUMB_SIDE))
             return opened.convert("RGB")
-    except Exception:  # a reference the backend fetches (a URL): no picture
+    except Exception:  # a reference the backend fetches (a URL), or one the run will refuse: no picture
         return None
 
 

@@ -3,7 +3,9 @@ presets, a PNG's recipe (shown, then applied), and the LoRA library built from t
 
 from __future__ import annotations
 
+import tempfile
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -15,6 +17,8 @@ from ui.form import PRESET_FIELDS, RESTORED_FIELDS
 from ui.layout import Page
 from ui.region_editor import show_restored
 from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context
+
+MASK_SECONDS = 86_400  # a PNG's mask waits this long for its image 1 (Gradio keeps uploads a day too)
 
 
 def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> Any:
@@ -44,11 +48,17 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
                             **PRIVATE_FAST)
     # A dropped PNG's recipe is shown first; Apply sets the form. The `restore` API applies at once.
     # A region edit's PNG also brings its mask back: the restored mask once image 1 is there (ui/png_restore.py).
-    recipe_mask = gr.State(None)
+    # The masks are written under a folder of their own, each kept a day (as Gradio keeps uploads):
+    # a stranger dropping PNG after PNG does not fill the disk.
+    recipe_mask, masks = gr.State(None), Path(tempfile.mkdtemp(prefix="studio-masks-"))
+
+    def mask_file(path: str | None) -> str | None:
+        return png_restore.mask_file(path, lambda: results.fresh_folder(masks, keep_seconds=MASK_SECONDS))
+
     for trigger in (page.recipe_file.upload, page.recipe_file.clear):
         trigger(png_restore.preview_png, page.recipe_file, [page.recipe_read, page.recipe_preview, page.recipe_apply],
                 **PRIVATE)
-        trigger(png_restore.mask_file, page.recipe_file, recipe_mask, **PRIVATE)
+        trigger(mask_file, page.recipe_file, recipe_mask, **PRIVATE)
     page.recipe_apply.click(partial(png_restore.apply_png, setup=ctx.setup), [page.recipe_read, page.lora_version],
                             [*restored, page.lora_version, page.status], **PRIVATE,
                             ).then(png_restore.apply_mask, [recipe_mask, page.slots[0]],

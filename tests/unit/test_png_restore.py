@@ -73,7 +73,7 @@ def test_a_region_edits_png_brings_its_mask_back_with_image_1(tmp_path):
     _read, summary, _apply = png_restore.preview_png(str(path))
     assert "feather 12 px" in summary and "the mask is in this PNG" in summary
     assert "Its mask comes back with image 1" in png_restore.apply_png(recipe, 0, SETUP)[-1]
-    restored = png_restore.mask_file(str(path))
+    restored = png_restore.mask_file(str(path), lambda: tmp_path)
     assert restored and Image.open(restored).tobytes() == mask.tobytes()  # the same mask, pixel for pixel
 
     image_1, other = tmp_path / "image-1.png", tmp_path / "other.png"
@@ -89,10 +89,13 @@ def test_a_region_edits_png_brings_its_mask_back_with_image_1(tmp_path):
 
 
 def test_a_png_whose_mask_chunk_is_not_a_mask_restores_no_mask(tmp_path):
+    def no_folder():
+        raise AssertionError("a folder is made only for a mask")
+
     result = io.BytesIO()
     Image.new("RGB", (8, 8)).save(result, format="PNG")
     for junk in (b"not a png at all", b"GIF89a" + bytes(40)):
         path = tmp_path / "odd.png"
         path.write_bytes(embed_recipe(result.getvalue(), a_recipe(), junk))
-        assert png_restore.mask_file(str(path)) is None
-    assert png_restore.mask_file(png_with(a_recipe(), tmp_path)) is None  # a PNG without a region
+        assert png_restore.mask_file(str(path), no_folder) is None
+    assert png_restore.mask_file(png_with(a_recipe(), tmp_path), no_folder) is None  # a PNG without a region
