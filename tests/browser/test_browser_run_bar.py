@@ -165,6 +165,7 @@ def test_the_run_bar_stays_in_view_on_desktop_and_phone(browser, app, fake, imag
     viewport_shot(page, screenshot, "desktop-scrolled")
     page.close()
 
+    fake.job_seconds = 8  # long enough to click Run again while it goes
     phone = open_page(browser, app, width=390, height=844)
     fill_form(phone, images["red"])
     assert in_viewport(phone, "#run-bar")
@@ -176,14 +177,23 @@ def test_the_run_bar_stays_in_view_on_desktop_and_phone(browser, app, fake, imag
     assert in_viewport(phone, "#status")
     expect(phone.locator("#run-note")).to_have_count(0)  # a first click runs: no note about the queue
     viewport_shot(phone, screenshot, "phone-running")
+    # Run again while it goes: the note about the queue takes a line of its own; Run, Stop and
+    # + Queue stay side by side, each wide enough to press.
+    phone.locator("#run-button").click()
+    expect(phone.locator("#run-note")).to_be_visible(timeout=10_000)
+    boxes = [phone.locator(f"#{name}").bounding_box() for name in ("run-button", "stop-button", "queue-button")]
+    assert all(box["width"] >= 60 for box in boxes), boxes
+    assert max(b["y"] for b in boxes) - min(b["y"] for b in boxes) < 2, boxes
+    assert phone.locator("#run-note").bounding_box()["y"] >= boxes[0]["y"] + boxes[0]["height"] - 1
+    viewport_shot(phone, screenshot, "phone-second-click")
     expect(phone.locator("#status")).to_contain_text("Done", timeout=60_000)
     expect(phone.locator("#run-button")).to_have_text("Run")
     phone.locator("#status").scroll_into_view_if_needed()
     viewport_shot(phone, screenshot, "phone-done")
     # With results, compare, History and a queued run on it, the page still fits the phone's width.
     phone.locator("#queue-button").click()
-    expect(phone.locator(QUEUE_CARDS)).to_have_count(1, timeout=15_000)
-    expect(phone.locator(QUEUE_CARDS).first).to_contain_text("done", timeout=60_000)
+    expect(phone.locator(QUEUE_CARDS)).to_have_count(2, timeout=15_000)
+    expect(phone.locator(QUEUE_CARDS).filter(has_text="done")).to_have_count(2, timeout=60_000)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     phone.close()
 
