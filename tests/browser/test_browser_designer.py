@@ -205,3 +205,48 @@ def test_escape_stops_a_run_and_cancels_the_fal_job(browser, app, fake, images, 
     screenshot(page)
     page.close()
 
+
+
+def test_a_stop_before_the_page_has_heard_back_from_run_still_cancels_the_fal_job(browser, app, fake, images):
+    # The page learns a run's event id from the answer to its /queue/join; Gradio's Stop sends
+    # that id to cancel the run. Here the answer is held back (as on a busy page or network)
+    # while the server, which got the join, already has the job at fal: Escape then comes
+    # before the page knows the id, and must still end the job once the answer is in.
+    fake.job_seconds = 300
+    page = open_page(browser, app)
+    held = []
+
+    def hold_the_run(route):
+        if route.request.post_data and route.request.post_data.startswith('{"data":["slow"'):
+            held.append((route, route.fetch()))  # the server has the join; the page waits
+        else:
+            route.continue_()
+
+    page.route("**/gradio_api/queue/join*", hold_the_run)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("slow")
+    page.locator("#run-button").click()
+    # Waited for through the page: Playwright hands the join to the route only while it is called.
+    assert while_page(page, lambda: any(j.state == "IN_PROGRESS" for j in fake.jobs.values()), seconds=15)
+    expect(page.locator("#stop-button")).to_be_enabled()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)  # Stop's cancel is on its way, without the run's event id
+    assert len(held) == 1
+    route, answer = held[0]
+    route.fulfill(response=answer)
+    assert fake.wait_for(lambda: all(j.cancelled for j in fake.jobs.values()), timeout=20), [
+        (j.state, j.cancelled) for j in fake.jobs.values()]
+    expect(page.locator("#status")).to_contain_text("Stopped")
+    expect(page.locator("#run-button")).to_have_text("Run")
+    page.close()
+
+
+def while_page(page, condition, seconds: float) -> bool:
+    """Wait for `condition()` while the page's events (its routes) keep being handled."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        page.wait_for_timeout(100)
+    return True
