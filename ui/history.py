@@ -229,6 +229,11 @@ def clear_click(past: list[dict] | None, armed_at: float | None) -> tuple:
             gr.update(visible=True), gr.Timer(active=True))
 
 
+def clear_button(items: list | None) -> Any:
+    """Clear is enabled while History shows a run (its gallery changed)."""
+    return gr.update(interactive=bool(items))
+
+
 def undo_clear(cleared: dict | None, current: list[dict] | None) -> tuple:
     """The history before Clear, with what came since (a new run, a star) kept."""
     if not cleared:

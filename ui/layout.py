@@ -364,8 +364,9 @@ def _history(page: Page) -> None:
                                              elem_id="history-compare", interactive=False)
             page.history_undo = gr.Button("Undo clear", size="sm", elem_id="history-undo", visible=False)
             page.history_timer = gr.Timer(1, active=False)
+            # Enabled while History has a run (ui/history.py clear_button).
             page.history_clear = gr.Button(CLEAR_LABEL, size="sm", variant="stop",
-                                           elem_id="history-clear")
+                                           elem_id="history-clear", interactive=False)
     with gr.Accordion("Log", open=False):
         page.logs = gr.Textbox(label="Log lines", lines=8, max_lines=20, interactive=False, elem_id="logs")
 

@@ -35,7 +35,8 @@ def queue_panel() -> QueuePanel:
             # Enabled once a run that can be opened (done) or cancelled (unfinished) is picked.
             open_button = gr.Button("Open this run", size="sm", elem_id="job-open", interactive=False)
             cancel = gr.Button("Cancel this run", size="sm", elem_id="job-cancel", interactive=False)
-            clear = gr.Button("Clear finished", size="sm", elem_id="jobs-clear")
+            # Enabled while there is a finished run to clear (queue_view.clear_button).
+            clear = gr.Button("Clear finished", size="sm", elem_id="jobs-clear", interactive=False)
     return QueuePanel(
         gallery=gallery, detail=detail, open=open_button, cancel=cancel, clear=clear, ids=gr.State([]),
         picked=gr.State(None), seen=gr.State(-1), timer=gr.Timer(1, active=False),

@@ -231,6 +231,12 @@ def clear_finished(board: JobBoard, token: str | None) -> tuple:
     return *panel(board, token or ""), None
 
 
+def clear_button(board: JobBoard, token: str | None) -> Any:
+    """"Clear finished" is enabled while there is a finished run to clear (the panel changed)."""
+    jobs = board.jobs(token) if token else []
+    return gr.update(interactive=any(job.state in FINISHED for job in jobs))
+
+
 def _job(board: JobBoard, token: str | None, job_id: str | None) -> Job | None:
     if not token or not job_id:
         return None

@@ -44,6 +44,7 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     page.history_undo.click(history_lib.undo_clear, [page.history_cleared, page.history],
                             [page.history, page.history_gallery, page.history_cleared, page.history_undo],
                             **PRIVATE_FAST)
+    page.history_gallery.change(history_lib.clear_button, page.history_gallery, page.history_clear, **PRIVATE_FAST)
     page.history_timer.tick(history_lib.clear_tick, [page.history_armed, page.history_cleared], clearing,
                             **PRIVATE_FAST)
     # A dropped PNG's recipe is shown first; Apply sets the form. The `restore` API applies at once.

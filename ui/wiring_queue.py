@@ -48,6 +48,7 @@ def wire_queue(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
     panel.clear.click(partial(view.clear_finished, board), panel.token, [*shown, panel.picked], **PRIVATE_FAST,
                       ).then(lambda: ("", gr.update(interactive=False), gr.update(interactive=False)), None,
                              [panel.detail, *buttons], **PRIVATE_FAST)
+    panel.gallery.change(partial(view.clear_button, board), panel.token, panel.clear, **PRIVATE_FAST)
     return panel.open.click(
         partial(view.open_job, board, outputs_root=ctx.outputs.root), [panel.token, panel.picked],
         [page.gallery, page.status, page.last_run, page.seed_used, page.details], **PRIVATE,

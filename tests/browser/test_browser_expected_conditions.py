@@ -20,6 +20,9 @@ def test_nothing_picked_and_bad_files_never_raise(browser, app, images, tmp_path
     # First visit: nothing in the history is picked, so Restore and Star wait.
     expect(page.locator("#history-restore")).to_be_disabled()
     expect(page.locator("#history-star")).to_be_disabled()
+    # Nothing to clear either, in History or in the Queue.
+    expect(page.locator("#history-clear")).to_be_disabled()
+    expect(page.locator("#jobs-clear")).to_be_disabled()
     # Presets: Save waits for a name (spaces are none), Load for a picked preset.
     page.get_by_text("Presets", exact=True).click()
     expect(page.locator("#preset-save")).to_be_disabled()
@@ -109,9 +112,11 @@ def test_history_cards_and_clear_that_asks_and_can_be_undone(browser, app, fake,
     page.locator("#history-clear").click()
     expect(page.locator("#history img")).to_have_count(0, timeout=10_000)
     expect(page.locator("#history-undo")).to_be_visible()
+    expect(page.locator("#history-clear")).to_be_disabled()  # nothing left to clear
     screenshot(page, "cleared")
     page.locator("#history-undo").click()
     expect(page.locator("#history img")).to_have_count(count, timeout=10_000)
+    expect(page.locator("#history-clear")).to_be_enabled()
     expect(page.locator("#history-undo")).to_be_hidden()
     expect(page.locator("#history-clear")).to_have_text("Clear (keeps starred)")
     # Unconfirmed, Clear disarms by itself (the page's timer ticks; when an unused Undo goes away

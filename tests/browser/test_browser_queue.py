@@ -34,6 +34,7 @@ def test_five_queued_variants_one_failing_one_cancelled_the_rest_in_history_acro
     page = open_app(browser, paired_app, height=900)
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    expect(page.locator("#jobs-clear")).to_be_disabled()  # nothing queued: nothing to clear
     for n in range(1, 6):
         page.locator("#prompt textarea").fill(f"variant {n}")
         page.locator("#queue-button").click()
@@ -47,6 +48,7 @@ def test_five_queued_variants_one_failing_one_cancelled_the_rest_in_history_acro
     expect(page.locator("#job-open")).to_be_disabled()
     page.locator("#job-cancel").click()
     expect(card(page, "variant 5")).to_contain_text("⏹", timeout=10_000)
+    expect(page.locator("#jobs-clear")).to_be_enabled()
 
     page.reload()  # the queue is kept on the server, found again by this browser's token
     expect(page.locator(CARDS)).to_have_count(5, timeout=30_000)
@@ -81,4 +83,11 @@ def test_five_queued_variants_one_failing_one_cancelled_the_rest_in_history_acro
     expect(page.locator("#compare img").first).to_be_visible(timeout=15_000)
     no_error_pill(page)
     screenshot(page, "opened")
+
+    # Clear finished empties the panel; History keeps the three.
+    page.locator("#jobs-clear").click()
+    expect(page.locator(CARDS)).to_have_count(0, timeout=10_000)
+    expect(page.locator("#jobs-clear")).to_be_disabled()
+    expect(history).to_have_count(3)
+    no_error_pill(page)
     page.close()
