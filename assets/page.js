@@ -112,3 +112,38 @@ document.addEventListener("click", (event) => {
     if (status) window.scrollTo({top: window.scrollY + status.getBoundingClientRect().top - 8});  // a little room above
   }
 }, true);  // capture: before Gradio's own handler
+// Buttons whose effect lands elsewhere on the page (Run sweep at the foot of the form, the
+// History's and the sweep's buttons below the results, which on a phone are a screen or more
+// from the form): once the click has its answer, the page brings that place into view, unless
+// it is already there. An entry's `answer` waits for the status line to change (the answer
+// says where to look: a refused sweep, for one, is explained on the status line); without it
+// the place is brought into view at once.
+const inView = (element) => {
+  const box = element.getBoundingClientRect();
+  return box.top >= 0 && box.top < window.innerHeight - 120;
+};
+const bringIntoView = (selector) => {
+  const element = document.querySelector(selector);
+  if (element && !inView(element)) window.scrollTo({top: window.scrollY + element.getBoundingClientRect().top - 8});
+};
+const EFFECTS = [
+  // "⚙️ Sweep: 0 of 4 cells done, …" once the sweep started; otherwise the status says why not.
+  {button: "#sweep-button", answer: (status) => (status.includes("Sweep:") ? "#sweep-results" : "#status")},
+  {button: "#history-restore, #sweep-restore, #recipe-apply, #job-open", answer: () => "#status"},
+  {button: "#history-compare", place: "#compare-panel"},
+  {button: "#use-as-input, #add-as-reference, #sweep-use-input", place: "#reference-1"},
+];
+document.addEventListener("click", (event) => {
+  const effect = event.target.closest && EFFECTS.find((e) => event.target.closest(e.button));
+  const status = document.querySelector("#status");
+  if (!effect || !status) return;
+  if (effect.place) return setTimeout(() => bringIntoView(effect.place), 100);
+  const before = status.innerText;
+  const clickedAt = Date.now();
+  const answered = () => {
+    const now = status.innerText;
+    if (now === before && Date.now() - clickedAt < 5000) return setTimeout(answered, 100);
+    bringIntoView(effect.answer(now));
+  };
+  setTimeout(answered, 100);
+}, true);

@@ -326,7 +326,7 @@ def _results(page: Page) -> None:
 
 
 def _compare(page: Page) -> None:
-    with gr.Accordion("Compare", open=True):
+    with gr.Accordion("Compare", open=True, elem_id="compare-panel"):
         page.compare_mode = gr.Radio(
             [("Before / after (image 1 vs the selected result)", "before"), ("A / B", "ab")],
             value="before", show_label=False, elem_id="compare-mode",

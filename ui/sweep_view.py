@@ -142,12 +142,13 @@ def run_sweep_view(
     saved: dict[int, SavedRun] = {}
     results: dict[int, Result] = {}
     failures: dict[int, str] = {}
-    started: list[int] = list(range(min(run.backend.concurrent_runs, total)))  # the pool starts these first
+    # A set: the pool starts these first, and run_sweep reports them started again when it does.
+    started: set[int] = set(range(min(run.backend.concurrent_runs, total)))
     lock = threading.Lock()
 
     def start(index: int) -> None:
         with lock:
-            started.append(index)
+            started.add(index)
 
     def state(sweep_run: dict | None = None) -> dict:
         return {"cells": [{"caption": c, "image": p} for c, p in zip(plan.captions, paths)], "run": sweep_run}

@@ -262,3 +262,32 @@ def test_while_a_sweep_runs_stop_is_enabled_and_run_queues_beside_it(browser, ap
     cancel_queued(page, fake)
     screenshot(page)
     page.close()
+
+
+def test_on_a_phone_a_button_whose_effect_is_elsewhere_brings_it_into_view(browser, app, fake, images, screenshot):
+    """On a phone the form and the results are a screen or more apart: Use as input, History's
+    Compare and Restore scroll to what they changed (image 1, the compare slider, the status)."""
+    fake.job_seconds = 0.5
+    phone = open_page(browser, app, width=390, height=844)
+    fill_form(phone, images["red"])
+    phone.locator("#run-button").click()
+    expect(phone.locator("#status")).to_contain_text("Done", timeout=60_000)
+    expect(phone.locator("#history-panel img")).to_have_count(1, timeout=15_000)
+
+    phone.locator("#results .thumbnail-item").first.click()
+    expect(phone.locator("#use-as-input")).to_be_enabled(timeout=10_000)
+    phone.locator("#use-as-input").click()
+    expect(phone.locator("#reference-1")).to_be_in_viewport()
+    expect(phone.locator("#reference-1 img")).to_have_attribute("src", re.compile(r"image-1\.png"), timeout=15_000)
+
+    phone.locator("#history-panel .thumbnail-item").first.click()
+    expect(phone.locator("#history-compare")).to_be_enabled(timeout=10_000)
+    phone.locator("#history-compare").click()
+    expect(phone.locator("#compare")).to_be_in_viewport()
+    expect(phone.locator("#compare img")).to_have_count(2, timeout=10_000)
+    viewport_shot(phone, screenshot, "compare")
+
+    phone.locator("#history-restore").click()
+    expect(phone.locator("#status")).to_contain_text("Restored the run", timeout=15_000)
+    expect(phone.locator("#status")).to_be_in_viewport()
+    phone.close()

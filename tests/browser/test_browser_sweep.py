@@ -42,6 +42,7 @@ def test_a_refused_sweep_says_why_on_the_status_line_without_red_pills(browser, 
     status = page.locator("#status")
     expect(status).to_contain_text("Please check the form", timeout=15_000)
     expect(status).to_contain_text("Reference images")
+    expect(status).to_be_in_viewport()  # brought up from the foot of the form, where Run sweep is
     no_error_pill(page)
     expect(page.locator("#run-button")).to_have_text("Run")  # the run bar is free again
     assert not fake.jobs
@@ -70,6 +71,7 @@ def test_a_two_cell_sweep_from_queued_to_done_then_zip_cells_and_history(browser
     # Before the first cell finishes: both cells there, each saying what it is doing.
     cells = page.locator(CELLS)
     expect(cells).to_have_count(2, timeout=15_000)
+    expect(page.locator("#sweep-cells")).to_be_in_viewport()  # in the other column, brought into view
     expect(cells.nth(0)).to_contain_text(re.compile(r"(queued|running) · seed 1 · guidance 2.5"))
     expect(cells.nth(1)).to_contain_text(re.compile(r"(queued|running) · seed 2 · guidance 2.5"))
     expect(page.locator("#status")).to_contain_text(re.compile(r"Sweep: 0 of 2 cells done, cells? 1"))

@@ -68,15 +68,20 @@ def test_every_cell_shows_its_state_from_the_first_update_then_its_image(pointed
     halfway = (["lora1 0.4", "running · lora1 0.7"], "⚙️ Sweep: 1 of 2 cells done, cell 2 running")
     assert halfway in seen
     assert seen.index(halfway) < len(seen) - 1
+    # Until cell 1 is done, every update names it once ("cells 1, 1 running" was seen in Chromium).
+    assert {status for _c, status in seen[:seen.index(halfway)]} == {first[1]}
     last = updates[-1]
     assert captions(last) == ["lora1 0.4", "lora1 0.7"] and last[1] == "✅ Sweep done: 2 of 2 cells"
     assert all(Path(path).is_file() and tmp_path in Path(path).parents for path, _c in last[0])
 
 
 def test_captions_carry_every_axis_value_and_the_zip_names_its_files_by_them(pointed, images, tmp_path):
+    pointed.job_seconds = 1.2  # long enough for updates while the four cells run
     backend = FalBackend(FalSettings(poll_interval=0.05), server_key=SERVER_KEY)
     updates = sweep_updates(pointed, images, tmp_path, "lora1_scale", "0.4, 0.7", "seed", "1, 2", backend=backend)
     assert updates[0][1] == "⚙️ Sweep: 0 of 4 cells done, cells 1–4 running"  # hosted cells run at once
+    before_the_first_cell = [u[1] for u in updates if "0 of 4" in u[1]]
+    assert len(before_the_first_cell) > 1 and set(before_the_first_cell) == {updates[0][1]}
     gallery, status, grid, zipped, _state = updates[-1]
     assert [c for _p, c in gallery] == ["lora1 0.4 · seed 1", "lora1 0.7 · seed 1",
                                         "lora1 0.4 · seed 2", "lora1 0.7 · seed 2"]
