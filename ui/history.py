@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
     if not run or (token and any(entry.get("token") == token for entry in history)):  # kept already
         return history
     entry = {
-        "id": f"{time.time():.6f}",
+        "id": uuid.uuid4().hex,  # which entry is which, as the list changes (undo, runs landing)
         "created": time.strftime("%Y-%m-%d %H:%M"),
         "recipe": run["recipe"],
         "images": run["images"],
@@ -196,9 +197,9 @@ def _as_updates(values: dict[str, Any]) -> list[Any]:
     return [gr.skip() if values[name] is SKIP else values[name] for name in RESTORED_FIELDS]
 
 
-def remember(run: dict | None, past: list[dict] | None) -> tuple[list[dict], list]:
-    past = add_entry(past, run)
-    return past, gallery_items(past)
+def remember(run: dict | None, past: list[dict] | None, picked: int | None) -> tuple:
+    """A finished run on top of History, the picked card still picked (add_entries' outputs)."""
+    return add_entries(past, [run] if run else [], picked)
 
 
 def star(past: list[dict] | None, index: int | None, outputs_root: Path) -> tuple[list[dict], list]:
@@ -225,8 +226,8 @@ def clear_click(past: list[dict] | None, armed_at: float | None) -> tuple:
         return (gr.skip(), gr.skip(), now, gr.skip(), gr.update(value=CLEAR_ARMED_LABEL), gr.skip(),
                 gr.Timer(active=True))
     kept, items = clear_unstarred(past)
-    return (kept, items, None, {"at": now, "entries": list(past or [])}, gr.update(value=CLEAR_LABEL),
-            gr.update(visible=True), gr.Timer(active=True))
+    return (kept, gr.update(value=items, selected_index=None), None, {"at": now, "entries": list(past or [])},
+            gr.update(value=CLEAR_LABEL), gr.update(visible=True), gr.Timer(active=True))
 
 
 def clear_button(items: list | None) -> Any:
@@ -352,6 +353,30 @@ def preset_buttons(name: str | None, pick: str | None) -> tuple:
 def pick_run(event: gr.SelectData) -> tuple:
     """A history entry picked: Restore, Star and Compare can act on it."""
     return event.index, *(gr.update(interactive=True) for _ in range(3))
+
+
+def add_entries(history: list[dict] | None, runs: list[dict], picked: int | None) -> tuple:
+    """`runs` (oldest first) added to the history, the picked run still picked: its card moves
+    down as runs land on top (the pick is an index), and one the history dropped is unpicked.
+    Outputs: history, history gallery, picked, Restore, Star, Compare."""
+    before = list(history or [])
+    picked_id = before[picked].get("id") if picked is not None and 0 <= picked < len(before) else None
+    for run in runs:  # oldest first: the newest ends on top
+        history = add_entry(history, run)
+    history = list(history or [])
+    items = gallery_items(history)
+    if picked_id is None:
+        return history, items, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    moved = next((i for i, entry in enumerate(history) if entry.get("id") == picked_id), None)
+    if moved is None:
+        return history, gr.update(value=items, selected_index=None), *unpick_run()
+    return history, gr.update(value=items, selected_index=moved), moved, gr.skip(), gr.skip(), gr.skip()
+
+
+def unpick_if_cleared(armed_at: float | None) -> tuple:
+    """After a click on Clear: a clear unpicks the run picked (its card may be gone); a first
+    click, which only arms Clear, leaves it picked."""
+    return tuple(gr.skip() for _ in range(4)) if armed_at is not None else unpick_run()
 
 
 def unpick_run() -> tuple:

@@ -73,10 +73,10 @@ def restore_cell(state: dict | None, index: int | None, version: float, setup: P
     return (*updates, version + 1, f"♻️ Restored the settings of the sweep cell {as_text(cell['caption'])}.")
 
 
-def remember_sweep(state: dict | None, past: list[dict] | None) -> tuple:
-    """A finished sweep as one History card (None after a Stop or when no cell made an image).
-    Outputs: the history, its gallery, then no card picked (the cards moved): ui/history.py unpick_run."""
-    return (*history_lib.remember((state or {}).get("run"), past), *history_lib.unpick_run())
+def remember_sweep(state: dict | None, past: list[dict] | None, picked: int | None) -> tuple:
+    """A finished sweep as one History card (None after a Stop or when no cell made an image),
+    the picked card still picked. Outputs: ui/history.py add_entries'."""
+    return history_lib.remember((state or {}).get("run"), past, picked)
 
 
 def restore_sweep(past: list[dict] | None, index: int | None, outputs_root: Path) -> tuple:

@@ -25,8 +25,8 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     """History's events; returns the restore's last event: the restored run is then the page's run."""
     restored = [page.form[name] for name in RESTORED_FIELDS]
     history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
-    run_event.then(history_lib.remember, [page.last_run, page.history], [page.history, page.history_gallery],
-                   **PRIVATE).then(history_lib.unpick_run, None, history_buttons, **PRIVATE_FAST)
+    run_event.then(history_lib.remember, [page.last_run, page.history, page.history_selected],
+                   [page.history, page.history_gallery, *history_buttons], **PRIVATE)
     demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST)
     page.history_gallery.select(history_lib.pick_run, None, history_buttons, **PRIVATE_FAST)
     page.history_star.click(partial(history_lib.star, outputs_root=ctx.outputs.root),
@@ -36,7 +36,8 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     clearing = [page.history_armed, page.history_cleared, page.history_clear, page.history_undo, page.history_timer]
     page.history_clear.click(history_lib.clear_click, [page.history, page.history_armed],
                              [page.history, page.history_gallery, *clearing], **PRIVATE_FAST,
-                             ).then(history_lib.unpick_run, None, history_buttons, **PRIVATE_FAST)
+                             ).then(history_lib.unpick_if_cleared, page.history_armed, history_buttons,
+                                    **PRIVATE_FAST)
     # A/B against any past run: the selected result (A) and the picked run's first image (B).
     page.history_compare.click(partial(history_lib.compare_with_run, outputs_root=ctx.outputs.root),
                                [page.gallery, page.selected, page.history, page.history_selected], page.compare,

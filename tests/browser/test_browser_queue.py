@@ -91,3 +91,41 @@ def test_five_queued_variants_one_failing_one_cancelled_the_rest_in_history_acro
     expect(history).to_have_count(3)
     no_error_pill(page)
     page.close()
+
+
+HISTORY_CARDS = "#history .thumbnail-item"
+
+
+def test_a_run_picked_in_history_stays_picked_as_runs_land_on_top(browser, app, fake, images, screenshot):
+    """A designer picks an older run in History; a queued run and then a run of their own land
+    on top of it: the highlight and Restore stay with the run they picked (they used to stay
+    with its place, the second card, which is now another run)."""
+    fake.job_seconds = 0.5
+    page = open_app(browser, app, height=900)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    for prompt in ("first prompt", "second prompt"):
+        page.locator("#prompt textarea").fill(prompt)
+        page.locator("#run-button").click()
+        expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    cards = page.locator(HISTORY_CARDS)
+    expect(cards).to_have_count(2, timeout=15_000)
+
+    fake.job_seconds = 4
+    page.locator("#prompt textarea").fill("queued prompt")
+    page.locator("#queue-button").click()
+    cards.filter(has_text="first prompt").click()
+    expect(page.locator("#history-restore")).to_be_enabled()
+    expect(cards).to_have_count(3, timeout=60_000)  # the queued run landed on top
+    fake.job_seconds = 0.5
+    page.locator("#prompt textarea").fill("latest prompt")
+    page.locator("#run-button").click()
+    expect(cards).to_have_count(4, timeout=60_000)
+    expect(page.locator(f"{HISTORY_CARDS}.selected")).to_have_count(1)
+    expect(page.locator(f"{HISTORY_CARDS}.selected")).to_contain_text("first prompt")
+    expect(page.locator("#history-restore")).to_be_enabled()
+    screenshot(page)
+    page.locator("#history-restore").click()
+    expect(page.locator("#status")).to_contain_text("Restored the run", timeout=15_000)
+    expect(page.locator("#prompt textarea")).to_have_value("first prompt")
+    no_error_pill(page)
+    page.close()

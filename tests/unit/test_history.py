@@ -186,3 +186,33 @@ def test_clear_asks_disarms_and_offers_undo_only_for_a_few_seconds(monkeypatch):
     now[0] += 2
     _, gone, _, undo, timer = history_lib.clear_tick(None, cleared)
     assert gone is None and undo["visible"] is False
+
+
+def prompts_of(history: list[dict]) -> list[str]:
+    return [entry["recipe"]["request"]["prompt"] for entry in history]
+
+
+def test_runs_that_land_from_the_queue_keep_the_picked_card_picked(run_file):
+    """A run picked in History stays the one Restore, Star and Compare act on when queued runs
+    land on top of it (they act on the index picked: it moved from 1 to 3)."""
+    history = [history_lib.add_entry([], {**run_file, "recipe": {"request": {"prompt": p}}})[0]
+               for p in ("second", "first")]
+    landed = [{**run_file, "recipe": {"request": {"prompt": p}}} for p in ("third", "fourth")]
+    history, gallery, picked, *buttons = history_lib.add_entries(history, landed, 1)
+    assert prompts_of(history) == ["fourth", "third", "second", "first"]
+    assert picked == 3 and gallery["selected_index"] == 3 and len(gallery["value"]) == 4
+    assert all(button is gr.skip() or button == gr.skip() for button in buttons)  # still enabled
+    # Nothing picked: nothing to move.
+    _history, gallery, picked, *_buttons = history_lib.add_entries(history, landed[:1], None)
+    assert picked == gr.skip() and isinstance(gallery, list)
+
+
+def test_a_picked_card_the_cap_drops_is_unpicked(run_file):
+    history = []
+    for number in range(history_lib.MAX_HISTORY):
+        history = history_lib.add_entry(history, {**run_file, "recipe": {"request": {"prompt": f"run {number}"}}})
+    oldest = len(history) - 1
+    history, gallery, picked, *buttons = history_lib.add_entries(history, [run_file], oldest)
+    assert "run 0" not in prompts_of(history)
+    assert picked is None and gallery["selected_index"] is None
+    assert [button["interactive"] for button in buttons] == [False, False, False]

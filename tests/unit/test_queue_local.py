@@ -91,8 +91,10 @@ class Studio:
 
     def poll(self) -> None:
         """What the page's timer does: redraw the panel, and put the runs that finished into History."""
-        # Outputs: the panel's (and the picked run's), then History, its gallery, the version seen, the timer.
-        *_panel, history, _gallery, self.seen, _timer = poll(self.ctx.jobs, self.token, self.history, self.seen, None)
+        # Outputs: the panel (items, ids) and the picked run's line and buttons, then History, its
+        # gallery, its pick and buttons, the version seen, the timer.
+        *_panel, history, _gallery, _picked, _restore, _star, _compare, self.seen, _timer = poll(
+            self.ctx.jobs, self.token, self.history, self.seen, None, None)
         if isinstance(history, list):  # else gr.skip(): History stays as it is
             self.history = history
 
