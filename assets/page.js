@@ -132,6 +132,7 @@ const EFFECTS = [
   {button: "#history-restore, #sweep-restore, #recipe-apply, #job-open", answer: () => "#status"},
   {button: "#history-compare", place: "#compare-panel"},
   {button: "#use-as-input, #add-as-reference, #sweep-use-input", place: "#reference-1"},
+  {button: "#reuse-seed", place: "#seed"},
 ];
 document.addEventListener("click", (event) => {
   const effect = event.target.closest && EFFECTS.find((e) => event.target.closest(e.button));

@@ -25,7 +25,7 @@ def region_editor(place: Callable[[str], Any]) -> tuple[gr.Accordion, gr.ImageEd
     with gr.Accordion("Edit only a region", open=False, elem_id="region-panel") as panel:
         gr.Markdown(HINT, elem_classes=["hint"])
         editor = gr.ImageEditor(
-            label="Paint the area to change", type="pil", image_mode="RGBA", sources=(), elem_id="region-editor",
+            label="Area to change", type="pil", image_mode="RGBA", sources=(), elem_id="region-editor",
             brush=gr.Brush(colors=["#ff2d55"], default_size=32, color_mode="fixed"), eraser=gr.Eraser(default_size=32),
             layers=False, height=420, transforms=(),
         )

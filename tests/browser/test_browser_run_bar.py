@@ -329,6 +329,10 @@ def test_on_a_phone_a_button_whose_effect_is_elsewhere_brings_it_into_view(brows
     expect(phone.locator("#reference-1")).to_be_in_viewport()
     expect(phone.locator("#reference-1 img")).to_have_attribute("src", re.compile(r"image-1\.png"), timeout=15_000)
 
+    phone.locator("#reuse-seed").click()
+    expect(phone.locator("#seed")).to_be_in_viewport()
+    expect(phone.get_by_label("Seed", exact=True)).to_have_value(phone.locator("#seed-used input").input_value())
+
     phone.locator("#history-panel .thumbnail-item").first.click()
     expect(phone.locator("#history-compare")).to_be_enabled(timeout=10_000)
     phone.locator("#history-compare").click()
