@@ -198,7 +198,7 @@ def _inputs(page: Page, setup: PageSetup) -> None:
                 # row 1: swap 1-2, 2-3; row 2: swap 3-4, 4-5, 5-6
                 for i in range(1, 3) if row_start == 1 else range(3, 6):
                     page.move_buttons.append(gr.Button(f"⇄ swap {i} and {i + 1}", size="sm", variant="secondary",
-                                                       elem_id=f"swap-{i}"))
+                                                       elem_id=f"swap-{i}", interactive=False))
         page.local_slot_rows = [slot_row, swap_row]
     page.references_hint = gr.Markdown(references_hint(setup.max_references.get(setup.default_backend, 3)),
                                        elem_classes=["hint"])
@@ -279,7 +279,8 @@ def _presets(page: Page) -> None:
             page.preset_rename = gr.Button("Rename to Name", size="sm", elem_id="preset-rename", interactive=False)
             page.preset_delete = gr.Button("Delete", size="sm", elem_id="preset-delete", interactive=False)
         with gr.Row():
-            page.preset_export = gr.DownloadButton("Export presets", size="sm", elem_id="preset-export")
+            page.preset_export = gr.DownloadButton("Export presets", size="sm", elem_id="preset-export",
+                                                   interactive=False)
             page.preset_import = gr.UploadButton("Import presets", file_types=[".json"], size="sm", type="binary",
                                                  elem_id="preset-import")
 
@@ -314,7 +315,7 @@ def _results(page: Page) -> None:
         # API returns the seed as a number through the hidden `api_seed` instead.
         page.seed_used = gr.Textbox(label="Seed used", interactive=False, max_lines=1, elem_id="seed-used")
         page.api_seed = gr.Number(visible=False, precision=0)
-        page.reuse_seed = gr.Button("Reuse this seed", size="sm", elem_id="reuse-seed")
+        page.reuse_seed = gr.Button("Reuse this seed", size="sm", elem_id="reuse-seed", interactive=False)
     page.details = gr.Markdown(elem_id="details")
     # The finished (or restored) run as code: Gradio's Code has its own copy button (ui/snippets.py).
     with gr.Accordion("Use this run from code", open=False, elem_id="run-code"):

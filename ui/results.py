@@ -35,6 +35,11 @@ def swap_images(slots: tuple[str | None, ...], index: int) -> list[str | None]:
     return pack_images(*values)
 
 
+def swap_buttons(*slots: str | None) -> list[Any]:
+    """Swap i and i+1 is enabled while images i and i+1 are both there."""
+    return [gr.update(interactive=bool(slots[i] and slots[i + 1])) for i in range(len(slots) - 1)]
+
+
 PREVIEW = "preview"  # a running run's intermediate images are captioned "preview · step i of n"
 INTERRUPTED = "interrupted preview"  # and, after Stop, this: neither is a result
 NO_RESULT = ("There is no finished result to use yet (a stopped run leaves only its interrupted preview): "

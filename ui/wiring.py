@@ -76,6 +76,9 @@ def wire_form(page: Page, ctx: Context) -> None:
         slot.clear(results.pack_images, page.slots, page.slots, **PRIVATE_FAST)  # uploads: ui/field_checks.py
     for index, button in enumerate(page.move_buttons):
         button.click(lambda *v, i=index: results.swap_images(v, i), page.slots, page.slots, **PRIVATE_FAST)
+    # A swap is enabled while both of its images are there (the slots are kept packed).
+    for slot in page.slots:
+        slot.change(results.swap_buttons, page.slots, page.move_buttons, **PRIVATE_FAST)
     backend_fields = [page.form[name] for name, f in FIELDS.items() if f.owner in ("fal", "local")]
     page.form["backend"].change(
         partial(switch_backend, ctx=ctx, local_only=len(page.local_slot_rows) + 1), page.form["backend"],
@@ -95,6 +98,8 @@ def wire_form(page: Page, ctx: Context) -> None:
                              **PRIVATE_FAST)
     page.reuse_seed.click(lambda s: (int(s), False) if str(s or "").isdigit() else (gr.skip(), gr.skip()),
                           page.seed_used, [page.form["seed"], page.form["randomize_seed"]], **PRIVATE_FAST)
+    page.seed_used.change(lambda s: gr.update(interactive=str(s or "").isdigit()), page.seed_used, page.reuse_seed,
+                          **PRIVATE_FAST)  # enabled while there is a seed to reuse
 
 
 def switch_backend(name: str, ctx: Context, local_only: int) -> tuple:

@@ -87,9 +87,12 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
 def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
     preset_inputs = [page.form[name] for name in PRESET_FIELDS]
 
-    def export_file(all_presets: dict | None) -> str:
-        """The export button always holds the current presets as a JSON file."""
-        return history_lib.export_presets(all_presets, results.fresh_folder(ctx.downloads))
+    def export_file(all_presets: dict | None) -> Any:
+        """The export button holds the current presets as a JSON file, enabled while there is one."""
+        if not all_presets:
+            return gr.update(value=None, interactive=False)
+        return gr.update(value=history_lib.export_presets(all_presets, results.fresh_folder(ctx.downloads)),
+                         interactive=True)
 
     # Queued (PRIVATE), so that a handler's gr.Warning reaches the page; none of them raises.
     page.preset_save.click(history_lib.save_preset_handler, [page.presets, page.preset_name, *preset_inputs],

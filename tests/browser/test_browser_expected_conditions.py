@@ -23,10 +23,24 @@ def test_nothing_picked_and_bad_files_never_raise(browser, app, images, tmp_path
     # Nothing to clear either, in History or in the Queue.
     expect(page.locator("#history-clear")).to_be_disabled()
     expect(page.locator("#jobs-clear")).to_be_disabled()
-    # Presets: Save waits for a name (spaces are none), Load for a picked preset.
+    # No seed to reuse before a run; no two images to swap before two uploads.
+    expect(page.locator("#reuse-seed")).to_be_disabled()
+    expect(page.locator("#swap-1")).to_be_disabled()
+    expect(page.locator("#swap-2")).to_be_disabled()
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.wait_for_timeout(500)
+    expect(page.locator("#swap-1")).to_be_disabled()  # one image: nothing to swap it with
+    page.locator("#reference-2 input[type=file]").set_input_files(str(images["blue"]))
+    expect(page.locator("#swap-1")).to_be_enabled(timeout=10_000)
+    expect(page.locator("#swap-2")).to_be_disabled()
+    page.locator("#reference-2").get_by_role("button", name="Remove Image").click()
+    expect(page.locator("#swap-1")).to_be_disabled(timeout=10_000)
+    # Presets: Save waits for a name (spaces are none), Load for a picked preset, Export for a preset.
     page.get_by_text("Presets", exact=True).click()
     expect(page.locator("#preset-save")).to_be_disabled()
     expect(page.locator("#preset-load")).to_be_disabled()
+    expect(page.locator("#preset-export")).to_be_disabled()
     page.locator("#preset-name textarea, #preset-name input").first.fill("   ")
     page.wait_for_timeout(500)
     expect(page.locator("#preset-save")).to_be_disabled()
@@ -70,6 +84,7 @@ def test_presets_can_be_renamed_and_deleted(browser, app, tmp_path, screenshot):
     page.get_by_role("option", name="first").click()
     page.locator("#preset-delete").click()
     expect(page.locator("#preset-pick input")).to_have_value("", timeout=10_000)
+    expect(page.locator("#preset-export")).to_be_enabled()  # "renamed" is still there
     expect(page.locator("#preset-load")).to_be_disabled()
     page.locator("#preset-pick input").click()
     expect(page.get_by_role("option")).to_have_text([re.compile(r"^\W*renamed$")])
