@@ -131,7 +131,8 @@ const EFFECTS = [
   {button: "#sweep-button", answer: (status) => (status.includes("Sweep:") ? "#sweep-results" : "#status")},
   {button: "#history-restore, #sweep-restore, #recipe-apply, #job-open", answer: () => "#status"},
   {button: "#history-compare", place: "#compare-panel"},
-  {button: "#use-as-input, #add-as-reference, #sweep-use-input", place: "#reference-1"},
+  // An example fills the images above it: on a phone, out of view.
+  {button: "#use-as-input, #add-as-reference, #sweep-use-input, #examples button", place: "#reference-1"},
   {button: "#reuse-seed", place: "#seed"},
 ];
 document.addEventListener("click", (event) => {

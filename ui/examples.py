@@ -25,7 +25,7 @@ def project_examples(prompt: gr.Textbox, slots: list[gr.Image]) -> Any:
         images = [str(EXAMPLES_DIR / name) for name in example["images"]]
         rows.append([example["prompt"], *(images + [None] * len(slots))[: len(slots)]])
     return gr.Examples(rows, [prompt, *slots], label="Examples (a click fills the form; then press Run)",
-                       example_labels=[e["name"] for e in listed], cache_examples=False)
+                       example_labels=[e["name"] for e in listed], cache_examples=False, elem_id="examples")
 
 
 def example_settings(prompt: str, version: float) -> tuple:

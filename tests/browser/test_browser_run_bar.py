@@ -318,6 +318,9 @@ def test_on_a_phone_a_button_whose_effect_is_elsewhere_brings_it_into_view(brows
     Compare and Restore scroll to what they changed (image 1, the compare slider, the status)."""
     fake.job_seconds = 0.5
     phone = open_page(browser, app, width=390, height=844)
+    phone.get_by_text("Donut, made real", exact=True).click()  # an example fills image 1, a screen up
+    expect(phone.locator("#reference-1 img")).to_be_visible(timeout=10_000)
+    expect(phone.locator("#reference-1")).to_be_in_viewport()
     fill_form(phone, images["red"])
     phone.locator("#run-button").click()
     expect(phone.locator("#status")).to_contain_text("Done", timeout=60_000)
