@@ -76,6 +76,8 @@ class SpeedSupport:
         for speed, reason in self.refusals.items():
             reasons.setdefault(reason, []).append(speed)
         for reason, speeds in reasons.items():
+            if len(speeds) > 1 and reason.startswith("needs "):  # "fast and fastest need …"
+                reason = "need " + reason.removeprefix("needs ")
             text += f" {' and '.join(speeds)} {reason}."
         return text + " fastest trades some fidelity for time: judge it on your own images."
 

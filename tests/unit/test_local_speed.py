@@ -62,7 +62,7 @@ def test_a_cpu_offers_quality_only_and_says_why_not_the_others():
     assert support.refusal("fastest") == NO_FP8.replace("fast ", "fastest ", 1)
     note = support.note()
     assert note.startswith("Available here: quality.")
-    assert "fast and fastest needs an NVIDIA GPU with fp8" in note
+    assert "fast and fastest need an NVIDIA GPU with fp8" in note
 
 
 def test_a_gpu_without_fp8_is_named_and_an_fp8_gpu_offers_every_preset(monkeypatch):
