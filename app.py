@@ -84,6 +84,12 @@ def speed_note(backends: dict[str, Backend]) -> str:
     return f"{support.note()} {plan}".strip() if support is not None else ""
 
 
+def unavailable_speeds(backends: dict[str, Backend]) -> tuple[str, ...]:
+    """The local speed presets this server cannot run (the page shows them disabled)."""
+    support = getattr(backends.get("local"), "speed_support", None)
+    return tuple(support.refusals) if support is not None else ()
+
+
 def local_default(backends: dict[str, Backend], name: str, settings: Settings) -> str:
     """The page's default memory mode or speed: the local backend's own (on ZeroGPU, the plan
     chosen for the card), else the operator's setting."""
@@ -135,6 +141,7 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         max_references={name: backend.max_references for name, backend in backends.items()},
         require_login=settings.require_login, show_login=spending.limits.login_offered,
         default_speed=local_default(backends, "speed", settings), speed_note=speed_note(backends),
+        unavailable_speeds=unavailable_speeds(backends),
     )
     demo = build_ui(setup, backends, spending=spending, outputs=Outputs(
         outputs, settings.outputs_max_mb * 2**20 or None, settings.starred_max_mb * 2**20 or None))

@@ -60,7 +60,21 @@ const nameEmptyFrames = () => {
     }
   }
 };
-new MutationObserver(() => { nameControls(); nameEmptyFrames(); }).observe(
+// The local speed presets this server cannot run (the field's classes: ui/form.py) are shown
+// disabled; the field's info says why ("fast and fastest need an NVIDIA GPU with fp8 …").
+const disableUnavailableSpeeds = () => {
+  const field = document.querySelector("#local-speed");
+  if (!field) return;
+  for (const name of field.classList) {
+    if (!name.startsWith("unavailable-")) continue;
+    const input = field.querySelector(`input[value="${name.slice("unavailable-".length)}"]`);
+    if (input && !input.disabled) {
+      input.disabled = true;
+      input.closest("label")?.setAttribute("title", "Not on this server (see above)");
+    }
+  }
+};
+new MutationObserver(() => { nameControls(); nameEmptyFrames(); disableUnavailableSpeeds(); }).observe(
   document, {childList: true, subtree: true, attributes: true, attributeFilter: ["id", "aria-label"]},
 );
 // The run bar: while Run reads "Running", it also shows the status line's step ("step 12/28",

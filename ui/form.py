@@ -65,6 +65,7 @@ class PageSetup:
     show_login: bool = False  # the page has a "Sign in with Hugging Face" button
     default_speed: str = "quality"  # STUDIO_SPEED
     speed_note: str = ""  # which speed presets this server runs, and why not the others (backend/local/speed.py)
+    unavailable_speeds: tuple[str, ...] = ()  # shown disabled (assets/page.js); a run asking for one is refused
 
     @property
     def local_first(self) -> bool:
@@ -199,7 +200,8 @@ def _memory(setup: PageSetup) -> gr.Dropdown:
 def _speed(setup: PageSetup) -> gr.Radio:
     info = _info(LocalOptions, "speed")
     return components.Radio(_choices(LocalOptions, "speed"), value=setup.default_speed, label=info.title,
-                            info=f"{info.description} {setup.speed_note}".strip(), elem_id="local-speed")
+                            info=f"{info.description} {setup.speed_note}".strip(), elem_id="local-speed",
+                            elem_classes=[f"unavailable-{speed}" for speed in setup.unavailable_speeds])
 
 
 # -- restoring from a recipe ----------------------------------------------------------------

@@ -123,5 +123,12 @@ def test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only
     expect(page.locator("#fal-key")).to_be_visible()
     page.get_by_label("this machine's GPU (local)").check()
     expect(safety).to_be_disabled()
+    # On this CPU only `quality` runs: fast and fastest are shown disabled, and the field says why.
+    page.get_by_text("Local model", exact=True).click()
+    speed = page.locator("#local-speed")
+    expect(speed).to_contain_text("fast and fastest need an NVIDIA GPU with fp8")
+    expect(speed.get_by_label("quality", exact=True)).to_be_enabled()
+    expect(speed.get_by_label("fast", exact=True)).to_be_disabled()
+    expect(speed.get_by_label("fastest", exact=True)).to_be_disabled()
     screenshot(page)
     page.close()
