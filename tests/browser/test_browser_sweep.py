@@ -108,3 +108,33 @@ def test_a_two_cell_sweep_from_queued_to_done_then_zip_cells_and_history(browser
     expect(page.get_by_text("Error", exact=True)).to_have_count(0)
     screenshot(page)
     page.close()
+
+
+# How far the sweep cells' grid is wider than its frame (a cut-off column on a phone), in px.
+CELLS_OVERFLOW = """() => {
+  const grid = document.querySelector("#sweep-cells .grid-container");
+  const frame = document.querySelector("#sweep-cells .grid-wrap");
+  return grid && frame ? grid.scrollWidth - frame.clientWidth : null;
+}"""
+
+
+def test_on_a_phone_every_sweep_cell_is_whole_on_screen(browser, app, fake, images, screenshot):
+    """Four cells on a 390 px phone: they wrap onto two columns (four columns at Gradio's 100 px
+    minimum ran past the screen's edge, the fourth cell out of reach), every caption whole."""
+    fake.job_seconds = 0.5
+    page = open_app(browser, app, width=390, height=844)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("make it glow")
+    page.get_by_text("Sweep", exact=True).click()
+    expect(page.locator("#sweep-x-values textarea, #sweep-x-values input")).to_have_value("1, 2, 3, 4")
+    page.locator("#sweep-button").click()
+    expect(page.locator("#status")).to_contain_text("Sweep done: 4 of 4 cells", timeout=60_000)
+    expect(page.locator(CELLS)).to_have_count(4)
+    overflow = page.evaluate(CELLS_OVERFLOW)
+    assert overflow is not None and overflow <= 0, f"the cells run {overflow} px past their frame"
+    assert page.evaluate(CUT_CAPTIONS) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.locator("#sweep-cells").scroll_into_view_if_needed()
+    screenshot(page, full_page=False)
+    page.close()
