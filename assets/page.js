@@ -140,9 +140,13 @@ const bringIntoView = (selector) => {
   const element = document.querySelector(selector);
   if (element && !inView(element)) window.scrollTo({top: window.scrollY + element.getBoundingClientRect().top - 8});
 };
+// An `answer` gives the place to bring into view, null for none, or undefined to wait for
+// the status line's next change (at most 5 s after the click).
 const EFFECTS = [
   // "⚙️ Sweep: 0 of 4 cells done, …" once the sweep started; otherwise the status says why not.
   {button: "#sweep-button", answer: (status) => (status.includes("Sweep:") ? "#sweep-results" : "#status")},
+  // A run without a fal key: the key box (at the top of the page; a phone's Run shows the status).
+  {button: "#run-button", answer: (status) => (status.startsWith("🔑") ? "#own-key" : undefined)},
   {button: "#history-restore, #sweep-restore, #recipe-apply, #job-open", answer: () => "#status"},
   {button: "#history-compare", place: "#compare-panel"},
   // An example fills the images above it: on a phone, out of view.
@@ -154,12 +158,13 @@ document.addEventListener("click", (event) => {
   const status = document.querySelector("#status");
   if (!effect || !status) return;
   if (effect.place) return setTimeout(() => bringIntoView(effect.place), 100);
-  const before = status.innerText;
+  const before = status.innerText.trim();
   const clickedAt = Date.now();
   const answered = () => {
-    const now = status.innerText;
-    if (now === before && Date.now() - clickedAt < 5000) return setTimeout(answered, 100);
-    bringIntoView(effect.answer(now));
+    const now = status.innerText.trim();
+    const place = effect.answer(now);
+    if ((now === before || place === undefined) && Date.now() - clickedAt < 5000) return setTimeout(answered, 100);
+    if (place) bringIntoView(place);
   };
   setTimeout(answered, 100);
 }, true);

@@ -19,7 +19,7 @@ from typing import Any
 
 import gradio as gr
 
-from backend.errors import FieldProblem, InvalidInput, StudioError
+from backend.errors import FieldProblem, InvalidInput, MissingKey, StudioError
 from backend.images import check_upload
 from backend.redact import redact
 from backend.request import normalise_lora_path
@@ -183,6 +183,8 @@ def page_run(body: Callable[[dict[str, Any], list], Iterator[tuple]], values: di
     except StudioError as error:
         run_warning(error, values.get("fal_key") or None)
         marks = marks_of(error, values) if isinstance(error, InvalidInput) else {}
+        if isinstance(error, MissingKey):  # the key box is the field to fill in
+            marks = {"fal_key": error.message}
         yield (*[gr.skip()] * 6, marks)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import gradio as gr
 
 from backend.base import Backend, BackendOptions
-from backend.errors import FieldProblem, InvalidInput, StudioError
+from backend.errors import FieldProblem, InvalidInput, MissingKey, StudioError
 from backend.events import Log, Preview, Progress, Queued, Result
 from backend.outputs import enforce_cap, save_run
 from backend.redact import redact
@@ -304,6 +304,9 @@ def run_edit(plan: RunPlan, outputs: Outputs, price_per_mp: float | None = None,
                        event.seed, last_run)
     except InvalidInput as error:
         yield list(previous), form_error_status(error), "\n".join(logs), "", None, keep
+        raise
+    except MissingKey as error:  # not a failure: a field to fill in (the page marks it: ui/field_checks.py)
+        yield list(previous), "🔑 " + as_text(error.message), "\n".join(logs), "", None, keep
         raise
     except StudioError as error:
         message = redact(error.message, plan.key)

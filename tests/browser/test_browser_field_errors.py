@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.helpers.app import launch_app, stop_app
+from tests.helpers.app import VISITOR_KEY, launch_app, stop_app
 from tests.helpers.browser import no_error_pill, open_app, run_once
 
 FIELD_ERROR = ".field-error"
@@ -97,4 +97,29 @@ def test_a_failed_run_leaves_the_previous_result(browser, small_app, fake, image
     expect(page.locator("#run-button")).to_have_text("Run")
     no_error_pill(page)
     screenshot(page)
+    page.close()
+
+
+def test_a_phone_run_without_a_key_marks_the_key_box_and_brings_it_into_view(browser, keyless_app, fake, images,
+                                                                          screenshot):
+    """A visitor on a keyless server's page, on a phone, runs without pasting a key: nothing is
+    sent, the status says what to do (not "Failed"), and the key box, at the top of the page, is
+    marked and brought back into view; a pasted key takes the mark away and runs."""
+    page = open_app(browser, keyless_app, width=390, height=844)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("make it blue")
+    page.locator("#run-button").click()
+    status = page.locator("#status")
+    expect(status).to_contain_text("No fal API key", timeout=30_000)
+    expect(status).not_to_contain_text("Failed")
+    expect(page.locator(f"#fal-key{FIELD_ERROR}")).to_be_visible(timeout=10_000)
+    expect(page.locator("#own-key")).to_be_in_viewport()
+    no_error_pill(page)
+    assert not fake.jobs
+    screenshot(page, full_page=False)
+    page.get_by_label("Your fal API key").fill(VISITOR_KEY)
+    expect(page.locator(FIELD_ERROR)).to_have_count(0, timeout=10_000)
+    page.locator("#run-button").click()
+    expect(status).to_contain_text("Done", timeout=30_000)
     page.close()
