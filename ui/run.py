@@ -305,12 +305,11 @@ def run_edit(plan: RunPlan, outputs: Outputs, price_per_mp: float | None = None,
     except InvalidInput as error:
         yield list(previous), form_error_status(error), "\n".join(logs), "", None, keep
         raise
-    except MissingKey as error:  # not a failure: a field to fill in (the page marks it: ui/field_checks.py)
-        yield list(previous), "🔑 " + as_text(error.message), "\n".join(logs), "", None, keep
-        raise
     except StudioError as error:
-        message = redact(error.message, plan.key)
-        yield list(previous), "❌ Failed: " + as_text(message), "\n".join(logs), "", None, keep
+        message = as_text(redact(error.message, plan.key))
+        # A missing key is a field to fill in (the page marks it: ui/field_checks.py), not a failure.
+        status = "🔑 " + message if isinstance(error, MissingKey) else "❌ Failed: " + message
+        yield list(previous), status, "\n".join(logs), "", None, keep
         raise
     finally:
         events.close()
