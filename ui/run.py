@@ -308,8 +308,8 @@ def run_edit(plan: RunPlan, outputs: Outputs, price_per_mp: float | None = None,
     except StudioError as error:
         message = as_text(redact(error.message, plan.key))
         # A missing key is a field to fill in (the page marks it: ui/field_checks.py), not a failure.
-        status = "🔑 " + message if isinstance(error, MissingKey) else "❌ Failed: " + message
-        yield list(previous), status, "\n".join(logs), "", None, keep
+        said = "🔑 " + message if isinstance(error, MissingKey) else "❌ Failed: " + message
+        yield list(previous), said, "\n".join(logs), "", None, keep
         raise
     finally:
         events.close()
