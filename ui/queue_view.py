@@ -83,7 +83,8 @@ def queue_run(ctx: Context, values: dict[str, Any]) -> tuple:
         return answer(note)
     ahead = ctx.jobs.ahead(token, job.id)
     note = f"➕ Queued “{as_text(title)}”" + (f" ({ahead} before it)." if ahead else ", next in line.")
-    gr.Info(note, title="Added to the queue")
+    # Short: the Queue panel says it too, and on a phone the toast covers the status line.
+    gr.Info(note, title="Added to the queue", duration=4)
     return answer(note, gr.Timer(active=True))
 
 
