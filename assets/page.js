@@ -132,7 +132,7 @@ document.addEventListener("click", (event) => {
 // it is already there. An entry's `answer` waits for the status line to change (the answer
 // says where to look: a refused sweep, for one, is explained on the status line); without it
 // the place is brought into view at once.
-const inView = (element) => {
+const inView = (element) => {  // its top on screen, above a phone's run bar (the bottom 120 px)
   const box = element.getBoundingClientRect();
   return box.top >= 0 && box.top < window.innerHeight - 120;
 };

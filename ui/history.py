@@ -360,14 +360,16 @@ def add_entries(history: list[dict] | None, runs: list[dict], picked: int | None
     down as runs land on top (the pick is an index), and one the history dropped is unpicked.
     Outputs: history, history gallery, picked, Restore, Star, Compare."""
     before = list(history or [])
-    picked_id = before[picked].get("id") if picked is not None and 0 <= picked < len(before) else None
+    picked_entry = before[picked] if picked is not None and 0 <= picked < len(before) else None
+    picked_id = picked_entry.get("id") if isinstance(picked_entry, dict) else None  # the list is the browser's
     for run in runs:  # oldest first: the newest ends on top
         history = add_entry(history, run)
     history = list(history or [])
     items = gallery_items(history)
     if picked_id is None:
         return history, items, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    moved = next((i for i, entry in enumerate(history) if entry.get("id") == picked_id), None)
+    moved = next((i for i, entry in enumerate(history) if isinstance(entry, dict) and entry.get("id") == picked_id),
+                 None)
     if moved is None:
         return history, gr.update(value=items, selected_index=None), *unpick_run()
     return history, gr.update(value=items, selected_index=moved), moved, gr.skip(), gr.skip(), gr.skip()
@@ -380,7 +382,7 @@ def unpick_if_cleared(armed_at: float | None) -> tuple:
 
 
 def unpick_run() -> tuple:
-    """The history changed (a run added, a clear): no entry is picked."""
+    """No entry is picked (after a clear, or when the picked one was dropped)."""
     return None, *(gr.update(interactive=False) for _ in range(3))
 
 
