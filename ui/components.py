@@ -61,6 +61,18 @@ class LoraList(gr.JSON):
 # messages: "<label>: must be at most 20 (got 25)".
 
 
+def kept_in_browser(default: object, storage_key: str) -> gr.BrowserState:
+    """A gr.BrowserState (the visitor's localStorage) that outlives a restart of the server.
+
+    Gradio encrypts a BrowserState's value with its `secret` and sends that secret to every
+    page in its config, so it hides nothing from the page; but when none is given it makes a
+    random one at each start, and after a restart (or a Space rebuild) every browser's stored
+    value no longer decrypts and silently becomes the default: History, presets and the queue
+    token gone. A fixed secret per key keeps them. What is stored is read back as the
+    browser's word, as before (ui/history.py checks every entry)."""
+    return gr.BrowserState(default, storage_key=storage_key, secret=f"{storage_key}-v1")
+
+
 def show_number(value: float) -> str:
     """25.0 -> '25', 0.5 -> '0.5': numbers as a person writes them in a message."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"

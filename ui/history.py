@@ -1,8 +1,8 @@
 """History and presets: what the browser keeps (recipes and small thumbnails, never keys).
 
-Both live in the visitor's browser (gr.BrowserState, localStorage), so they survive
-page reloads, and each run's files stay in the outputs folder, so they survive server
-restarts. The data functions work on plain data; the handlers below them turn their
+Both live in the visitor's browser (gr.BrowserState, localStorage, ui/components.py kept_in_browser),
+so they survive page reloads and server restarts; each run's files stay in the outputs
+folder. The data functions work on plain data; the handlers below them turn their
 results into page updates, and ui/wiring.py connects those to the page.
 """
 

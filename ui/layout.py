@@ -168,8 +168,8 @@ def build_layout(setup: PageSetup) -> Page:
     page.last_run = gr.State(None)  # the saved run, for the history
     page.recipe_read = gr.State(None)  # the dropped PNG's recipe, until Apply
     # Recipes and thumbnails only, in localStorage: never a key.
-    page.history = gr.BrowserState([], storage_key="flux2-studio-history")
-    page.presets = gr.BrowserState({}, storage_key="flux2-studio-presets")
+    page.history = components.kept_in_browser([], "flux2-studio-history")
+    page.presets = components.kept_in_browser({}, "flux2-studio-presets")
     return page
 
 

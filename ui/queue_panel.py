@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from ui.components import kept_in_browser
+
 
 @dataclass
 class QueuePanel:
@@ -41,5 +43,5 @@ def queue_panel() -> QueuePanel:
         gallery=gallery, detail=detail, open=open_button, cancel=cancel, clear=clear, ids=gr.State([]),
         picked=gr.State(None), seen=gr.State(-1), timer=gr.Timer(1, active=False),
         # Only a random token: the runs themselves stay on the server.
-        token=gr.BrowserState("", storage_key="flux2-studio-queue"),
+        token=kept_in_browser("", "flux2-studio-queue"),
     )

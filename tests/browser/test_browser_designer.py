@@ -10,7 +10,8 @@ import zipfile
 from playwright.sync_api import expect
 
 from backend.recipes import read_recipe
-from tests.helpers.browser import run_once
+from tests.helpers.app import launch_app, stop_app
+from tests.helpers.browser import no_error_pill, run_once
 
 # `browser` (one Chromium per module) and `screenshot` (tests/screenshots/<test name>.png) are
 # conftest's fixtures.
@@ -250,3 +251,35 @@ def while_page(page, condition, seconds: float) -> bool:
             return False
         page.wait_for_timeout(100)
     return True
+
+
+def test_history_and_presets_survive_a_restart_of_the_server(browser, fake, images, tmp_path):
+    """A Space restarts (a rebuild, a wake from sleep): a designer's History and presets, kept in
+    their browser, are still there after it, and a past run still restores."""
+    first = launch_app(tmp_path, fake)
+    try:
+        page = open_page(browser, first)
+        run_once(page, images["blue"], prompt="turn the sky pink")
+        expect(page.locator("#history img").first).to_be_visible(timeout=15_000)
+        page.get_by_text("Presets", exact=True).click()
+        page.locator("#preset-name textarea, #preset-name input").first.fill("strong")
+        page.locator("#preset-save").click()
+        expect(page.locator("#preset-export")).to_be_enabled(timeout=10_000)
+    finally:
+        stop_app(first)
+    again = launch_app(tmp_path, fake, port=int(first.url.rsplit(":", 1)[1].strip("/")))
+    try:
+        page.reload()
+        expect(page.locator("#history .thumbnail-item")).to_have_count(1, timeout=30_000)
+        expect(page.locator("#history")).to_contain_text("turn the sky pink")
+        page.locator("#history .thumbnail-item").first.click()
+        page.locator("#history-restore").click()
+        expect(page.locator("#prompt textarea")).to_have_value("turn the sky pink", timeout=10_000)
+        expect(page.locator("#reference-1 img")).to_be_visible()
+        page.get_by_text("Presets", exact=True).click()
+        page.locator("#preset-pick input").click()
+        expect(page.get_by_role("option", name="strong")).to_be_visible()
+        no_error_pill(page)
+        page.close()
+    finally:
+        stop_app(again)

@@ -54,8 +54,10 @@ class LaunchedApp:
         return self.log_path.read_text(errors="replace")
 
 
-def launch_app(tmp: Path, fake: FakeFal, **env_overrides: str | None) -> LaunchedApp:
-    port = free_port()
+def launch_app(tmp: Path, fake: FakeFal, port: int | None = None, **env_overrides: str | None) -> LaunchedApp:
+    """`python app.py` on `port` (a free one when None: a restart passes the first one's, as
+    the page's origin, and so its localStorage, is the port's)."""
+    port = port or free_port()
     outputs = tmp / "outputs"
     env = {
         **os.environ,
