@@ -57,6 +57,7 @@ def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
     entry = {
         "id": uuid.uuid4().hex,  # which entry is which, as the list changes (undo, runs landing)
         "created": time.strftime("%Y-%m-%d %H:%M"),
+        "at": time.time(),  # the order of runs made in one minute (ui/other_tabs.py merges by it)
         "recipe": run["recipe"],
         "images": run["images"],
         "references": run.get("references", []),

@@ -17,6 +17,7 @@ from ui.examples import project_examples
 from ui.form import FIELDS, NAMES, PageSetup
 from ui.history import CLEAR_LABEL
 from ui.lora_editor import lora_editor
+from ui.other_tabs import OtherTabInputs, other_tab_inputs
 from ui.png_restore import APPLY_LABEL
 from ui.queue_panel import QueuePanel, queue_panel
 from ui.region_editor import region_editor
@@ -128,6 +129,7 @@ class Page:
     last_run: gr.State
     history: gr.BrowserState
     presets: gr.BrowserState
+    other_tabs: OtherTabInputs  # History and presets from this browser's other tabs (ui/other_tabs.py)
 
     def inputs(self) -> list[Component]:
         """The form's components in the spec's order: what every run event takes."""
@@ -170,6 +172,7 @@ def build_layout(setup: PageSetup) -> Page:
     # Recipes and thumbnails only, in localStorage: never a key.
     page.history = components.kept_in_browser([], "flux2-studio-history")
     page.presets = components.kept_in_browser({}, "flux2-studio-presets")
+    page.other_tabs = other_tab_inputs()
     return page
 
 

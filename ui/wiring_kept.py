@@ -12,7 +12,7 @@ import gradio as gr
 
 from ui import history as history_lib
 from ui import lora_library as library
-from ui import png_restore, results
+from ui import other_tabs, png_restore, results
 from ui.form import PRESET_FIELDS, RESTORED_FIELDS
 from ui.layout import Page
 from ui.region_editor import show_restored
@@ -48,6 +48,12 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     page.history_gallery.change(history_lib.clear_button, page.history_gallery, page.history_clear, **PRIVATE_FAST)
     page.history_timer.tick(history_lib.clear_tick, [page.history_armed, page.history_cleared], clearing,
                             **PRIVATE_FAST)
+    # The browser's other tabs: what this one writes, they merge in, and the other way round.
+    page.history.change(None, page.history, None, js=other_tabs.wrote_js(other_tabs.HISTORY), **PRIVATE_FAST)
+    page.other_tabs.history.click(other_tabs.history_from_other_tab,
+                                  [page.history, page.other_tabs.message, page.history_selected],
+                                  [page.history, page.history_gallery, *history_buttons],
+                                  js=other_tabs.take_js(other_tabs.HISTORY), **PRIVATE_FAST)
     # A dropped PNG's recipe is shown first; Apply sets the form. The `restore` API applies at once.
     # A region edit's PNG also brings its mask back: the restored mask once image 1 is there (ui/png_restore.py).
     # The masks are written under a folder of their own, each kept a day (as Gradio keeps uploads):
@@ -112,6 +118,11 @@ def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
     for field in (page.preset_name, page.preset_pick):
         field.change(history_lib.preset_buttons, [page.preset_name, page.preset_pick],
                      [page.preset_save, page.preset_load, page.preset_rename, page.preset_delete], **PRIVATE_FAST)
+    page.presets.change(None, page.presets, None, js=other_tabs.wrote_js(other_tabs.PRESETS), **PRIVATE_FAST)
+    page.other_tabs.presets.click(other_tabs.presets_from_other_tab,
+                                  [page.presets, page.other_tabs.message, page.preset_pick],
+                                  [page.presets, page.preset_pick], js=other_tabs.take_js(other_tabs.PRESETS),
+                                  **PRIVATE_FAST).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
     demo.load(lambda p: (gr.update(choices=list(p or {})), export_file(p)), page.presets,
               [page.preset_pick, page.preset_export], **PRIVATE_FAST)
 

@@ -283,3 +283,40 @@ def test_history_and_presets_survive_a_restart_of_the_server(browser, fake, imag
         page.close()
     finally:
         stop_app(again)
+
+
+def test_two_tabs_keep_each_others_runs_stars_clears_and_presets(browser, app, fake, images, screenshot):
+    """A designer works in two tabs: a run made in either shows up in both Histories (and after a
+    reload), a star or a Clear in one holds in the other, a preset saved in one is in the other's list."""
+    tabs = browser.new_context(viewport={"width": 1400, "height": 1400})
+    tab_a, tab_b = tabs.new_page(), tabs.new_page()
+    for tab in (tab_a, tab_b):
+        tab.goto(app.url)
+        expect(tab.locator("#run-button")).to_be_visible(timeout=60_000)
+    cards_a, cards_b = tab_a.locator("#history .thumbnail-item"), tab_b.locator("#history .thumbnail-item")
+    run_once(tab_a, images["blue"], prompt="made in tab A")
+    expect(cards_b.filter(has_text="made in tab A")).to_have_count(1, timeout=15_000)
+    run_once(tab_b, images["red"], prompt="made in tab B")
+    expect(cards_a).to_have_count(2, timeout=15_000)
+    expect(cards_a.first).to_contain_text("made in tab B")  # the newest first, in both
+    expect(cards_b.first).to_contain_text("made in tab B")
+    cards_b.filter(has_text="made in tab A").click()
+    tab_b.locator("#history-star").click()
+    expect(cards_a.filter(has_text="★ made in tab A")).to_have_count(1, timeout=15_000)
+    tab_a.locator("#history-clear").click()
+    tab_a.locator("#history-clear").click()  # the second click clears (keeps the starred run)
+    expect(cards_b).to_have_count(1, timeout=15_000)
+    expect(cards_b).to_contain_text("made in tab A")
+    tab_b.get_by_text("Presets", exact=True).click()
+    tab_b.locator("#preset-name textarea, #preset-name input").first.fill("from tab B")
+    tab_b.locator("#preset-save").click()
+    tab_a.get_by_text("Presets", exact=True).click()
+    expect(tab_a.locator("#preset-export")).to_be_enabled(timeout=15_000)
+    tab_a.locator("#preset-pick input").click()
+    expect(tab_a.get_by_role("option", name="from tab B")).to_be_visible()
+    tab_a.reload()  # what the browser kept is the same: the starred run, and the preset
+    expect(cards_a).to_have_count(1, timeout=30_000)
+    expect(cards_a).to_contain_text("★ made in tab A")
+    screenshot(tab_a)
+    no_error_pill(tab_b)
+    tabs.close()

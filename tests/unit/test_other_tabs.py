@@ -1,0 +1,94 @@
+"""Two tabs of one browser: what one writes to History and presets, the other merges in."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from PIL import Image
+
+from ui import history as history_lib
+from ui import other_tabs
+
+
+@pytest.fixture
+def new_run(tmp_path):
+    path = tmp_path / "image-1.png"
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(path)
+
+    def made(prompt: str) -> dict:
+        return {"recipe": {"request": {"prompt": prompt}, "seed": 1}, "images": [str(path)], "references": [],
+                "token": prompt}
+    return made
+
+
+def prompts(history: list[dict]) -> list[str]:
+    return [e["recipe"]["request"]["prompt"] for e in history]
+
+
+def test_runs_made_in_either_tab_are_in_both_newest_first(new_run):
+    start = history_lib.add_entry([], new_run("old"))
+    tab_a = history_lib.add_entry(start, new_run("made in A"))
+    tab_b = history_lib.add_entry(start, new_run("made in B"))  # later
+    assert prompts(other_tabs.merge_history(tab_a, tab_b, set())) == ["made in B", "made in A", "old"]
+    assert prompts(other_tabs.merge_history(tab_b, tab_a, set())) == ["made in B", "made in A", "old"]
+
+
+def test_what_the_other_tab_cleared_stays_cleared_and_its_stars_count(new_run):
+    tab_a = history_lib.add_entry(history_lib.add_entry([], new_run("keep")), new_run("clear me"))
+    tab_b = history_lib.toggle_star(tab_a, 1)  # B stars "keep", then clears the rest
+    cleared = history_lib.clear(tab_b)
+    removed = {e["id"] for e in tab_b} - {e["id"] for e in cleared}
+    merged = other_tabs.merge_history(tab_a, cleared, removed)
+    assert prompts(merged) == ["keep"] and merged[0]["starred"]
+
+
+def test_the_merged_history_keeps_the_cap_and_every_starred_run(new_run):
+    tab_a = []
+    for n in range(history_lib.MAX_HISTORY):
+        tab_a = history_lib.add_entry(tab_a, new_run(f"A{n}"))
+    tab_a = history_lib.toggle_star(tab_a, len(tab_a) - 1)  # the oldest, starred
+    tab_b = history_lib.add_entry([], new_run("B"))
+    merged = other_tabs.merge_history(tab_a, tab_b, set())
+    assert len(merged) == history_lib.MAX_HISTORY
+    assert prompts(merged)[0] == "B" and "A0" in prompts(merged) and "A1" not in prompts(merged)
+
+
+def test_a_message_that_is_not_one_changes_nothing(new_run):
+    mine = history_lib.add_entry([], new_run("mine"))
+    for message in (None, "x", [1], {"value": "nope", "removed": "all"}, {"value": [{"id": 3}, "x"]}):
+        assert all(o is gr.skip() or o == gr.skip() for o in other_tabs.history_from_other_tab(mine, message, 0))
+        assert other_tabs.presets_from_other_tab({"a": {}}, message, "a") == (gr.skip(), gr.skip())
+
+
+def test_a_merge_that_adds_nothing_writes_nothing(new_run):
+    # The tabs settle: a tab merging what it already has does not write again (and tell the other).
+    mine = history_lib.add_entry([], new_run("both"))
+    outputs = other_tabs.history_from_other_tab(mine, {"value": list(reversed(mine)), "removed": []}, None)
+    assert all(o == gr.skip() for o in outputs)
+
+
+def test_the_picked_run_stays_picked_as_the_other_tabs_runs_come_in(new_run):
+    mine = history_lib.add_entry(history_lib.add_entry([], new_run("picked")), new_run("newer"))
+    theirs = history_lib.add_entry(mine, new_run("from the other tab"))
+    history, gallery, picked, *_ = other_tabs.history_from_other_tab(mine, {"value": theirs, "removed": []}, 1)
+    assert prompts(history)[picked] == "picked" and gallery["selected_index"] == picked == 2
+    cleared = {"value": [], "removed": [e["id"] for e in theirs]}
+    history, gallery, picked, restore, *_ = other_tabs.history_from_other_tab(mine, cleared, 1)
+    assert history == [] and picked is None and restore["interactive"] is False
+
+
+def test_presets_from_the_other_tab_are_added_renamed_and_deleted():
+    mine = {"soft": {"guidance_scale": 2.0}, "old name": {"guidance_scale": 3.0}}
+    theirs = {"soft": {"guidance_scale": 2.5}, "new name": {"guidance_scale": 3.0}, "strong": {"guidance_scale": 7.0}}
+    presets, pick = other_tabs.presets_from_other_tab(mine, {"value": theirs, "removed": ["old name"]}, "old name")
+    assert presets == theirs
+    assert pick["choices"] == ["soft", "new name", "strong"] and pick["value"] is None
+
+
+def test_a_queued_run_that_landed_in_both_tabs_is_one_card_in_both(new_run):
+    # Both tabs watch the queue (one token in the browser): each added the finished run itself.
+    tab_a = history_lib.add_entry([], new_run("queued"))
+    tab_b = history_lib.add_entry([], new_run("queued"))
+    merged_in_a = other_tabs.merge_history(tab_a, tab_b, set())
+    merged_in_b = other_tabs.merge_history(tab_b, tab_a, set())
+    assert prompts(merged_in_a) == ["queued"] and merged_in_a == merged_in_b
