@@ -316,7 +316,8 @@ def _results(page: Page) -> None:
     with gr.Row():
         # A Textbox: Gradio's Number shows 0 for "none", and there is no seed before a run. The `edit`
         # API returns the seed as a number through the hidden `api_seed` instead.
-        page.seed_used = gr.Textbox(label="Seed used", interactive=False, max_lines=1, elem_id="seed-used")
+        page.seed_used = gr.Textbox(label="Seed used", interactive=False, max_lines=1, elem_id="seed-used",
+                                    buttons=["copy"])  # a designer copies it into a note, a ticket
         page.api_seed = gr.Number(visible=False, precision=0)
         page.reuse_seed = gr.Button("Reuse this seed", size="sm", elem_id="reuse-seed", interactive=False)
     page.details = gr.Markdown(elem_id="details")

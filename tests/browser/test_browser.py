@@ -35,7 +35,7 @@ def test_upload_run_and_see_the_result(browser, app, fake, images, screenshot):
 def test_ctrl_enter_runs_and_the_key_field_is_hidden_when_the_server_has_one(
     browser, app, fake, images, screenshot,
 ):
-    page = browser.new_page()
+    page = browser.new_page(permissions=["clipboard-read", "clipboard-write"])
     page.goto(app.url)
     expect(page.locator("#fal-key")).to_be_hidden()
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["blue"]))
@@ -43,7 +43,11 @@ def test_ctrl_enter_runs_and_the_key_field_is_hidden_when_the_server_has_one(
     page.locator("#prompt textarea").fill("turn it green")
     page.locator("#prompt textarea").press("Control+Enter")
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
-    assert [j.input["prompt"] for j in fake.jobs.values()] == ["turn it green"]
+    [job] = fake.jobs.values()
+    assert job.input["prompt"] == "turn it green"
+    # The seed used is one click from the clipboard.
+    page.locator("#seed-used").get_by_role("button", name="Copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == str(job.output["seed"])
     screenshot(page)
     page.close()
 
