@@ -86,7 +86,8 @@ const mirrorStep = () => {
   const status = document.querySelector("#status");
   if (!run || !status) return;
   const match = run.innerText.trim().startsWith(RUNNING) && /step (\d+) of (\d+)/i.exec(status.innerText);
-  const step = match ? "step " + match[1] + "/" + match[2] : null;
+  const narrow = window.matchMedia("(max-width: 480px)").matches;  // a phone: "Running · 12/28" on one line
+  const step = match ? (narrow ? "" : "step ") + match[1] + "/" + match[2] : null;
   if (step && run.dataset.step !== step) {
     run.dataset.step = step;
     run.style.setProperty("--progress", Math.round((100 * match[1]) / match[2]) + "%");

@@ -347,3 +347,34 @@ def test_on_a_phone_a_button_whose_effect_is_elsewhere_brings_it_into_view(brows
     expect(phone.locator("#status")).to_contain_text("Restored the run", timeout=15_000)
     expect(phone.locator("#status")).to_be_in_viewport()
     phone.close()
+
+
+# Each of Run, Stop and + Queue: [clientWidth, scrollWidth, top, height] (its words fit when
+# scrollWidth <= clientWidth; one line when the three tops agree and none is taller than 48 px).
+BAR_BOXES = """() => ['run-button', 'stop-button', 'queue-button'].map(id => {
+  const b = document.getElementById(id), r = b.getBoundingClientRect();
+  return [b.clientWidth, b.scrollWidth, r.top, r.height];
+})"""
+
+
+def test_on_the_narrowest_phone_the_run_bar_is_one_line_and_the_results_fit_their_image(
+    browser, app, fake, images, screenshot,
+):
+    """At 320 px "+ Queue" ran past its button and "Running · step 12/28" took two lines; on any
+    phone a single result sat in a 560 px frame, a third of it blank."""
+    fake.steps, fake.job_seconds = 28, 14
+    for width in (320, 390):
+        phone = open_page(browser, app, width=width, height=740)
+        fill_form(phone, images["red"])
+        phone.locator("#run-button").click()
+        expect(phone.locator("#run-button")).to_have_attribute("data-step", re.compile(r"\b\d\d/28$"), timeout=30_000)
+        boxes = phone.evaluate(BAR_BOXES)
+        assert all(scroll <= client for client, scroll, _, _ in boxes), (width, boxes)
+        assert max(top for *_, top, _ in boxes) - min(top for *_, top, _ in boxes) < 2, (width, boxes)
+        assert all(height <= 48 for *_, height in boxes), (width, boxes)
+        viewport_shot(phone, screenshot, f"{width}-running")
+        expect(phone.locator("#status")).to_contain_text("Done", timeout=60_000)
+        frame = phone.locator("#results").bounding_box()
+        image = phone.locator("#results img").first.bounding_box()
+        assert frame["height"] <= image["height"] + 60, (width, frame, image)  # room for its label
+        phone.close()
