@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 
 from backend.base import Backend
 from backend.body_limit import BodyLimit
+from backend.cache_room import CacheRoom, UploadRoom
 from backend.errors import StudioError
 
 # Pillow's decompression-bomb limit must be set before any image is opened.
@@ -146,6 +147,7 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
     demo = build_ui(setup, backends, spending=spending, outputs=Outputs(
         outputs, settings.outputs_max_mb * 2**20 or None, settings.starred_max_mb * 2**20 or None))
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
+    max_body = int(settings.max_body_mb * 2**20)
     launch_kwargs = dict(
         enable_monitoring=False,
         max_file_size=f"{MAX_INPUT_BYTES // 2**20}mb",  # uploads larger than a reference may be
@@ -161,9 +163,19 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         # The edit (and the sweep) as MCP tools at /gradio_api/mcp/, described from their docstrings.
         mcp_server=True,
         # Every request body, page-only events included, is bounded before it is parsed (413 past it).
-        app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=int(settings.max_body_mb * 2**20))]},
+        app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=max_body), *upload_room(demo, settings)]},
     )
     return demo, launch_kwargs
+
+
+def upload_room(demo: gr.Blocks, settings: Settings) -> list[Middleware]:
+    """Gradio's cache under STUDIO_CACHE_MAX_MB (backend/cache_room.py): an upload past it is
+    refused once the oldest files are gone, and a sweep every minute trims what runs wrote."""
+    if not settings.cache_max_mb:
+        return []
+    room = CacheRoom(Path(demo.GRADIO_CACHE), settings.cache_max_mb * 2**20)
+    room.start_sweeping()
+    return [Middleware(UploadRoom, room=room, max_bytes_unknown=int(settings.max_body_mb * 2**20))]
 
 
 def main() -> int:

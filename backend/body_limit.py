@@ -43,7 +43,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is None:  # present but not a number: h11/httptools refuse it first; be safe
             await self._refuse(send, 400, "The request's Content-Length is not a number.")
             return
@@ -100,7 +100,7 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
     """The declared Content-Length (0 when none is declared); None when it is not a number."""
     for name, value in scope.get("headers") or ():
         if name.lower() == b"content-length":

@@ -62,6 +62,7 @@ class Settings:
     outputs: Path = Path("outputs")
     outputs_max_mb: int = 2000  # size cap of the outputs folder; 0: no cap
     starred_max_mb: int = 500  # size cap of the starred runs in it (the oldest stars go first); 0: no cap
+    cache_max_mb: int = 4000  # size cap of Gradio's cache (uploads, previews, results: backend/cache_room.py); 0: none
     # Three references of 64 MB sent inline as base64 (3 x 64 x 4/3 = 256 MB) plus the JSON around them.
     max_body_mb: float = 260.0  # the largest HTTP request body, checked before it is parsed
     max_image_mp: float = 25.0  # the largest image decoded at all, in megapixels
@@ -147,6 +148,7 @@ class Settings:
             outputs=values["STUDIO_OUTPUTS"],
             outputs_max_mb=values["STUDIO_OUTPUTS_MAX_MB"],
             starred_max_mb=values["STUDIO_STARRED_MAX_MB"],
+            cache_max_mb=values["STUDIO_CACHE_MAX_MB"],
             max_body_mb=values["STUDIO_MAX_BODY_MB"],
             max_image_mp=values["STUDIO_MAX_IMAGE_MP"],
             run_timeout=values["STUDIO_RUN_TIMEOUT"],
@@ -258,6 +260,7 @@ class _Variables(BaseSettings):
     outputs: Annotated[Path, BeforeValidator(outputs_folder)] = Field(_DEFAULT.outputs, alias="STUDIO_OUTPUTS")
     outputs_max_mb: _Whole = Field(_DEFAULT.outputs_max_mb, ge=0, alias="STUDIO_OUTPUTS_MAX_MB")
     starred_max_mb: _Whole = Field(_DEFAULT.starred_max_mb, ge=0, alias="STUDIO_STARRED_MAX_MB")
+    cache_max_mb: _Whole = Field(_DEFAULT.cache_max_mb, ge=0, alias="STUDIO_CACHE_MAX_MB")
     max_body_mb: _Number = Field(_DEFAULT.max_body_mb, ge=1, alias="STUDIO_MAX_BODY_MB")
     max_image_mp: _Number = Field(_DEFAULT.max_image_mp, ge=1, alias="STUDIO_MAX_IMAGE_MP")
     run_timeout: _Number = Field(_DEFAULT.run_timeout, ge=1, alias="STUDIO_RUN_TIMEOUT")

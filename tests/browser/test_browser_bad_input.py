@@ -3,8 +3,12 @@ the image) and the limit, nothing reaches fal, and the next run from the same pa
 
 from __future__ import annotations
 
+import os
+
+import httpx
 from playwright.sync_api import expect
 
+from tests.helpers.app import launch_app, stop_app
 from tests.helpers.browser import choose_file, drop_zone, intercept_file_choosers
 
 ERROR_TOAST = ".toast-body"
@@ -64,3 +68,27 @@ def test_a_lora_path_outside_the_lora_folder_is_named_on_the_local_page(browser,
     expect(page.locator(ERROR_TOAST).first).to_contain_text("LoRA 1")
     screenshot(page)
     page.close()
+
+
+def test_an_upload_when_the_servers_cache_is_full_says_so_and_the_page_goes_on(browser, fake, images, tmp_path):
+    """A stranger filled Gradio's cache to its cap (STUDIO_CACHE_MAX_MB) a minute ago: a visitor's
+    upload is refused with a message that says why and for how long, and the page stays usable."""
+    cache = tmp_path / "gradio-cache"
+    app = launch_app(tmp_path, fake, GRADIO_TEMP_DIR=str(cache), STUDIO_CACHE_MAX_MB="100")
+    try:
+        page = open_page(browser, app.url)
+        page.wait_for_load_state("networkidle")  # what the page's first visit writes to the cache is there
+        used = sum(path.stat().st_size for path in cache.rglob("*") if path.is_file())
+        half = (100 * 2**20 - used - 1_000) // 2  # leaves less room than image 1 (2 KB) needs
+        filler = [("files", (f"{n}.bin", os.urandom(half))) for n in range(2)]  # 64 MB a file at most
+        assert httpx.post(app.url + "gradio_api/upload", files=filler, timeout=120).status_code == 200
+        page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+        expect(page.locator(ERROR_TOAST).filter(
+            has_text="no room for uploads right now: its cache is at its 100 MB cap")).to_be_visible(timeout=30_000)
+        expect(page.locator("#reference-1 img")).to_have_count(0)
+        page.locator("#prompt textarea").fill("make it glow")
+        run_and_expect_error(page, "add at least one image")  # the page still answers
+        assert not fake.jobs
+        page.close()
+    finally:
+        stop_app(app)

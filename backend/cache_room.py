@@ -1,0 +1,158 @@
+"""Gradio's cache under a size cap, so that a stranger cannot fill the server's disk.
+
+Gradio writes every upload into its cache (`GRADIO_TEMP_DIR`) and keeps it a day (ui/page.py's
+`delete_cache`): any number of files a request, each up to `max_file_size`, from anyone who can
+open the page. Measured with curl on loopback: 60 MB written every 0.2 s by one anonymous
+client, which fills a Space's 50 GB disk in under three minutes, and the app with it (no run
+could be saved). Runs write there too (every preview and result passes through the cache).
+
+`CacheRoom` keeps the folder under `max_bytes`:
+
+- an upload that would take the folder past the cap first makes room: the oldest files go,
+  but only files older than `keep_seconds` (a page still shows and sends back what it got in
+  the last minutes: a reference just uploaded, the results on screen);
+- if there is still no room, the upload is refused with HTTP 507 and a message naming the
+  setting; nothing is written, and the server stays up;
+- a sweep every minute (`start_sweeping`) does the same for what runs wrote.
+
+`UploadRoom` is the ASGI middleware that asks it before Gradio's upload route reads a byte.
+Uploads in flight count as taken from the moment they are admitted until they are done, so
+many at once cannot all pass the same check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+
+from backend.body_limit import ASGIApp, Receive, Scope, Send, content_length
+
+log = logging.getLogger(__name__)
+
+KEEP_SECONDS = 600.0  # a file younger than this is never removed to make room
+SWEEP_SECONDS = 60.0
+
+
+class CacheRoom:
+    """The cache folder `folder` kept under `max_bytes` (see the module's docstring)."""
+
+    def __init__(self, folder: Path, max_bytes: int, keep_seconds: float = KEEP_SECONDS,
+                 clock: Callable[[], float] = time.time):
+        self.folder = Path(folder)
+        self.max_bytes = max_bytes
+        self.keep_seconds = keep_seconds
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._in_flight = 0  # bytes admitted for uploads not yet done
+
+    def admit(self, incoming: int) -> bool:
+        """Room for an upload of `incoming` bytes (made if need be); True: it is now counted as
+        taken until `done(incoming)`. False: there is no room, even after removing old files."""
+        with self._lock:
+            fits = self._make_room(incoming + self._in_flight)
+            if fits:
+                self._in_flight += incoming
+            return fits
+
+    def done(self, incoming: int) -> None:
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - incoming)
+
+    def sweep(self) -> None:
+        """Bring the folder back under the cap (what runs wrote), removing only old files."""
+        with self._lock:
+            self._make_room(self._in_flight)
+
+    def _make_room(self, wanted: int) -> bool:
+        files = self._files()
+        used = sum(size for _, size, _ in files)
+        if used + wanted <= self.max_bytes:
+            return True
+        cutoff = self.clock() - self.keep_seconds
+        removed = 0
+        for modified, size, path in sorted(files):  # the oldest first
+            if used + wanted <= self.max_bytes or modified > cutoff:
+                break
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            used -= size
+            removed += 1
+            _remove_empty_parent(path.parent, self.folder)
+        if removed:
+            log.info("Gradio's cache was over its cap (STUDIO_CACHE_MAX_MB): removed its %d oldest files", removed)
+        return used + wanted <= self.max_bytes
+
+    def _files(self) -> list[tuple[float, int, Path]]:
+        """(modified, size, path) of every file under the folder."""
+        found: list[tuple[float, int, Path]] = []
+        for root, _dirs, names in os.walk(self.folder):
+            for name in names:
+                path = Path(root) / name
+                try:
+                    stat = path.stat()
+                except OSError:  # removed meanwhile (Gradio's own cleaning, a finished upload)
+                    continue
+                found.append((stat.st_mtime, stat.st_size, path))
+        return found
+
+    def message(self) -> str:
+        return (f"The server has no room for uploads right now: its cache is at its {self.max_bytes / 2**20:g} MB "
+                f"cap (STUDIO_CACHE_MAX_MB). Try again in a few minutes.")
+
+    def start_sweeping(self, every: float = SWEEP_SECONDS) -> threading.Thread:
+        def loop() -> None:
+            while True:
+                time.sleep(every)
+                try:
+                    self.sweep()
+                except Exception:  # a sweep that fails is tried again at the next one
+                    log.exception("Gradio's cache could not be brought under its cap")
+
+        thread = threading.Thread(target=loop, name="cache-room", daemon=True)
+        thread.start()
+        return thread
+
+
+def _remove_empty_parent(folder: Path, root: Path) -> None:
+    """Gradio keeps each file in a folder of its own: remove that folder once it is empty."""
+    if folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another file), or already gone
+            pass
+
+
+class UploadRoom:
+    """ASGI middleware: a POST to Gradio's upload route is admitted by `room` first (507 if
+    there is no room). `max_bytes_unknown` is what a body without a Content-Length counts as."""
+
+    def __init__(self, app: ASGIApp, room: CacheRoom, max_bytes_unknown: int):
+        self.app = app
+        self.room = room
+        self.max_bytes_unknown = max_bytes_unknown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").endswith("/upload"):
+            await self.app(scope, receive, send)
+            return
+        incoming = content_length(scope) or self.max_bytes_unknown
+        if not await run_in_threadpool(self.room.admit, incoming):
+            # Plain text, as Gradio's own upload errors: the page shows "HTTP 507: <this text>".
+            body = self.room.message().encode()
+            await send({"type": "http.response.start", "status": 507, "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.room.done(incoming)
