@@ -4,6 +4,7 @@ the image) and the limit, nothing reaches fal, and the next run from the same pa
 from __future__ import annotations
 
 import os
+import time
 
 import httpx
 from playwright.sync_api import expect
@@ -70,6 +71,17 @@ def test_a_lora_path_outside_the_lora_folder_is_named_on_the_local_page(browser,
     page.close()
 
 
+def settled_size(folder) -> int:
+    """The folder's size once it stopped changing (two reads a second apart agree)."""
+    def size() -> int:
+        return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    before, now = -1, size()
+    while now != before:
+        time.sleep(1)
+        before, now = now, size()
+    return now
+
+
 def test_an_upload_when_the_servers_cache_is_full_says_so_and_the_page_goes_on(browser, fake, images, tmp_path):
     """A stranger filled Gradio's cache to its cap (STUDIO_CACHE_MAX_MB) a minute ago: a visitor's
     upload is refused with a message that says why and for how long, and the page stays usable."""
@@ -77,8 +89,7 @@ def test_an_upload_when_the_servers_cache_is_full_says_so_and_the_page_goes_on(b
     app = launch_app(tmp_path, fake, GRADIO_TEMP_DIR=str(cache), STUDIO_CACHE_MAX_MB="100")
     try:
         page = open_page(browser, app.url)
-        page.wait_for_load_state("networkidle")  # what the page's first visit writes to the cache is there
-        used = sum(path.stat().st_size for path in cache.rglob("*") if path.is_file())
+        used = settled_size(cache)  # with what the page's first visit wrote there
         half = (100 * 2**20 - used - 1_000) // 2  # leaves less room than image 1 (2 KB) needs
         filler = [("files", (f"{n}.bin", os.urandom(half))) for n in range(2)]  # 64 MB a file at most
         assert httpx.post(app.url + "gradio_api/upload", files=filler, timeout=120).status_code == 200
