@@ -170,7 +170,7 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
 
 def upload_room(demo: gr.Blocks, settings: Settings) -> list[Middleware]:
     """Gradio's cache under STUDIO_CACHE_MAX_MB (backend/cache_room.py): an upload past it is
-    refused once the oldest files are gone, and a sweep every minute trims what runs wrote."""
+    refused once the oldest files are gone, and a sweep every 10 s trims what the page wrote."""
     if not settings.cache_max_mb:
         return []
     room = CacheRoom(Path(demo.GRADIO_CACHE), settings.cache_max_mb * 2**20)

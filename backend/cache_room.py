@@ -13,7 +13,10 @@ could be saved). Runs write there too (every preview and result passes through t
   the last minutes: a reference just uploaded, the results on screen);
 - if there is still no room, the upload is refused with HTTP 507 and a message naming the
   setting; nothing is written, and the server stays up;
-- a sweep every minute (`start_sweeping`) does the same for what runs wrote.
+- a sweep every 10 s (`start_sweeping`) does the same for what the app itself wrote there
+  (previews and results, History's thumbnails, downloads); past `hard_factor` times the cap
+  (a flood of events that each write a little) it removes the oldest files whatever their age,
+  down to the cap: a page may then lose a recent file, the disk is not filled.
 
 `UploadRoom` is the ASGI middleware that asks it before Gradio's upload route reads a byte.
 Uploads in flight count as taken from the moment they are admitted until they are done, so
@@ -35,21 +38,24 @@ from backend.body_limit import ASGIApp, Receive, Scope, Send, content_length
 
 log = logging.getLogger(__name__)
 
-KEEP_SECONDS = 600.0  # a file younger than this is never removed to make room
-SWEEP_SECONDS = 60.0
+KEEP_SECONDS = 600.0  # a file younger than this is not removed to make room (below the hard limit)
+SWEEP_SECONDS = 10.0
+HARD_FACTOR = 1.25  # past this many times the cap, the sweep removes files whatever their age
 
 
 class CacheRoom:
     """The cache folder `folder` kept under `max_bytes` (see the module's docstring)."""
 
     def __init__(self, folder: Path, max_bytes: int, keep_seconds: float = KEEP_SECONDS,
-                 clock: Callable[[], float] = time.time):
+                 hard_factor: float = HARD_FACTOR, clock: Callable[[], float] = time.time):
         self.folder = Path(folder)
         self.max_bytes = max_bytes
         self.keep_seconds = keep_seconds
+        self.hard_factor = hard_factor
         self.clock = clock
         self._lock = threading.Lock()
         self._in_flight = 0  # bytes admitted for uploads not yet done
+        self._used = 0  # the folder's size at the last look
 
     def admit(self, incoming: int) -> bool:
         """Room for an upload of `incoming` bytes (made if need be); True: it is now counted as
@@ -65,16 +71,20 @@ class CacheRoom:
             self._in_flight = max(0, self._in_flight - incoming)
 
     def sweep(self) -> None:
-        """Bring the folder back under the cap (what runs wrote), removing only old files."""
+        """Bring the folder back under the cap (what the app wrote), removing old files, and
+        past `hard_factor` times the cap, any file (the oldest first)."""
         with self._lock:
-            self._make_room(self._in_flight)
+            if not self._make_room(self._in_flight) and self._used > self.hard_factor * self.max_bytes:
+                log.warning("Gradio's cache is at %.0f MB, past its %g MB cap (STUDIO_CACHE_MAX_MB) with recent "
+                            "files: removing the oldest of them", self._used / 2**20, self.max_bytes / 2**20)
+                self._make_room(self._in_flight, keep_seconds=0)
 
-    def _make_room(self, wanted: int) -> bool:
+    def _make_room(self, wanted: int, keep_seconds: float | None = None) -> bool:
         files = self._files()
-        used = sum(size for _, size, _ in files)
+        used = self._used = sum(size for _, size, _ in files)
         if used + wanted <= self.max_bytes:
             return True
-        cutoff = self.clock() - self.keep_seconds
+        cutoff = self.clock() - (self.keep_seconds if keep_seconds is None else keep_seconds)
         removed = 0
         for modified, size, path in sorted(files):  # the oldest first
             if used + wanted <= self.max_bytes or modified > cutoff:
@@ -86,6 +96,7 @@ class CacheRoom:
             used -= size
             removed += 1
             _remove_empty_parent(path.parent, self.folder)
+        self._used = used
         if removed:
             log.info("Gradio's cache was over its cap (STUDIO_CACHE_MAX_MB): removed its %d oldest files", removed)
         return used + wanted <= self.max_bytes

@@ -160,9 +160,11 @@ def delete_preset(presets: dict | None, name: str) -> dict:
     return {k: v for k, v in (presets or {}).items() if k != name}
 
 
-def export_presets(presets: dict | None, folder: Path) -> str:
-    path = folder / "flux2-studio-presets.json"
-    path.write_text(json.dumps(presets or {}, indent=2))
+def export_presets(presets: dict | None, folder: Path) -> str | None:
+    """The presets as a file; None past an import's limit (the browser could send hundreds of MB)."""
+    if len(text := json.dumps(presets or {}, indent=2)) > MAX_PRESETS_BYTES:
+        return None
+    (path := folder / "flux2-studio-presets.json").write_text(text)
     return str(path)
 
 
@@ -177,10 +179,8 @@ def import_presets(presets: dict | None, data: bytes) -> dict:
         raise ValueError("This file is not JSON exported from this studio.") from None
     if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
         raise ValueError("This file is not a presets file from this studio.")
-    merged = dict(presets or {})
-    for name, values in loaded.items():
-        merged[str(name)[:80]] = {k: values[k] for k in PRESET_FIELDS if k in values}
-    return merged
+    taken = {str(name)[:80]: {k: values[k] for k in PRESET_FIELDS if k in values} for name, values in loaded.items()}
+    return {**(presets or {}), **taken}
 
 
 # -- handlers -------------------------------------------------------------------------------

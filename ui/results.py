@@ -18,6 +18,7 @@ import gradio as gr
 from PIL import Image
 
 from backend.images import decoding
+from backend.request import field_limits
 
 RESULT_FORMATS = ("PNG", "JPEG", "WEBP")  # what fal and the local backend return
 
@@ -175,19 +176,26 @@ def as_png(path: str, folder: Path, name: str | None = None) -> str:
     return str(target)
 
 
-def fresh_folder(root: Path, keep_seconds: float = 3600) -> Path:
-    """A new folder under `root` for a download, removing those older than an hour
-    (Gradio has copied them into its cache by then)."""
+def fresh_folder(root: Path, keep_seconds: float = 86_400) -> Path:
+    """A new folder under `root` for a download, removing those older than a day (as Gradio
+    keeps what it serves; `root` is in Gradio's cache, whose cap may remove them sooner)."""
     now = time.time()
+    root.mkdir(parents=True, exist_ok=True)
     for old in root.iterdir():
         if old.is_dir() and now - old.stat().st_mtime > keep_seconds:
             shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(dir=root))
 
 
+# A run makes at most this many images: a gallery the browser sends back with more (the same
+# big file listed a thousand times) does not make a zip of a thousand copies.
+MAX_ZIPPED = int(field_limits("num_images")["maximum"])
+
+
 def zip_results(paths: list[str], folder: Path, prompt: str | None = None, seed: Any = None) -> str | None:
     """All results in one zip named for the run, its images named like "Selected as PNG" names
     them (stored, not recompressed: the images are compressed already)."""
+    paths = list(dict.fromkeys(paths))[:MAX_ZIPPED]
     if not paths:
         return None
     target = folder / download_name(prompt, seed, None, "zip")

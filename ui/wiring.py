@@ -29,7 +29,7 @@ from ui.region_editor import PAGE_EXTRA, follow_image_1, show_restored, shown_ag
 from ui.run import Outputs, form_error_status, plan_run, run_edit, run_error
 from ui.snippets import run_snippets
 from ui.spending_view import admitted, make_page_costs
-from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, run_bar, start_run
+from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, gradio_cache, run_bar, start_run
 from ui.wiring_kept import wire_history, wire_library, wire_presets
 from ui.wiring_queue import wire_queue
 from ui.wiring_sweep import wire_sweep
@@ -47,7 +47,10 @@ Returns:
 
 def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, Backend], outputs: Outputs,
          spending: SpendingPolicy) -> None:
-    ctx = Context(setup, backends, outputs, Path(tempfile.mkdtemp(prefix="studio-downloads-")), spending, JobBoard())
+    # Downloads are written inside Gradio's cache: Gradio serves them without a second copy, and
+    # the cache's cap (backend/cache_room.py) counts them.
+    downloads = Path(tempfile.mkdtemp(prefix="studio-downloads-", dir=gradio_cache(demo)))
+    ctx = Context(setup, backends, outputs, downloads, spending, JobBoard())
     wire_form(page, ctx)
     before_run = gr.State(None)  # what the page showed when Run was clicked: Stop brings it back
     run_event = wire_run(page, ctx, before_run)

@@ -35,6 +35,14 @@ class Context:
     jobs: JobBoard  # every visitor's queued runs (backend/jobs.py)
 
 
+def gradio_cache(demo: gr.Blocks) -> Path:
+    """Gradio's cache folder (GRADIO_TEMP_DIR), made if need be: what the page's events write for
+    the browser goes there, under the cache's cap (STUDIO_CACHE_MAX_MB)."""
+    folder = Path(demo.GRADIO_CACHE)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def run_bar(running: bool) -> tuple:
     """Run and Stop: "Running" and Stop enabled while something runs; "Run" and Stop disabled after."""
     return gr.update(value=RUNNING_LABEL if running else RUN_LABEL), gr.update(interactive=running)

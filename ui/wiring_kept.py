@@ -16,7 +16,7 @@ from ui import other_tabs, png_restore, results
 from ui.form import PRESET_FIELDS, RESTORED_FIELDS
 from ui.layout import Page
 from ui.region_editor import show_restored
-from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context
+from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, gradio_cache
 
 MASK_SECONDS = 86_400  # a PNG's mask waits this long for its image 1 (Gradio keeps uploads a day too)
 
@@ -56,9 +56,9 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
                                   js=other_tabs.take_js(other_tabs.HISTORY), **PRIVATE_FAST)
     # A dropped PNG's recipe is shown first; Apply sets the form. The `restore` API applies at once.
     # A region edit's PNG also brings its mask back: the restored mask once image 1 is there (ui/png_restore.py).
-    # The masks are written under a folder of their own, each kept a day (as Gradio keeps uploads):
-    # a stranger dropping PNG after PNG does not fill the disk.
-    recipe_mask, masks = gr.State(None), Path(tempfile.mkdtemp(prefix="studio-masks-"))
+    # The masks are written under a folder of their own in Gradio's cache, each kept a day (as
+    # Gradio keeps uploads), under the cache's cap: a stranger dropping PNG after PNG does not fill the disk.
+    recipe_mask, masks = gr.State(None), Path(tempfile.mkdtemp(prefix="studio-masks-", dir=gradio_cache(demo)))
 
     def mask_file(path: str | None) -> str | None:
         return png_restore.mask_file(path, lambda: results.fresh_folder(masks, keep_seconds=MASK_SECONDS))
@@ -95,10 +95,8 @@ def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
 
     def export_file(all_presets: dict | None) -> Any:
         """The export button holds the current presets as a JSON file, enabled while there is one."""
-        if not all_presets:
-            return gr.update(value=None, interactive=False)
-        return gr.update(value=history_lib.export_presets(all_presets, results.fresh_folder(ctx.downloads)),
-                         interactive=True)
+        exported = history_lib.export_presets(all_presets, results.fresh_folder(ctx.downloads)) if all_presets else None
+        return gr.update(value=exported, interactive=exported is not None)
 
     # Queued (PRIVATE), so that a handler's gr.Warning reaches the page; none of them raises.
     page.preset_save.click(history_lib.save_preset_handler, [page.presets, page.preset_name, *preset_inputs],

@@ -63,3 +63,15 @@ def test_a_sweep_brings_what_runs_wrote_back_under_the_cap(room, tmp_path):
     left = [path for path in old if path.exists()]
     assert sum(path.stat().st_size for path in left) <= 10 * MB
     assert left == old[:len(left)]  # the newest stayed
+
+
+def test_past_the_hard_limit_the_sweep_removes_recent_files_too_the_oldest_first(room, tmp_path):
+    # Events that each write a little (History thumbnails, downloads) flooded the cache with
+    # recent files: past 1.25 times the cap the sweep removes them, down to the cap.
+    recent = [put(tmp_path, f"r{n}", 1, age_seconds=300 - n) for n in range(14)]  # 14 MB, r0 the oldest
+    room.sweep()
+    assert [path.exists() for path in recent] == [False] * 4 + [True] * 10
+    # Below the hard limit, recent files stay (the cache is a little over its cap for a while).
+    more = put(tmp_path, "more", 1, age_seconds=1)
+    room.sweep()
+    assert more.exists() and all(path.exists() for path in recent[4:])

@@ -60,6 +60,8 @@ def test_presets_keep_settings_only_and_import_what_export_wrote(tmp_path):
         history_lib.import_presets({}, json.dumps([1, 2]).encode())
     with pytest.raises(ValueError, match="name"):
         history_lib.save_preset({}, "  ", values)
+    # Presets the browser sent back larger than an import takes are not written out.
+    assert history_lib.export_presets({"big": {"x": "y" * history_lib.MAX_PRESETS_BYTES}}, tmp_path) is None
 
 
 def test_the_page_says_what_a_sweep_costs_before_it_starts():

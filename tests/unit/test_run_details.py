@@ -111,6 +111,13 @@ def test_the_png_and_the_zip_are_named_for_the_run(tmp_path):
     archive = Path(zip_results(paths, out, "make it blue", 7))
     assert archive.name == "make-it-blue_seed-7.zip"
     assert zipfile.ZipFile(archive).namelist() == ["make-it-blue_seed-7_1.png", "make-it-blue_seed-7_2.jpeg"]
+    # A gallery sent back with one file listed a thousand times (to write a huge zip): each file
+    # once, and no more than a run makes.
+    many = [str(tmp_path / f"many-{n}.png") for n in range(6)]
+    for path in many:
+        Image.new("RGB", (8, 8)).save(path)
+    archive = Path(zip_results([paths[0]] * 1000 + many, out, "make it blue", 7))
+    assert len(zipfile.ZipFile(archive).namelist()) == 4
 
 
 def test_a_run_plan_keeps_the_lora_rows_it_does_not_send():
