@@ -31,6 +31,8 @@ const nameControls = () => {
     // Gradio names every empty image's upload area alike; say which slot it fills.
     ["[id^='reference-']", "reference-", (n) => "Upload image " + n,
      "[aria-label='Drop an image file here to upload']"],
+    // With its copy button, Gradio's textbox no longer ties its label to the field.
+    ["#seed-used", "seed-used", () => "Seed used", "input"],
   ];
   for (const [selector, prefix, label, inner] of named) {
     for (const owner of document.querySelectorAll(selector)) {
