@@ -37,7 +37,8 @@ Behaviour (as close to fal as we can tell):
   * Output size: ``image_size`` if given, else the first input's size scaled into 512..2048 (aspect
     kept; the long side wins when both limits bite). Pixels are the first input fitted to that size,
     tinted by a colour from sha256(prompt, seed, index, loras, input pixels), other inputs as corner
-    thumbnails, and a bottom band with index+1 white squares. Same inputs -> same bytes.
+    thumbnails, and a bottom band with index+1 white squares, ending in 8 pixels coloured by
+    more of that hash (no two jobs show the same picture). Same inputs -> same bytes.
   * "nsfw" as a word in the prompt flags image 1 in ``has_nsfw_concepts``.
 
 Knobs (plain attributes; set them between runs): ``job_seconds``, ``queue_polls``, ``steps``,

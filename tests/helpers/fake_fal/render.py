@@ -44,6 +44,10 @@ def render_image(inputs: list[Image.Image], size: tuple[int, int], digest: bytes
     for k in range(index + 1):  # index+1 white squares: which image of the batch this is
         x = 4 + k * (band + 4)
         draw.rectangle([x, h - band + 2, x + band - 4, h - 2], fill=(255, 255, 255))
+    # The digest's next 24 bytes as the band's last 8 pixels: the blended colour alone takes
+    # few enough values that among 200 jobs on flat references two matched about one run in 400.
+    for k in range(min(8, w)):
+        img.putpixel((w - 1 - k, h - 1), tuple(digest[3 + 3 * k:6 + 3 * k]))
     return img
 
 
