@@ -163,19 +163,19 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         # The edit (and the sweep) as MCP tools at /gradio_api/mcp/, described from their docstrings.
         mcp_server=True,
         # Every request body, page-only events included, is bounded before it is parsed (413 past it).
-        app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=max_body), *upload_room(demo, settings)]},
+        app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=max_body), *upload_room(demo, settings, max_body)]},
     )
     return demo, launch_kwargs
 
 
-def upload_room(demo: gr.Blocks, settings: Settings) -> list[Middleware]:
+def upload_room(demo: gr.Blocks, settings: Settings, max_body: int) -> list[Middleware]:
     """Gradio's cache under STUDIO_CACHE_MAX_MB (backend/cache_room.py): an upload past it is
     refused once the oldest files are gone, and a sweep every 10 s trims what the page wrote."""
     if not settings.cache_max_mb:
         return []
     room = CacheRoom(Path(demo.GRADIO_CACHE), settings.cache_max_mb * 2**20)
     room.start_sweeping()
-    return [Middleware(UploadRoom, room=room, max_bytes_unknown=int(settings.max_body_mb * 2**20))]
+    return [Middleware(UploadRoom, room=room, max_bytes_unknown=max_body)]
 
 
 def main() -> int:

@@ -67,13 +67,14 @@ def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
         "token": run.get("token"),  # stars the run on the server (set_starred)
         **({"sweep": run["sweep"]} if run.get("sweep") else {}),  # {shape, grid, cells}: ui/sweep_view.py
     }
-    history.insert(0, entry)
-    while len(history) > MAX_HISTORY:
-        oldest_unstarred = next((i for i in range(len(history) - 1, -1, -1) if not history[i]["starred"]), None)
-        if oldest_unstarred is None:
-            break
-        history.pop(oldest_unstarred)
-    return history
+    return capped([entry, *history])
+
+
+def capped(history: list[dict]) -> list[dict]:
+    """At most MAX_HISTORY entries (newest first): the oldest unstarred go; starred ones never do."""
+    unstarred = [i for i, entry in enumerate(history) if not entry.get("starred")]
+    dropped = set(unstarred[max(0, len(unstarred) - max(0, len(history) - MAX_HISTORY)):])
+    return [entry for i, entry in enumerate(history) if i not in dropped]
 
 
 def caption(entry: dict) -> str:
@@ -213,11 +214,6 @@ def star(past: list[dict] | None, index: int | None, outputs_root: Path) -> tupl
     return past, gallery_items(past)
 
 
-def clear_unstarred(past: list[dict] | None) -> tuple[list[dict], list]:
-    kept = clear(past)
-    return kept, gallery_items(kept)
-
-
 def clear_click(past: list[dict] | None, armed_at: float | None) -> tuple:
     """Clear asks first: a first click arms it ("Click again to clear"), a second within
     CONFIRM_SECONDS clears and offers Undo for UNDO_SECONDS. Outputs: history, gallery,
@@ -226,8 +222,8 @@ def clear_click(past: list[dict] | None, armed_at: float | None) -> tuple:
     if armed_at is None or now - armed_at > CONFIRM_SECONDS:
         return (gr.skip(), gr.skip(), now, gr.skip(), gr.update(value=CLEAR_ARMED_LABEL), gr.skip(),
                 gr.Timer(active=True))
-    kept, items = clear_unstarred(past)
-    return (kept, gr.update(value=items, selected_index=None), None, {"at": now, "entries": list(past or [])},
+    kept, cleared = clear(past), {"at": now, "entries": list(past or [])}
+    return (kept, gr.update(value=gallery_items(kept), selected_index=None), None, cleared,
             gr.update(value=CLEAR_LABEL), gr.update(visible=True), gr.Timer(active=True))
 
 
@@ -357,15 +353,19 @@ def pick_run(event: gr.SelectData) -> tuple:
 
 
 def add_entries(history: list[dict] | None, runs: list[dict], picked: int | None) -> tuple:
-    """`runs` (oldest first) added to the history, the picked run still picked: its card moves
-    down as runs land on top (the pick is an index), and one the history dropped is unpicked.
-    Outputs: history, history gallery, picked, Restore, Star, Compare."""
+    """`runs` (oldest first) added to the history, the picked run still picked (`with_pick`'s outputs)."""
     before = list(history or [])
-    picked_entry = before[picked] if picked is not None and 0 <= picked < len(before) else None
-    picked_id = picked_entry.get("id") if isinstance(picked_entry, dict) else None  # the list is the browser's
     for run in runs:  # oldest first: the newest ends on top
         history = add_entry(history, run)
-    history = list(history or [])
+    return with_pick(before, list(history or []), picked)
+
+
+def with_pick(before: list, history: list[dict], picked: int | None) -> tuple:
+    """The outputs for `history`, which replaced `before`, with the run picked in `before` still
+    picked: its card moves as runs land (the pick is an index); one no longer there is unpicked.
+    Outputs: history, history gallery, picked, Restore, Star, Compare."""
+    picked_entry = before[picked] if picked is not None and 0 <= picked < len(before) else None
+    picked_id = picked_entry.get("id") if isinstance(picked_entry, dict) else None  # the list is the browser's
     items = gallery_items(history)
     if picked_id is None:
         return history, items, gr.skip(), gr.skip(), gr.skip(), gr.skip()

@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from ui.history import MAX_HISTORY, MAX_SHOWN, gallery_items, unpick_run
+from ui.history import MAX_SHOWN, capped, with_pick
 
 # The keys a tab broadcasts under (assets/other_tabs.js), one per kept value.
 HISTORY, PRESETS = "history", "presets"
@@ -78,12 +78,7 @@ def merge_history(mine: list | None, theirs: Any, removed: set[str]) -> list[dic
             kept_of_run[token] = min(kept_of_run.get(token, entry_id), entry_id)
     merged = [e for e in merged if not isinstance(e.get("token"), str) or kept_of_run[e["token"]] == str(e.get("id"))]
     merged.sort(key=_newest_first, reverse=True)
-    while len(merged) > MAX_HISTORY:
-        oldest_unstarred = next((i for i in range(len(merged) - 1, -1, -1) if not merged[i].get("starred")), None)
-        if oldest_unstarred is None:
-            break
-        merged.pop(oldest_unstarred)
-    return merged
+    return capped(merged)
 
 
 def _newest_first(entry: dict) -> tuple[str, float]:
@@ -117,14 +112,7 @@ def history_from_other_tab(mine: list | None, message: Any, picked: int | None) 
     merged = merge_history(before, *read)
     if _same_history(before, merged):
         return unchanged
-    picked_id = before[picked].get("id") if picked is not None and 0 <= picked < len(before) else None
-    items = gallery_items(merged)
-    if picked_id is None:
-        return merged, items, *unchanged[:4]
-    moved = next((i for i, entry in enumerate(merged) if entry.get("id") == picked_id), None)
-    if moved is None:
-        return merged, gr.update(value=items, selected_index=None), *unpick_run()
-    return merged, gr.update(value=items, selected_index=moved), moved, *unchanged[:3]
+    return with_pick(before, merged, picked)
 
 
 def presets_from_other_tab(mine: dict | None, message: Any, pick: str | None) -> tuple:
