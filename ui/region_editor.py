@@ -52,14 +52,15 @@ def take_painted_region(values: dict[str, Any]) -> None:
         values["mask"] = painted_mask(editor, True) or restored or Image.new("L", (1, 1), 0)
 
 
-def follow_image_1(image_1: Any, restored_mask: str | None = None) -> Any:
-    """The editor's picture when image 1 changes: image 1 with no strokes (None: empty); with
-    a restored run's mask, image 1 tinted where that mask is (the run uses it until strokes
-    are painted or another image 1 is uploaded)."""
-    if not image_1:
-        return None
-    if not restored_mask:
-        return {"background": image_1, "layers": [], "composite": image_1}
+# The editor follows image 1 in the browser, at once. A server round trip here could land after
+# the first strokes and wipe them: on a busy machine the picture came back a second after the
+# panel opened, over what had been painted on the still empty editor.
+FOLLOW_IMAGE_1_JS = "(image) => image ? {background: image, layers: [], composite: image} : null"
+
+
+def tinted(image_1: Any, restored_mask: str) -> Any:
+    """The editor's picture for a restored run's mask: image 1 tinted where the mask is (the
+    run uses that mask until strokes are painted or another image 1 is uploaded)."""
     with Image.open(image_1) as opened:
         picture = ImageOps.exif_transpose(opened).convert("RGB")
     with Image.open(restored_mask) as opened:
@@ -70,18 +71,10 @@ def follow_image_1(image_1: Any, restored_mask: str | None = None) -> Any:
 
 
 def show_restored(image_1: Any, restored_mask: str | None) -> Any:
-    """After a History restore: the editor shows the restored mask on image 1 (also when image 1
-    did not change, so that no change event came)."""
-    return follow_image_1(image_1, restored_mask) if restored_mask else gr.skip()
-
-
-def shown_again(image_1: Any, current: Any, restored_mask: str | None = None) -> Any:
-    """The editor's picture when its panel opens (an editor set while folded away shows
-    nothing): image 1 again, unless strokes were painted (they are kept)."""
-    layers = current.get("layers") if isinstance(current, dict) else None
-    if any(isinstance(layer, Image.Image) and layer.getbbox() for layer in layers or []):
-        return current
-    return follow_image_1(image_1, restored_mask)
+    """When image 1 changes or a run is restored: with a restored mask, the editor shows it
+    tinted on image 1 (also when image 1 did not change, so that no change event came);
+    otherwise nothing to do (the browser already shows image 1: FOLLOW_IMAGE_1_JS)."""
+    return tinted(image_1, restored_mask) if image_1 and restored_mask else gr.skip()
 
 
 def painted_mask(value: Any, only_painted: bool) -> Image.Image | None:

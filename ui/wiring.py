@@ -25,7 +25,7 @@ from ui import field_checks, png_restore, results
 from ui.examples import example_settings
 from ui.form import FIELDS, PageSetup, api_function, args_doc
 from ui.layout import FAL_ONLY, Page, references_hint
-from ui.region_editor import PAGE_EXTRA, follow_image_1, show_restored, shown_again
+from ui.region_editor import FOLLOW_IMAGE_1_JS, PAGE_EXTRA, show_restored
 from ui.run import Outputs, form_error_status, plan_run, run_edit, run_error
 from ui.snippets import run_snippets
 from ui.spending_view import admitted, make_page_costs
@@ -90,15 +90,15 @@ def wire_form(page: Page, ctx: Context) -> None:
     )
     page.form["size"].change(lambda s: gr.update(visible=s == "custom"), page.form["size"], page.custom_size,
                              **PRIVATE_FAST)
-    # Region edits: the editor shows image 1; its strokes (when the box is ticked) are the run's
-    # mask (ui/region_editor.py take_painted_region).
-    page.slots[0].change(follow_image_1, [page.slots[0], page.restored_mask], page.region_editor, **PRIVATE_FAST)
+    # Region edits: the editor shows image 1 (set in the browser; a restored mask tinted on it by
+    # the server); its strokes (when the box is ticked) are the run's mask (ui/region_editor.py
+    # take_painted_region).
+    page.slots[0].change(None, page.slots[0], page.region_editor, js=FOLLOW_IMAGE_1_JS, **PRIVATE_FAST)
+    page.slots[0].change(show_restored, [page.slots[0], page.restored_mask], page.region_editor, **PRIVATE_FAST)
     # A new image 1 has no mask, unless a PNG's mask waits for it (ui/png_restore.py mask_for_upload).
     page.slots[0].upload(png_restore.mask_for_upload, [page.slots[0], page.waiting_mask],
                          [page.restored_mask, page.waiting_mask], **PRIVATE_FAST,
                          ).then(show_restored, [page.slots[0], page.restored_mask], page.region_editor, **PRIVATE_FAST)
-    page.region_panel.expand(shown_again, [page.slots[0], page.region_editor, page.restored_mask], page.region_editor,
-                             **PRIVATE_FAST)
     page.reuse_seed.click(lambda s: (int(s), False) if str(s or "").isdigit() else (gr.skip(), gr.skip()),
                           page.seed_used, [page.form["seed"], page.form["randomize_seed"]], **PRIVATE_FAST)
     page.seed_used.change(lambda s: gr.update(interactive=str(s or "").isdigit()), page.seed_used, page.reuse_seed,
