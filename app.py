@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 
 from backend.base import Backend
 from backend.body_limit import BodyLimit
-from backend.cache_room import CacheRoom, UploadRoom
+from backend.cache_room import CacheRoom, UploadRoom, UploadShare
 from backend.errors import StudioError
 
 # Pillow's decompression-bomb limit must be set before any image is opened.
@@ -170,12 +170,14 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
 
 def upload_room(demo: gr.Blocks, settings: Settings, max_body: int) -> list[Middleware]:
     """Gradio's cache under STUDIO_CACHE_MAX_MB (backend/cache_room.py): an upload past it is
-    refused once the oldest files are gone, and a sweep every 10 s trims what the page wrote."""
+    refused once the oldest files are gone, and a sweep every 10 s trims what the page wrote;
+    one visitor's uploads within STUDIO_UPLOAD_MB_PER_VISITOR every 10 minutes."""
     if not settings.cache_max_mb:
         return []
     room = CacheRoom(Path(demo.GRADIO_CACHE), settings.cache_max_mb * 2**20)
     room.start_sweeping()
-    return [Middleware(UploadRoom, room=room, max_bytes_unknown=max_body)]
+    share = UploadShare(settings.upload_mb_per_visitor * 2**20) if settings.upload_mb_per_visitor else None
+    return [Middleware(UploadRoom, room=room, max_bytes_unknown=max_body, share=share)]
 
 
 def main() -> int:

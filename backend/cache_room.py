@@ -18,7 +18,13 @@ could be saved). Runs write there too (every preview and result passes through t
   (a flood of events that each write a little) it removes the oldest files whatever their age,
   down to the cap: a page may then lose a recent file, the disk is not filled.
 
-`UploadRoom` is the ASGI middleware that asks it before Gradio's upload route reads a byte.
+Files of the last `keep_seconds` are never removed to make room, so one stranger uploading the
+cap's worth of them would have every other visitor's upload refused for that long. `UploadShare`
+bounds what one visitor (one address) may upload in that window: it then takes cap / share
+addresses to do it, and a visitor past its share is refused (HTTP 429, naming the setting) while
+the others' uploads go on.
+
+`UploadRoom` is the ASGI middleware that asks both before Gradio's upload route reads a byte.
 Uploads in flight count as taken from the moment they are admitted until they are done, so
 many at once cannot all pass the same check.
 """
@@ -29,6 +35,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -141,13 +148,71 @@ def _remove_empty_parent(folder: Path, root: Path) -> None:
             pass
 
 
-class UploadRoom:
-    """ASGI middleware: a POST to Gradio's upload route is admitted by `room` first (507 if
-    there is no room). `max_bytes_unknown` is what a body without a Content-Length counts as."""
+class UploadShare:
+    """What one visitor may upload in `window` seconds: at most `max_bytes` (see the module's
+    docstring). Visitors are told apart by address: the connection's, or X-Forwarded-For's
+    from a proxy that uvicorn trusts (FORWARDED_ALLOW_IPS), as the run quotas do."""
 
-    def __init__(self, app: ASGIApp, room: CacheRoom, max_bytes_unknown: int):
+    def __init__(self, max_bytes: int, window: float = KEEP_SECONDS, clock: Callable[[], float] = time.monotonic):
+        self.max_bytes = max_bytes
+        self.window = window
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._taken: dict[str, deque[tuple[float, int]]] = {}  # address: (when, bytes) of its uploads
+
+    def admit(self, address: str, incoming: int) -> bool:
+        """True, and `incoming` counted for `address`; False: that would take it past its share."""
+        with self._lock:
+            now = self.clock()
+            self._forget_before(now - self.window)
+            taken = self._taken.setdefault(address, deque())
+            if sum(size for _, size in taken) + incoming > self.max_bytes:
+                return False
+            taken.append((now, incoming))
+            return True
+
+    def give_back(self, address: str, incoming: int) -> None:
+        """An admitted upload that wrote nothing (the cache had no room) does not count."""
+        with self._lock:
+            taken = self._taken.get(address, deque())
+            for entry in reversed(taken):
+                if entry[1] == incoming:
+                    taken.remove(entry)
+                    break
+
+    def _forget_before(self, cutoff: float) -> None:
+        for address in list(self._taken):
+            taken = self._taken[address]
+            while taken and taken[0][0] < cutoff:
+                taken.popleft()
+            if not taken:
+                del self._taken[address]
+
+    def message(self, address: str, incoming: int) -> str:
+        """Why `address` may not upload `incoming` bytes now."""
+        with self._lock:
+            used = sum(size for _, size in self._taken.get(address, ()))
+        limit = (f"one visitor may upload {_mb(self.max_bytes)} every {self.window / 60:g} minutes "
+                 f"(STUDIO_UPLOAD_MB_PER_VISITOR)")
+        if incoming > self.max_bytes:
+            return f"This upload is {_mb(incoming)}, and {limit}: send a smaller file."
+        return (f"This upload ({_mb(incoming)}) would take you past what {limit}: you have uploaded "
+                f"{_mb(used)} of it in the last {self.window / 60:g} minutes. Try again in a few minutes.")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.3g} MB"
+
+
+class UploadRoom:
+    """ASGI middleware: a POST to Gradio's upload route is admitted by `share` (429 past the
+    visitor's share; None: no share) and `room` (507 if there is no room) first.
+    `max_bytes_unknown` is what a body without a Content-Length counts as."""
+
+    def __init__(self, app: ASGIApp, room: CacheRoom, max_bytes_unknown: int, share: UploadShare | None = None):
         self.app = app
         self.room = room
+        self.share = share
         self.max_bytes_unknown = max_bytes_unknown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -155,15 +220,25 @@ class UploadRoom:
             await self.app(scope, receive, send)
             return
         incoming = content_length(scope) or self.max_bytes_unknown
+        address = str((scope.get("client") or ("unknown",))[0])
+        if self.share and not self.share.admit(address, incoming):
+            await _refuse(send, 429, self.share.message(address, incoming))
+            return
         if not await run_in_threadpool(self.room.admit, incoming):
-            # Plain text, as Gradio's own upload errors: the page shows "HTTP 507: <this text>".
-            body = self.room.message().encode()
-            await send({"type": "http.response.start", "status": 507, "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close")]})
-            await send({"type": "http.response.body", "body": body})
+            if self.share:
+                self.share.give_back(address, incoming)
+            await _refuse(send, 507, self.room.message())
             return
         try:
             await self.app(scope, receive, send)
         finally:
             self.room.done(incoming)
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    # Plain text, as Gradio's own upload errors: the page shows "HTTP <status>: <message>".
+    body = message.encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

@@ -63,6 +63,9 @@ class Settings:
     outputs_max_mb: int = 2000  # size cap of the outputs folder; 0: no cap
     starred_max_mb: int = 500  # size cap of the starred runs in it (the oldest stars go first); 0: no cap
     cache_max_mb: int = 4000  # size cap of Gradio's cache (uploads, previews, results: backend/cache_room.py); 0: none
+    # What one address may upload in 10 minutes (with the cache's cap); 0: no limit. Unset on a
+    # Space, none: every visitor there has the Space proxy's address, so it would bound them all.
+    upload_mb_per_visitor: int = 1000
     # Three references of 64 MB sent inline as base64 (3 x 64 x 4/3 = 256 MB) plus the JSON around them.
     max_body_mb: float = 260.0  # the largest HTTP request body, checked before it is parsed
     max_image_mp: float = 25.0  # the largest image decoded at all, in megapixels
@@ -149,6 +152,7 @@ class Settings:
             outputs_max_mb=values["STUDIO_OUTPUTS_MAX_MB"],
             starred_max_mb=values["STUDIO_STARRED_MAX_MB"],
             cache_max_mb=values["STUDIO_CACHE_MAX_MB"],
+            upload_mb_per_visitor=_upload_share(values["STUDIO_UPLOAD_MB_PER_VISITOR"], values["SPACE_ID"]),
             max_body_mb=values["STUDIO_MAX_BODY_MB"],
             max_image_mp=values["STUDIO_MAX_IMAGE_MP"],
             run_timeout=values["STUDIO_RUN_TIMEOUT"],
@@ -164,6 +168,13 @@ class Settings:
             step_seconds=values["STUDIO_STEP_SECONDS"],
             explicit=tuple(name for name in ("STUDIO_MEMORY", "STUDIO_SPEED") if env.get(name, "").strip()),
         )
+
+
+def _upload_share(value: int | None, space_id: str | None) -> int:
+    """STUDIO_UPLOAD_MB_PER_VISITOR as set; unset: the default, except on a Space (no limit)."""
+    if value is not None:
+        return value
+    return 0 if space_id is not None else _DEFAULT.upload_mb_per_visitor
 
 
 def canonical_model(name: str) -> str:
@@ -261,6 +272,7 @@ class _Variables(BaseSettings):
     outputs_max_mb: _Whole = Field(_DEFAULT.outputs_max_mb, ge=0, alias="STUDIO_OUTPUTS_MAX_MB")
     starred_max_mb: _Whole = Field(_DEFAULT.starred_max_mb, ge=0, alias="STUDIO_STARRED_MAX_MB")
     cache_max_mb: _Whole = Field(_DEFAULT.cache_max_mb, ge=0, alias="STUDIO_CACHE_MAX_MB")
+    upload_mb_per_visitor: _Whole | None = Field(None, ge=0, alias="STUDIO_UPLOAD_MB_PER_VISITOR")  # _upload_share
     max_body_mb: _Number = Field(_DEFAULT.max_body_mb, ge=1, alias="STUDIO_MAX_BODY_MB")
     max_image_mp: _Number = Field(_DEFAULT.max_image_mp, ge=1, alias="STUDIO_MAX_IMAGE_MP")
     run_timeout: _Number = Field(_DEFAULT.run_timeout, ge=1, alias="STUDIO_RUN_TIMEOUT")

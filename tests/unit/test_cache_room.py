@@ -1,5 +1,6 @@
 """Gradio's cache under its cap (backend/cache_room.py): uploads make room by removing the
-oldest files, never recent ones, and are refused when there is still none."""
+oldest files, never recent ones, and are refused when there is still none; one visitor's
+uploads within its share (UploadShare)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 import pytest
 
-from backend.cache_room import CacheRoom
+from backend.cache_room import CacheRoom, UploadShare
 
 MB = 2**20
 NOW = 1_000_000.0
@@ -75,3 +76,43 @@ def test_past_the_hard_limit_the_sweep_removes_recent_files_too_the_oldest_first
     more = put(tmp_path, "more", 1, age_seconds=1)
     room.sweep()
     assert more.exists() and all(path.exists() for path in recent[4:])
+
+
+# -- one visitor's share (UploadShare) ------------------------------------------------------
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_visitor_past_its_share_is_refused_while_others_upload_and_it_may_again_later():
+    clock = Clock()
+    share = UploadShare(50 * MB, window=600, clock=clock)
+    assert share.admit("10.0.0.1", 30 * MB)
+    clock.now = 300.0
+    assert share.admit("10.0.0.1", 20 * MB)
+    assert not share.admit("10.0.0.1", 1)  # 50 MB in the last 10 minutes: its share
+    assert share.admit("10.0.0.2", 50 * MB)  # another address has its own
+    assert share.message("10.0.0.1", 1 * MB) == (
+        "This upload (1 MB) would take you past what one visitor may upload 50 MB every 10 minutes "
+        "(STUDIO_UPLOAD_MB_PER_VISITOR): you have uploaded 50 MB of it in the last 10 minutes. "
+        "Try again in a few minutes.")
+    assert share.message("10.0.0.3", 60 * MB) == (
+        "This upload is 60 MB, and one visitor may upload 50 MB every 10 minutes (STUDIO_UPLOAD_MB_PER_VISITOR): "
+        "send a smaller file.")
+    clock.now = 599.0
+    assert not share.admit("10.0.0.1", 1)
+    clock.now = 601.0  # the upload of t=0 is older than the window (and no longer protected in the cache)
+    assert share.admit("10.0.0.1", 30 * MB)
+    assert not share.admit("10.0.0.1", 1)  # the 20 MB of t=300 still count
+
+
+def test_an_upload_the_cache_had_no_room_for_does_not_count_against_the_share():
+    share = UploadShare(50 * MB, window=600, clock=Clock())
+    assert share.admit("10.0.0.1", 40 * MB)
+    share.give_back("10.0.0.1", 40 * MB)  # refused with 507: nothing was written
+    assert share.admit("10.0.0.1", 50 * MB)

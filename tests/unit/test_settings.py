@@ -84,6 +84,13 @@ def test_zerogpu_is_read_from_spaces_zero_gpu():
     assert read(SPACES_ZERO_GPU="true").zerogpu is True
 
 
+def test_the_upload_share_is_off_by_default_on_a_space_where_everyone_has_one_address():
+    assert read().upload_mb_per_visitor == 1000
+    assert read(SPACE_ID="someone/studio").upload_mb_per_visitor == 0
+    assert read(SPACE_ID="someone/studio", STUDIO_UPLOAD_MB_PER_VISITOR="300").upload_mb_per_visitor == 300
+    assert read(STUDIO_UPLOAD_MB_PER_VISITOR="0").upload_mb_per_visitor == 0
+
+
 # -- STUDIO_MODELS --------------------------------------------------------------------------
 
 
@@ -151,6 +158,7 @@ def test_a_repo_id_is_kept_as_written_without_a_trailing_slash(tmp_path, monkeyp
     ("STUDIO_PREVIEW_DECODE_EVERY", "-0.5", "STUDIO_PREVIEW_DECODE_EVERY must be at least 0, not '-0.5'"),
     ("STUDIO_MAX_SEQUENCE_LENGTH", "8", "STUDIO_MAX_SEQUENCE_LENGTH must be at least 16, not '8'"),
     ("STUDIO_OUTPUTS_MAX_MB", " lots ", "STUDIO_OUTPUTS_MAX_MB must be a number, not 'lots'"),
+    ("STUDIO_UPLOAD_MB_PER_VISITOR", "-1", "STUDIO_UPLOAD_MB_PER_VISITOR must be at least 0, not '-1'"),
     ("STUDIO_FAL_TRANSPORT", "WS", "STUDIO_FAL_TRANSPORT must be 'stream' or 'queue', not 'ws'"),
     ("STUDIO_FAL_BASE_URL", "ftp://x", "STUDIO_FAL_BASE_URL must start with http:// or https://"),
     ("STUDIO_BACKENDS", "GPU", "STUDIO_BACKENDS takes 'fal', 'local' or 'fal,local', not 'gpu'"),
