@@ -196,8 +196,13 @@ def wire_costs(demo: gr.Blocks, page: Page, ctx: Context, runs: list[Any]) -> No
     runs_done = gr.State(0)  # counts this page's finished runs: what is left today has changed
     triggers = [demo.load, runs_done.change] + [c.change for c in inputs]
     # One event for every trigger, always_last: a change while the texts are being worked out is
-    # answered after, so the last answer is for the last values.
-    gr.on(triggers, costs, inputs, [page.run_cost, page.sweep_cost], trigger_mode="always_last", **PRIVATE_FAST)
+    # answered after, so the last answer is for the last values. Queued, as Gradio's page defers
+    # only a queued event: unqueued, two answers in flight could land in either order (a key
+    # pasted while the texts after a run were worked out was shown as "this server's key").
+    # Its own concurrency (never behind runs); its timer on a hidden component, not on the texts.
+    gr.on(triggers, costs, inputs, [page.run_cost, page.sweep_cost], trigger_mode="always_last",
+          concurrency_id="costs", concurrency_limit=8, show_progress="hidden", show_progress_on=[page.lora_version],
+          **PRIVATE)
     for event in runs:
         event.then(lambda done: done + 1, runs_done, runs_done, **PRIVATE)
 
