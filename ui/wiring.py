@@ -95,6 +95,10 @@ def wire_form(page: Page, ctx: Context) -> None:
     # take_painted_region).
     page.slots[0].change(None, page.slots[0], page.region_editor, js=FOLLOW_IMAGE_1_JS, **PRIVATE_FAST)
     page.slots[0].change(show_restored, [page.slots[0], page.restored_mask], page.region_editor, **PRIVATE_FAST)
+    # The editor says its strokes reached the server: Run, held until then, goes (assets/region_sync.js).
+    # No inputs: reading the editor here would take the strokes' hand-over meant for the run.
+    page.region_editor.change(None, None, None, js="() => window.studioRegionSynced && window.studioRegionSynced()",
+                              **PRIVATE_FAST)
     # A new image 1 has no mask, unless a PNG's mask waits for it (ui/png_restore.py mask_for_upload).
     page.slots[0].upload(png_restore.mask_for_upload, [page.slots[0], page.waiting_mask],
                          [page.restored_mask, page.waiting_mask], **PRIVATE_FAST,
