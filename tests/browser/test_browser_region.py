@@ -4,11 +4,26 @@ or from the result's PNG, the run brings its mask back."""
 
 from __future__ import annotations
 
+import io
 import re
+import time
 
 import numpy as np
 from PIL import Image
 from playwright.sync_api import expect
+
+
+def wait_for_the_picture(canvas, timeout: float = 30.0) -> None:
+    """As a person does, wait until the editor shows image 1 (noise) before painting: on a busy
+    machine the canvas is there, blank, a while before its picture, and the editor starts its
+    layers afresh when the picture arrives (strokes painted before it are gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shot = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("L"), dtype=float)
+        if shot.std() > 30:  # the noise picture; the empty canvas is white
+            return
+        time.sleep(0.2)
+    raise AssertionError("the region editor never showed image 1")
 
 
 def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app, fake, tmp_path, screenshot):
@@ -22,6 +37,7 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     page.get_by_role("button", name=re.compile("^Edit only a region")).click()
     canvas = page.locator("#region-editor canvas").first
     expect(canvas).to_be_visible(timeout=30_000)
+    wait_for_the_picture(canvas)
     page.locator("#region-editor").get_by_role("button", name=re.compile("^Brush")).first.click()
     box = canvas.bounding_box()
     # A stroke across the middle of the picture (the picture is centred in the canvas).
