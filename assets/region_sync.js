@@ -1,32 +1,77 @@
-// Loaded first into the page's <head> by ui/page.py. Run, Queue and Run sweep wait until the
-// region editor has handed its last strokes over. After a stroke, Gradio's editor exports its
-// layers and sends them to the server before it says "changed"; an event that reads the editor
-// in between gets the editor as it was before the stroke (on a busy machine that took long
-// enough for Run to be clicked first, and the run was refused: "Mask: nothing is painted").
-// The editor's change event calls studioRegionSynced (ui/wiring.py).
-let regionDrawing = false;
-let regionPendingSince = 0;  // when the last stroke ended and its hand-over has not come yet
-const REGION_WAIT_MS = 5000;  // at most this long (a click on the canvas with no tool draws nothing)
-window.studioRegionSynced = () => { regionPendingSince = 0; };
+// Loaded first into the page's <head> by ui/page.py. The region editor's strokes are copied into
+// a hidden image, in the browser, when a stroke (or a click on the editor's tools: undo, clear)
+// ends: this clicks the hidden "take" button, whose event reads the editor (ui/region_editor.py
+// says why runs never read the editor itself). Run, Queue and Run sweep wait until the last
+// copy is done, so that a run never gets the strokes as they were before the last one.
+// One copy at a time (a copy asked for meanwhile follows it), as the editor itself does.
+let regionInEditor = false;
+let regionCopying = 0;  // when the copy under way began (0: none)
+let regionAgain = false;
+let regionAskedAt = 0;  // when the copy now awaited was asked for (0: none awaited)
+const REGION_WAIT_MS = 5000;  // a run waits at most this long (a copy that failed never says so)
+
+function regionCopy() {
+  if (regionCopying && Date.now() - regionCopying <= REGION_WAIT_MS) { regionAgain = true; return; }
+  const take = document.getElementById("region-take");
+  if (!take) { regionAskedAt = 0; return; }
+  regionCopying = Date.now();
+  take.click();
+}
+
+// Called when a copy is done (ui/region_editor.py STROKES_TAKEN_JS).
+window.studioRegionSynced = () => {
+  regionCopying = 0;
+  if (regionAgain) { regionAgain = false; regionCopy(); return; }
+  regionAskedAt = 0;
+};
+
 document.addEventListener("pointerdown", (event) => {
-  regionDrawing = Boolean(event.target.closest && event.target.closest("#region-editor canvas"));
+  regionInEditor = Boolean(event.target.closest && event.target.closest("#region-editor"));
 }, true);
 document.addEventListener("pointerup", () => {
-  if (regionDrawing) regionPendingSince = Date.now();
-  regionDrawing = false;
+  if (!regionInEditor) return;
+  regionInEditor = false;
+  regionAskedAt = Date.now();
+  // After the editor's own handlers have ended the stroke (this one runs first).
+  setTimeout(regionCopy, 50);
 }, true);
+
 document.addEventListener("click", (event) => {
   const button = event.target.closest && event.target.closest("#run-button, #queue-button, #sweep-button");
-  if (!button || !regionPendingSince || Date.now() - regionPendingSince > REGION_WAIT_MS) return;
+  if (!button || !regionAskedAt || Date.now() - regionAskedAt > REGION_WAIT_MS) return;
   // Before any other handler (this script is loaded first): the click comes again once the
-  // strokes are there, or the wait is over.
+  // strokes are copied, or the wait is over.
   event.stopImmediatePropagation();
   event.preventDefault();
   const again = () => {
-    if (regionPendingSince && Date.now() - regionPendingSince <= REGION_WAIT_MS) return setTimeout(again, 50);
-    regionPendingSince = 0;
+    if (regionAskedAt && Date.now() - regionAskedAt <= REGION_WAIT_MS) return setTimeout(again, 50);
+    regionAskedAt = 0;
     const now = document.getElementById(button.id);  // the page may have replaced the button
     if (now) now.click();
   };
   setTimeout(again, 50);
 }, true);
+
+// The picture the editor shows: image 1 (or a restored mask tinted on it) at most 1536 pixels a
+// side. The editor uploads its picture twice (background and composite) each time its strokes
+// are copied: at a phone photo's full size that is tens of MB a stroke. The strokes are scaled
+// to image 1's size for the run (backend/region.py).
+const EDITOR_MAX_SIDE = 1536;
+window.studioEditorPicture = async (image) => {
+  const plain = {background: image, layers: [], composite: image};
+  try {
+    const picture = new Image();
+    picture.src = image.url;
+    await picture.decode();
+    const scale = EDITOR_MAX_SIDE / Math.max(picture.naturalWidth, picture.naturalHeight);
+    if (!(scale < 1)) return plain;
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(picture.naturalWidth * scale));
+    canvas.height = Math.max(1, Math.round(picture.naturalHeight * scale));
+    canvas.getContext("2d").drawImage(picture, 0, 0, canvas.width, canvas.height);
+    const smaller = {...image, url: canvas.toDataURL("image/png"), size: null};
+    return {background: smaller, layers: [], composite: smaller};
+  } catch (error) {
+    return plain;  // shown as it is
+  }
+};

@@ -62,15 +62,24 @@ class CacheRoom:
         self.clock = clock
         self._lock = threading.Lock()
         self._in_flight = 0  # bytes admitted for uploads not yet done
-        self._used = 0  # the folder's size at the last look
+        self._used: int | None = None  # the folder's size at the last look (None: not looked yet)
+        self._unseen = 0  # bytes admitted since the last look (in flight or written)
 
     def admit(self, incoming: int) -> bool:
         """Room for an upload of `incoming` bytes (made if need be); True: it is now counted as
-        taken until `done(incoming)`. False: there is no room, even after removing old files."""
+        taken until `done(incoming)`. False: there is no room, even after removing old files.
+        The folder is looked at again only when the last look plus what was admitted since would
+        not leave room: a page sends many uploads at once (the region editor three a stroke),
+        and walking a folder of thousands of files for each kept every one of them waiting. What
+        the app writes itself between two sweeps (10 s) is seen at the next look."""
         with self._lock:
-            fits = self._make_room(incoming + self._in_flight)
+            if self._used is not None and self._used + self._unseen + incoming <= self.max_bytes:
+                fits = True
+            else:
+                fits = self._make_room(incoming + self._in_flight)
             if fits:
                 self._in_flight += incoming
+                self._unseen += incoming
             return fits
 
     def done(self, incoming: int) -> None:
@@ -81,14 +90,15 @@ class CacheRoom:
         """Bring the folder back under the cap (what the app wrote), removing old files, and
         past `hard_factor` times the cap, any file (the oldest first)."""
         with self._lock:
-            if not self._make_room(self._in_flight) and self._used > self.hard_factor * self.max_bytes:
+            if not self._make_room(self._in_flight) and (self._used or 0) > self.hard_factor * self.max_bytes:
                 log.warning("Gradio's cache is at %.0f MB, past its %g MB cap (STUDIO_CACHE_MAX_MB) with recent "
-                            "files: removing the oldest of them", self._used / 2**20, self.max_bytes / 2**20)
+                            "files: removing the oldest of them", (self._used or 0) / 2**20, self.max_bytes / 2**20)
                 self._make_room(self._in_flight, keep_seconds=0)
 
     def _make_room(self, wanted: int, keep_seconds: float | None = None) -> bool:
         files = self._files()
         used = self._used = sum(size for _, size, _ in files)
+        self._unseen = self._in_flight  # what is done is in the folder now
         if used + wanted <= self.max_bytes:
             return True
         cutoff = self.clock() - (self.keep_seconds if keep_seconds is None else keep_seconds)

@@ -112,8 +112,9 @@ def save_run(
 ) -> SavedRun:
     """Save a finished run. `references`: the run's stored references, when the caller
     stored them already (a sweep, once for all its cells); else they are stored here.
-    `region` (backend/region.py): its mask is saved beside the images as mask.png and the
-    recipe says so, with the feather."""
+    `region` (backend/region.py): its mask is saved beside the images as mask.png (at the
+    images' size, which is image 1's: the page paints on a smaller picture, and the API takes a
+    mask of any size) and the recipe says so, with the feather."""
     now = time.localtime()
     folder = Path(root) / time.strftime("%Y-%m-%d", now) / (
         time.strftime("%H%M%S", now) + "-" + secrets.token_hex(4)
@@ -123,7 +124,7 @@ def save_run(
     mask_png = None
     if region is not None:
         buffer = io.BytesIO()
-        region.mask.save(buffer, format="PNG")
+        (region.mask_like(result.images[0].data) if result.images else region.mask).save(buffer, format="PNG")
         mask_png = buffer.getvalue()  # each PNG carries it too, for a restore from the PNG
         atomic_write(folder / MASK_FILE, mask_png)
         recipe = {**recipe, "region": {"mask": MASK_FILE, "feather": region.feather}}

@@ -35,10 +35,20 @@ DEFAULT_FEATHER = 24
 
 @dataclass(frozen=True)
 class Region:
-    """The painted area (`mask`: mode L, image 1's size, 255 = change) and the feather."""
+    """The painted area (`mask`: mode L, 255 = change; image 1's size, or scaled to it) and the feather."""
 
     mask: Image.Image = field(repr=False)
     feather: int = DEFAULT_FEATHER
+
+    def mask_like(self, image_data: bytes) -> Image.Image:
+        """The mask at the size of the image in `image_data` (a region edit's result: image 1
+        with the edit pasted in); as it is when that cannot be read."""
+        try:
+            with Image.open(io.BytesIO(image_data)) as image:
+                size = image.size
+        except Exception:
+            return self.mask
+        return self.mask if self.mask.size == size else self.mask.resize(size, Image.Resampling.NEAREST)
 
     @property
     def margin(self) -> int:

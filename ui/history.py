@@ -259,7 +259,7 @@ def restore_run(past: list[dict] | None, index: int | None, version: float, setu
     """Every input of a past run: its settings, seed, backend, reference images and, for a
     region edit, its mask (handed to the region editor with image 1: ui/region_editor.py)."""
     if not past or index is None or not 0 <= index < len(past):
-        return _nothing("Pick a run in the history first.", len(RESTORED_FIELDS) + slot_count + 6)
+        return _nothing("Pick a run in the history first.", len(RESTORED_FIELDS) + slot_count + 5)
     entry = past[index]
     references = existing(entry.get("references", []), outputs_root)
     slot_values = (references + [None] * slot_count)[:slot_count]
@@ -268,8 +268,7 @@ def restore_run(past: list[dict] | None, index: int | None, version: float, setu
     results = gr.skip() if entry.get("sweep") else images
     mask = _mask_of(entry, images, outputs_root)
     return (*_as_updates(restore_values(entry["recipe"], setup)), version + 1, *slot_values, results,
-            f"♻️ Restored the run of {as_text(entry.get('created'))}.", mask, mask is not None,
-            gr.update(open=True) if mask else gr.skip())  # the region panel: open to show the mask
+            f"♻️ Restored the run of {as_text(entry.get('created'))}.", mask, mask is not None)
 
 
 def _mask_of(entry: dict, images: list[str], outputs_root: Path) -> str | None:

@@ -20,7 +20,7 @@ from ui.lora_editor import lora_editor
 from ui.other_tabs import OtherTabInputs, other_tab_inputs
 from ui.png_restore import APPLY_LABEL
 from ui.queue_panel import QueuePanel, queue_panel
-from ui.region_editor import region_editor
+from ui.region_editor import RegionEditor, region_editor
 from ui.sweep_view import AXIS_CHOICES, DEFAULT_X, DEFAULT_X_VALUES, sweep_cost
 
 NO_KEY_HELP = (
@@ -50,9 +50,7 @@ class Page:
     lora_note: gr.Markdown  # under the LoRA rows: their problems as typed, and a refused run's
     lora_check: gr.Markdown  # under the note: what each LoRA is, from its header (format, rank, model)
     lora_library: gr.Gallery  # every LoRA used before and the LoRA folder's; a click adds one
-    region_panel: gr.Accordion
-    region_editor: gr.ImageEditor  # image 1 with a brush layer: its strokes become the `mask` field
-    region_only: gr.Checkbox  # "Edit only the painted area"
+    region: RegionEditor  # image 1 with a brush layer: its strokes become the `mask` field
     restored_mask: gr.State
     waiting_mask: gr.State
     lora_entries: gr.State
@@ -233,7 +231,7 @@ def _inputs(page: Page, setup: PageSetup) -> None:
                                        interactive=False, elem_id="lora-library", format="jpeg",
                                        fit_columns=False, object_fit="cover")
         page.lora_entries = gr.State([])  # what the library shows, in order (ui/lora_library.py)
-    page.region_panel, page.region_editor, page.region_only = region_editor(lambda name: _place(page, setup, name))
+    page.region = region_editor(lambda name: _place(page, setup, name))
     page.restored_mask = gr.State(None)  # a History restore's mask, for the editor once image 1 arrives
     page.waiting_mask = gr.State(None)  # a PNG's mask, waiting for its image 1 to be added again
 

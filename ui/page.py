@@ -16,10 +16,11 @@ from ui.wiring import wire
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 CSS_PATH = ASSETS / "style.css"
-# Run waits for the region editor's last strokes (region_sync.js, first: its click handler must
-# come before the others); keyboard shortcuts (Ctrl/Cmd+Enter runs, Escape stops) and names for
-# screen readers; a Stop right after Run made to reach the server (early_stop.js); History and
-# presets shared with the browser's other tabs (other_tabs.js).
+# The region editor's strokes copied as a stroke ends, Run waiting for the last copy
+# (region_sync.js, first: its click handler must come before the others); keyboard shortcuts
+# (Ctrl/Cmd+Enter runs, Escape stops) and names for screen readers; a Stop right after Run made
+# to reach the server (early_stop.js); History and presets shared with the browser's other tabs
+# (other_tabs.js).
 HEAD = "".join(f"<script>\n{(ASSETS / name).read_text()}</script>\n"
                for name in ("region_sync.js", "early_stop.js", "page.js", "other_tabs.js"))
 # Gradio's default theme, with every text at WCAG AA contrast (4.5:1) in light and dark mode:

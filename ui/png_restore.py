@@ -102,12 +102,13 @@ def same_size(image_path: str | None, mask_path: str | None) -> bool:
 def apply_mask(mask: str | None, image_1: str | None) -> tuple:
     """After Apply, a PNG's mask: the restored mask at once when image 1 is already the image it
     was painted on (same size), else it waits for image 1 to be added again (`mask_for_upload`).
-    Outputs: restored mask, waiting mask, "Edit only the painted area", the region panel (opened)."""
+    Outputs: restored mask, waiting mask, "Edit only the painted area" (the region panel opens
+    once the mask is shown: ui/wiring_common.py show_tint)."""
     if not mask:
-        return gr.skip(), None, gr.skip(), gr.skip()
+        return gr.skip(), None, gr.skip()
     if same_size(image_1, mask):
-        return mask, None, True, gr.Accordion(open=True)
-    return gr.skip(), mask, True, gr.Accordion(open=True)
+        return mask, None, True
+    return gr.skip(), mask, True
 
 
 def mask_for_upload(image_1: str | None, waiting: str | None) -> tuple:

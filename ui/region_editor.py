@@ -4,24 +4,46 @@ The editor shows image 1 (it follows the first slot) with a brush layer (brush s
 eraser, clear from the editor's own tools); the strokes become the form's `mask` field (a
 hidden image: white = change), which the run reads like any field, so the API's `mask`
 argument and the page take the same path (backend/region.py does the edit).
+
+The editor is never an input or output of a server event, only of events that run in the
+browser. Gradio's page re-reads every component that a server event ever read or wrote, and
+the layouts around it, at each status message of any event (its loading status), and reading
+this editor uploads its picture twice over (background and composite) and its strokes: one
+restore and one run made about 250 uploads, and on a busy server Run waited over a minute
+behind them. So the strokes are copied, in the browser, into a hidden image (`strokes`) when a
+stroke ends (assets/region_sync.js clicks `take`), and runs read that; a restored mask comes
+back through a hidden image too (`tint`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
-from PIL import Image, ImageChops, ImageOps
+from PIL import Image, ImageOps
 
 HINT = ("Paint over the part of image 1 to change, then tick the box: the rest stays image 1 pixel for "
         "pixel (the edit fades out over the feather's width around what you painted). A run restored from "
         "History shows its mask tinted on image 1 and uses it until you paint a new one.")
 
 
-def region_editor(place: Callable[[str], Any]) -> tuple[gr.Accordion, gr.ImageEditor, gr.Checkbox]:
-    """The region panel's components; `place` makes a form field's component (ui/layout.py).
-    Returns (panel, editor, only_painted) for the page's events."""
+@dataclass(frozen=True)
+class RegionEditor:
+    """The region panel's components (see the module's docstring for why the editor is never an
+    input or output of a server event)."""
+
+    panel: gr.Accordion
+    editor: gr.ImageEditor
+    only_painted: gr.Checkbox
+    strokes: gr.Image  # the editor's brush layer, copied in the browser after each stroke
+    take: gr.Button  # clicked by assets/region_sync.js when a stroke ends: copies the strokes
+    tint: gr.Image  # a restored mask tinted on image 1, made by the server, shown in the browser
+
+
+def region_editor(place: Callable[[str], Any]) -> RegionEditor:
+    """The region panel's components; `place` makes a form field's component (ui/layout.py)."""
     with gr.Accordion("Edit only a region", open=False, elem_id="region-panel") as panel:
         gr.Markdown(HINT, elem_classes=["hint"])
         editor = gr.ImageEditor(
@@ -33,58 +55,66 @@ def region_editor(place: Callable[[str], Any]) -> tuple[gr.Accordion, gr.ImageEd
         place("mask_feather")
         place("mask_invert")
         place("mask")
-    return panel, editor, only_painted
+    take = gr.Button("", visible="hidden", elem_id="region-take")
+    strokes = gr.Image(type="pil", image_mode="RGBA", visible=False, elem_id="region-strokes")
+    tint = gr.Image(type="filepath", visible=False, elem_id="region-tint")
+    return RegionEditor(panel, editor, only_painted, strokes, take, tint)
 
 
-# The page's run and sweep take the editor and the box too (not the API's): the mask is made
-# from what is on screen when Run is clicked, so no event has to carry it there first.
-EDITOR, ONLY_PAINTED, RESTORED = "region_editor", "region_only", "restored_mask"
-PAGE_EXTRA = ((EDITOR, None), (ONLY_PAINTED, False), (RESTORED, None))
+# The page's run and sweep take the strokes and the box too (not the API's): the mask is made
+# from what was painted when Run is clicked.
+STROKES, ONLY_PAINTED, RESTORED = "region_strokes", "region_only", "restored_mask"
+PAGE_EXTRA = ((STROKES, None), (ONLY_PAINTED, False), (RESTORED, None))
 
 
 def take_painted_region(values: dict[str, Any]) -> None:
-    """Move the editor's strokes into the run's `mask` (in place) when the box is ticked, else
+    """Move the painted strokes into the run's `mask` (in place) when the box is ticked, else
     the mask of a run restored from History (shown tinted on image 1); with neither, an empty
     mask, which the run refuses naming the mask."""
-    editor, only_painted = values.pop(EDITOR, None), values.pop(ONLY_PAINTED, False)
+    strokes, only_painted = values.pop(STROKES, None), values.pop(ONLY_PAINTED, False)
     restored = values.pop(RESTORED, None)
     if only_painted:
-        values["mask"] = painted_mask(editor, True) or restored or Image.new("L", (1, 1), 0)
+        values["mask"] = painted_mask(strokes, True) or restored or Image.new("L", (1, 1), 0)
 
 
-# The editor follows image 1 in the browser, at once. A server round trip here could land after
-# the first strokes and wipe them: on a busy machine the picture came back a second after the
-# panel opened, over what had been painted on the still empty editor.
-FOLLOW_IMAGE_1_JS = "(image) => image ? {background: image, layers: [], composite: image} : null"
+# The editor follows image 1 in the browser, at once (a server answer could land after the first
+# strokes and wipe them), at most 1536 pixels a side (assets/region_sync.js studioEditorPicture),
+# and the strokes of the picture before are dropped.
+FOLLOW_IMAGE_1_JS = "async (image) => [image ? await window.studioEditorPicture(image) : null, null]"
+# The strokes: the editor's brush layer (uploaded by the editor as it is read), or none.
+TAKE_STROKES_JS = "(value) => (value && value.layers && value.layers[0]) || null"
+# Run, held while strokes are being copied, may go (assets/region_sync.js).
+STROKES_TAKEN_JS = "() => window.studioRegionSynced && window.studioRegionSynced()"
+# A restored mask, tinted on image 1, goes into the editor (its own strokes dropped); nothing to
+# show leaves the editor as it is.
+SHOW_TINT_JS = "async (tint) => tint ? [await window.studioEditorPicture(tint), null] : [undefined, undefined]"
+# ... and the region panel opens to show it (a step of its own: opening the panel makes the
+# editor hand over its picture, which must be the tinted one by then).
+OPEN_PANEL_JS = "(tint) => tint ? {__type__: 'update', open: true} : undefined"
 
 
 def tinted(image_1: Any, restored_mask: str) -> Any:
-    """The editor's picture for a restored run's mask: image 1 tinted where the mask is (the
-    run uses that mask until strokes are painted or another image 1 is uploaded)."""
+    """Image 1 tinted where a restored run's mask is (the run uses that mask until strokes are
+    painted or another image 1 is uploaded)."""
     with Image.open(image_1) as opened:
         picture = ImageOps.exif_transpose(opened).convert("RGB")
     with Image.open(restored_mask) as opened:
         mask = opened.convert("L").resize(picture.size, Image.Resampling.NEAREST)
     tint = Image.new("RGB", picture.size, (255, 45, 85))
-    shown = Image.composite(Image.blend(picture, tint, 0.5), picture, mask)
-    return {"background": shown, "layers": [], "composite": shown}
+    return Image.composite(Image.blend(picture, tint, 0.5), picture, mask)
 
 
 def show_restored(image_1: Any, restored_mask: str | None) -> Any:
-    """When image 1 changes or a run is restored: with a restored mask, the editor shows it
-    tinted on image 1 (also when image 1 did not change, so that no change event came);
-    otherwise nothing to do (the browser already shows image 1: FOLLOW_IMAGE_1_JS)."""
-    return tinted(image_1, restored_mask) if image_1 and restored_mask else gr.skip()
+    """When image 1 changes or a run is restored: with a restored mask, image 1 tinted where it
+    is (for the editor: SHOW_TINT_JS), else None (the editor already shows image 1:
+    FOLLOW_IMAGE_1_JS)."""
+    return tinted(image_1, restored_mask) if image_1 and restored_mask else None
 
 
-def painted_mask(value: Any, only_painted: bool) -> Image.Image | None:
-    """The editor's strokes as a mask (white where painted), when the box is ticked and
-    something is painted; None otherwise (the run is then an ordinary edit)."""
-    if not only_painted or not isinstance(value, dict):
+def painted_mask(strokes: Any, only_painted: bool) -> Image.Image | None:
+    """The strokes (the editor's brush layer) as a mask (white where painted), when the box is
+    ticked and something is painted; None otherwise (the run is then an ordinary edit)."""
+    if not only_painted or not isinstance(strokes, Image.Image):
         return None
-    mask: Image.Image | None = None
-    for layer in value.get("layers") or []:
-        if isinstance(layer, Image.Image):
-            alpha = layer.convert("RGBA").getchannel("A").point(lambda v: 255 if v else 0)
-            mask = alpha if mask is None else ImageChops.lighter(mask, alpha)
-    return mask if mask is not None and mask.getbbox() else None
+    mask = strokes.convert("RGBA").getchannel("A").point(lambda v: 255 if v else 0)
+    return mask if mask.getbbox() else None

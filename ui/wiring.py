@@ -25,11 +25,11 @@ from ui import field_checks, png_restore, results
 from ui.examples import example_settings
 from ui.form import FIELDS, PageSetup, api_function, args_doc
 from ui.layout import FAL_ONLY, Page, references_hint
-from ui.region_editor import FOLLOW_IMAGE_1_JS, PAGE_EXTRA, show_restored
+from ui.region_editor import FOLLOW_IMAGE_1_JS, PAGE_EXTRA, STROKES_TAKEN_JS, TAKE_STROKES_JS, show_restored
 from ui.run import Outputs, form_error_status, plan_run, run_edit, run_error
 from ui.snippets import run_snippets
 from ui.spending_view import admitted, make_page_costs
-from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, gradio_cache, run_bar, start_run
+from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, gradio_cache, run_bar, show_tint, start_run
 from ui.wiring_kept import wire_history, wire_library, wire_presets
 from ui.wiring_queue import wire_queue
 from ui.wiring_sweep import wire_sweep
@@ -90,19 +90,20 @@ def wire_form(page: Page, ctx: Context) -> None:
     )
     page.form["size"].change(lambda s: gr.update(visible=s == "custom"), page.form["size"], page.custom_size,
                              **PRIVATE_FAST)
-    # Region edits: the editor shows image 1 (set in the browser; a restored mask tinted on it by
-    # the server); its strokes (when the box is ticked) are the run's mask (ui/region_editor.py
-    # take_painted_region).
-    page.slots[0].change(None, page.slots[0], page.region_editor, js=FOLLOW_IMAGE_1_JS, **PRIVATE_FAST)
-    page.slots[0].change(show_restored, [page.slots[0], page.restored_mask], page.region_editor, **PRIVATE_FAST)
-    # The editor says its strokes reached the server: Run, held until then, goes (assets/region_sync.js).
-    # No inputs: reading the editor here would take the strokes' hand-over meant for the run.
-    page.region_editor.change(None, None, None, js="() => window.studioRegionSynced && window.studioRegionSynced()",
-                              **PRIVATE_FAST)
+    # Region edits (ui/region_editor.py: why the editor is only ever used in the browser): the
+    # editor shows image 1, or a restored mask tinted on it; its strokes are copied when a stroke
+    # ends, and (when the box is ticked) are the run's mask (take_painted_region).
+    region = page.region
+    page.slots[0].change(None, page.slots[0], [region.editor, region.strokes], js=FOLLOW_IMAGE_1_JS, **PRIVATE_FAST)
+    show_tint(page.slots[0].change(show_restored, [page.slots[0], page.restored_mask], region.tint, **PRIVATE_FAST),
+              region)
+    region.take.click(None, region.editor, region.strokes, js=TAKE_STROKES_JS, **PRIVATE_FAST,
+                      ).then(None, None, None, js=STROKES_TAKEN_JS, **PRIVATE_FAST)
     # A new image 1 has no mask, unless a PNG's mask waits for it (ui/png_restore.py mask_for_upload).
-    page.slots[0].upload(png_restore.mask_for_upload, [page.slots[0], page.waiting_mask],
-                         [page.restored_mask, page.waiting_mask], **PRIVATE_FAST,
-                         ).then(show_restored, [page.slots[0], page.restored_mask], page.region_editor, **PRIVATE_FAST)
+    show_tint(page.slots[0].upload(png_restore.mask_for_upload, [page.slots[0], page.waiting_mask],
+                                   [page.restored_mask, page.waiting_mask], **PRIVATE_FAST,
+                                   ).then(show_restored, [page.slots[0], page.restored_mask], region.tint,
+                                          **PRIVATE_FAST), region)
     page.reuse_seed.click(lambda s: (int(s), False) if str(s or "").isdigit() else (gr.skip(), gr.skip()),
                           page.seed_used, [page.form["seed"], page.form["randomize_seed"]], **PRIVATE_FAST)
     page.seed_used.change(lambda s: gr.update(interactive=str(s or "").isdigit()), page.seed_used, page.reuse_seed,
@@ -164,7 +165,7 @@ def wire_run(page: Page, ctx: Context, before_run: gr.State) -> Any:
           [*bar, before_run], **PRIVATE_FAST)
     run_event = gr.on(
         [page.run_button.click, page.form["prompt"].submit], page_run,
-        [*page.inputs(), page.gallery, page.region_editor, page.region_only, page.restored_mask],
+        [*page.inputs(), page.gallery, page.region.strokes, page.region.only_painted, page.restored_mask],
         [*shown, page.last_run, marks],
         show_progress="minimal", show_progress_on=[page.gallery], trigger_mode="once", **PRIVATE,
     )
@@ -201,11 +202,14 @@ def wire_costs(demo: gr.Blocks, page: Page, ctx: Context, runs: list[Any]) -> No
     triggers = [demo.load, runs_done.change] + [c.change for c in inputs]
     # One event for every trigger, always_last: a change while the texts are being worked out is
     # answered after, so the last answer is for the last values. Queued, as Gradio's page defers
-    # only a queued event: unqueued, two answers in flight could land in either order (a key
-    # pasted while the texts after a run were worked out was shown as "this server's key").
-    # Its own concurrency (never behind runs); its timer on a hidden component, not on the texts.
+    # only a queued event. Even so, Gradio's page checks for an answer in flight before it has
+    # read the inputs and sent them (its dispatch awaits in between), so two can be in flight:
+    # one at a time on the server (answered in the order asked; each takes a millisecond), or
+    # a key pasted while the texts after a run were worked out could be answered first and then
+    # shown as "this server's key" (CI, twice). Its own concurrency (never behind runs); its
+    # timer on a hidden component, not on the texts.
     gr.on(triggers, costs, inputs, [page.run_cost, page.sweep_cost], trigger_mode="always_last",
-          concurrency_id="costs", concurrency_limit=8, show_progress="hidden", show_progress_on=[page.lora_version],
+          concurrency_id="costs", concurrency_limit=1, show_progress="hidden", show_progress_on=[page.lora_version],
           **PRIVATE)
     for event in runs:
         event.then(lambda done: done + 1, runs_done, runs_done, **PRIVATE)

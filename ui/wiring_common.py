@@ -15,6 +15,7 @@ from backend.spending import SpendingPolicy
 from ui import results
 from ui.form import PageSetup
 from ui.layout import RUN_LABEL, RUNNING_LABEL
+from ui.region_editor import OPEN_PANEL_JS, SHOW_TINT_JS, RegionEditor
 from ui.run import Outputs
 
 PRIVATE: dict[str, Any] = dict(api_visibility="private")
@@ -41,6 +42,13 @@ def gradio_cache(demo: gr.Blocks) -> Path:
     folder = Path(demo.GRADIO_CACHE)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def show_tint(event: Any, region: RegionEditor) -> Any:
+    """After `event`, which wrote `region.tint`: the tint goes into the editor, then the region
+    panel opens to show it (both in the browser: ui/region_editor.py)."""
+    return event.then(None, region.tint, [region.editor, region.strokes], js=SHOW_TINT_JS, **PRIVATE_FAST,
+                      ).then(None, region.tint, region.panel, js=OPEN_PANEL_JS, **PRIVATE_FAST)
 
 
 def run_bar(running: bool) -> tuple:

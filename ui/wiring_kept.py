@@ -16,7 +16,7 @@ from ui import other_tabs, png_restore, results
 from ui.form import PRESET_FIELDS, RESTORED_FIELDS
 from ui.layout import Page
 from ui.region_editor import show_restored
-from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, gradio_cache
+from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, gradio_cache, show_tint
 
 MASK_SECONDS = 86_400  # a PNG's mask waits this long for its image 1 (Gradio keeps uploads a day too)
 
@@ -67,27 +67,26 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
         trigger(png_restore.preview_png, page.recipe_file, [page.recipe_read, page.recipe_preview, page.recipe_apply],
                 **PRIVATE)
         trigger(mask_file, page.recipe_file, recipe_mask, **PRIVATE)
-    page.recipe_apply.click(partial(png_restore.apply_png, setup=ctx.setup), [page.recipe_read, page.lora_version],
-                            [*restored, page.lora_version, page.status], **PRIVATE,
-                            ).then(png_restore.apply_mask, [recipe_mask, page.slots[0]],
-                                   [page.restored_mask, page.waiting_mask, page.region_only, page.region_panel],
-                                   **PRIVATE,
-                                   ).then(show_restored, [page.slots[0], page.restored_mask], page.region_editor,
-                                          **PRIVATE_FAST)
+    show_tint(page.recipe_apply.click(
+        partial(png_restore.apply_png, setup=ctx.setup), [page.recipe_read, page.lora_version],
+        [*restored, page.lora_version, page.status], **PRIVATE,
+    ).then(png_restore.apply_mask, [recipe_mask, page.slots[0]],
+           [page.restored_mask, page.waiting_mask, page.region.only_painted], **PRIVATE,
+           ).then(show_restored, [page.slots[0], page.restored_mask], page.region.tint, **PRIVATE_FAST), page.region)
     gr.Button(visible=False).click(
         partial(png_restore.restore_png, setup=ctx.setup), [page.recipe_file, page.lora_version],
         [*restored, page.lora_version, page.status], api_name="restore", api_visibility="undocumented",
     )
-    return page.history_restore.click(
+    return show_tint(page.history_restore.click(
         partial(history_lib.restore_run, setup=ctx.setup, outputs_root=ctx.outputs.root,
                 slot_count=len(page.slots)),
         [page.history, page.history_selected, page.lora_version],
-        [*restored, page.lora_version, *page.slots, page.gallery, page.status, page.restored_mask, page.region_only,
-         page.region_panel],
+        [*restored, page.lora_version, *page.slots, page.gallery, page.status, page.restored_mask,
+         page.region.only_painted],
         **PRIVATE,  # queued: its warning
     ).then(partial(history_lib.restored_run, outputs_root=ctx.outputs.root), [page.history, page.history_selected],
            [page.last_run, page.seed_used, page.details], **PRIVATE,
-           ).then(show_restored, [page.slots[0], page.restored_mask], page.region_editor, **PRIVATE_FAST)
+           ).then(show_restored, [page.slots[0], page.restored_mask], page.region.tint, **PRIVATE_FAST), page.region)
 
 
 def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:

@@ -31,8 +31,8 @@ def wire_queue(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
                          extra=[(field_checks.SHOWN, None), *PAGE_EXTRA, ("jobs_token", ""), ("run_label", "")])
     # Run while a run goes clicks Queue instead (assets/page.js).
     page.queue_button.click(
-        queue, [*page.inputs(), page.gallery, page.region_editor, page.region_only, page.restored_mask, panel.token,
-                page.run_button],
+        queue, [*page.inputs(), page.gallery, page.region.strokes, page.region.only_painted, page.restored_mask,
+                panel.token, page.run_button],
         [panel.token, panel.detail, *shown, panel.timer, page.status], show_progress="hidden", **PRIVATE,
     )
     # The panel is redrawn while a queued run is unfinished; finished runs go into History.

@@ -69,7 +69,7 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
     cell_buttons = [page.sweep_picked, page.sweep_use_input, page.sweep_restore]
     event = page.sweep_button.click(lambda: gr.update(open=True), None, page.sweep_results, **PRIVATE_FAST).then(
         sweep_cells.unpick_cell, None, cell_buttons, **PRIVATE_FAST).then(
-        page_sweep, [*page.inputs(), *controls, page.region_editor, page.region_only, page.restored_mask],
+        page_sweep, [*page.inputs(), *controls, page.region.strokes, page.region.only_painted, page.restored_mask],
         [*shown, page.sweep_state],
         **PRIVATE)
     api_sweep = api_function("sweep", partial(_api_sweep_body, ctx), ctx.setup, SWEEP_DOC, extra=SWEEP_ARGS)

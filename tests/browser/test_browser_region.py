@@ -47,11 +47,18 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     for step in range(1, 11):
         page.mouse.move(box["x"] + box["width"] * (0.45 + step * 0.01), y, steps=2)
     page.mouse.up()
+    # The stroke undone, the run has nothing painted: refused, naming the mask; redone, it runs.
+    editor = page.locator("#region-editor")
+    editor.get_by_role("button", name="Undo", exact=True).click()
     page.get_by_label("Edit only the painted area").check()
     feather = page.locator("#mask-feather input[type=number]")
     feather.fill("8")
     feather.press("Tab")
     page.locator("#prompt textarea").fill("make it blue")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("nothing is painted", timeout=60_000)
+    assert not fake.jobs
+    editor.get_by_role("button", name="Redo", exact=True).click()
     page.locator("#run-button").click()
     expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
     screenshot(page)
@@ -73,6 +80,8 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     # Restored from History after a reload, the run brings its mask back: shown tinted on image 1,
     # the box ticked, and the same crop goes to fal again.
     page.reload()
+    uploads = []  # what the page sends: the editor's picture goes up only when it is read
+    page.on("request", lambda request: uploads.append(request.url) if "/upload" in request.url else None)
     expect(page.locator("#history img").first).to_be_visible(timeout=30_000)
     page.locator("#history .thumbnail-item").first.click()
     page.locator("#history-restore").click()
@@ -82,6 +91,9 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
     first, again = sorted(fake.jobs.values(), key=lambda job: job.created)
     assert again.input["image_size"] == first.input["image_size"]
+    # Restored and run again, nothing painted: the editor's picture went up at most once (when its
+    # panel opened), not at every status message of every event (about 250 uploads, a minute).
+    assert len(uploads) <= 3, uploads
     screenshot(page, "restored")
     page.close()
 

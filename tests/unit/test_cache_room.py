@@ -58,6 +58,35 @@ def test_uploads_in_flight_count_until_they_are_done(room):
     assert room.admit(6 * MB)
 
 
+def test_a_burst_of_uploads_that_fits_looks_at_the_folder_once_and_the_one_past_the_cap_is_refused(tmp_path):
+    # The region editor sends three uploads a stroke; walking the folder for each (thousands of
+    # files on a busy server) kept every one of them waiting. What was admitted still counts.
+    looks = []
+
+    class Counted(CacheRoom):
+        def _files(self):
+            looks.append(1)
+            return super()._files()
+
+    room = Counted(tmp_path, max_bytes=10 * MB, keep_seconds=600, clock=lambda: NOW)
+    put(tmp_path, "old", 4, age_seconds=60)
+    for n in range(5):
+        assert room.admit(1 * MB)
+        put(tmp_path, f"upload-{n}", 1, age_seconds=0)  # Gradio writes it
+        room.done(1 * MB)
+    assert len(looks) == 1
+    assert not room.admit(2 * MB)  # 9 MB there, all recent: no room
+    assert len(looks) == 2  # past the estimate, it looked again before refusing
+
+
+def test_what_the_app_wrote_meanwhile_is_seen_at_the_next_sweep(room, tmp_path):
+    assert room.admit(1 * MB)
+    room.done(1 * MB)
+    put(tmp_path, "results", 9.5, age_seconds=60)  # a run's results, written by the app
+    room.sweep()
+    assert not room.admit(1 * MB)
+
+
 def test_a_sweep_brings_what_runs_wrote_back_under_the_cap(room, tmp_path):
     old = [put(tmp_path, f"old{n}", 2, age_seconds=3600 + n) for n in range(6)]  # 12 MB
     room.sweep()

@@ -5,6 +5,7 @@ the folder: tests/app/test_outputs.py."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -21,6 +22,8 @@ from backend.base import Backend
 from backend.events import Result, ResultImage
 from backend.fal.options import FalOptions
 from backend.images import prepare_reference
+from backend.recipes import read_mask
+from backend.region import Region
 from backend.request import build_request
 from backend.settings import Settings, SettingsError
 from tests.helpers.images import png_bytes
@@ -131,6 +134,20 @@ def test_a_reference_is_kept_once_as_it_was_sent_and_shared_by_runs(tmp_path):
         outputs.save_run(root, build_request(prompt="p", image_urls=[str(upload)]), FalOptions(), fake_result(),
                          "fal", "endpoint")
     assert calls == [] and len(list((root / outputs.REFERENCES).iterdir())) == 1
+
+
+def test_a_region_edits_mask_is_saved_at_image_1s_size_whatever_size_it_was_painted_at(tmp_path):
+    """The page paints on image 1 shown at most 1536 px a side (and the API takes a mask of any
+    size): the saved mask, and the one each PNG carries, is at the images' size (image 1's), so
+    that a restore from History or from the PNG finds it the size of image 1."""
+    painted = Image.new("L", (16, 16), 0)
+    painted.paste(255, (4, 4, 8, 8))
+    saved = outputs.save_run(tmp_path / "outputs", build_request(prompt="p", image_urls=[str(reference_png(tmp_path))]),
+                             FalOptions(), fake_result(), "fal", "endpoint", region=Region(painted, feather=4))
+    with Image.open(saved.folder / outputs.MASK_FILE) as mask:
+        assert mask.size == (64, 64) and mask.getbbox() == (16, 16, 32, 32)
+    carried = read_mask(saved.image_paths[0].read_bytes())
+    assert carried is not None and Image.open(io.BytesIO(carried)).size == (64, 64)
 
 
 class StubBackend(Backend):

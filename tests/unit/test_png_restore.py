@@ -79,13 +79,13 @@ def test_a_region_edits_png_brings_its_mask_back_with_image_1(tmp_path):
     image_1, other = tmp_path / "image-1.png", tmp_path / "other.png"
     Image.new("RGB", (64, 48)).save(image_1)
     Image.new("RGB", (48, 64)).save(other)
-    # Apply before image 1 is there: the mask waits for it, the box is ticked and the panel opened.
-    shown, waiting, ticked, _panel = png_restore.apply_mask(restored, None)
+    # Apply before image 1 is there: the mask waits for it and the box is ticked.
+    shown, waiting, ticked = png_restore.apply_mask(restored, None)
     assert (shown, waiting, ticked) == (gr.skip(), restored, True)
     assert png_restore.mask_for_upload(str(image_1), waiting) == (restored, None)  # image 1 again: its mask
     assert png_restore.mask_for_upload(str(other), waiting) == (None, None)  # another image: no mask
     assert png_restore.mask_for_upload(str(image_1), None) == (None, None)  # a plain upload: no mask
-    assert png_restore.apply_mask(restored, str(image_1))[:3] == (restored, None, True)  # image 1 already there
+    assert png_restore.apply_mask(restored, str(image_1)) == (restored, None, True)  # image 1 already there
 
 
 def test_a_png_whose_mask_chunk_is_not_a_mask_restores_no_mask(tmp_path):
