@@ -52,12 +52,12 @@ document.addEventListener("click", (event) => {
   setTimeout(again, 50);
 }, true);
 
-// The picture the editor shows: image 1 (or a restored mask tinted on it) at most 1536 pixels a
+// The picture the editor shows: image 1, or a restored mask tinted on it, at most 1536 pixels a
 // side. The editor uploads its picture twice (background and composite) each time its strokes
 // are copied: at a phone photo's full size that is tens of MB a stroke. The strokes are scaled
 // to image 1's size for the run (backend/region.py).
 const EDITOR_MAX_SIDE = 1536;
-window.studioEditorPicture = async (image) => {
+async function editorPicture(image) {
   const plain = {background: image, layers: [], composite: image};
   try {
     const picture = new Image();
@@ -74,4 +74,43 @@ window.studioEditorPicture = async (image) => {
   } catch (error) {
     return plain;  // shown as it is
   }
+}
+
+// What the editor shows: image 1 (its file's path: Gradio names files by their content) and the
+// tint over it, if any. Image 1 is set again after an upload (the server's checked copy: the same
+// file) and by other events; the editor is set afresh, which drops its strokes, only for another
+// picture (on a busy server the checked copy came back after the first strokes and wiped them).
+// Each returns the editor's new value and the copied strokes' (undefined: unchanged).
+let editorImage = null;
+let editorTint = null;
+let panelToOpen = false;
+const UNCHANGED = [undefined, undefined];
+window.studioEditorFollow = async (image) => {
+  if (!image) {
+    editorImage = editorTint = null;
+    return [null, null];
+  }
+  if (image.path === editorImage) return UNCHANGED;
+  editorImage = image.path;
+  editorTint = null;
+  return [await editorPicture(image), null];
+};
+window.studioEditorTint = async (tint, image) => {
+  if (tint) {
+    if (tint.path === editorTint) return UNCHANGED;
+    editorTint = tint.path;
+    if (image) editorImage = image.path;
+    panelToOpen = true;
+    return [await editorPicture(tint), null];
+  }
+  if (!editorTint || !image) return UNCHANGED;
+  editorTint = null;  // the restored mask was dropped (image 1 added again): plain image 1
+  editorImage = image.path;
+  return [await editorPicture(image), null];
+};
+// The region panel opens once for each tint shown (opening it makes the editor upload its picture).
+window.studioEditorOpenPanel = () => {
+  const open = panelToOpen;
+  panelToOpen = false;
+  return open;
 };

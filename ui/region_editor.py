@@ -78,19 +78,19 @@ def take_painted_region(values: dict[str, Any]) -> None:
 
 
 # The editor follows image 1 in the browser, at once (a server answer could land after the first
-# strokes and wipe them), at most 1536 pixels a side (assets/region_sync.js studioEditorPicture),
-# and the strokes of the picture before are dropped.
-FOLLOW_IMAGE_1_JS = "async (image) => [image ? await window.studioEditorPicture(image) : null, null]"
+# strokes and wipe them), at most 1536 pixels a side, set afresh only for another picture, its
+# copied strokes dropped then (assets/region_sync.js studioEditorFollow).
+FOLLOW_IMAGE_1_JS = "(image) => window.studioEditorFollow(image)"
 # The strokes: the editor's brush layer (uploaded by the editor as it is read), or none.
 TAKE_STROKES_JS = "(value) => (value && value.layers && value.layers[0]) || null"
 # Run, held while strokes are being copied, may go (assets/region_sync.js).
 STROKES_TAKEN_JS = "() => window.studioRegionSynced && window.studioRegionSynced()"
-# A restored mask, tinted on image 1, goes into the editor (its own strokes dropped); nothing to
-# show leaves the editor as it is.
-SHOW_TINT_JS = "async (tint) => tint ? [await window.studioEditorPicture(tint), null] : [undefined, undefined]"
-# ... and the region panel opens to show it (a step of its own: opening the panel makes the
-# editor hand over its picture, which must be the tinted one by then).
-OPEN_PANEL_JS = "(tint) => tint ? {__type__: 'update', open: true} : undefined"
+# A restored mask, tinted on image 1, goes into the editor (its own strokes dropped); no tint
+# leaves the editor as it is, or shows plain image 1 where a tint was (studioEditorTint).
+SHOW_TINT_JS = "(tint, image) => window.studioEditorTint(tint, image)"
+# ... and the region panel opens to show a new tint (a step of its own: opening the panel makes
+# the editor hand over its picture, which must be the tinted one by then).
+OPEN_PANEL_JS = "() => window.studioEditorOpenPanel() ? {__type__: 'update', open: true} : undefined"
 
 
 def tinted(image_1: Any, restored_mask: str) -> Any:

@@ -96,14 +96,14 @@ def wire_form(page: Page, ctx: Context) -> None:
     region = page.region
     page.slots[0].change(None, page.slots[0], [region.editor, region.strokes], js=FOLLOW_IMAGE_1_JS, **PRIVATE_FAST)
     show_tint(page.slots[0].change(show_restored, [page.slots[0], page.restored_mask], region.tint, **PRIVATE_FAST),
-              region)
+              region, page.slots[0])
     region.take.click(None, region.editor, region.strokes, js=TAKE_STROKES_JS, **PRIVATE_FAST,
                       ).then(None, None, None, js=STROKES_TAKEN_JS, **PRIVATE_FAST)
     # A new image 1 has no mask, unless a PNG's mask waits for it (ui/png_restore.py mask_for_upload).
     show_tint(page.slots[0].upload(png_restore.mask_for_upload, [page.slots[0], page.waiting_mask],
                                    [page.restored_mask, page.waiting_mask], **PRIVATE_FAST,
                                    ).then(show_restored, [page.slots[0], page.restored_mask], region.tint,
-                                          **PRIVATE_FAST), region)
+                                          **PRIVATE_FAST), region, page.slots[0])
     page.reuse_seed.click(lambda s: (int(s), False) if str(s or "").isdigit() else (gr.skip(), gr.skip()),
                           page.seed_used, [page.form["seed"], page.form["randomize_seed"]], **PRIVATE_FAST)
     page.seed_used.change(lambda s: gr.update(interactive=str(s or "").isdigit()), page.seed_used, page.reuse_seed,

@@ -44,11 +44,11 @@ def gradio_cache(demo: gr.Blocks) -> Path:
     return folder
 
 
-def show_tint(event: Any, region: RegionEditor) -> Any:
+def show_tint(event: Any, region: RegionEditor, image_1: Any) -> Any:
     """After `event`, which wrote `region.tint`: the tint goes into the editor, then the region
     panel opens to show it (both in the browser: ui/region_editor.py)."""
-    return event.then(None, region.tint, [region.editor, region.strokes], js=SHOW_TINT_JS, **PRIVATE_FAST,
-                      ).then(None, region.tint, region.panel, js=OPEN_PANEL_JS, **PRIVATE_FAST)
+    return event.then(None, [region.tint, image_1], [region.editor, region.strokes], js=SHOW_TINT_JS, **PRIVATE_FAST,
+                      ).then(None, None, region.panel, js=OPEN_PANEL_JS, **PRIVATE_FAST)
 
 
 def run_bar(running: bool) -> tuple:

@@ -72,7 +72,8 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
         [*restored, page.lora_version, page.status], **PRIVATE,
     ).then(png_restore.apply_mask, [recipe_mask, page.slots[0]],
            [page.restored_mask, page.waiting_mask, page.region.only_painted], **PRIVATE,
-           ).then(show_restored, [page.slots[0], page.restored_mask], page.region.tint, **PRIVATE_FAST), page.region)
+           ).then(show_restored, [page.slots[0], page.restored_mask], page.region.tint, **PRIVATE_FAST),
+        page.region, page.slots[0])
     gr.Button(visible=False).click(
         partial(png_restore.restore_png, setup=ctx.setup), [page.recipe_file, page.lora_version],
         [*restored, page.lora_version, page.status], api_name="restore", api_visibility="undocumented",
@@ -86,7 +87,8 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
         **PRIVATE,  # queued: its warning
     ).then(partial(history_lib.restored_run, outputs_root=ctx.outputs.root), [page.history, page.history_selected],
            [page.last_run, page.seed_used, page.details], **PRIVATE,
-           ).then(show_restored, [page.slots[0], page.restored_mask], page.region.tint, **PRIVATE_FAST), page.region)
+           ).then(show_restored, [page.slots[0], page.restored_mask], page.region.tint, **PRIVATE_FAST),
+        page.region, page.slots[0])
 
 
 def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:

@@ -117,3 +117,41 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     assert len(fake.jobs) == 3 and latest.input["image_size"] == first.input["image_size"]
     screenshot(fresh, "from-png")
     fresh.close()
+
+
+def test_strokes_painted_before_the_servers_copy_of_image_1_comes_back_are_kept(browser, app, fake, tmp_path):
+    """On a busy server the checked copy of an upload comes back after a person has begun to
+    paint: the editor keeps the strokes (it is the same picture), and the run edits that area."""
+    image_1 = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(image_1)
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name=re.compile("^Edit only a region")).click()
+    held: list = []  # the page's requests to the server's queue, held back while painting: a slow server
+    holding = [True]
+    page.route("**/gradio_api/queue/join*", lambda route: held.append(route) if holding[0] else route.continue_())
+    page.locator("#reference-1 input[type=file]").set_input_files(str(image_1))
+    canvas = page.locator("#region-editor canvas").first
+    expect(canvas).to_be_visible(timeout=30_000)
+    wait_for_the_picture(canvas)
+    page.locator("#region-editor").get_by_role("button", name=re.compile("^Brush")).first.click()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up()
+    page.wait_for_timeout(1000)
+    assert held  # the upload's check among them
+    holding[0] = False
+    for route in held:
+        route.continue_()
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.wait_for_timeout(2000)  # the checked copy of image 1 is back
+    page.get_by_label("Edit only the painted area").check()
+    page.locator("#prompt textarea").fill("make it blue")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    [job] = fake.jobs.values()
+    assert (job.input["image_size"]["width"], job.input["image_size"]["height"]) != (640, 480)  # the crop
+    page.close()
