@@ -6,6 +6,7 @@ names (e.g. /snap/bin/chromium on Ubuntu).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -31,6 +32,52 @@ README_SCREENSHOTS = {
     "test_five_queued_variants_one_failing_one_cancelled_the_rest_in_history_across_a_reload-after-reload":
         "screenshot-queue.png",
 }
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test's report carries what the page and the app said: each open page's
+    console errors and warnings, its uncaught errors and its last requests to the app, and the
+    tail of each launched app's log (a flake in CI can then be read, not guessed)."""
+    report = yield
+    if report.when == "call" and report.failed:
+        for title, text in _what_they_said(item.funcargs):
+            report.sections.append((title, text))
+    return report
+
+
+def _request_line(request) -> str:
+    """A request to the app: its route, and for an event which one (never its data: a key)."""
+    line = f"{request.method} {request.url.split('?')[0][-60:]}"
+    if request.method == "POST" and ("/queue/join" in request.url or "/run/predict" in request.url):
+        try:
+            body = json.loads(request.post_data or "{}")
+            line += f" fn_index={body.get('fn_index')} trigger_id={body.get('trigger_id')}"
+        except ValueError:
+            pass
+    return line + (f" FAILED {request.failure}" if request.failure else "")
+
+
+def _what_they_said(funcargs: dict) -> list[tuple[str, str]]:
+    said = []
+    browser = funcargs.get("browser")
+    for context in getattr(browser, "contexts", []):
+        for number, page in enumerate(context.pages, start=1):
+            try:
+                console = [f"{m.type}: {m.text}" for m in page.console_messages() if m.type in ("error", "warning")]
+                errors = [str(e) for e in page.page_errors()]
+                requests = [_request_line(r) for r in page.requests() if "/gradio_api/" in r.url]
+            except Exception as error:  # a page closed meanwhile
+                said.append((f"page {number}", f"not readable: {error}"))
+                continue
+            said.append((f"page {number}: console, errors, last requests",
+                         "\n".join(console[-40:] + errors[-10:] + requests[-40:])))
+    for name, value in funcargs.items():
+        log_path = getattr(value, "log_path", None)
+        if isinstance(log_path, Path) and log_path.exists():
+            said.append((f"{name}: app log (last 60 lines)",
+                         "\n".join(log_path.read_text(errors="replace").splitlines()[-60:])))
+    return said
 
 
 @pytest.fixture(scope="module")
