@@ -186,6 +186,9 @@ def page_run(body: Callable[[dict[str, Any], list], Iterator[tuple]], values: di
         if isinstance(error, MissingKey):  # the key box is the field to fill in
             marks = {"fal_key": error.message}
         yield (*[gr.skip()] * 6, marks)
+    except gr.Error as refusal:  # the spending policy refused it (the body said so on the status line)
+        gr.Warning(refusal.message, title=refusal.title or "The run did not start")
+        yield (*[gr.skip()] * 6, {})
 
 
 def wire_field_checks(page: Any, marks: gr.State) -> None:

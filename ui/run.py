@@ -200,6 +200,11 @@ def run_warning(error: StudioError, key: str | None) -> None:
         gr.Warning(error_text(redact(error.message, key)), title=RUN_FAILED_TITLE)
 
 
+def refused_status(refusal: gr.Error) -> str:
+    """The status line after the spending policy refused a run: its title and message."""
+    return "⛔ " + as_text(f"{refusal.title}: {refusal.message}" if refusal.title else refusal.message)
+
+
 def form_error_status(error: InvalidInput) -> str:
     """The status line after a form error: every problem, as text (it stays until the next run)."""
     return "⚠️ " + FORM_ERROR_TITLE + ": " + as_text(redact(format_problems(error.problems)))

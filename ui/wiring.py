@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ui.examples import example_settings
 from ui.form import FIELDS, PageSetup, api_function, args_doc
 from ui.layout import FAL_ONLY, Page, references_hint
 from ui.region_editor import FOLLOW_IMAGE_1_JS, PAGE_EXTRA, STROKES_TAKEN_JS, TAKE_STROKES_JS, show_restored
-from ui.run import Outputs, form_error_status, plan_run, run_edit, run_error
+from ui.run import Outputs, form_error_status, plan_run, refused_status, run_edit, run_error
 from ui.snippets import run_snippets
 from ui.spending_view import admitted, make_page_costs
 from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, gradio_cache, run_bar, show_tint, start_run
@@ -142,7 +143,13 @@ def _run_body(ctx: Context, values: dict[str, Any], previous: Any = ()) -> Itera
     # cancels the event there, and the run, never resumed, has started nothing.
     # (The rest is left as it is: a run the spending policy refuses next keeps the last run's details.)
     yield list(previous), STARTING, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    with admitted(ctx.spending, ctx.setup, values, plan, [plan.request]) as plan:
+    with ExitStack() as admission:
+        try:
+            plan = admission.enter_context(admitted(ctx.spending, ctx.setup, values, plan, [plan.request]))
+        except gr.Error as refusal:  # the spending policy's: nothing was sent. The status line says
+            # why and when (it stays until the next run), not "Starting…"; the page warns.
+            yield gr.skip(), refused_status(refusal), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            raise
         yield from run_edit(plan, ctx.outputs, price_per_mp=ctx.spending.limits.price_per_mp, previous=previous)
 
 

@@ -15,8 +15,8 @@ from backend.errors import AuthFailed, ServiceError
 from backend.events import Progress
 from backend.request import build_request
 from backend.spending import DATABASE_NAME, MICROS, Limits, SpendingPolicy
-from ui import form
-from ui.run import RunPlan
+from ui import field_checks, form
+from ui.run import RunPlan, refused_status
 from ui.spending_view import admitted, make_page_costs, run_cost_text
 
 SETUP = form.PageSetup(backends=("fal", "local"), default_backend="fal", needs_visitor_key=False,
@@ -145,3 +145,22 @@ def test_the_page_says_what_run_and_a_sweep_cost_and_what_is_left_today(tmp_path
     assert run_cost_text(unlimited, SETUP, "fal", "", "match", 0, 0, 1, 1, False) == "about $0.04 on this server's key"
     login = form.PageSetup(**{**SETUP.__dict__, "require_login": True})
     assert "signed in with Hugging Face" in run_cost_text(policy, login, "fal", "", "match", 0, 0, 1, 1, False)
+
+
+def test_a_run_the_policy_refuses_says_why_on_the_page_and_warns_instead_of_failing():
+    """The page's run (ui/field_checks.py page_run) around a body that the policy refuses, as
+    ui/wiring.py's does: the status line gets the refusal (not "Starting…"), the page a warning,
+    and no error (Gradio would mark every output of the run "Error")."""
+    refusal = gr.Error("Runs on this server's fal key are limited to 1 per hour for each visitor.",
+                       title="Hourly limit reached")
+
+    def body(values, previous):
+        yield gr.skip(), "⏳ Starting…", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        yield gr.skip(), refused_status(refusal), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        raise refusal
+
+    with pytest.warns(UserWarning, match="limited to 1 per hour"):
+        updates = list(field_checks.page_run(body, {}))
+    assert updates[1][1] == "⛔ Hourly limit reached: Runs on this server's fal key are limited to 1 per hour " \
+                            "for each visitor."
+    assert updates[-1] == (*[gr.skip()] * 6, {})  # nothing else changes; no field is marked
