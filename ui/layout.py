@@ -63,6 +63,7 @@ class Page:
     stop_button: gr.Button
     examples: Any  # gr.Examples
     key_group: gr.Accordion
+    key_box: gr.Textbox  # typed into; copied in the browser into form["fal_key"] (_key_box)
     local_panel: gr.Accordion
     custom_size: gr.Row
     preset_name: gr.Textbox
@@ -163,7 +164,7 @@ def build_layout(setup: PageSetup) -> Page:
             _history(page)
     page.selected = gr.State(0)  # the result the tools act on (the gallery's selection)
     page.history_selected = gr.State(None)
-    page.history_armed = gr.State(None)  # when Clear was first clicked (ui/history.py clear_click)
+    page.history_armed = gr.State(None)  # ticks since Clear was first clicked (ui/history.py clear_click)
     page.history_cleared = gr.State(None)  # what Undo brings back
     page.last_run = gr.State(None)  # the saved run, for the history
     page.recipe_read = gr.State(None)  # the dropped PNG's recipe, until Apply
@@ -237,9 +238,18 @@ def _inputs(page: Page, setup: PageSetup) -> None:
 
 
 def _key_box(page: Page, setup: PageSetup, key_needed: bool) -> None:
-    """Open when the visitor needs a key of their own; else a closed "Use your own fal key"."""
+    """Open when the visitor needs a key of their own; else a closed "Use your own fal key".
+
+    The box the visitor types into is used only in the browser: each change is copied into the
+    form's hidden `fal_key` field (ui/wiring.py), which the server's events read. Gradio's page
+    re-reads every component a server event reads or writes, and writes what it read back into
+    the component, at each status message of any event; a box typed into while that happens
+    can get back what it held a moment before (in CI a pasted key ended as the text before it,
+    after a dozen change events). A refused run's mark goes on this panel (ui/field_checks.py)."""
     with gr.Accordion("Your fal key" if key_needed else "Use your own fal key", open=key_needed,
                       visible=setup.default_backend == "fal", elem_id="own-key") as page.key_group:
+        page.key_box = gr.Textbox(value="", label="Your fal API key", type="password",
+                                  placeholder="fal key (id:secret)", elem_id="fal-key")
         _place(page, setup, "fal_key")
         gr.Markdown(key_help(setup), elem_classes=["hint"])
 

@@ -89,6 +89,8 @@ def wire_form(page: Page, ctx: Context) -> None:
         [*page.local_slot_rows, page.local_panel, page.key_group, page.references_hint, *backend_fields],
         **PRIVATE_FAST,
     )
+    # The key box is only ever read in the browser (ui/layout.py _key_box says why).
+    page.key_box.change(None, page.key_box, page.form["fal_key"], js="(key) => key", **PRIVATE_FAST)
     page.form["size"].change(lambda s: gr.update(visible=s == "custom"), page.form["size"], page.custom_size,
                              **PRIVATE_FAST)
     # Region edits (ui/region_editor.py: why the editor is only ever used in the browser): the
