@@ -135,13 +135,22 @@ document.addEventListener("click", (event) => {
 // it is already there. An entry's `answer` waits for the status line to change (the answer
 // says where to look: a refused sweep, for one, is explained on the status line); without it
 // the place is brought into view at once.
-const inView = (element) => {  // its top on screen, above a phone's run bar (the bottom 120 px)
+// On a phone Gradio's toasts lie across the top of the screen (a refused run's warning is
+// three lines): a place brought into view goes below them, not under them.
+const toastsBottom = () => {
+  if (!window.matchMedia("(max-width: 768px)").matches) return 0;
+  const bottoms = [...document.querySelectorAll(".toast-body")].map((t) => t.getBoundingClientRect().bottom);
+  return Math.max(0, ...bottoms.filter((b) => b > 0 && b < window.innerHeight / 2));
+};
+const inView = (element) => {  // its top on screen, below the toasts, above a phone's run bar (the bottom 120 px)
   const box = element.getBoundingClientRect();
-  return box.top >= 0 && box.top < window.innerHeight - 120;
+  return box.top >= toastsBottom() && box.top < window.innerHeight - 120;
 };
 const bringIntoView = (selector) => {
   const element = document.querySelector(selector);
-  if (element && !inView(element)) window.scrollTo({top: window.scrollY + element.getBoundingClientRect().top - 8});
+  if (element && !inView(element)) {
+    window.scrollTo({top: window.scrollY + element.getBoundingClientRect().top - 8 - toastsBottom()});
+  }
 };
 // An `answer` gives the place to bring into view, null for none, or undefined to wait for
 // the status line's next change (at most 5 s after the click).
@@ -167,7 +176,9 @@ document.addEventListener("click", (event) => {
     const now = status.innerText.trim();
     const place = effect.answer(now);
     if ((now === before || place === undefined) && Date.now() - clickedAt < 5000) return setTimeout(answered, 100);
-    if (place) bringIntoView(place);
+    if (!place) return;
+    bringIntoView(place);
+    setTimeout(() => bringIntoView(place), 500);  // again once a toast that came with the answer is there
   };
   setTimeout(answered, 100);
 }, true);

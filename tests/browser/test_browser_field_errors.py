@@ -104,7 +104,7 @@ def test_a_phone_run_without_a_key_marks_the_key_box_and_brings_it_into_view(bro
                                                                           screenshot):
     """A visitor on a keyless server's page, on a phone, runs without pasting a key: nothing is
     sent, the status says what to do (not "Failed"), and the key box, at the top of the page, is
-    marked and brought back into view; a pasted key takes the mark away and runs."""
+    marked and brought back into view (below the warning); a pasted key takes the mark away and runs."""
     page = open_app(browser, keyless_app, width=390, height=844)
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
@@ -113,8 +113,14 @@ def test_a_phone_run_without_a_key_marks_the_key_box_and_brings_it_into_view(bro
     status = page.locator("#status")
     expect(status).to_contain_text("No fal API key", timeout=30_000)
     expect(status).not_to_contain_text("Failed")
-    expect(page.locator(f"#fal-key{FIELD_ERROR}")).to_be_visible(timeout=10_000)
+    expect(page.locator(f"#own-key{FIELD_ERROR} #fal-key")).to_be_visible(timeout=10_000)
     expect(page.locator("#own-key")).to_be_in_viewport()
+    # ... below the warning's toast (three lines across the top of a phone), above the run bar.
+    page.wait_for_function("""() => {
+        const toast = document.querySelector(".toast-body"), box = document.querySelector("#fal-key");
+        return toast && box && box.getBoundingClientRect().top >= toast.getBoundingClientRect().bottom
+            && box.getBoundingClientRect().bottom <= innerHeight - 120;
+    }""", timeout=5_000)
     no_error_pill(page)
     assert not fake.jobs
     screenshot(page, full_page=False)
