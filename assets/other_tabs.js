@@ -1,31 +1,78 @@
 // The studio open in two tabs: each tab tells the others what it wrote to History and presets
 // (ui/other_tabs.py merges it in on the server), so the last tab to write no longer wins.
-// A message is the whole value and what this tab removed since it last wrote (by id for
+// A message is the whole value and everything any tab of this browser removed (by id for
 // History's runs, by name for presets), so a Clear in one tab is not undone by the other.
+//
+// A tab can miss messages: asleep, or its server call failed (a laptop's lid closed, the
+// Space restarted). What was removed is therefore kept in localStorage (REMOVED), not only sent
+// once: a tab that still has a removed run drops it at its next write, and the others drop it
+// from its messages. A tab whose message lacks runs another tab has is sent that tab's value
+// back, so it gets them and the browser keeps them (the last write is what a reload shows).
 window.studioOtherTabs = (() => {
   const channel = "BroadcastChannel" in window ? new BroadcastChannel("flux2-studio-kept") : null;
-  const last = {};  // key -> the ids this tab last had
+  const REMOVED = "flux2-studio-removed";  // localStorage: {history: [ids], presets: [names]}, oldest first
+  const KEEP = {history: 1000, presets: 200};  // removals remembered (ui/other_tabs.py reads at most 2000)
+  const last = {};  // key -> the ids this tab last wrote
+  const lastValue = {};  // key -> the value this tab last wrote
   const pending = {};  // key -> the message to merge, until the server takes it
   const idsOf = (key, value) => {
     if (key === "history") return (Array.isArray(value) ? value : []).map((e) => e && e.id).filter(Boolean);
     return value && typeof value === "object" ? Object.keys(value) : [];
   };
+  const readRemoved = () => {
+    try {
+      const all = JSON.parse(localStorage.getItem(REMOVED) || "{}");
+      return all && typeof all === "object" ? all : {};
+    } catch (error) {
+      return {};
+    }
+  };
+  const removedOf = (key) => (readRemoved()[key] || []).filter((id) => typeof id === "string");
+  const keepRemoved = (key, ids) => {
+    const all = readRemoved();
+    all[key] = ids.slice(-KEEP[key]);
+    try {
+      localStorage.setItem(REMOVED, JSON.stringify(all));
+    } catch (error) {}  // storage full or off: removals then travel only in this tab's messages
+  };
+  // Hands a message to the server to merge into this tab's value (the button's click reads it).
+  const merge = (key, value, removed) => {
+    const button = document.querySelector("#other-tab-" + key);
+    if (!button) return;
+    // Two messages before the server took the first: the later value, both removals.
+    const before = pending[key];
+    pending[key] = {value: value ?? (before ? before.value : null), removed: [...((before && before.removed) || []), ...removed]};
+    button.click();
+  };
   if (channel) {
     channel.onmessage = (event) => {
       const {key, value, removed} = event.data || {};
-      const button = document.querySelector("#other-tab-" + key);
-      if (!button) return;
-      // Two messages before the server took the first: the later value, both removals.
-      pending[key] = {value, removed: [...((pending[key] && pending[key].removed) || []), ...(removed || [])]};
-      button.click();
+      if (!(key in KEEP)) return;
+      const gone = Array.isArray(removed) ? removed : [];
+      merge(key, value, gone);
+      // The sender lacks what this tab has (and nobody removed): it missed a message; tell it.
+      const theirs = idsOf(key, value);
+      if (key in last && last[key].some((id) => !theirs.includes(id) && !gone.includes(id))) {
+        channel.postMessage({key, value: lastValue[key], removed: removedOf(key)});
+      }
     };
   }
   return {
     wrote(key, value) {
       const now = idsOf(key, value);
-      const removed = key in last ? last[key].filter((id) => !now.includes(id)) : [];
+      let removed = removedOf(key);
+      if (key in last) {
+        const dropped = last[key].filter((id) => !now.includes(id));
+        const back = now.filter((id) => !last[key].includes(id));  // an Undo, a preset saved again under its name
+        removed = [...removed.filter((id) => !back.includes(id) && !dropped.includes(id)), ...dropped];
+        keepRemoved(key, removed);
+      }
       last[key] = now;
+      lastValue[key] = value;
       if (channel) channel.postMessage({key, value, removed});
+      // Still has what another tab removed while this one could not hear it: drop it here too.
+      const stale = now.filter((id) => removed.includes(id));
+      if (stale.length) merge(key, null, stale);
     },
     take(key) {
       const message = pending[key] || null;

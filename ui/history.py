@@ -30,7 +30,9 @@ MAX_SHOWN = 200  # entries shown at most (of a history a browser sends back)
 THUMB_SIDE = 160
 MAX_THUMB_CHARS = 200_000  # a thumbnail is a few KB of base64
 MAX_PRESETS_BYTES = 1 << 20  # a presets file is a few KB
-CONFIRM_SECONDS = 4  # a second click on Clear within this clears
+# A second click on Clear within this many of the page's 1-s ticks clears: the window starts when a
+# busy page (ticking from then) shows "Click again", seconds after the server took the first click.
+CONFIRM_TICKS = 4
 UNDO_SECONDS = 8  # Undo is offered this long after a clear
 CLEAR_LABEL = "Clear (keeps starred)"
 CLEAR_ARMED_LABEL = "Click again to clear"
@@ -214,15 +216,15 @@ def star(past: list[dict] | None, index: int | None, outputs_root: Path) -> tupl
     return past, gallery_items(past)
 
 
-def clear_click(past: list[dict] | None, armed_at: float | None) -> tuple:
+def clear_click(past: list[dict] | None, armed: int | None) -> tuple:
     """Clear asks first: a first click arms it ("Click again to clear"), a second within
-    CONFIRM_SECONDS clears and offers Undo for UNDO_SECONDS. Outputs: history, gallery,
-    armed_at, cleared ({at, entries}), the Clear button, the Undo button, the timer."""
-    now = time.monotonic()
-    if armed_at is None or now - armed_at > CONFIRM_SECONDS:
-        return (gr.skip(), gr.skip(), now, gr.skip(), gr.update(value=CLEAR_ARMED_LABEL), gr.skip(),
+    CONFIRM_TICKS ticks clears and offers Undo for UNDO_SECONDS. `armed`: the ticks since
+    it was armed, None when it is not. Outputs: history, gallery, armed, cleared ({at,
+    entries}), the Clear button, the Undo button, the timer."""
+    if armed is None:
+        return (gr.skip(), gr.skip(), 0, gr.skip(), gr.update(value=CLEAR_ARMED_LABEL), gr.skip(),
                 gr.Timer(active=True))
-    kept, cleared = clear(past), {"at": now, "entries": list(past or [])}
+    kept, cleared = clear(past), {"at": time.monotonic(), "entries": list(past or [])}
     return (kept, gr.update(value=gallery_items(kept), selected_index=None), None, cleared,
             gr.update(value=CLEAR_LABEL), gr.update(visible=True), gr.Timer(active=True))
 
@@ -243,15 +245,14 @@ def undo_clear(cleared: dict | None, current: list[dict] | None) -> tuple:
     return past, gallery_items(past), None, gr.update(visible=False)
 
 
-def clear_tick(armed_at: float | None, cleared: dict | None) -> tuple:
-    """Each second while Clear is armed or Undo is offered: disarm, hide Undo, then stop.
-    Outputs: armed_at, cleared, the Clear button, the Undo button, the timer."""
-    now = time.monotonic()
-    armed = armed_at is not None and now - armed_at <= CONFIRM_SECONDS
-    offered = bool(cleared) and now - float(cleared.get("at", 0)) <= UNDO_SECONDS  # type: ignore[union-attr]
-    return (armed_at if armed else None, cleared if offered else None,
-            gr.skip() if armed else gr.update(value=CLEAR_LABEL), gr.update(visible=offered),
-            gr.Timer(active=armed or offered))
+def clear_tick(armed: int | None, cleared: dict | None) -> tuple:
+    """Each second while Clear is armed or Undo is offered: count the tick, disarm, hide Undo,
+    then stop. Outputs: armed, cleared, the Clear button, the Undo button, the timer."""
+    ticks = None if armed is None or armed + 1 > CONFIRM_TICKS else armed + 1
+    offered = bool(cleared) and time.monotonic() - float(cleared.get("at", 0)) <= UNDO_SECONDS  # type: ignore[union-attr]
+    return (ticks, cleared if offered else None,
+            gr.skip() if ticks is not None else gr.update(value=CLEAR_LABEL), gr.update(visible=offered),
+            gr.Timer(active=ticks is not None or offered))
 
 
 def restore_run(past: list[dict] | None, index: int | None, version: float, setup: PageSetup,
@@ -375,10 +376,10 @@ def with_pick(before: list, history: list[dict], picked: int | None) -> tuple:
     return history, gr.update(value=items, selected_index=moved), moved, gr.skip(), gr.skip(), gr.skip()
 
 
-def unpick_if_cleared(armed_at: float | None) -> tuple:
+def unpick_if_cleared(armed: int | None) -> tuple:
     """After a click on Clear: a clear unpicks the run picked (its card may be gone); a first
     click, which only arms Clear, leaves it picked."""
-    return tuple(gr.skip() for _ in range(4)) if armed_at is not None else unpick_run()
+    return tuple(gr.skip() for _ in range(4)) if armed is not None else unpick_run()
 
 
 def unpick_run() -> tuple:

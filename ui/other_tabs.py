@@ -3,10 +3,13 @@
 Each tab holds its own copy of what the browser keeps (gr.BrowserState) and writes it whole
 to localStorage at each change, so the last tab to write used to win: a run that finished in
 one tab vanished from History once the other tab ran. Now a tab tells the others what it
-wrote (assets/other_tabs.js, over a BroadcastChannel): the whole value, and what it removed
-since its last write (a Clear, a deleted preset, a run the cap dropped). Each other tab merges
-that into its own copy here and writes the union, so both end with every run and preset, and
-without what either removed. A merge that changes nothing writes nothing, so the tabs settle.
+wrote (assets/other_tabs.js, over a BroadcastChannel): the whole value, and what any tab of the
+browser removed (a Clear, a deleted preset, a run the cap dropped; remembered in localStorage,
+so a tab that missed a message, asleep or cut off from the server, drops it at its next write
+and the others drop it from that tab's messages). Each other tab merges that into its own copy
+here and writes the union, so both end with every run and preset, and without what either
+removed; a tab whose message lacks runs another has is sent that tab's value back. A merge
+that changes nothing writes nothing, so the tabs settle.
 """
 
 from __future__ import annotations

@@ -285,15 +285,27 @@ def test_history_and_presets_survive_a_restart_of_the_server(browser, fake, imag
         stop_app(again)
 
 
+def open_two_tabs(browser, app, init_script: str | None = None):
+    """Two tabs of one browser (one context: they share localStorage), each with the page loaded."""
+    tabs = browser.new_context(viewport={"width": 1400, "height": 1400})
+    if init_script:
+        tabs.add_init_script(init_script)
+    pages = tabs.new_page(), tabs.new_page()
+    for tab in pages:
+        tab.goto(app.url)
+        expect(tab.locator("#run-button")).to_be_visible(timeout=60_000)
+    return tabs, pages
+
+
+def history_cards(tab):
+    return tab.locator("#history .thumbnail-item")
+
+
 def test_two_tabs_keep_each_others_runs_stars_clears_and_presets(browser, app, fake, images, screenshot):
     """A designer works in two tabs: a run made in either shows up in both Histories (and after a
     reload), a star or a Clear in one holds in the other, a preset saved in one is in the other's list."""
-    tabs = browser.new_context(viewport={"width": 1400, "height": 1400})
-    tab_a, tab_b = tabs.new_page(), tabs.new_page()
-    for tab in (tab_a, tab_b):
-        tab.goto(app.url)
-        expect(tab.locator("#run-button")).to_be_visible(timeout=60_000)
-    cards_a, cards_b = tab_a.locator("#history .thumbnail-item"), tab_b.locator("#history .thumbnail-item")
+    tabs, (tab_a, tab_b) = open_two_tabs(browser, app)
+    cards_a, cards_b = history_cards(tab_a), history_cards(tab_b)
     run_once(tab_a, images["blue"], prompt="made in tab A")
     expect(cards_b.filter(has_text="made in tab A")).to_have_count(1, timeout=15_000)
     run_once(tab_b, images["red"], prompt="made in tab B")
@@ -318,5 +330,55 @@ def test_two_tabs_keep_each_others_runs_stars_clears_and_presets(browser, app, f
     expect(cards_a).to_have_count(1, timeout=30_000)
     expect(cards_a).to_contain_text("★ made in tab A")
     screenshot(tab_a)
+    no_error_pill(tab_b)
+    tabs.close()
+
+
+# A tab that cannot hear the others (asleep, or its server call failed): its channel drops messages.
+DEAF_TABS = """
+const Channel = window.BroadcastChannel;
+window.BroadcastChannel = class extends Channel {
+  set onmessage(handler) { super.onmessage = (event) => { if (!window.studioDeaf) handler(event); }; }
+  get onmessage() { return super.onmessage; }
+};
+"""
+
+
+def test_a_run_cleared_while_the_other_tab_could_not_hear_stays_cleared(browser, app, fake, images, screenshot):
+    """Tab B misses tab A's Clear and A's next run (asleep, say), then makes a run: the cleared run
+    does not come back in A (nor stays in B), and B gets A's run it missed; a reload shows the same.
+    A Clear undone comes back in the other tab all the same."""
+    tabs, (tab_a, tab_b) = open_two_tabs(browser, app, init_script=DEAF_TABS)
+    cards_a, cards_b = history_cards(tab_a), history_cards(tab_b)
+    run_once(tab_a, images["blue"], prompt="cleared in tab A")
+    expect(cards_b.filter(has_text="cleared in tab A")).to_have_count(1, timeout=15_000)
+    tab_b.evaluate("window.studioDeaf = true")
+    tab_a.locator("#history-clear").click()
+    expect(tab_a.locator("#history-clear")).to_have_text("Click again to clear")
+    tab_a.locator("#history-clear").click()
+    expect(cards_a).to_have_count(0, timeout=15_000)
+    run_once(tab_a, images["blue"], prompt="made in A while B slept")
+    tab_b.wait_for_timeout(1_000)
+    expect(cards_b).to_have_text([re.compile("cleared in tab A")])  # B heard none of it
+    tab_b.evaluate("window.studioDeaf = false")
+    run_once(tab_b, images["red"], prompt="made in B after waking")
+    for cards in (cards_a, cards_b):
+        expect(cards).to_have_count(2, timeout=15_000)
+        expect(cards.first).to_contain_text("made in B after waking")
+        expect(cards.nth(1)).to_contain_text("made in A while B slept")
+    tab_a.wait_for_timeout(1_500)  # the tabs have settled: nothing comes back
+    expect(cards_a.filter(has_text="cleared in tab A")).to_have_count(0)
+    tab_a.reload()
+    expect(cards_a).to_have_count(2, timeout=30_000)
+    expect(cards_a.filter(has_text="cleared in tab A")).to_have_count(0)
+    # What is remembered as removed does not stop an Undo: cleared and undone in B, back in A.
+    tab_b.locator("#history-clear").click()
+    expect(tab_b.locator("#history-clear")).to_have_text("Click again to clear")
+    tab_b.locator("#history-clear").click()
+    expect(cards_a).to_have_count(0, timeout=15_000)
+    tab_b.locator("#history-undo").click()
+    expect(cards_a).to_have_count(2, timeout=15_000)
+    expect(cards_b).to_have_count(2)
+    screenshot(tab_b)
     no_error_pill(tab_b)
     tabs.close()

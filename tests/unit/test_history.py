@@ -171,14 +171,18 @@ def test_clear_asks_disarms_and_offers_undo_only_for_a_few_seconds(monkeypatch):
     past = [{"id": "a", "recipe": {}}, {"id": "b", "recipe": {}, "starred": True}]
     # A first click arms Clear and changes nothing.
     kept, _items, armed, cleared, button, _undo, _timer = history_lib.clear_click(past, None)
-    assert kept == gr.skip() and armed == 1000.0 and button["value"] == history_lib.CLEAR_ARMED_LABEL
-    # Left alone past CONFIRM_SECONDS, it disarms (and a click then only arms it again).
-    now[0] += history_lib.CONFIRM_SECONDS + 0.5
-    armed_after, _cleared, button, _undo, timer = history_lib.clear_tick(armed, None)
-    assert armed_after is None and button["value"] == history_lib.CLEAR_LABEL
-    # A second click in time clears the unstarred runs and offers Undo.
+    assert kept == gr.skip() and armed is not None and button["value"] == history_lib.CLEAR_ARMED_LABEL
+    # Left alone past CONFIRM_TICKS of the page's ticks, it disarms (and a click then only arms it again).
+    for _ in range(history_lib.CONFIRM_TICKS + 1):
+        armed, _cleared, button, _undo, timer = history_lib.clear_tick(armed, None)
+    assert armed is None and button["value"] == history_lib.CLEAR_LABEL
+    # A second click in time clears the unstarred runs and offers Undo, however long the page
+    # took to show "Click again" (its ticks start then): the server's clock does not count.
     _, _, armed, _, _, _, _ = history_lib.clear_click(past, None)
-    now[0] += 1
+    now[0] += 30
+    for _ in range(history_lib.CONFIRM_TICKS - 1):
+        armed, _cleared, button, _undo, timer = history_lib.clear_tick(armed, None)
+    assert armed is not None and button == gr.skip()
     kept, _items, armed, cleared, button, undo, _timer = history_lib.clear_click(past, armed)
     assert [e["id"] for e in kept] == ["b"] and undo["visible"] is True and cleared["entries"] == past
     # Undo is still offered within UNDO_SECONDS, gone after.
