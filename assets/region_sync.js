@@ -1,51 +1,64 @@
 // Loaded first into the page's <head> by ui/page.py. The region editor's strokes are copied into
-// a hidden image, in the browser, when a stroke (or a click on the editor's tools: undo, clear)
-// ends: this clicks the hidden "take" button, whose event reads the editor (ui/region_editor.py
-// says why runs never read the editor itself). Run, Queue and Run sweep wait until the last
-// copy is done, so that a run never gets the strokes as they were before the last one.
-// One copy at a time (a copy asked for meanwhile follows it), as the editor itself does.
+// a hidden image, in the browser, when Run, Queue or Run sweep is clicked after something was
+// painted (or undone, cleared: any pointer-up or key in the editor): this clicks the hidden "take"
+// button, whose event reads the editor (ui/region_editor.py says why runs never read the editor
+// itself), and holds the click until the copy is done (at most REGION_WAIT_MS), so that a run
+// never gets the strokes as they were before the last one. Only then: reading the editor
+// uploads its picture (background and composite, a few MB for a photo) with the strokes, so a
+// copy at each stroke sent a designer's hundred strokes as hundreds of MB, past what one
+// visitor may upload (STUDIO_UPLOAD_MB_PER_VISITOR) on a phone's data plan.
 let regionInEditor = false;
+let regionPainted = false;  // painted since the last copy
 let regionCopying = 0;  // when the copy under way began (0: none)
-let regionAgain = false;
-let regionAskedAt = 0;  // when the copy now awaited was asked for (0: none awaited)
 const REGION_WAIT_MS = 5000;  // a run waits at most this long (a copy that failed never says so)
 
 function regionCopy() {
-  if (regionCopying && Date.now() - regionCopying <= REGION_WAIT_MS) { regionAgain = true; return; }
   const take = document.getElementById("region-take");
-  if (!take) { regionAskedAt = 0; return; }
+  if (!take) return false;
+  regionPainted = false;
   regionCopying = Date.now();
   take.click();
+  return true;
 }
+const regionCopyUnderWay = () => regionCopying && Date.now() - regionCopying <= REGION_WAIT_MS;
 
 // Called when a copy is done (ui/region_editor.py STROKES_TAKEN_JS).
 window.studioRegionSynced = () => {
   regionCopying = 0;
-  if (regionAgain) { regionAgain = false; regionCopy(); return; }
-  regionAskedAt = 0;
+};
+// The strokes count only with "Edit only the painted area" ticked (a closed panel's box is not
+// on the page: then copy, to be sure); unticked, a run is an ordinary edit.
+const regionWanted = () => {
+  const box = document.querySelector("#region-only input[type=checkbox]");
+  return !box || box.checked;
+};
+// The editor was set afresh (another image 1, a tint): nothing painted on it yet.
+const regionRestart = () => {
+  regionPainted = false;
 };
 
 document.addEventListener("pointerdown", (event) => {
   regionInEditor = Boolean(event.target.closest && event.target.closest("#region-editor"));
 }, true);
 document.addEventListener("pointerup", () => {
-  if (!regionInEditor) return;
+  if (regionInEditor) regionPainted = true;
   regionInEditor = false;
-  regionAskedAt = Date.now();
-  // After the editor's own handlers have ended the stroke (this one runs first).
-  setTimeout(regionCopy, 50);
+}, true);
+document.addEventListener("keyup", (event) => {  // the editor's own keys (undo, redo)
+  if (event.target.closest && event.target.closest("#region-editor")) regionPainted = true;
 }, true);
 
 document.addEventListener("click", (event) => {
   const button = event.target.closest && event.target.closest("#run-button, #queue-button, #sweep-button");
-  if (!button || !regionAskedAt || Date.now() - regionAskedAt > REGION_WAIT_MS) return;
+  if (!button || !((regionPainted && regionWanted()) || regionCopyUnderWay())) return;
+  if (!regionCopyUnderWay() && !regionCopy()) return;  // no editor on the page: nothing to copy
   // Before any other handler (this script is loaded first): the click comes again once the
-  // strokes are copied, or the wait is over.
+  // strokes are copied (and again held if more was painted meanwhile), or the wait is over.
   event.stopImmediatePropagation();
   event.preventDefault();
   const again = () => {
-    if (regionAskedAt && Date.now() - regionAskedAt <= REGION_WAIT_MS) return setTimeout(again, 50);
-    regionAskedAt = 0;
+    if (regionCopyUnderWay()) return setTimeout(again, 50);
+    regionCopying = 0;
     const now = document.getElementById(button.id);  // the page may have replaced the button
     if (now) now.click();
   };
@@ -54,7 +67,7 @@ document.addEventListener("click", (event) => {
 
 // The picture the editor shows: image 1, or a restored mask tinted on it, at most 1536 pixels a
 // side. The editor uploads its picture twice (background and composite) each time its strokes
-// are copied: at a phone photo's full size that is tens of MB a stroke. The strokes are scaled
+// are copied: at a phone photo's full size that is tens of MB a copy. The strokes are scaled
 // to image 1's size for the run (backend/region.py).
 const EDITOR_MAX_SIDE = 1536;
 async function editorPicture(image) {
@@ -88,11 +101,13 @@ const UNCHANGED = [undefined, undefined];
 window.studioEditorFollow = async (image) => {
   if (!image) {
     editorImage = editorTint = null;
+    regionRestart();
     return [null, null];
   }
   if (image.path === editorImage) return UNCHANGED;
   editorImage = image.path;
   editorTint = null;
+  regionRestart();
   return [await editorPicture(image), null];
 };
 window.studioEditorTint = async (tint, image) => {
@@ -101,11 +116,13 @@ window.studioEditorTint = async (tint, image) => {
     editorTint = tint.path;
     if (image) editorImage = image.path;
     panelToOpen = true;
+    regionRestart();
     return [await editorPicture(tint), null];
   }
   if (!editorTint || !image) return UNCHANGED;
   editorTint = null;  // the restored mask was dropped (image 1 added again): plain image 1
   editorImage = image.path;
+  regionRestart();
   return [await editorPicture(image), null];
 };
 // The region panel opens once for each tint shown (opening it makes the editor upload its picture).

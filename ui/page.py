@@ -16,7 +16,7 @@ from ui.wiring import wire
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 CSS_PATH = ASSETS / "style.css"
-# The region editor's strokes copied as a stroke ends, Run waiting for the last copy
+# The region editor's strokes copied when Run is clicked after painting, Run held until then
 # (region_sync.js, first: its click handler must come before the others); keyboard shortcuts
 # (Ctrl/Cmd+Enter runs, Escape stops) and names for screen readers; a Stop right after Run made
 # to reach the server (early_stop.js); History and presets shared with the browser's other tabs

@@ -10,9 +10,10 @@ browser. Gradio's page re-reads every component that a server event ever read or
 the layouts around it, at each status message of any event (its loading status), and reading
 this editor uploads its picture twice over (background and composite) and its strokes: one
 restore and one run made about 250 uploads, and on a busy server Run waited over a minute
-behind them. So the strokes are copied, in the browser, into a hidden image (`strokes`) when a
-stroke ends (assets/region_sync.js clicks `take`), and runs read that; a restored mask comes
-back through a hidden image too (`tint`).
+behind them. So the strokes are copied, in the browser, into a hidden image (`strokes`) when Run,
+Queue or Run sweep is clicked after something was painted (assets/region_sync.js clicks `take`
+and holds the click until the copy is done), and runs read that; a restored mask comes back
+through a hidden image too (`tint`). Not at each stroke: each copy uploads the picture too.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ class RegionEditor:
     panel: gr.Accordion
     editor: gr.ImageEditor
     only_painted: gr.Checkbox
-    strokes: gr.Image  # the editor's brush layer, copied in the browser after each stroke
-    take: gr.Button  # clicked by assets/region_sync.js when a stroke ends: copies the strokes
+    strokes: gr.Image  # the editor's brush layer, copied in the browser before a run, after painting
+    take: gr.Button  # clicked by assets/region_sync.js before a run, after painting: copies the strokes
     tint: gr.Image  # a restored mask tinted on image 1, made by the server, shown in the browser
 
 

@@ -39,6 +39,9 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     expect(canvas).to_be_visible(timeout=30_000)
     wait_for_the_picture(canvas)
     page.locator("#region-editor").get_by_role("button", name=re.compile("^Brush")).first.click()
+    page.wait_for_timeout(500)  # the panel's opening has read the editor once
+    uploads = []  # what the page sends: the editor's picture goes up each time the editor is read
+    page.on("request", lambda request: uploads.append(request.url) if "/upload" in request.url else None)
     box = canvas.bounding_box()
     # A stroke across the middle of the picture (the picture is centred in the canvas).
     y = box["y"] + box["height"] / 2
@@ -55,6 +58,7 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     feather.fill("8")
     feather.press("Tab")
     page.locator("#prompt textarea").fill("make it blue")
+    assert not uploads  # painting, undoing, ticking: the editor is read only when a run needs it
     page.locator("#run-button").click()
     expect(page.locator("#status")).to_contain_text("nothing is painted", timeout=60_000)
     assert not fake.jobs
@@ -62,6 +66,8 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     page.locator("#run-button").click()
     expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
     screenshot(page)
+    copies = len(uploads)
+    assert 0 < copies <= 2 * 3, uploads  # once for each run (picture, composite, strokes), not per stroke
 
     [job] = fake.jobs.values()
     width, height = job.input["image_size"]["width"], job.input["image_size"]["height"]
@@ -80,8 +86,7 @@ def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app,
     # Restored from History after a reload, the run brings its mask back: shown tinted on image 1,
     # the box ticked, and the same crop goes to fal again.
     page.reload()
-    uploads = []  # what the page sends: the editor's picture goes up only when it is read
-    page.on("request", lambda request: uploads.append(request.url) if "/upload" in request.url else None)
+    uploads.clear()
     expect(page.locator("#history img").first).to_be_visible(timeout=30_000)
     page.locator("#history .thumbnail-item").first.click()
     page.locator("#history-restore").click()
@@ -136,6 +141,9 @@ def test_strokes_painted_before_the_servers_copy_of_image_1_comes_back_are_kept(
     expect(canvas).to_be_visible(timeout=30_000)
     wait_for_the_picture(canvas)
     page.locator("#region-editor").get_by_role("button", name=re.compile("^Brush")).first.click()
+    page.wait_for_timeout(500)  # the panel's opening has read the editor once
+    uploads = []  # what the page sends: the editor's picture goes up each time the editor is read
+    page.on("request", lambda request: uploads.append(request.url) if "/upload" in request.url else None)
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
     page.mouse.down()
