@@ -90,9 +90,9 @@ async function editorPicture(image) {
 }
 
 // What the editor shows: image 1 (its file's path: Gradio names files by their content) and the
-// tint over it, if any. Image 1 is set again after an upload (the server's checked copy: the same
-// file) and by other events; the editor is set afresh, which drops its strokes, only for another
-// picture (on a busy server the checked copy came back after the first strokes and wiped them).
+// tint over it, if any. Image 1 can be set again to the same file (the server's copy of it, by an
+// upload's check that moved it, a restore); the editor is set afresh, which drops its strokes, only
+// for another picture (on a busy server such a copy came back after the first strokes and wiped them).
 // Each returns the editor's new value and the copied strokes' (undefined: unchanged).
 let editorImage = null;
 let editorTint = null;

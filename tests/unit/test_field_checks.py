@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 
+import gradio as gr
 import pytest
 from PIL import Image
 
 from backend import images
 from backend.errors import FieldProblem, InvalidInput
 from backend.request import build_request, normalise_lora_path
-from ui.field_checks import field_marks, lora_notes, upload_problem
+from ui.field_checks import checked_upload, field_marks, lora_notes, upload_problem
 from ui.results import finished_results
 
 CIVITAI_EXPLAINED = "that is a Civitai model page; paste its download link"
@@ -77,6 +78,20 @@ def test_an_upload_is_checked_with_the_run_limits(tmp_path):
     (tmp_path / "wide.png").write_bytes(buffer.getvalue())
     assert "aspect ratio of 9.0:1" in upload_problem(str(tmp_path / "wide.png"), 1)
     assert upload_problem(None, 1) is None
+
+
+def test_an_upload_taken_as_it_is_leaves_every_slot_as_the_page_has_it(tmp_path):
+    """The page's image 1 is not set again to the file it already shows (the server's copy of it
+    looks like a change to the page, which re-reads the slot: a loop of changes once in a while)."""
+    red, blue = _png(tmp_path / "red.png", (96, 64)), _png(tmp_path / "blue.png", (64, 96))
+    *slots, status = checked_upload(1, red, None, None)
+    assert all(slot is gr.skip() or slot == gr.skip() for slot in slots) and status is None
+    *slots, status = checked_upload(3, red, None, blue)  # dropped into slot 3: moved up to slot 2
+    assert slots[0] == gr.skip() and slots[1:] == [blue, None] and status is None
+    (tmp_path / "text.png").write_bytes(b"not an image at all")
+    with pytest.warns(UserWarning, match="Image 2"):  # the page's warning (outside a page: a Python warning)
+        *slots, status = checked_upload(2, red, str(tmp_path / "text.png"), None)  # refused: leaves its slot
+    assert slots[0] == gr.skip() and slots[1] is None and slots[2] == gr.skip() and "Image 2" in status
 
 
 def test_problems_mark_the_fields_at_fault():
