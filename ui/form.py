@@ -178,9 +178,7 @@ def _backend(setup: PageSetup) -> gr.Radio:
 
 
 def _fal_key(setup: PageSetup) -> gr.Textbox:
-    # The page's copy of the key box (ui/layout.py key_box), which the visitor types into: runs
-    # and cost texts read this hidden copy, so the box a visitor types into is never re-read
-    # and written back by Gradio's page in the middle of the typing (see key_box).
+    # Hidden: the page's copy of the box the visitor types into (ui/layout.py _key_box says why).
     return gr.Textbox(value="", label="fal API key (the page's copy)", type="password", visible=False,
                       elem_id="fal-key-value")
 

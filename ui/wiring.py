@@ -215,10 +215,9 @@ def wire_costs(demo: gr.Blocks, page: Page, ctx: Context, runs: list[Any]) -> No
     # read the inputs and sent them (its dispatch awaits in between), so two can be in flight:
     # one at a time on the server, answered in the order asked (each takes a millisecond). This
     # follows Gradio's code; it was never shown failing. The CI failures of the text after a key
-    # was pasted were later traced to the key box itself: Gradio's page re-reads it at each
-    # status message and can put back a value read before the typing (see ui/region_editor.py's
-    # docstring for the mechanism). Its own concurrency (never behind runs); its timer on a
-    # hidden component, not on the texts.
+    # was pasted were traced to the key box itself, which these texts therefore no longer read
+    # (they read its hidden copy: ui/layout.py _key_box). Its own concurrency (never behind
+    # runs); its timer on a hidden component, not on the texts.
     gr.on(triggers, costs, inputs, [page.run_cost, page.sweep_cost], trigger_mode="always_last",
           concurrency_id="costs", concurrency_limit=1, show_progress="hidden", show_progress_on=[page.lora_version],
           **PRIVATE)
