@@ -212,10 +212,11 @@ def wire_field_checks(page: Any, marks: gr.State) -> None:
                          ).then(lambda text: text or gr.skip(), refused, page.status, queue=False,
                                 show_progress="minimal", show_progress_on=[component], **private)
     names = [name for name in NAMES if name != "loras"]  # the LoRA list is hidden: its note shows it
-    # The key's mark goes on its panel: the box typed into is never a server event's (ui/layout.py _key_box).
+    # The key's mark goes on its panel, and goes when the box the page holds changes (ui/key_box.py).
     components = [page.key_group if name == "fal_key" else page.form[name] for name in names]
     marks.change(partial(marked, names=names, components=components, note_classes=_classes(page.lora_note)),
                  marks, [*components, page.lora_note], queue=False, **private)
     for name in NAMES:
         # Queued: a gr.State's own change event follows only a queued event's update.
-        page.form[name].change(partial(unmark, name=name), marks, marks, **private)
+        changed = page.key_box if name == "fal_key" else page.form[name]
+        changed.change(partial(unmark, name=name), marks, marks, **private)

@@ -178,9 +178,9 @@ def _backend(setup: PageSetup) -> gr.Radio:
 
 
 def _fal_key(setup: PageSetup) -> gr.Textbox:
-    # Hidden: the page's copy of the box the visitor types into (ui/layout.py _key_box says why).
-    return gr.Textbox(value="", label="fal API key (the page's copy)", type="password", visible=False,
-                      elem_id="fal-key-value")
+    # Hidden: the API's argument, and on the page only its place in the events' inputs: their
+    # `js` puts the key the page holds there as they are sent (ui/key_box.py says why).
+    return gr.Textbox(value="", label="fal API key", type="password", visible=False, elem_id="fal-key-value")
 
 
 def _model(setup: PageSetup) -> gr.Dropdown:

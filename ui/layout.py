@@ -16,6 +16,7 @@ from ui import components
 from ui.examples import project_examples
 from ui.form import FIELDS, NAMES, PageSetup
 from ui.history import CLEAR_LABEL
+from ui.key_box import key_box
 from ui.lora_editor import lora_editor
 from ui.other_tabs import OtherTabInputs, other_tab_inputs
 from ui.png_restore import APPLY_LABEL
@@ -63,7 +64,7 @@ class Page:
     stop_button: gr.Button
     examples: Any  # gr.Examples
     key_group: gr.Accordion
-    key_box: gr.Textbox  # typed into; copied in the browser into form["fal_key"] (_key_box)
+    key_box: gr.HTML  # typed into; held by the page, put into each event's fal_key (ui/key_box.py)
     local_panel: gr.Accordion
     custom_size: gr.Row
     preset_name: gr.Textbox
@@ -239,17 +240,11 @@ def _inputs(page: Page, setup: PageSetup) -> None:
 
 def _key_box(page: Page, setup: PageSetup, key_needed: bool) -> None:
     """Open when the visitor needs a key of their own; else a closed "Use your own fal key".
-
-    The box the visitor types into is used only in the browser: each change is copied into the
-    form's hidden `fal_key` field (ui/wiring.py), which the server's events read. Gradio's page
-    re-reads every component a server event reads or writes, and writes what it read back into
-    the component, at each status message of any event; a box typed into while that happens
-    can get back what it held a moment before (in CI a pasted key ended as the text before it,
-    after a dozen change events). A refused run's mark goes on this panel (ui/field_checks.py)."""
+    The box is a plain input the page holds, not Gradio (ui/key_box.py says why); a refused
+    run's mark goes on this panel (ui/field_checks.py)."""
     with gr.Accordion("Your fal key" if key_needed else "Use your own fal key", open=key_needed,
                       visible=setup.default_backend == "fal", elem_id="own-key") as page.key_group:
-        page.key_box = gr.Textbox(value="", label="Your fal API key", type="password",
-                                  placeholder="fal key (id:secret)", elem_id="fal-key")
+        page.key_box = key_box()
         _place(page, setup, "fal_key")
         gr.Markdown(key_help(setup), elem_classes=["hint"])
 

@@ -25,6 +25,7 @@ from backend.spending import SpendingPolicy
 from ui import field_checks, png_restore, results
 from ui.examples import example_settings
 from ui.form import FIELDS, PageSetup, api_function, args_doc
+from ui.key_box import fill_key_js
 from ui.layout import FAL_ONLY, Page, references_hint
 from ui.region_editor import FOLLOW_IMAGE_1_JS, PAGE_EXTRA, STROKES_TAKEN_JS, TAKE_STROKES_JS, show_restored
 from ui.run import Outputs, form_error_status, plan_run, refused_status, run_edit, run_error
@@ -89,8 +90,6 @@ def wire_form(page: Page, ctx: Context) -> None:
         [*page.local_slot_rows, page.local_panel, page.key_group, page.references_hint, *backend_fields],
         **PRIVATE_FAST,
     )
-    # The key box is only ever read in the browser (ui/layout.py _key_box says why).
-    page.key_box.change(None, page.key_box, page.form["fal_key"], js="(key) => key", **PRIVATE_FAST)
     page.form["size"].change(lambda s: gr.update(visible=s == "custom"), page.form["size"], page.custom_size,
                              **PRIVATE_FAST)
     # Region edits (ui/region_editor.py: why the editor is only ever used in the browser): the
@@ -172,10 +171,10 @@ def wire_run(page: Page, ctx: Context, before_run: gr.State) -> Any:
     # One event, so that what the page shows is kept (for Stop) as Run reads "Running" (not after).
     gr.on(run_triggers, start_run, [page.run_button, page.gallery, page.details, page.last_run, page.seed_used],
           [*bar, before_run], **PRIVATE_FAST)
+    run_inputs = [*page.inputs(), page.gallery, page.region.strokes, page.region.only_painted, page.restored_mask]
     run_event = gr.on(
-        [page.run_button.click, page.form["prompt"].submit], page_run,
-        [*page.inputs(), page.gallery, page.region.strokes, page.region.only_painted, page.restored_mask],
-        [*shown, page.last_run, marks],
+        [page.run_button.click, page.form["prompt"].submit], page_run, run_inputs, [*shown, page.last_run, marks],
+        js=fill_key_js(run_inputs, page.form["fal_key"]),  # the visitor's key, held by the page (ui/key_box.py)
         show_progress="minimal", show_progress_on=[page.gallery], trigger_mode="once", **PRIVATE,
     )
     api_run = api_function("edit", partial(_api_run_body, ctx), ctx.setup, EDIT_DOC)
@@ -208,17 +207,20 @@ def wire_costs(demo: gr.Blocks, page: Page, ctx: Context, runs: list[Any]) -> No
     inputs = [*depends, page.sweep_x, page.sweep_x_values, page.sweep_y, page.sweep_y_values, *page.slots]
     costs = make_page_costs(ctx.spending, ctx.setup)
     runs_done = gr.State(0)  # counts this page's finished runs: what is left today has changed
-    triggers = [demo.load, runs_done.change] + [c.change for c in inputs]
+    # The key is the page's (ui/key_box.py): its box's change, and the events' js reads it.
+    triggers = [demo.load, runs_done.change, page.key_box.change] + [c.change for c in inputs
+                                                                     if c is not page.form["fal_key"]]
     # One event for every trigger, always_last: a change while the texts are being worked out is
     # answered after, so the last answer is for the last values. Queued, as Gradio's page defers
     # only a queued event. Even so, Gradio's page checks for an answer in flight before it has
     # read the inputs and sent them (its dispatch awaits in between), so two can be in flight:
     # one at a time on the server, answered in the order asked (each takes a millisecond). This
-    # follows Gradio's code; it was never shown failing. The CI failures of the text after a key
-    # was pasted were traced to the key box itself, which these texts therefore no longer read
-    # (they read its hidden copy: ui/layout.py _key_box). Its own concurrency (never behind
-    # runs); its timer on a hidden component, not on the texts.
-    gr.on(triggers, costs, inputs, [page.run_cost, page.sweep_cost], trigger_mode="always_last",
+    # follows Gradio's code; it was never shown failing. (The CI failures of the text after a key
+    # was pasted were Gradio taking the key back: ui/key_box.py.) Its own concurrency (never
+    # behind runs); its timer on a hidden component, not on the texts.
+    # Told only whether the visitor gave a key (ui/key_box.py): the key leaves the page with a run alone.
+    gr.on(triggers, costs, inputs, [page.run_cost, page.sweep_cost],
+          js=fill_key_js(inputs, page.form["fal_key"], only_whether=True), trigger_mode="always_last",
           concurrency_id="costs", concurrency_limit=1, show_progress="hidden", show_progress_on=[page.lora_version],
           **PRIVATE)
     for event in runs:

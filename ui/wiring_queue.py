@@ -12,6 +12,7 @@ import gradio as gr
 from ui import field_checks
 from ui import queue_view as view
 from ui.form import api_function
+from ui.key_box import fill_key_js
 from ui.layout import Page
 from ui.region_editor import PAGE_EXTRA
 from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context
@@ -30,10 +31,11 @@ def wire_queue(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
     queue = api_function("page_queue", queue_once, ctx.setup, "Queue a run.",
                          extra=[(field_checks.SHOWN, None), *PAGE_EXTRA, ("jobs_token", ""), ("run_label", "")])
     # Run while a run goes clicks Queue instead (assets/page.js).
+    queued = [*page.inputs(), page.gallery, page.region.strokes, page.region.only_painted, page.restored_mask,
+              panel.token, page.run_button]
     page.queue_button.click(
-        queue, [*page.inputs(), page.gallery, page.region.strokes, page.region.only_painted, page.restored_mask,
-                panel.token, page.run_button],
-        [panel.token, panel.detail, *shown, panel.timer, page.status], show_progress="hidden", **PRIVATE,
+        queue, queued, [panel.token, panel.detail, *shown, panel.timer, page.status],
+        js=fill_key_js(queued, page.form["fal_key"]), show_progress="hidden", **PRIVATE,
     )
     # The panel is redrawn while a queued run is unfinished; finished runs go into History.
     buttons = [panel.open, panel.cancel]

@@ -13,6 +13,7 @@ import gradio as gr
 from backend.errors import InvalidInput
 from ui import sweep_cells
 from ui.form import RESTORED_FIELDS, api_function, args_doc
+from ui.key_box import fill_key_js
 from ui.layout import Page
 from ui.region_editor import PAGE_EXTRA, take_painted_region
 from ui.run import form_error, plan_run
@@ -67,11 +68,10 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
     page_sweep = api_function("page_sweep", partial(_page_sweep_body, ctx), ctx.setup, SWEEP_DOC,
                               extra=[*SWEEP_ARGS, *PAGE_EXTRA])
     cell_buttons = [page.sweep_picked, page.sweep_use_input, page.sweep_restore]
+    swept = [*page.inputs(), *controls, page.region.strokes, page.region.only_painted, page.restored_mask]
     event = page.sweep_button.click(lambda: gr.update(open=True), None, page.sweep_results, **PRIVATE_FAST).then(
         sweep_cells.unpick_cell, None, cell_buttons, **PRIVATE_FAST).then(
-        page_sweep, [*page.inputs(), *controls, page.region.strokes, page.region.only_painted, page.restored_mask],
-        [*shown, page.sweep_state],
-        **PRIVATE)
+        page_sweep, swept, [*shown, page.sweep_state], js=fill_key_js(swept, page.form["fal_key"]), **PRIVATE)
     api_sweep = api_function("sweep", partial(_api_sweep_body, ctx), ctx.setup, SWEEP_DOC, extra=SWEEP_ARGS)
     gr.Button(visible=False).click(api_sweep, [*page.inputs(), *controls], shown, api_name="sweep")
     # The run bar reads "Running" and Stop is enabled while the sweep runs: a click on Run then

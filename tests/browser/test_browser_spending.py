@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers.app import launch_app, stop_app
-from tests.helpers.browser import no_error_pill
+from tests.helpers.app import VISITOR_KEY, launch_app, stop_app
+from tests.helpers.browser import no_error_pill, open_app
 
 
 @pytest.fixture
@@ -50,13 +50,51 @@ def test_the_page_shows_what_a_run_and_a_sweep_cost_and_what_is_left(browser, bu
     no_error_pill(page)
     screenshot(page)
     page.locator("#own-key").get_by_text("Use your own fal key").click()
-    # Pasted (one change) the instant the box appears. In CI this once ended with the box's change
-    # event firing a dozen times and the text on the server's key: Gradio's page wrote back into
-    # the box what it had read a moment before (ui/layout.py _key_box).
+    # Pasted (one change) the instant the box appears, right after a run's events. In CI this
+    # twice ended with the text on the server's key: Gradio's page took the key back, first from
+    # the box, then from its hidden copy; now the page alone holds it (ui/key_box.py).
     page.locator("#fal-key input").fill("visitor-key-123")
     expect(cost).to_have_text("about $0.04 on your own fal key", timeout=10_000)
     expect(page.locator("#fal-key input")).to_have_value("visitor-key-123")  # as pasted, not garbled
     page.locator("#fal-key input").fill("")  # taken back: the server's key again
     expect(cost).to_contain_text("this server's key", timeout=10_000)
     expect(page.locator("#fal-key input")).to_have_value("")
+    page.close()
+
+
+def test_a_pasted_key_is_what_run_and_queue_send_after_the_panel_was_hidden_and_closed(browser, local_app, fake,
+                                                                                      images, screenshot):
+    """The key a visitor pastes is the one their runs use, also after the backend switch hid its
+    panel and after the panel was closed and opened; taken back, a run is refused for want of one."""
+    page = open_app(browser, local_app, width=1400, height=1100)
+    page.get_by_label("fal (hosted)").check()  # a server without a key: the box is open
+    box = page.get_by_label("Your fal API key")
+    box.fill(VISITOR_KEY)
+    expect(page.locator("#run-cost")).to_contain_text("your own fal key", timeout=10_000)
+    page.get_by_label("this machine's GPU (local)").check()
+    expect(box).to_be_hidden()
+    page.get_by_label("fal (hosted)").check()
+    expect(box).to_have_value(VISITOR_KEY, timeout=10_000)
+    panel = page.locator("#own-key").get_by_text("Your fal key")
+    panel.click()
+    expect(box).to_be_hidden()
+    panel.click()
+    expect(box).to_have_value(VISITOR_KEY)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("make it blue")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    page.locator("#queue-button").click()
+    expect(page.locator("#job-detail")).to_contain_text("Queued", timeout=15_000)
+    for _ in range(60):  # the queued run goes in the background
+        if len(fake.submits()) == 2:
+            break
+        page.wait_for_timeout(500)
+    assert [r.headers.get("authorization") for r in fake.submits()] == [f"Key {VISITOR_KEY}"] * 2
+    screenshot(page)
+    box.fill("")  # taken back (the cost text says "your own fal key" on a server without one)
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("No fal API key", timeout=30_000)
+    assert len(fake.submits()) == 2
     page.close()
