@@ -157,8 +157,11 @@ const bringIntoView = (selector) => {
 const EFFECTS = [
   // "⚙️ Sweep: 0 of 4 cells done, …" once the sweep started; otherwise the status says why not.
   {button: "#sweep-button", answer: (status) => (status.includes("Sweep:") ? "#sweep-results" : "#status")},
-  // A run without a fal key: the key box (at the top of the page; a phone's Run shows the status).
-  {button: "#run-button", answer: (status) => (status.startsWith("🔑") ? "#own-key" : undefined)},
+  // A run without a fal key, or with one fal refused (the box is then marked): the key box (a
+  // phone's Run shows the status; the box is at the top of the page, or below the form).
+  {button: "#run-button",
+   answer: (status) => (status.startsWith("🔑") || document.querySelector("#own-key.field-error") ? "#own-key"
+                        : undefined)},
   {button: "#history-restore, #sweep-restore, #recipe-apply, #job-open", answer: () => "#status"},
   {button: "#history-compare", place: "#compare-panel"},
   // An example fills the images above it: on a phone, out of view.

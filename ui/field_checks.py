@@ -19,7 +19,7 @@ from typing import Any
 
 import gradio as gr
 
-from backend.errors import FieldProblem, InvalidInput, MissingKey, StudioError
+from backend.errors import AuthFailed, FieldProblem, InvalidInput, MissingKey, StudioError
 from backend.images import check_upload
 from backend.redact import redact
 from backend.request import normalise_lora_path
@@ -191,8 +191,8 @@ def page_run(body: Callable[[dict[str, Any], list], Iterator[tuple]], values: di
     except StudioError as error:
         run_warning(error, values.get("fal_key") or None)
         marks = marks_of(error, values) if isinstance(error, InvalidInput) else {}
-        if isinstance(error, MissingKey):  # the key box is the field to fill in
-            marks = {"fal_key": error.message}
+        if isinstance(error, MissingKey) or (isinstance(error, AuthFailed) and values.get("fal_key")):
+            marks = {"fal_key": error.message}  # the key box is the field to fill in (or to fix: the visitor's)
         yield (*[gr.skip()] * 6, marks)
     except gr.Error as refusal:  # the spending policy refused it (the body said so on the status line)
         gr.Warning(refusal.message, title=refusal.title or "The run did not start")

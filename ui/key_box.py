@@ -1,13 +1,14 @@
 """The box a visitor pastes their own fal key into: a plain input that Gradio does not hold.
 
-Gradio's page keeps a copy of each component's value in its layout tree and writes that copy
-back into the component when the tree is synced: at each status message of any event for the
-components an event reads or writes and for everything inside them (the key's own panel is
-an event's output: the backend switch, a refused run's mark). A key pasted at such a moment
-could be taken back: in CI a pasted key ended as the text before it, and later, with the key
-copied into a hidden field, the copy never reached the cost text. So the key is held by the
-page alone: the input's text, and `window.studioFalKey`, set as it is typed (and put back into
-the input when Gradio mounts it again, after the panel was hidden).
+Gradio's page keeps a copy of each component's value in its layout tree, syncs it with the
+component at each status message of any event (for what an event reads or writes, and for
+everything inside it: the key's own panel is an event's output, for the backend switch and a
+refused run's mark), and writes the copy back into the component when the tree's props are
+set again. Twice in CI a key pasted right after a run's events was lost: once from the box
+(it ended as the text before it), once from the hidden field it was copied into (the cost text
+never heard of it). So the key is held by the page alone: the input's text, and
+`window.studioFalKey`, set as it is typed (and put back into the input when Gradio mounts it
+again, after the panel was hidden).
 
 The page's events that need the key (a run, Queue, a sweep) get it through their `js`, which
 puts it into their `fal_key` argument as the event is sent (`fill_key_js`); the cost texts are

@@ -129,3 +129,28 @@ def test_a_phone_run_without_a_key_marks_the_key_box_and_brings_it_into_view(bro
     page.locator("#run-button").click()
     expect(status).to_contain_text("Done", timeout=30_000)
     page.close()
+
+
+def test_a_key_fal_refuses_marks_the_key_box_and_a_phone_brings_it_into_view(browser, app, fake, images, screenshot):
+    """A visitor pastes a key fal does not know (the server has its own): the run fails saying
+    so, the key box is marked and brought into view below the warning; a change takes the mark away."""
+    page = open_app(browser, app, width=390, height=844)
+    page.locator("#own-key").get_by_text("Use your own fal key").click()
+    box = page.get_by_label("Your fal API key")
+    box.fill("not-a-key-fal-knows")
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("make it blue")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("fal refused the API key", timeout=30_000)
+    expect(page.locator(f"#own-key{FIELD_ERROR} #fal-key")).to_be_visible(timeout=10_000)
+    page.wait_for_function("""() => {
+        const toast = document.querySelector(".toast-body"), box = document.querySelector("#fal-key");
+        return toast && box && box.getBoundingClientRect().top >= toast.getBoundingClientRect().bottom
+            && box.getBoundingClientRect().bottom <= innerHeight - 120;
+    }""", timeout=5_000)
+    assert not fake.jobs  # fal refused it: nothing ran
+    screenshot(page, full_page=False)
+    box.fill("not-a-key-fal-knows-either")
+    expect(page.locator(FIELD_ERROR)).to_have_count(0, timeout=10_000)
+    page.close()

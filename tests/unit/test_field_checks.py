@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from backend import images
-from backend.errors import FieldProblem, InvalidInput
+from backend.errors import AuthFailed, FieldProblem, InvalidInput
 from backend.request import build_request, normalise_lora_path
-from ui.field_checks import checked_upload, field_marks, lora_notes, upload_problem
+from ui.field_checks import SHOWN, checked_upload, field_marks, lora_notes, page_run, upload_problem
 from ui.results import finished_results
 
 CIVITAI_EXPLAINED = "that is a Civitai model page; paste its download link"
@@ -121,3 +121,19 @@ def test_a_failed_run_shows_the_finished_results_not_the_previews():
     assert finished_results(gallery) == [("/o/a.png", "image 1"), ("/o/b.png", None)]
     assert finished_results([("/t/p.jpg", "interrupted preview")]) == []
     assert finished_results(None) == []
+
+
+def test_a_refused_visitor_key_marks_the_key_box_and_the_server_key_marks_nothing():
+    """fal's 401 for the key the visitor pasted: the key box is marked (they can fix it); for
+    the server's key nothing is (the operator must), and a key never goes into a mark."""
+    def refused(values, previous):
+        yield from ()
+        raise AuthFailed(401)
+
+    def marks_after(key: str) -> dict:
+        *_, last = page_run(refused, {"fal_key": key, SHOWN: None})
+        return last[-1]
+
+    assert marks_after("visitor-id:visitor-secret") == {"fal_key": AuthFailed(401).message}
+    assert "visitor-secret" not in marks_after("visitor-id:visitor-secret")["fal_key"]
+    assert marks_after("") == {}
