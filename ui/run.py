@@ -27,10 +27,12 @@ from backend.region import DEFAULT_FEATHER, MAX_FEATHER, Region, RegionRun, mask
 from backend.request import MAX_ACTIVE_LORAS, EditRequest, build_request
 from ui.details import describe_run, fal_cost_micros, run_extras, shown_images, skipped_lora_rows
 from ui.form import CUSTOM, FIELDS, IMAGE_FIELDS, MATCH_FIRST
+from ui.key_box import LABEL as KEY_LABEL
 from ui.results import PREVIEW
 from ui.text import as_text, error_text
 
 LOG_LINES_KEPT = 200
+MAX_KEY_LENGTH = 256  # a fal key (id:secret) is about 70 characters
 MAX_LORA_ROWS = 16  # rows in the LoRA list, switched on or off (at most MAX_ACTIVE_LORAS on)
 FORM_ERROR_TITLE = "Please check the form"
 RUN_FAILED_TITLE = "The run did not finish"
@@ -149,11 +151,25 @@ def plan_run(values: Mapping[str, Any], backends: Mapping[str, Backend]) -> RunP
         options = backend.options(values)
     except InvalidInput as error:
         problems += error.problems
+    key = visitor_key(values.get("fal_key"), problems)
     if problems or request is None or options is None:
         raise InvalidInput(problems)
     skipped = tuple(skipped_lora_rows(normalise_loras(values.get("loras"))))
-    return RunPlan(backend, request, options, key=values.get("fal_key") or None, skipped=skipped,
-                   region=region_from_values(values))
+    return RunPlan(backend, request, options, key=key, skipped=skipped, region=region_from_values(values))
+
+
+def visitor_key(value: str | None, problems: list[FieldProblem]) -> str | None:
+    """The visitor's fal key without the spaces a paste brings along (else fal refuses it), or
+    None; one that cannot be a key (not printable ASCII, or longer than any) is a problem that
+    names the field and the limit, never the key."""
+    key = (value or "").strip()
+    if len(key) > MAX_KEY_LENGTH:
+        problems.append(FieldProblem("fal_key", KEY_LABEL, f"must be at most {MAX_KEY_LENGTH} characters "
+                                                           f"(got {len(key)})"))
+    elif not all(" " < c <= "~" for c in key):
+        problems.append(FieldProblem("fal_key", KEY_LABEL, "must be the key as fal shows it (id:secret): printable "
+                                                           "characters, no spaces or line breaks"))
+    return key or None
 
 
 def region_from_values(values: Mapping[str, Any]) -> Region | None:

@@ -74,6 +74,24 @@ def test_every_problem_is_named_at_once_request_and_options_together():
     assert {"Instruction", "Steps", "Acceleration"} <= labels
 
 
+def test_a_pasted_key_loses_its_spaces_and_one_that_cannot_be_a_key_is_refused_naming_the_field():
+    """A key pasted with a space or a line break around it runs (fal would refuse it as it
+    came); one too long or with characters a key never has is refused before anything is
+    sent, naming the field and the limit, never the key."""
+    fal = {"fal": FalBackend()}
+    assert plan_run(values(fal_key="  abc-1:def2\n"), fal).key == "abc-1:def2"
+    assert plan_run(values(fal_key="   "), fal).key is None  # none given: the server's key
+    for key, said in (("abc:" + "d" * 300, "at most 256 characters (got 304)"),
+                      ("abc: def", "printable characters, no spaces or line breaks"),
+                      ("abc:dé", "printable characters")):
+        with pytest.raises(InvalidInput) as caught:
+            plan_run(values(fal_key=key, prompt=""), fal)
+        problems = {p.field: str(p) for p in caught.value.problems}
+        assert said in problems["fal_key"] and problems["fal_key"].startswith("Your fal API key")
+        assert "prompt" in problems  # named with the form's other problems
+        assert key not in str(caught.value) and "def" not in problems["fal_key"]
+
+
 def test_size_seed_and_images_are_spelled_differently_on_the_page():
     request = request_from_values(values(size="custom", width=768, height=512, seed=5, randomize_seed=False,
                                          image_2="https://example.com/b.png"))
