@@ -26,7 +26,7 @@ from backend.request import normalise_lora_path
 from ui.form import FIELDS, IMAGE_FIELDS, NAMES, values_of
 from ui.region_editor import take_painted_region
 from ui.results import finished_results, pack_images
-from ui.run import normalise_loras, pick_backend, run_warning
+from ui.run import given_key, normalise_loras, pick_backend, run_warning
 from ui.text import as_text
 
 SHOWN = "shown_gallery"  # the page run's extra argument: what the results gallery showed before
@@ -189,9 +189,9 @@ def page_run(body: Callable[[dict[str, Any], list], Iterator[tuple]], values: di
         for update in body(values, previous):
             yield (*update, {})
     except StudioError as error:
-        run_warning(error, values.get("fal_key") or None)
+        run_warning(error, given_key(values))
         marks = marks_of(error, values) if isinstance(error, InvalidInput) else {}
-        if isinstance(error, MissingKey) or (isinstance(error, AuthFailed) and values.get("fal_key")):
+        if isinstance(error, MissingKey) or (isinstance(error, AuthFailed) and given_key(values)):
             marks = {"fal_key": error.message}  # the key box is the field to fill in (or to fix: the visitor's)
         yield (*[gr.skip()] * 6, marks)
     except gr.Error as refusal:  # the spending policy refused it (the body said so on the status line)

@@ -151,18 +151,23 @@ def plan_run(values: Mapping[str, Any], backends: Mapping[str, Backend]) -> RunP
         options = backend.options(values)
     except InvalidInput as error:
         problems += error.problems
-    key = visitor_key(values.get("fal_key"), problems)
+    key = visitor_key(given_key(values), problems)
     if problems or request is None or options is None:
         raise InvalidInput(problems)
     skipped = tuple(skipped_lora_rows(normalise_loras(values.get("loras"))))
     return RunPlan(backend, request, options, key=key, skipped=skipped, region=region_from_values(values))
 
 
-def visitor_key(value: str | None, problems: list[FieldProblem]) -> str | None:
-    """The visitor's fal key without the spaces a paste brings along (else fal refuses it), or
-    None; one that cannot be a key (not printable ASCII, or longer than any) is a problem that
-    names the field and the limit, never the key."""
-    key = (value or "").strip()
+def given_key(values: Mapping[str, Any]) -> str | None:
+    """The visitor's fal key without the spaces a paste brings along (fal refuses it with
+    them, and messages are redacted of the key as it is sent), or None."""
+    return (values.get("fal_key") or "").strip() or None
+
+
+def visitor_key(key: str | None, problems: list[FieldProblem]) -> str | None:
+    """`key` (given_key), when it can be a key; one that cannot (not printable ASCII, or longer
+    than any) is a problem that names the field and the limit, never the key."""
+    key = key or ""
     if len(key) > MAX_KEY_LENGTH:
         problems.append(FieldProblem("fal_key", KEY_LABEL, f"must be at most {MAX_KEY_LENGTH} characters "
                                                            f"(got {len(key)})"))

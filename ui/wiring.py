@@ -28,7 +28,7 @@ from ui.form import FIELDS, PageSetup, api_function, args_doc
 from ui.key_box import fill_key_js
 from ui.layout import FAL_ONLY, Page, references_hint
 from ui.region_editor import FOLLOW_IMAGE_1_JS, PAGE_EXTRA, STROKES_TAKEN_JS, TAKE_STROKES_JS, show_restored
-from ui.run import Outputs, form_error_status, plan_run, refused_status, run_edit, run_error
+from ui.run import Outputs, form_error_status, given_key, plan_run, refused_status, run_edit, run_error
 from ui.snippets import run_snippets
 from ui.spending_view import admitted, make_page_costs
 from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, gradio_cache, run_bar, show_tint, start_run
@@ -197,7 +197,7 @@ def _api_run_body(ctx: Context, values: dict[str, Any]) -> Iterator[Any]:
         for update in _run_body(ctx, values):
             yield update[:-1]  # everything but `last_run`, which is the page's
     except StudioError as error:
-        raise run_error(error, values.get("fal_key") or None) from None
+        raise run_error(error, given_key(values)) from None
 
 
 def wire_costs(demo: gr.Blocks, page: Page, ctx: Context, runs: list[Any]) -> None:

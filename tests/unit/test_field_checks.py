@@ -137,3 +137,4 @@ def test_a_refused_visitor_key_marks_the_key_box_and_the_server_key_marks_nothin
     assert marks_after("visitor-id:visitor-secret") == {"fal_key": AuthFailed(401).message}
     assert "visitor-secret" not in marks_after("visitor-id:visitor-secret")["fal_key"]
     assert marks_after("") == {}
+    assert marks_after("   ") == {}  # spaces are no key: the server's was refused
