@@ -10,7 +10,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.helpers.app import VISITOR_KEY, launch_app, stop_app
-from tests.helpers.browser import no_error_pill, open_app, run_once
+from tests.helpers.browser import no_error_pill, open_app, run_once, start_run
 
 FIELD_ERROR = ".field-error"
 
@@ -116,11 +116,7 @@ def test_a_phone_run_without_a_key_marks_the_key_box_and_brings_it_into_view(bro
     expect(page.locator(f"#own-key{FIELD_ERROR} #fal-key")).to_be_visible(timeout=10_000)
     expect(page.locator("#own-key")).to_be_in_viewport()
     # ... below the warning's toast (three lines across the top of a phone), above the run bar.
-    page.wait_for_function("""() => {
-        const toast = document.querySelector(".toast-body"), box = document.querySelector("#fal-key");
-        return toast && box && box.getBoundingClientRect().top >= toast.getBoundingClientRect().bottom
-            && box.getBoundingClientRect().bottom <= innerHeight - 120;
-    }""", timeout=5_000)
+    key_box_below_the_toast(page)
     no_error_pill(page)
     assert not fake.jobs
     screenshot(page, full_page=False)
@@ -138,19 +134,21 @@ def test_a_key_fal_refuses_marks_the_key_box_and_a_phone_brings_it_into_view(bro
     page.locator("#own-key").get_by_text("Use your own fal key").click()
     box = page.get_by_label("Your fal API key")
     box.fill("not-a-key-fal-knows")
-    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
-    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
-    page.locator("#prompt textarea").fill("make it blue")
-    page.locator("#run-button").click()
+    start_run(page, images["red"], prompt="make it blue")
     expect(page.locator("#status")).to_contain_text("fal refused the API key", timeout=30_000)
     expect(page.locator(f"#own-key{FIELD_ERROR} #fal-key")).to_be_visible(timeout=10_000)
-    page.wait_for_function("""() => {
-        const toast = document.querySelector(".toast-body"), box = document.querySelector("#fal-key");
-        return toast && box && box.getBoundingClientRect().top >= toast.getBoundingClientRect().bottom
-            && box.getBoundingClientRect().bottom <= innerHeight - 120;
-    }""", timeout=5_000)
+    key_box_below_the_toast(page)
     assert not fake.jobs  # fal refused it: nothing ran
     screenshot(page, full_page=False)
     box.fill("not-a-key-fal-knows-either")
     expect(page.locator(FIELD_ERROR)).to_have_count(0, timeout=10_000)
     page.close()
+
+
+def key_box_below_the_toast(page) -> None:
+    """On a phone, the key box brought into view below the warning's toast, above the run bar."""
+    page.wait_for_function("""() => {
+        const toast = document.querySelector(".toast-body"), box = document.querySelector("#fal-key");
+        return toast && box && box.getBoundingClientRect().top >= toast.getBoundingClientRect().bottom
+            && box.getBoundingClientRect().bottom <= innerHeight - 120;
+    }""", timeout=5_000)

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.helpers.app import VISITOR_KEY, launch_app, stop_app
-from tests.helpers.browser import no_error_pill, open_app
+from tests.helpers.browser import no_error_pill, open_app, run_once
 
 
 @pytest.fixture
@@ -80,11 +80,7 @@ def test_a_pasted_key_is_what_run_and_queue_send_after_the_panel_was_hidden_and_
     expect(box).to_be_hidden()
     panel.click()
     expect(box).to_have_value(VISITOR_KEY)
-    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
-    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
-    page.locator("#prompt textarea").fill("make it blue")
-    page.locator("#run-button").click()
-    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    run_once(page, images["red"], prompt="make it blue")
     page.locator("#queue-button").click()
     expect(page.locator("#job-detail")).to_contain_text("Queued", timeout=15_000)
     for _ in range(60):  # the queued run goes in the background

@@ -35,7 +35,8 @@ def choose_file(page, slot: int, path) -> None:
     expect(page.locator(f"#reference-{slot} img")).to_be_visible(timeout=30_000)
 
 
-def run_once(page, image, prompt="make it glow", images=1):
+def start_run(page, image, prompt="make it glow", images=1):
+    """Image 1, the instruction (and the number of images), then Run: what the run says is the caller's."""
     page.locator("#reference-1 input[type=file]").set_input_files(str(image))
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
     page.locator("#prompt textarea").fill(prompt)
@@ -43,6 +44,10 @@ def run_once(page, image, prompt="make it glow", images=1):
         page.get_by_label("number input for Images").fill(str(images))
         page.keyboard.press("Tab")
     page.locator("#run-button").click()
+
+
+def run_once(page, image, prompt="make it glow", images=1):
+    start_run(page, image, prompt, images)
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
 
 
