@@ -71,6 +71,11 @@ class Backend(ABC, Generic[OptionsT]):
         """What made the images, for the recipe: fal's endpoint, or the local model."""
         return self.name
 
+    def lacks_key(self, key: str | None) -> bool:
+        """Whether a run with the visitor's `key` (None: none given) would be refused for want
+        of a key: checked with the form, so that the key is named with its other problems."""
+        return False
+
     #: reads LoRA headers for the page (None: LoRAs are not checked before a run)
     lora_inspector: LoraInspector | None = None
     #: what a LoRA must fit, and the highest rank taken (None: any)

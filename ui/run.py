@@ -34,6 +34,7 @@ from ui.text import as_text, error_text
 LOG_LINES_KEPT = 200
 MAX_KEY_LENGTH = 256  # a fal key (id:secret) is about 70 characters
 MAX_LORA_ROWS = 16  # rows in the LoRA list, switched on or off (at most MAX_ACTIVE_LORAS on)
+NO_KEY = "none given, and this server has none: paste one from fal.ai (Dashboard → API keys)"
 FORM_ERROR_TITLE = "Please check the form"
 RUN_FAILED_TITLE = "The run did not finish"
 
@@ -152,6 +153,8 @@ def plan_run(values: Mapping[str, Any], backends: Mapping[str, Backend]) -> RunP
     except InvalidInput as error:
         problems += error.problems
     key = visitor_key(given_key(values), problems)
+    if backend.lacks_key(key):  # named with the rest: one look shows all there is to fill in
+        problems.append(FieldProblem("fal_key", KEY_LABEL, NO_KEY))
     if problems or request is None or options is None:
         raise InvalidInput(problems)
     skipped = tuple(skipped_lora_rows(normalise_loras(values.get("loras"))))

@@ -77,9 +77,12 @@ class FalBackend(Backend[FalOptions]):
     def source(self, options: FalOptions) -> str:
         return self.settings.endpoint
 
+    def lacks_key(self, key: str | None) -> bool:
+        return not ((key or "").strip() or self._server_key)
+
     def run(self, request: EditRequest, options: FalOptions, *, key: str | None = None) -> Generator[Event, None, None]:
         key = (key or "").strip() or self._server_key
-        if not key:
+        if not key:  # plan_run names it with the form's problems first; this is for other callers
             raise MissingKey()
         if len(request.image_urls) > self.max_references:
             raise InvalidInput.one(

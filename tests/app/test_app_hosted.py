@@ -158,8 +158,10 @@ def test_refused_key_says_so(app, fake, images):
 
 
 def test_without_a_server_key_run_explains_how_to_get_one(keyless_app, fake, images):
-    with pytest.raises(AppError, match="No fal API key.*fal.ai"):
+    with pytest.raises(AppError, match="Your fal API key: none given.*fal.ai"):
         run(keyless_app, images)
+    with pytest.raises(AppError, match="(?s)Instruction: must not be empty.*Your fal API key: none given"):
+        run(keyless_app, images, prompt="")  # named with the form's other problems
     assert not fake.requests
 
 

@@ -46,6 +46,29 @@ def test_run_with_nothing_marks_the_image_and_the_instruction(browser, small_app
     page.close()
 
 
+def test_run_with_nothing_on_a_keyless_server_names_and_marks_the_key_too(browser, keyless_app, fake, screenshot):
+    """A newcomer on a server without a key presses Run first: the image, the instruction and the
+    key are named at once (not the key only once the rest is right), each problem on its own line
+    of the warning, and all three marked."""
+    page = open_app(browser, keyless_app)
+    page.locator("#run-button").click()
+    status = page.locator("#status")
+    expect(status).to_contain_text("Please check the form", timeout=30_000)
+    said = ("Reference images: add at least one image", "Instruction: must not be empty",
+            "Your fal API key: none given")
+    for text in said:
+        expect(status).to_contain_text(text)
+    for marked in ("#reference-1", "#prompt", "#own-key"):
+        expect(page.locator(f"{marked}{FIELD_ERROR}")).to_be_visible(timeout=10_000)
+    expect(page.locator(FIELD_ERROR)).to_have_count(3)
+    lines = page.locator(".toast-message-text").first.inner_text().splitlines()
+    assert [sum(text in line for line in lines) for text in said] == [1, 1, 1] and len(lines) >= 3, lines
+    no_error_pill(page)
+    screenshot(page)
+    assert not fake.requests
+    page.close()
+
+
 def test_an_over_limit_upload_leaves_its_slot(browser, small_app, fake, images, tmp_path, screenshot):
     big = tmp_path / "big.png"
     Image.new("RGB", (1500, 1500), (20, 120, 60)).save(big)
@@ -111,7 +134,7 @@ def test_a_phone_run_without_a_key_marks_the_key_box_and_brings_it_into_view(bro
     page.locator("#prompt textarea").fill("make it blue")
     page.locator("#run-button").click()
     status = page.locator("#status")
-    expect(status).to_contain_text("No fal API key", timeout=30_000)
+    expect(status).to_contain_text("Your fal API key: none given", timeout=30_000)
     expect(status).not_to_contain_text("Failed")
     expect(page.locator(f"#own-key{FIELD_ERROR} #fal-key")).to_be_visible(timeout=10_000)
     expect(page.locator("#own-key")).to_be_in_viewport()

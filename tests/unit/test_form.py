@@ -19,6 +19,7 @@ SETUP = form.PageSetup(backends=("fal",), default_backend="fal", needs_visitor_k
                        models=("owner/model",), default_model="owner/model", default_memory="gpu")
 # The request's fields the page spells differently: images, size and seed come from several fields.
 DERIVED = {"image_urls", "image_size", "seed"}
+FAL = {"fal": FalBackend(server_key="server-key")}
 
 
 def _default(field: form.FormField):
@@ -62,14 +63,14 @@ def test_the_api_functions_take_the_form_fields_in_order_then_their_own():
 def test_a_new_fal_option_reaches_fal_from_its_spec_entry_alone():
     # Fields that go "straight" are read by name: the request from request_from_values, the
     # options from the backend's options model. Nothing else lists them.
-    plan = plan_run(values(sync_mode=True, acceleration="high", guidance_scale=7.0), {"fal": FalBackend()})
+    plan = plan_run(values(sync_mode=True, acceleration="high", guidance_scale=7.0), FAL)
     assert plan.options == FalOptions(sync_mode=True, acceleration="high")
     assert plan.request.guidance_scale == 7.0
 
 
 def test_every_problem_is_named_at_once_request_and_options_together():
     with pytest.raises(InvalidInput) as caught:
-        plan_run(values(prompt="", acceleration="max", num_inference_steps=60), {"fal": FalBackend()})
+        plan_run(values(prompt="", acceleration="max", num_inference_steps=60), FAL)
     labels = {p.label for p in caught.value.problems}
     assert {"Instruction", "Steps", "Acceleration"} <= labels
 
@@ -78,7 +79,7 @@ def test_a_pasted_key_loses_its_spaces_and_one_that_cannot_be_a_key_is_refused_n
     """A key pasted with a space or a line break around it runs (fal would refuse it as it
     came); one too long or with characters a key never has is refused before anything is
     sent, naming the field and the limit, never the key."""
-    fal = {"fal": FalBackend()}
+    fal = FAL
     assert plan_run(values(fal_key="  abc-1:def2\n"), fal).key == "abc-1:def2"
     assert plan_run(values(fal_key="   "), fal).key is None  # none given: the server's key
     for key, said in (("abc:" + "d" * 300, "at most 256 characters (got 304)"),
@@ -90,6 +91,23 @@ def test_a_pasted_key_loses_its_spaces_and_one_that_cannot_be_a_key_is_refused_n
         assert said in problems["fal_key"] and problems["fal_key"].startswith("Your fal API key")
         assert "prompt" in problems  # named with the form's other problems
         assert key not in str(caught.value) and "def" not in problems["fal_key"]
+
+
+def test_without_a_key_on_a_keyless_server_the_key_is_named_with_the_forms_other_problems():
+    """A visitor who presses Run with nothing filled in on a server without a key learns at
+    once all there is to fill in: the image, the instruction and the key (not the key only once
+    the rest is right); a space-only key is none; the local backend needs no key."""
+    keyless = {"fal": FalBackend()}
+    with pytest.raises(InvalidInput) as caught:
+        plan_run(values(prompt="", image_1=None, fal_key="  "), keyless)
+    assert [p.field for p in caught.value.problems] == ["image_urls", "prompt", "fal_key"]
+    said = str(caught.value.problems[-1])
+    assert said.startswith("Your fal API key: none given") and "fal.ai" in said
+    with pytest.raises(InvalidInput) as caught:
+        plan_run(values(), keyless)  # the form is right: the key alone
+    assert [p.field for p in caught.value.problems] == ["fal_key"]
+    assert plan_run(values(fal_key="abc:def"), keyless).key == "abc:def"
+    assert plan_run(values(), FAL).key is None  # the server's key will do
 
 
 def test_size_seed_and_images_are_spelled_differently_on_the_page():

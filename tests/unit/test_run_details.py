@@ -125,6 +125,7 @@ def test_a_run_plan_keeps_the_lora_rows_it_does_not_send():
     from ui.run import plan_run
 
     rows = [{"path": "owner/a", "scale": 0.5, "enabled": True}, {"path": "", "scale": 1, "enabled": True}]
-    plan = plan_run({"prompt": "x", "image_1": "a.png", "loras": rows, "backend": "fal"}, {"fal": FalBackend()})
+    fal = {"fal": FalBackend(server_key="server-key")}
+    plan = plan_run({"prompt": "x", "image_1": "a.png", "loras": rows, "backend": "fal"}, fal)
     assert [lora.path for lora in plan.request.loras] == ["owner/a"]
     assert plan.skipped == ("LoRA row 2 is switched on but has no path: not sent",)
