@@ -110,6 +110,15 @@ const sayQueued = (bar) => {
   clearTimeout(note.hideTimer);
   note.hideTimer = setTimeout(() => note.remove(), 6000);
 };
+// A new try answers for itself: the warnings of the last refused or failed one are closed first
+// (Gradio stacks a second warning under the first, "Warning (2)": on a phone a stack covers the
+// top of the page, where the fields it names are).
+document.addEventListener("click", (event) => {
+  if (!event.target.closest || !event.target.closest("#run-button, #queue-button, #sweep-button")) return;
+  for (const close of document.querySelectorAll(".toast-body.warning .toast-close, .toast-body.error .toast-close")) {
+    close.click();
+  }
+}, true);
 document.addEventListener("click", (event) => {
   const run = event.target.closest && event.target.closest("#run-button");
   if (!run) return;
