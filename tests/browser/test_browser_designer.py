@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from backend.recipes import read_recipe
 from tests.helpers.app import launch_app, stop_app
-from tests.helpers.browser import no_error_pill, run_once
+from tests.helpers.browser import no_error_pill, open_panel, run_once
 
 # `browser` (one Chromium per module) and `screenshot` (tests/screenshots/<test name>.png) are
 # conftest's fixtures.
@@ -261,7 +261,7 @@ def test_history_and_presets_survive_a_restart_of_the_server(browser, fake, imag
         page = open_page(browser, first)
         run_once(page, images["blue"], prompt="turn the sky pink")
         expect(page.locator("#history img").first).to_be_visible(timeout=15_000)
-        page.get_by_text("Presets", exact=True).click()
+        open_panel(page, "Presets")
         page.locator("#preset-name textarea, #preset-name input").first.fill("strong")
         page.locator("#preset-save").click()
         expect(page.locator("#preset-export")).to_be_enabled(timeout=10_000)
@@ -319,7 +319,7 @@ def test_two_tabs_keep_each_others_runs_stars_clears_and_presets(browser, app, f
     tab_a.locator("#history-clear").click()  # the second click clears (keeps the starred run)
     expect(cards_b).to_have_count(1, timeout=15_000)
     expect(cards_b).to_contain_text("made in tab A")
-    tab_b.get_by_text("Presets", exact=True).click()
+    open_panel(tab_b, "Presets")
     tab_b.locator("#preset-name textarea, #preset-name input").first.fill("from tab B")
     tab_b.locator("#preset-save").click()
     tab_a.get_by_text("Presets", exact=True).click()

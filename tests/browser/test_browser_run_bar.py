@@ -10,7 +10,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.helpers.app import SERVER_KEY
-from tests.helpers.browser import no_error_pill
+from tests.helpers.browser import no_error_pill, open_panel
 
 WAITING = "waiting for the first update"
 QUEUE_CARDS = "#jobs .thumbnail-item"
@@ -298,8 +298,9 @@ def test_a_stopped_sweep_shows_no_error_when_its_last_message_comes_late(browser
     page.goto(app.url)
     expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
     fill_form(page, images["red"])
-    page.get_by_text("Sweep", exact=True).click()
+    open_panel(page, "Sweep")
     page.locator("#sweep-x-values textarea, #sweep-x-values input").fill("1, 2, 3")
+    expect(page.locator("#sweep-cost")).to_contain_text("3 runs", timeout=10_000)
     page.locator("#sweep-button").click()
     expect(page.locator("#sweep-cells .thumbnail-item")).to_have_count(3, timeout=15_000)
     assert fake.wait_for(lambda: sum(j.state == "IN_PROGRESS" for j in fake.jobs.values()) == 3, timeout=30)

@@ -10,7 +10,7 @@ import zipfile
 
 from playwright.sync_api import expect
 
-from tests.helpers.browser import no_error_pill, open_app
+from tests.helpers.browser import no_error_pill, open_app, open_panel
 
 CELLS = "#sweep-cells .thumbnail-item"
 # Every sweep cell caption whose text is cut (wider or taller than its box).
@@ -56,7 +56,7 @@ def test_a_two_cell_sweep_from_queued_to_done_then_zip_cells_and_history(browser
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
     page.locator("#prompt textarea").fill("make it glow")
-    page.get_by_text("Sweep", exact=True).click()
+    open_panel(page, "Sweep")
     values = page.locator("#sweep-x-values textarea, #sweep-x-values input")
     values.fill("1, 2")
     values.blur()

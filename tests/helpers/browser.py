@@ -46,6 +46,19 @@ def start_run(page, image, prompt="make it glow", images=1):
     page.locator("#run-button").click()
 
 
+def open_panel(page, title: str) -> None:
+    """Open a closed panel for the first time, as a person does, and wait until Gradio has settled
+    it. On a panel's first opening Gradio mounts its fields, then, a frame after they are loaded,
+    writes each field's starting value into it again (js/core/src/init.svelte.ts,
+    render_previously_invisible_children): what was typed in between is lost. No person types
+    that fast after a click; a test does (a sweep of "1, 2, 3" ran the default four cells)."""
+    page.get_by_text(title, exact=True).click()
+    page.wait_for_load_state()
+    for _ in range(3):  # a frame each: the components' loading, Gradio's tick, then its rewrite
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+    page.wait_for_timeout(300)
+
+
 def run_once(page, image, prompt="make it glow", images=1):
     start_run(page, image, prompt, images)
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
