@@ -12,6 +12,8 @@ import io
 from PIL import Image
 from playwright.sync_api import expect
 
+from tests.helpers.browser import loaded_width
+
 
 def test_upload_run_and_see_the_result(browser, app, fake, images, screenshot):
     fake.job_seconds = 1.0
@@ -25,7 +27,7 @@ def test_upload_run_and_see_the_result(browser, app, fake, images, screenshot):
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
     result = page.locator("#results img").first
     expect(result).to_be_visible()
-    assert result.evaluate("img => img.naturalWidth") > 0
+    assert loaded_width(result) > 0
     [job] = fake.jobs.values()
     assert job.input["prompt"] == "make this donut realistic"
     screenshot(page)

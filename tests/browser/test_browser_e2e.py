@@ -11,7 +11,7 @@ import io
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.helpers.browser import choose_file, intercept_file_choosers
+from tests.helpers.browser import choose_file, intercept_file_choosers, loaded_width
 
 # Written into the page before it loads: every state the status line and the results went
 # through, so the test can tell what the person saw, and in which order, after the fact.
@@ -75,7 +75,7 @@ def test_two_images_two_loras_preview_then_final_then_stop(browser, app, fake, i
     expect(page.locator("#status")).to_contain_text("Intermediate result", timeout=60_000)
     preview = page.locator("#results img").first
     expect(preview).to_be_visible()
-    preview_width = preview.evaluate("img => img.naturalWidth")
+    preview_width = loaded_width(preview)
     screenshot(page, "preview")
 
     # Then the final image, captioned, at full size.
@@ -83,7 +83,7 @@ def test_two_images_two_loras_preview_then_final_then_stop(browser, app, fake, i
     final = page.locator("#results img")
     expect(final).to_have_count(1)
     expect(page.locator("#results .caption-label")).to_have_text(["image 1"])
-    final_width = final.first.evaluate("img => img.naturalWidth")
+    final_width = loaded_width(final.first)
     assert 0 < preview_width < final_width
     screenshot(page, "final")
 

@@ -64,6 +64,12 @@ def run_once(page, image, prompt="make it glow", images=1):
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
 
 
+def loaded_width(image) -> int:
+    """The width of the picture an <img> shows, once it is loaded (0: it cannot be shown). Right
+    after the status says Done the gallery's <img> is there but its file may still be loading."""
+    return image.evaluate("img => img.decode().then(() => img.naturalWidth, () => 0)")
+
+
 # Gradio's status tracker shows this red "Error" pill on each output of an event that raised.
 ERROR_PILL = "[data-testid=status-tracker] .error"
 
