@@ -77,11 +77,15 @@ class FalBackend(Backend[FalOptions]):
     def source(self, options: FalOptions) -> str:
         return self.settings.endpoint
 
+    def _key_for(self, key: str | None) -> str | None:
+        """The key a run uses: the visitor's, else the server's (None: neither)."""
+        return (key or "").strip() or self._server_key
+
     def lacks_key(self, key: str | None) -> bool:
-        return not ((key or "").strip() or self._server_key)
+        return not self._key_for(key)
 
     def run(self, request: EditRequest, options: FalOptions, *, key: str | None = None) -> Generator[Event, None, None]:
-        key = (key or "").strip() or self._server_key
+        key = self._key_for(key)
         if not key:  # plan_run names it with the form's problems first; this is for other callers
             raise MissingKey()
         if len(request.image_urls) > self.max_references:

@@ -79,14 +79,13 @@ def test_a_pasted_key_loses_its_spaces_and_one_that_cannot_be_a_key_is_refused_n
     """A key pasted with a space or a line break around it runs (fal would refuse it as it
     came); one too long or with characters a key never has is refused before anything is
     sent, naming the field and the limit, never the key."""
-    fal = FAL
-    assert plan_run(values(fal_key="  abc-1:def2\n"), fal).key == "abc-1:def2"
-    assert plan_run(values(fal_key="   "), fal).key is None  # none given: the server's key
+    assert plan_run(values(fal_key="  abc-1:def2\n"), FAL).key == "abc-1:def2"
+    assert plan_run(values(fal_key="   "), FAL).key is None  # none given: the server's key
     for key, said in (("abc:" + "d" * 300, "at most 256 characters (got 304)"),
                       ("abc: def", "printable characters, no spaces or line breaks"),
                       ("abc:dé", "printable characters")):
         with pytest.raises(InvalidInput) as caught:
-            plan_run(values(fal_key=key, prompt=""), fal)
+            plan_run(values(fal_key=key, prompt=""), FAL)
         problems = {p.field: str(p) for p in caught.value.problems}
         assert said in problems["fal_key"] and problems["fal_key"].startswith("Your fal API key")
         assert "prompt" in problems  # named with the form's other problems
@@ -96,7 +95,7 @@ def test_a_pasted_key_loses_its_spaces_and_one_that_cannot_be_a_key_is_refused_n
 def test_without_a_key_on_a_keyless_server_the_key_is_named_with_the_forms_other_problems():
     """A visitor who presses Run with nothing filled in on a server without a key learns at
     once all there is to fill in: the image, the instruction and the key (not the key only once
-    the rest is right); a space-only key is none; the local backend needs no key."""
+    the rest is right); a space-only key is none; a visitor's key or the server's will do."""
     keyless = {"fal": FalBackend()}
     with pytest.raises(InvalidInput) as caught:
         plan_run(values(prompt="", image_1=None, fal_key="  "), keyless)
