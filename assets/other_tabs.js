@@ -2,6 +2,9 @@
 // (ui/other_tabs.py merges it in on the server), so the last tab to write no longer wins.
 // A message is the whole value and everything any tab of this browser removed (by id for
 // History's runs, by name for presets), so a Clear in one tab is not undone by the other.
+// What was removed comes from the event that removed it (its record: ui/other_tabs.py
+// `recorded`), not from comparing a tab's writes: a late answer writes an old value, and what
+// that lacks was never removed (the other tabs send it back).
 //
 // A tab can miss messages: asleep, or its server call failed (a laptop's lid closed, the
 // Space restarted). What was removed is therefore kept in localStorage (REMOVED), not only sent
@@ -13,6 +16,8 @@ window.studioOtherTabs = (() => {
   const REMOVED = "flux2-studio-removed";  // localStorage: {history: [ids], presets: [names]}, oldest first
   const KEEP = {history: 1000, presets: 200};  // removals remembered (ui/other_tabs.py reads at most 2000)
   const last = {};  // key -> the ids this tab last wrote
+  const applied = {};  // key -> the record (of a Clear, an Undo, a preset deleted...) last taken in
+  let memory = null;  // what was removed, while localStorage cannot be written
   const lastValue = {};  // key -> the value this tab last wrote
   const pending = {};  // key -> the message to merge, until the server takes it
   const idsOf = (key, value) => {
@@ -20,6 +25,7 @@ window.studioOtherTabs = (() => {
     return value && typeof value === "object" ? Object.keys(value) : [];
   };
   const readRemoved = () => {
+    if (memory) return memory;
     try {
       const all = JSON.parse(localStorage.getItem(REMOVED) || "{}");
       return all && typeof all === "object" ? all : {};
@@ -33,7 +39,17 @@ window.studioOtherTabs = (() => {
     all[key] = ids.slice(-KEEP[key]);
     try {
       localStorage.setItem(REMOVED, JSON.stringify(all));
-    } catch (error) {}  // storage full or off: removals then travel only in this tab's messages
+    } catch (error) {
+      memory = all;  // storage full or off: removals then travel only in this tab's messages
+    }
+  };
+  // An event's record: {n, removed, back}. Taken in once (a later write sees the same record).
+  const takeRecord = (key, record) => {
+    if (!record || typeof record !== "object" || !record.n || record.n === applied[key]) return;
+    applied[key] = record.n;
+    const gone = (Array.isArray(record.removed) ? record.removed : []).filter((id) => typeof id === "string");
+    const back = Array.isArray(record.back) ? record.back : [];  // an Undo, a preset saved again
+    keepRemoved(key, [...removedOf(key).filter((id) => !back.includes(id) && !gone.includes(id)), ...gone]);
   };
   // Hands a message to the server to merge into this tab's value (the button's click reads it).
   const merge = (key, value, removed) => {
@@ -58,15 +74,10 @@ window.studioOtherTabs = (() => {
     };
   }
   return {
-    wrote(key, value) {
+    wrote(key, value, record) {
+      takeRecord(key, record);
       const now = idsOf(key, value);
-      let removed = removedOf(key);
-      if (key in last) {
-        const dropped = last[key].filter((id) => !now.includes(id));
-        const back = now.filter((id) => !last[key].includes(id));  // an Undo, a preset saved again under its name
-        removed = [...removed.filter((id) => !back.includes(id) && !dropped.includes(id)), ...dropped];
-        keepRemoved(key, removed);
-      }
+      const removed = removedOf(key);
       last[key] = now;
       lastValue[key] = value;
       if (channel) channel.postMessage({key, value, removed});

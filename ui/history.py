@@ -1,16 +1,19 @@
-"""History and presets: what the browser keeps (recipes and small thumbnails, never keys).
+"""History: what the browser keeps of each run (its recipe and small thumbnails, never a key).
 
-Both live in the visitor's browser (gr.BrowserState, localStorage, ui/components.py kept_in_browser),
-so they survive page reloads and server restarts; each run's files stay in the outputs
-folder. The data functions work on plain data; the handlers below them turn their
-results into page updates, and ui/wiring.py connects those to the page.
+It lives in the visitor's browser (gr.BrowserState, localStorage, ui/components.py kept_in_browser),
+as presets do (ui/presets.py), so it survives page reloads and server restarts; each run's files
+stay in the outputs folder. The data functions work on plain data; the handlers below them turn
+their results into page updates, and ui/wiring_kept.py connects those to the page.
+
+The run picked in History is held by its entry's id, not its place in the list: runs land on
+top (a queued run, another tab's) between a click and the server's answer, and a place would
+then name another run.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +24,7 @@ from PIL import Image
 
 from backend.outputs import is_inside, run_folder_of, set_starred
 from ui.details import describe_run, images_on_disk
-from ui.form import PRESET_FIELDS, RESTORED_FIELDS, SKIP, PageSetup, restore_values
+from ui.form import RESTORED_FIELDS, SKIP, PageSetup, restore_values
 from ui.results import result_paths, selected_result
 from ui.text import as_text
 
@@ -29,15 +32,12 @@ MAX_HISTORY = 60  # entries kept (starred ones are never dropped)
 MAX_SHOWN = 200  # entries shown at most (of a history a browser sends back)
 THUMB_SIDE = 160
 MAX_THUMB_CHARS = 200_000  # a thumbnail is a few KB of base64
-MAX_PRESETS_BYTES = 1 << 20  # a presets file is a few KB
 # A second click on Clear within this many of the page's 1-s ticks clears: the window starts when a
 # busy page (ticking from then) shows "Click again", seconds after the server took the first click.
 CONFIRM_TICKS = 4
 UNDO_SECONDS = 8  # Undo is offered this long after a clear
 CLEAR_LABEL = "Clear (keeps starred)"
 CLEAR_ARMED_LABEL = "Click again to clear"
-# A preset holds the form fields marked `preset` in ui/form.py: the LoRA stack and the
-# sampling settings, not the instruction or the images (those change from run to run).
 
 
 def thumbnail(path: str) -> str:
@@ -94,18 +94,27 @@ def caption(entry: dict) -> str:
 
 
 def gallery_items(history: list[dict] | None) -> list[tuple[Image.Image, str]]:
-    """One card per run: its first thumbnail, captioned (`caption`).
+    """One card per run: its first thumbnail, captioned (`caption`)."""
+    return [(image, caption(entry)) for entry, image in _shown(history)]
 
-    The history comes from the browser, which could send anything: at most
-    MAX_SHOWN entries are shown, each thumbnail a JPEG of at most THUMB_SIDE px a side
-    (checked from its header before it is decoded); an entry that is not is skipped."""
-    items: list[tuple[Image.Image, str]] = []
+
+def _shown(history: list[dict] | None) -> list[tuple[dict, Image.Image]]:
+    """The entries History shows, with their thumbnails. The history comes from the browser, which
+    could send anything: at most MAX_SHOWN entries are shown, each thumbnail a JPEG of at most
+    THUMB_SIDE px a side (checked from its header before it is decoded); an entry that is not is skipped."""
+    shown: list[tuple[dict, Image.Image]] = []
     for entry in (history or [])[:MAX_SHOWN]:
         try:
-            items.append((_thumbnail_image(entry["thumbs"][0]), caption(entry)))
+            caption(entry)  # it has what a caption needs
+            shown.append((entry, _thumbnail_image(entry["thumbs"][0])))
         except Exception:  # not an entry this page wrote
             continue
-    return items
+    return shown
+
+
+def picked_entry(history: list[dict] | None, picked: str | None) -> dict | None:
+    """The entry with the picked id, or None (nothing picked, or it is gone)."""
+    return next((e for e in history or [] if isinstance(e, dict) and picked and e.get("id") == picked), None)
 
 
 def _thumbnail_image(uri: str) -> Image.Image:
@@ -116,10 +125,10 @@ def _thumbnail_image(uri: str) -> Image.Image:
     return image
 
 
-def toggle_star(history: list[dict] | None, index: int | None) -> list[dict]:
+def toggle_star(history: list[dict] | None, picked: str | None) -> list[dict]:
     history = [dict(e) for e in history or []]
-    if index is not None and 0 <= index < len(history):
-        history[index]["starred"] = not history[index].get("starred")
+    if entry := picked_entry(history, picked):  # when: the other tabs keep the last star (ui/other_tabs.py)
+        entry.update(starred=not entry.get("starred"), starred_at=time.time())
     return history
 
 
@@ -135,61 +144,10 @@ def existing(paths: list[str], root: Path) -> list[str | None]:
     return [p if p and is_inside(root, p) and Path(p).is_file() else None for p in paths]
 
 
-# -- presets ------------------------------------------------------------------------------
-
-
-def save_preset(presets: dict | None, name: str, values: dict[str, Any]) -> dict:
-    name = (name or "").strip()
-    if not name:
-        raise ValueError("Give the preset a name.")
-    return {**(presets or {}), name: {k: values[k] for k in PRESET_FIELDS}}
-
-
-def rename_preset(presets: dict | None, old: str, new: str) -> dict:
-    """The presets with `old` named `new`, in the same place of the list."""
-    presets, new = presets or {}, (new or "").strip()
-    if old not in presets:
-        raise ValueError("Pick a saved preset first.")
-    if not new:
-        raise ValueError("Type the new name in Name first.")
-    if new != old and new in presets:
-        raise ValueError("Another preset already has that name.")
-    return {(new if name == old else name): values for name, values in presets.items()}
-
-
-def delete_preset(presets: dict | None, name: str) -> dict:
-    if name not in (presets or {}):
-        raise ValueError("Pick a saved preset first.")
-    return {k: v for k, v in (presets or {}).items() if k != name}
-
-
-def export_presets(presets: dict | None, folder: Path) -> str | None:
-    """The presets as a file; None past an import's limit (the browser could send hundreds of MB)."""
-    if len(text := json.dumps(presets or {}, indent=2)) > MAX_PRESETS_BYTES:
-        return None
-    (path := folder / "flux2-studio-presets.json").write_text(text)
-    return str(path)
-
-
-def import_presets(presets: dict | None, data: bytes) -> dict:
-    """Merge presets from an exported JSON file; only known settings are taken. A file over
-    MAX_PRESETS_BYTES is refused before it is parsed."""
-    if len(data) > MAX_PRESETS_BYTES:
-        raise ValueError(f"This file is over {MAX_PRESETS_BYTES // 2**20} MB: not a presets file from this studio.")
-    try:
-        loaded = json.loads(data)
-    except ValueError:
-        raise ValueError("This file is not JSON exported from this studio.") from None
-    if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
-        raise ValueError("This file is not a presets file from this studio.")
-    taken = {str(name)[:80]: {k: values[k] for k in PRESET_FIELDS if k in values} for name, values in loaded.items()}
-    return {**(presets or {}), **taken}
-
-
 # -- handlers -------------------------------------------------------------------------------
 
 
-def _nothing(message: str, count: int) -> tuple:
+def nothing(message: str, count: int) -> tuple:
     """An expected condition (nothing picked, a bad file): a message, and no output changes.
     Raising gr.Error instead would put a red "Error" pill on every output of the event."""
     gr.Warning(message, title="Nothing changed")
@@ -201,19 +159,19 @@ def _as_updates(values: dict[str, Any]) -> list[Any]:
     return [gr.skip() if values[name] is SKIP else values[name] for name in RESTORED_FIELDS]
 
 
-def remember(run: dict | None, past: list[dict] | None, picked: int | None) -> tuple:
+def remember(run: dict | None, past: list[dict] | None, picked: str | None) -> tuple:
     """A finished run on top of History, the picked card still picked (add_entries' outputs)."""
     return add_entries(past, [run] if run else [], picked)
 
 
-def star(past: list[dict] | None, index: int | None, outputs_root: Path) -> tuple[list[dict], list]:
-    past = toggle_star(past, index)
-    if past and index is not None and 0 <= index < len(past):
+def star(past: list[dict] | None, picked: str | None, outputs_root: Path) -> tuple:
+    """The picked run starred (or unstarred), its card still selected. Outputs: history, gallery."""
+    past = toggle_star(past, picked)
+    if entry := picked_entry(past, picked):
         # The server keeps a starred run's files even when the outputs folder is full.
-        entry = past[index]
         set_starred(outputs_root, next(iter(entry.get("images") or []), ""), bool(entry.get("starred")),
                     token=entry.get("token"))
-    return past, gallery_items(past)
+    return with_pick(past, picked)[:2]
 
 
 def clear_click(past: list[dict] | None, armed: int | None) -> tuple:
@@ -255,13 +213,12 @@ def clear_tick(armed: int | None, cleared: dict | None) -> tuple:
             gr.Timer(active=ticks is not None or offered))
 
 
-def restore_run(past: list[dict] | None, index: int | None, version: float, setup: PageSetup,
+def restore_run(past: list[dict] | None, picked: str | None, version: float, setup: PageSetup,
                 outputs_root: Path, slot_count: int) -> tuple:
     """Every input of a past run: its settings, seed, backend, reference images and, for a
     region edit, its mask (handed to the region editor with image 1: ui/region_editor.py)."""
-    if not past or index is None or not 0 <= index < len(past):
-        return _nothing("Pick a run in the history first.", len(RESTORED_FIELDS) + slot_count + 5)
-    entry = past[index]
+    if (entry := picked_entry(past, picked)) is None:
+        return nothing("Pick a run in the history first.", len(RESTORED_FIELDS) + slot_count + 5)
     references = existing(entry.get("references", []), outputs_root)
     slot_values = (references + [None] * slot_count)[:slot_count]
     # A sweep's cells go back to the sweep results (ui/sweep_cells.py restore_sweep), not here.
@@ -282,13 +239,12 @@ def _mask_of(entry: dict, images: list[str], outputs_root: Path) -> str | None:
     return str(path) if path and path.name and is_inside(outputs_root, path) and path.is_file() else None
 
 
-def restored_run(past: list[dict] | None, index: int | None, outputs_root: Path) -> tuple:
+def restored_run(past: list[dict] | None, picked: str | None, outputs_root: Path) -> tuple:
     """After a restore, the picked run is the page's run, as if it had just finished: `last_run`
     (downloads, code), an empty "Seed used" (the seed is back in the form) and its details.
     Outputs: last_run, seed_used, details."""
-    if not past or index is None or not 0 <= index < len(past):
+    if (entry := picked_entry(past, picked)) is None:
         return gr.skip(), gr.skip(), gr.skip()
-    entry = past[index]
     images = [p for p in existing(entry.get("images", []), outputs_root) if p]
     run = {"recipe": entry.get("recipe"), "images": images, "references": entry.get("references", []),
            "token": entry.get("token")}
@@ -301,79 +257,34 @@ def restored_run(past: list[dict] | None, index: int | None, outputs_root: Path)
     return run, None, details
 
 
-def save_preset_handler(all_presets: dict | None, name: str, *values: Any) -> tuple[dict, Any]:
-    try:
-        all_presets = save_preset(all_presets, name, dict(zip(PRESET_FIELDS, values)))
-    except ValueError as error:
-        return _nothing(str(error), 2)
-    return all_presets, gr.update(choices=list(all_presets), value=name.strip())
+def pick_run(past: list[dict] | None, event: gr.SelectData) -> tuple:
+    """A card picked: its run (by id) is the one Restore, Star and Compare act on.
+    Outputs: picked, Restore, Star, Compare."""
+    shown = _shown(past)
+    if not 0 <= event.index < len(shown) or not isinstance(shown[event.index][0].get("id"), str):
+        return unpick_run()  # an entry of an older page, without an id
+    return shown[event.index][0]["id"], *(gr.update(interactive=True) for _ in range(3))
 
 
-def load_preset(all_presets: dict | None, name: str, version: float) -> tuple:
-    if not all_presets or name not in all_presets:
-        return _nothing("Pick a saved preset first.", len(PRESET_FIELDS) + 1)
-    values = all_presets[name]
-    return (*[values.get(f, gr.skip()) for f in PRESET_FIELDS], version + 1)
-
-
-def import_presets_handler(all_presets: dict | None, data: bytes) -> tuple[dict, Any]:
-    try:
-        all_presets = import_presets(all_presets, data)
-    except ValueError as error:
-        return _nothing(str(error), 2)
-    return all_presets, gr.update(choices=list(all_presets))
-
-
-def rename_preset_handler(all_presets: dict | None, old: str, new: str) -> tuple:
-    try:
-        all_presets = rename_preset(all_presets, old, new)
-    except ValueError as error:
-        return _nothing(str(error), 2)
-    return all_presets, gr.update(choices=list(all_presets), value=new.strip())
-
-
-def delete_preset_handler(all_presets: dict | None, name: str) -> tuple:
-    try:
-        all_presets = delete_preset(all_presets, name)
-    except ValueError as error:
-        return _nothing(str(error), 2)
-    return all_presets, gr.update(choices=list(all_presets), value=None)
-
-
-def preset_buttons(name: str | None, pick: str | None) -> tuple:
-    """Save needs a name; Load and Delete a picked preset; Rename both."""
-    named, picked = bool((name or "").strip()), bool(pick)
-    return (gr.update(interactive=named), gr.update(interactive=picked), gr.update(interactive=named and picked),
-            gr.update(interactive=picked))
-
-
-def pick_run(event: gr.SelectData) -> tuple:
-    """A history entry picked: Restore, Star and Compare can act on it."""
-    return event.index, *(gr.update(interactive=True) for _ in range(3))
-
-
-def add_entries(history: list[dict] | None, runs: list[dict], picked: int | None) -> tuple:
+def add_entries(history: list[dict] | None, runs: list[dict], picked: str | None) -> tuple:
     """`runs` (oldest first) added to the history, the picked run still picked (`with_pick`'s outputs)."""
-    before = list(history or [])
     for run in runs:  # oldest first: the newest ends on top
         history = add_entry(history, run)
-    return with_pick(before, list(history or []), picked)
+    return with_pick(list(history or []), picked)
 
 
-def with_pick(before: list, history: list[dict], picked: int | None) -> tuple:
-    """The outputs for `history`, which replaced `before`, with the run picked in `before` still
-    picked: its card moves as runs land (the pick is an index); one no longer there is unpicked.
-    Outputs: history, history gallery, picked, Restore, Star, Compare."""
-    picked_entry = before[picked] if picked is not None and 0 <= picked < len(before) else None
-    picked_id = picked_entry.get("id") if isinstance(picked_entry, dict) else None  # the list is the browser's
-    items = gallery_items(history)
-    if picked_id is None:
+def with_pick(history: list[dict], picked: str | None) -> tuple:
+    """The outputs for a new `history`, the picked run's card still the one selected (it moves as
+    runs land); a pick whose run is gone is undone. Outputs: history, history gallery, picked,
+    Restore, Star, Compare."""
+    shown = _shown(history)
+    items = [(image, caption(entry)) for entry, image in shown]
+    if not picked:
         return history, items, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    moved = next((i for i, entry in enumerate(history) if isinstance(entry, dict) and entry.get("id") == picked_id),
-                 None)
+    moved = next((i for i, (entry, _image) in enumerate(shown) if entry.get("id") == picked), None)
     if moved is None:
         return history, gr.update(value=items, selected_index=None), *unpick_run()
-    return history, gr.update(value=items, selected_index=moved), moved, gr.skip(), gr.skip(), gr.skip()
+    return history, gr.update(value=items, selected_index=moved), gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
 
 def unpick_if_cleared(armed: int | None) -> tuple:
@@ -387,14 +298,14 @@ def unpick_run() -> tuple:
     return None, *(gr.update(interactive=False) for _ in range(3))
 
 
-def compare_with_run(gallery: Any, selected: int | None, past: list[dict] | None, index: int | None,
+def compare_with_run(gallery: Any, selected: int | None, past: list[dict] | None, picked: str | None,
                      outputs_root: Path) -> Any:
     """The compare slider's pair: the selected result (A) against the picked run's first image (B)."""
-    if not past or index is None or not 0 <= index < len(past):
-        return _nothing("Pick a run in the history first.", 1)[0]
+    if (entry := picked_entry(past, picked)) is None:
+        return nothing("Pick a run in the history first.", 1)[0]
     if not result_paths(gallery):
-        return _nothing("Run an edit (or restore a run) first: its selected result is A.", 1)[0]
-    theirs = next((p for p in existing(past[index].get("images") or [], outputs_root) if p), None)
+        return nothing("Run an edit (or restore a run) first: its selected result is A.", 1)[0]
+    theirs = next((p for p in existing(entry.get("images") or [], outputs_root) if p), None)
     if theirs is None:
-        return _nothing("This run's images are no longer on the server.", 1)[0]
+        return nothing("This run's images are no longer on the server.", 1)[0]
     return (selected_result(gallery, selected), theirs)

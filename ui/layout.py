@@ -277,7 +277,7 @@ def _presets(page: Page) -> None:
         with gr.Row():
             page.preset_name = gr.Textbox(label="Name", placeholder="watercolor 0.8", elem_id="preset-name")
             page.preset_save = gr.Button("Save", size="sm", elem_id="preset-save", interactive=False)
-        # Each button is enabled once it can act (ui/history.py preset_buttons).
+        # Each button is enabled once it can act (ui/presets.py preset_buttons).
         with gr.Row():
             page.preset_pick = gr.Dropdown(label="Preset", choices=[], elem_id="preset-pick")
             page.preset_load = gr.Button("Load", size="sm", elem_id="preset-load", interactive=False)

@@ -4,16 +4,24 @@ Each tab holds its own copy of what the browser keeps (gr.BrowserState) and writ
 to localStorage at each change, so the last tab to write used to win: a run that finished in
 one tab vanished from History once the other tab ran. Now a tab tells the others what it
 wrote (assets/other_tabs.js, over a BroadcastChannel): the whole value, and what any tab of the
-browser removed (a Clear, a deleted preset, a run the cap dropped; remembered in localStorage,
-so a tab that missed a message, asleep or cut off from the server, drops it at its next write
-and the others drop it from that tab's messages). Each other tab merges that into its own copy
-here and writes the union, so both end with every run and preset, and without what either
-removed; a tab whose message lacks runs another has is sent that tab's value back. A merge
-that changes nothing writes nothing, so the tabs settle.
+browser removed (a Clear, a deleted or renamed preset; remembered in localStorage, so a tab that
+missed a message, asleep or cut off from the server, drops it at its next write and the others
+drop it from that tab's messages). Each other tab merges that into its own copy here and writes
+the union, so both end with every run and preset, and without what either removed; a tab whose
+message lacks runs another has is sent that tab's value back. A merge that changes nothing
+writes nothing, so the tabs settle.
+
+What was removed is said by the event that removed it (`recorded`: Clear, Undo, the preset
+buttons), never guessed from two values a tab wrote one after the other: a tab's events read
+History when they start, so an answer that comes back late (a slow star) writes History as it
+was then, and taking what it lacks for a removal would take another tab's new run from every tab.
 """
 
 from __future__ import annotations
 
+import functools
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +36,14 @@ HISTORY, PRESETS = "history", "presets"
 @dataclass(frozen=True)
 class OtherTabInputs:
     """Hidden parts of the page that assets/other_tabs.js works: a button per kept value, which
-    it clicks when another tab wrote that value, and the message it hands to the server."""
+    it clicks when another tab wrote that value, and the message it hands to the server; and per
+    kept value the record of what this tab's last removing event removed (`recorded`)."""
 
     history: gr.Button
     presets: gr.Button
     message: gr.JSON
+    history_record: gr.JSON
+    presets_record: gr.JSON
 
 
 def other_tab_inputs() -> OtherTabInputs:
@@ -41,6 +52,8 @@ def other_tab_inputs() -> OtherTabInputs:
         history=gr.Button("", visible="hidden", elem_id="other-tab-history"),
         presets=gr.Button("", visible="hidden", elem_id="other-tab-presets"),
         message=gr.JSON(None, visible="hidden", elem_id="other-tab-message"),
+        history_record=gr.JSON(None, visible="hidden", elem_id="other-tab-history-record"),
+        presets_record=gr.JSON(None, visible="hidden", elem_id="other-tab-presets-record"),
     )
 
 
@@ -50,8 +63,40 @@ def take_js(key: str) -> str:
 
 
 def wrote_js(key: str) -> str:
-    """Tells the other tabs that this one wrote `key`'s value (on the BrowserState's change)."""
-    return f"(value) => {{ window.studioOtherTabs.wrote({key!r}, value); return []; }}"
+    """Tells the other tabs that this one wrote `key`'s value (on the BrowserState's change), with
+    the record of the last event that removed from it or brought back to it (`recorded`)."""
+    return f"(value, record) => {{ window.studioOtherTabs.wrote({key!r}, value, record); return []; }}"
+
+
+def recorded(handler: Callable[..., tuple], before: int = 0) -> Callable[..., tuple]:
+    """`handler`, which writes a kept value (its first output; its input at `before` is that value
+    as the event read it), with one output more: the record of what it removed and brought back."""
+    @functools.wraps(handler)  # Gradio reads the handler's parameters through __wrapped__
+    def with_record(*args: Any) -> tuple:
+        outputs = handler(*args)
+        return (*outputs, change_record(args[before], outputs[0]))
+    return with_record
+
+
+def change_record(before: Any, after: Any) -> Any:
+    """{n, removed, back}: the runs (by id) or presets (by name) in `before` and not in `after`,
+    and those `after` has new or changed (an Undo, a preset saved again under its name); `n`
+    tells one record from the next. gr.skip() when the handler wrote nothing or changed nothing."""
+    if not isinstance(after, (list, dict)) or (isinstance(after, dict) and "__type__" in after):
+        return gr.skip()  # gr.skip() or another update: nothing written
+    old, new = _by_key(before), _by_key(after)
+    removed = [k for k in old if k not in new]
+    back = [k for k, v in new.items() if old.get(k) != v]
+    if not removed and not back:
+        return gr.skip()
+    return {"n": secrets.token_hex(8), "removed": removed, "back": back}
+
+
+def _by_key(kept: Any) -> dict[str, Any]:
+    """History by entry id (a star is no change to record), presets by name with their values."""
+    if isinstance(kept, dict):
+        return {str(name): values for name, values in kept.items()}
+    return {e["id"]: True for e in kept or [] if isinstance(e, dict) and isinstance(e.get("id"), str)}
 
 
 def _message(message: Any) -> tuple[Any, set[str]] | None:
@@ -64,11 +109,11 @@ def _message(message: Any) -> tuple[Any, set[str]] | None:
 
 
 def merge_history(mine: list | None, theirs: Any, removed: set[str]) -> list[dict]:
-    """Every run either tab has, newest first, less those the other tab removed. An entry both
-    have is taken as the other tab wrote it last (a star); the cap holds as for a new run."""
+    """Every run either tab has, newest first, less those the other tab removed. Of an entry both
+    have, the one starred or unstarred last; the cap holds as for a new run."""
     theirs_by_id = {e["id"]: e for e in (theirs if isinstance(theirs, list) else [])[:MAX_SHOWN]
                     if isinstance(e, dict) and isinstance(e.get("id"), str)}
-    merged = [theirs_by_id.pop(e["id"], e) if isinstance(e.get("id"), str) else e
+    merged = [_starred_last(e, theirs_by_id.pop(e["id"], e)) if isinstance(e.get("id"), str) else e
               for e in mine or [] if isinstance(e, dict)]
     merged += theirs_by_id.values()  # runs only the other tab had
     merged = [e for e in merged if e.get("id") not in removed]
@@ -82,6 +127,15 @@ def merge_history(mine: list | None, theirs: Any, removed: set[str]) -> list[dic
     merged = [e for e in merged if not isinstance(e.get("token"), str) or kept_of_run[e["token"]] == str(e.get("id"))]
     merged.sort(key=_newest_first, reverse=True)
     return capped(merged)
+
+
+def _starred_last(mine: dict, theirs: dict) -> dict:
+    """The tab's copy of a run that was starred or unstarred last (a tab's answer can carry an old
+    copy: it was sent before that tab merged the star in); theirs when neither is newer."""
+    def when(entry: dict) -> float:
+        at = entry.get("starred_at")
+        return float(at) if isinstance(at, (int, float)) else 0.0
+    return mine if when(mine) > when(theirs) else theirs
 
 
 def _newest_first(entry: dict) -> tuple[str, float]:
@@ -104,7 +158,7 @@ def _same_history(a: list, b: list) -> bool:
     return runs(a) == runs(b)
 
 
-def history_from_other_tab(mine: list | None, message: Any, picked: int | None) -> tuple:
+def history_from_other_tab(mine: list | None, message: Any, picked: str | None) -> tuple:
     """Another tab wrote History: this tab's History with its runs merged in, the picked run still
     picked. Outputs: history, history gallery, picked, Restore, Star, Compare."""
     unchanged = tuple(gr.skip() for _ in range(6))
@@ -115,7 +169,7 @@ def history_from_other_tab(mine: list | None, message: Any, picked: int | None) 
     merged = merge_history(before, *read)
     if _same_history(before, merged):
         return unchanged
-    return with_pick(before, merged, picked)
+    return with_pick(merged, picked)
 
 
 def presets_from_other_tab(mine: dict | None, message: Any, pick: str | None) -> tuple:

@@ -165,7 +165,7 @@ def _result_picture(job: Job) -> str | None:
 
 
 def poll(board: JobBoard, token: str | None, history: list | None, seen: int, picked: str | None,
-         history_picked: int | None) -> tuple:
+         history_picked: str | None) -> tuple:
     """The panel now (and the picked run's line and buttons), and the runs that finished since
     the last look added to History (the run picked there stays picked). Outputs: jobs (items,
     ids), detail, Open, Cancel, history, history gallery, History's pick and its three buttons
@@ -219,7 +219,7 @@ def open_job(board: JobBoard, token: str | None, job_id: str | None, outputs_roo
         gr.Warning(NOTHING_PICKED, title="Nothing to open")
         return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
     # The run as History keeps it: shown as a run restored from History is (its files checked).
-    run, _seed, details = history_lib.restored_run([job.result], 0, outputs_root)
+    run, _seed, details = history_lib.restored_run([{**job.result, "id": job.id}], job.id, outputs_root)
     gallery = [(path, f"image {i}") for i, path in enumerate(run["images"], start=1)]
     status = f"📂 Opened the queued run “{as_text(job.title)}”."
     return gallery, status, run, str((run.get("recipe") or {}).get("seed", "")), details

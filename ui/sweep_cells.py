@@ -73,17 +73,17 @@ def restore_cell(state: dict | None, index: int | None, version: float, setup: P
     return (*updates, version + 1, f"♻️ Restored the settings of the sweep cell {as_text(cell['caption'])}.")
 
 
-def remember_sweep(state: dict | None, past: list[dict] | None, picked: int | None) -> tuple:
+def remember_sweep(state: dict | None, past: list[dict] | None, picked: str | None) -> tuple:
     """A finished sweep as one History card (None after a Stop or when no cell made an image),
     the picked card still picked. Outputs: ui/history.py add_entries'."""
     return history_lib.remember((state or {}).get("run"), past, picked)
 
 
-def restore_sweep(past: list[dict] | None, index: int | None, outputs_root: Path) -> tuple:
+def restore_sweep(past: list[dict] | None, picked: str | None, outputs_root: Path) -> tuple:
     """A sweep picked in History: its cells and grid in the sweep results again, no cell picked.
     Outputs: the sweep gallery, the grid, the sweep results accordion, the sweep state, then
     unpick_cell's. A run that is not a sweep changes none of them."""
-    entry = past[index] if past and index is not None and 0 <= index < len(past) else {}
+    entry = history_lib.picked_entry(past, picked) or {}
     sweep = entry.get("sweep") if isinstance(entry, dict) else None
     if not isinstance(sweep, dict):
         return tuple(gr.skip() for _ in range(7))

@@ -3,7 +3,7 @@
 One function per concern: the form, the run (and its API endpoint `edit`), the costs and
 the results tools here; the sweep (`sweep`) in ui/wiring_sweep.py; History, presets and a
 PNG's recipe in ui/wiring_kept.py. Every other event is private (not in the API or MCP).
-Handlers live in ui/run.py, ui/results.py, ui/sweep_view.py and ui/history.py.
+Handlers live in ui/run.py, ui/results.py, ui/sweep_view.py, ui/history.py and ui/presets.py.
 """
 
 from __future__ import annotations

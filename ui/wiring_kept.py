@@ -13,6 +13,7 @@ import gradio as gr
 from ui import history as history_lib
 from ui import lora_library as library
 from ui import other_tabs, png_restore, results
+from ui import presets as presets_lib
 from ui.form import PRESET_FIELDS, RESTORED_FIELDS
 from ui.layout import Page
 from ui.region_editor import show_restored
@@ -28,32 +29,38 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     run_event.then(history_lib.remember, [page.last_run, page.history, page.history_selected],
                    [page.history, page.history_gallery, *history_buttons], **PRIVATE)
     demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST)
-    page.history_gallery.select(history_lib.pick_run, None, history_buttons, **PRIVATE_FAST)
+    page.history_gallery.select(history_lib.pick_run, page.history, history_buttons, **PRIVATE_FAST)
     page.history_star.click(partial(history_lib.star, outputs_root=ctx.outputs.root),
                             [page.history, page.history_selected], [page.history, page.history_gallery],
                             **PRIVATE_FAST)
     # Clear asks (a second click within a few seconds), then offers Undo for a few seconds.
     clearing = [page.history_armed, page.history_cleared, page.history_clear, page.history_undo, page.history_timer]
-    page.history_clear.click(history_lib.clear_click, [page.history, page.history_armed],
-                             [page.history, page.history_gallery, *clearing], **PRIVATE_FAST,
+    # Clear and Undo say what they removed and brought back, for the other tabs (other_tabs.recorded).
+    record = page.other_tabs.history_record
+    page.history_clear.click(other_tabs.recorded(history_lib.clear_click), [page.history, page.history_armed],
+                             [page.history, page.history_gallery, *clearing, record], **PRIVATE_FAST,
                              ).then(history_lib.unpick_if_cleared, page.history_armed, history_buttons,
                                     **PRIVATE_FAST)
     # A/B against any past run: the selected result (A) and the picked run's first image (B).
     page.history_compare.click(partial(history_lib.compare_with_run, outputs_root=ctx.outputs.root),
                                [page.gallery, page.selected, page.history, page.history_selected], page.compare,
                                **PRIVATE)
-    page.history_undo.click(history_lib.undo_clear, [page.history_cleared, page.history],
-                            [page.history, page.history_gallery, page.history_cleared, page.history_undo],
+    page.history_undo.click(other_tabs.recorded(history_lib.undo_clear, before=1), [page.history_cleared, page.history],
+                            [page.history, page.history_gallery, page.history_cleared, page.history_undo, record],
                             **PRIVATE_FAST)
     page.history_gallery.change(history_lib.clear_button, page.history_gallery, page.history_clear, **PRIVATE_FAST)
     page.history_timer.tick(history_lib.clear_tick, [page.history_armed, page.history_cleared], clearing,
                             **PRIVATE_FAST)
     # The browser's other tabs: what this one writes, they merge in, and the other way round.
-    page.history.change(None, page.history, None, js=other_tabs.wrote_js(other_tabs.HISTORY), **PRIVATE_FAST)
+    # One merge at a time, and a message that comes meanwhile is merged right after (always_last:
+    # Gradio's default drops a click while the last one runs, and the message waited for the next).
+    page.history.change(None, [page.history, record], None, js=other_tabs.wrote_js(other_tabs.HISTORY),
+                        **PRIVATE_FAST)
     page.other_tabs.history.click(other_tabs.history_from_other_tab,
                                   [page.history, page.other_tabs.message, page.history_selected],
                                   [page.history, page.history_gallery, *history_buttons],
-                                  js=other_tabs.take_js(other_tabs.HISTORY), **PRIVATE_FAST)
+                                  js=other_tabs.take_js(other_tabs.HISTORY), trigger_mode="always_last",
+                                  **PRIVATE_FAST)
     # A dropped PNG's recipe is shown first; Apply sets the form. The `restore` API applies at once.
     # A region edit's PNG also brings its mask back: the restored mask once image 1 is there (ui/png_restore.py).
     # The masks are written under a folder of their own in Gradio's cache, each kept a day (as
@@ -96,32 +103,38 @@ def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
 
     def export_file(all_presets: dict | None) -> Any:
         """The export button holds the current presets as a JSON file, enabled while there is one."""
-        exported = history_lib.export_presets(all_presets, results.fresh_folder(ctx.downloads)) if all_presets else None
+        exported = presets_lib.export_presets(all_presets, results.fresh_folder(ctx.downloads)) if all_presets else None
         return gr.update(value=exported, interactive=exported is not None)
 
-    # Queued (PRIVATE), so that a handler's gr.Warning reaches the page; none of them raises.
-    page.preset_save.click(history_lib.save_preset_handler, [page.presets, page.preset_name, *preset_inputs],
-                           [page.presets, page.preset_pick], **PRIVATE,
+    # Queued (PRIVATE), so that a handler's gr.Warning reaches the page; none of them raises. Each
+    # that writes the presets says what it removed and brought back (other_tabs.recorded).
+    record = page.other_tabs.presets_record
+    page.preset_save.click(other_tabs.recorded(presets_lib.save_preset_handler),
+                           [page.presets, page.preset_name, *preset_inputs], [page.presets, page.preset_pick, record],
+                           **PRIVATE,
                            ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    page.preset_load.click(history_lib.load_preset, [page.presets, page.preset_pick, page.lora_version],
+    page.preset_load.click(presets_lib.load_preset, [page.presets, page.preset_pick, page.lora_version],
                            [*preset_inputs, page.lora_version], **PRIVATE)
-    page.preset_import.upload(history_lib.import_presets_handler, [page.presets, page.preset_import],
-                              [page.presets, page.preset_pick], **PRIVATE,
+    page.preset_import.upload(other_tabs.recorded(presets_lib.import_presets_handler),
+                              [page.presets, page.preset_import], [page.presets, page.preset_pick, record], **PRIVATE,
                               ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    page.preset_rename.click(history_lib.rename_preset_handler, [page.presets, page.preset_pick, page.preset_name],
-                             [page.presets, page.preset_pick], **PRIVATE,
+    page.preset_rename.click(other_tabs.recorded(presets_lib.rename_preset_handler),
+                             [page.presets, page.preset_pick, page.preset_name],
+                             [page.presets, page.preset_pick, record], **PRIVATE,
                              ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    page.preset_delete.click(history_lib.delete_preset_handler, [page.presets, page.preset_pick],
-                             [page.presets, page.preset_pick], **PRIVATE,
+    page.preset_delete.click(other_tabs.recorded(presets_lib.delete_preset_handler), [page.presets, page.preset_pick],
+                             [page.presets, page.preset_pick, record], **PRIVATE,
                              ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
     for field in (page.preset_name, page.preset_pick):
-        field.change(history_lib.preset_buttons, [page.preset_name, page.preset_pick],
+        field.change(presets_lib.preset_buttons, [page.preset_name, page.preset_pick],
                      [page.preset_save, page.preset_load, page.preset_rename, page.preset_delete], **PRIVATE_FAST)
-    page.presets.change(None, page.presets, None, js=other_tabs.wrote_js(other_tabs.PRESETS), **PRIVATE_FAST)
+    page.presets.change(None, [page.presets, record], None, js=other_tabs.wrote_js(other_tabs.PRESETS),
+                        **PRIVATE_FAST)
     page.other_tabs.presets.click(other_tabs.presets_from_other_tab,
                                   [page.presets, page.other_tabs.message, page.preset_pick],
                                   [page.presets, page.preset_pick], js=other_tabs.take_js(other_tabs.PRESETS),
-                                  **PRIVATE_FAST).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
+                                  trigger_mode="always_last", **PRIVATE_FAST,
+                                  ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
     demo.load(lambda p: (gr.update(choices=list(p or {})), export_file(p)), page.presets,
               [page.preset_pick, page.preset_export], **PRIVATE_FAST)
 

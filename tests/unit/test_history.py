@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 
 import gradio as gr
 import pytest
@@ -12,6 +11,8 @@ from PIL import Image
 
 from ui import history as history_lib
 from ui import png_restore
+from ui import presets as presets_lib
+from ui.form import PRESET_FIELDS
 from ui.sweep_view import sweep_cost
 
 
@@ -41,27 +42,11 @@ def test_a_run_already_kept_is_not_kept_twice(run_file):
 
 def test_starred_runs_survive_clear_and_the_cap(run_file):
     history = history_lib.add_entry([], run_file)
-    history = history_lib.toggle_star(history, 0)
+    history = history_lib.toggle_star(history, history[0]["id"])
     for _ in range(history_lib.MAX_HISTORY + 5):
         history = history_lib.add_entry(history, run_file)
     assert len(history) == history_lib.MAX_HISTORY and history[-1]["starred"]
     assert [e["starred"] for e in history_lib.clear(history)] == [True]
-
-
-def test_presets_keep_settings_only_and_import_what_export_wrote(tmp_path):
-    values = {field: index for index, field in enumerate(history_lib.PRESET_FIELDS)}
-    presets = history_lib.save_preset({}, " strong ", {**values, "prompt": "not kept"})
-    assert presets == {"strong": values}
-    exported = history_lib.export_presets(presets, tmp_path)
-    assert history_lib.import_presets({"old": {}}, open(exported, "rb").read()) == {"old": {}, "strong": values}
-    with pytest.raises(ValueError, match="not JSON"):
-        history_lib.import_presets({}, b"\x89PNG")
-    with pytest.raises(ValueError, match="not a presets file"):
-        history_lib.import_presets({}, json.dumps([1, 2]).encode())
-    with pytest.raises(ValueError, match="name"):
-        history_lib.save_preset({}, "  ", values)
-    # Presets the browser sent back larger than an import takes are not written out.
-    assert history_lib.export_presets({"big": {"x": "y" * history_lib.MAX_PRESETS_BYTES}}, tmp_path) is None
 
 
 def test_the_page_says_what_a_sweep_costs_before_it_starts():
@@ -85,13 +70,14 @@ def test_the_history_stars_a_run_on_the_server_only_with_the_token_it_was_given(
     history = history_lib.add_entry([], {"recipe": {"request": {"prompt": "p"}, "seed": 1},
                                          "images": [str(run / "image-1.png")], "token": "issued-with-the-result"})
     forged = [{**history[0], "token": None}]
-    history_lib.star(forged, 0, root)
+    picked = history[0]["id"]
+    history_lib.star(forged, picked, root)
     assert not (run / outputs.STAR_MARKER).exists()
-    starred, _items = history_lib.star(history, 0, root)
+    starred, _items = history_lib.star(history, picked, root)
     assert starred[0]["starred"] and (run / outputs.STAR_MARKER).exists()
-    history_lib.star([{**starred[0], "token": "guess"}], 0, root)  # unstarring needs it too
+    history_lib.star([{**starred[0], "token": "guess"}], picked, root)  # unstarring needs it too
     assert (run / outputs.STAR_MARKER).exists()
-    history_lib.star(starred, 0, root)
+    history_lib.star(starred, picked, root)
     assert not (run / outputs.STAR_MARKER).exists()
 
 
@@ -110,33 +96,16 @@ def test_a_history_sent_back_by_a_browser_is_bounded(run_file):
     assert len(many) == history_lib.MAX_SHOWN
 
 
-def test_a_presets_file_over_the_limit_is_refused_before_it_is_parsed():
-    huge = b'{"a": {}' + b" " * history_lib.MAX_PRESETS_BYTES + b"}"
-    with pytest.raises(ValueError, match="over 1 MB"):
-        history_lib.import_presets({}, huge)
-
-
-def test_presets_rename_in_place_and_delete():
-    presets = {"a": {"seed": 1}, "b": {"seed": 2}, "c": {"seed": 3}}
-    assert list(history_lib.rename_preset(presets, "b", " bee ")) == ["a", "bee", "c"]
-    for old, new, problem in (("zz", "x", "Pick"), ("b", " ", "new name"), ("b", "c", "already")):
-        with pytest.raises(ValueError, match=problem):
-            history_lib.rename_preset(presets, old, new)
-    assert history_lib.delete_preset(presets, "a") == {"b": {"seed": 2}, "c": {"seed": 3}}
-    with pytest.raises(ValueError, match="Pick"):
-        history_lib.delete_preset(presets, "zz")
-
-
 @pytest.mark.filterwarnings("ignore:.*:UserWarning")
 def test_expected_conditions_warn_and_change_nothing(tmp_path):
     """Nothing picked, no name, a bad file: no gr.Error (its red pill lands on every output),
     only skips (and, for a PNG, a status line)."""
     skipped = [
-        history_lib.save_preset_handler({}, "  ", *range(len(history_lib.PRESET_FIELDS))),
-        history_lib.load_preset({}, "", 0),
-        history_lib.import_presets_handler({}, b"not json"),
-        history_lib.rename_preset_handler({}, None, "x"),
-        history_lib.delete_preset_handler({}, None),
+        presets_lib.save_preset_handler({}, "  ", *range(len(PRESET_FIELDS))),
+        presets_lib.load_preset({}, "", 0),
+        presets_lib.import_presets_handler({}, b"not json"),
+        presets_lib.rename_preset_handler({}, None, "x"),
+        presets_lib.delete_preset_handler({}, None),
         history_lib.restore_run([], None, 0, None, tmp_path, 3),
     ]
     for outputs in skipped:
@@ -200,13 +169,13 @@ def prompts_of(history: list[dict]) -> list[str]:
 
 def test_runs_that_land_from_the_queue_keep_the_picked_card_picked(run_file):
     """A run picked in History stays the one Restore, Star and Compare act on when queued runs
-    land on top of it (they act on the index picked: it moved from 1 to 3)."""
+    land on top of it (its card, selected, moves from 1 to 3)."""
     history = [history_lib.add_entry([], {**run_file, "recipe": {"request": {"prompt": p}}})[0]
                for p in ("second", "first")]
     landed = [{**run_file, "recipe": {"request": {"prompt": p}}} for p in ("third", "fourth")]
-    history, gallery, picked, *buttons = history_lib.add_entries(history, landed, 1)
+    history, gallery, picked, *buttons = history_lib.add_entries(history, landed, history[1]["id"])
     assert prompts_of(history) == ["fourth", "third", "second", "first"]
-    assert picked == 3 and gallery["selected_index"] == 3 and len(gallery["value"]) == 4
+    assert picked == gr.skip() and gallery["selected_index"] == 3 and len(gallery["value"]) == 4
     assert buttons == [gr.skip()] * 3  # Restore, Star and Compare stay enabled
     # Nothing picked: nothing to move.
     _history, gallery, picked, *_buttons = history_lib.add_entries(history, landed[:1], None)
@@ -217,8 +186,29 @@ def test_a_picked_card_the_cap_drops_is_unpicked(run_file):
     history = []
     for number in range(history_lib.MAX_HISTORY):
         history = history_lib.add_entry(history, {**run_file, "recipe": {"request": {"prompt": f"run {number}"}}})
-    oldest = len(history) - 1
+    oldest = history[-1]["id"]
     history, gallery, picked, *buttons = history_lib.add_entries(history, [run_file], oldest)
     assert "run 0" not in prompts_of(history)
     assert picked is None and gallery["selected_index"] is None
     assert [button["interactive"] for button in buttons] == [False, False, False]
+
+
+def test_the_picked_run_is_the_one_starred_and_restored_wherever_its_card_has_moved(run_file, tmp_path):
+    """A card is picked; before the click on Star, Restore or Compare reaches the server, runs land
+    on top (another tab's, a queued one) or the page still shows History as it was: either way
+    it is the picked run that is starred, restored and compared, not whatever is now in its place."""
+    odd = {"not": "an entry"}  # what a browser may send back: not shown, so the cards skip it
+    history = [odd, *history_lib.add_entry(history_lib.add_entry([], run_file), {**run_file, "recipe": {
+        "request": {"prompt": "newer"}, "seed": 6}})]
+    picked, *buttons = history_lib.pick_run(history, gr.SelectData(None, {"index": 1, "value": None}))
+    assert picked == history[2]["id"] and [b["interactive"] for b in buttons] == [True] * 3
+    landed, gallery, *_ = history_lib.add_entries(history, [{**run_file, "recipe": {"request": {"prompt": "landed"}}}],
+                                                  picked)
+    assert prompts_of([e for e in landed if e is not odd]) == ["landed", "newer", "make it blue"]
+    assert gallery["selected_index"] == 2  # the third card: the odd entry has none
+    for seen_by_the_handler in (history, landed):
+        starred, gallery = history_lib.star(seen_by_the_handler, picked, tmp_path)
+        assert [e["recipe"]["request"]["prompt"] for e in starred if e.get("starred")] == ["make it blue"]
+        restored = history_lib.restored_run(seen_by_the_handler, picked, tmp_path)[0]
+        assert restored["recipe"]["request"]["prompt"] == "make it blue"
+    assert history_lib.pick_run(history, gr.SelectData(None, {"index": 7, "value": None}))[0] is None

@@ -35,7 +35,7 @@ def test_runs_made_in_either_tab_are_in_both_newest_first(new_run):
 
 def test_what_the_other_tab_cleared_stays_cleared_and_its_stars_count(new_run):
     tab_a = history_lib.add_entry(history_lib.add_entry([], new_run("keep")), new_run("clear me"))
-    tab_b = history_lib.toggle_star(tab_a, 1)  # B stars "keep", then clears the rest
+    tab_b = history_lib.toggle_star(tab_a, tab_a[1]["id"])  # B stars "keep", then clears the rest
     cleared = history_lib.clear(tab_b)
     removed = {e["id"] for e in tab_b} - {e["id"] for e in cleared}
     merged = other_tabs.merge_history(tab_a, cleared, removed)
@@ -46,7 +46,7 @@ def test_the_merged_history_keeps_the_cap_and_every_starred_run(new_run):
     tab_a = []
     for n in range(history_lib.MAX_HISTORY):
         tab_a = history_lib.add_entry(tab_a, new_run(f"A{n}"))
-    tab_a = history_lib.toggle_star(tab_a, len(tab_a) - 1)  # the oldest, starred
+    tab_a = history_lib.toggle_star(tab_a, tab_a[-1]["id"])  # the oldest, starred
     tab_b = history_lib.add_entry([], new_run("B"))
     merged = other_tabs.merge_history(tab_a, tab_b, set())
     assert len(merged) == history_lib.MAX_HISTORY
@@ -56,7 +56,8 @@ def test_the_merged_history_keeps_the_cap_and_every_starred_run(new_run):
 def test_a_message_that_is_not_one_changes_nothing(new_run):
     mine = history_lib.add_entry([], new_run("mine"))
     for message in (None, "x", [1], {"value": "nope", "removed": "all"}, {"value": [{"id": 3}, "x"]}):
-        assert all(o is gr.skip() or o == gr.skip() for o in other_tabs.history_from_other_tab(mine, message, 0))
+        outputs = other_tabs.history_from_other_tab(mine, message, mine[0]["id"])
+        assert all(o is gr.skip() or o == gr.skip() for o in outputs)
         assert other_tabs.presets_from_other_tab({"a": {}}, message, "a") == (gr.skip(), gr.skip())
 
 
@@ -70,10 +71,12 @@ def test_a_merge_that_adds_nothing_writes_nothing(new_run):
 def test_the_picked_run_stays_picked_as_the_other_tabs_runs_come_in(new_run):
     mine = history_lib.add_entry(history_lib.add_entry([], new_run("picked")), new_run("newer"))
     theirs = history_lib.add_entry(mine, new_run("from the other tab"))
-    history, gallery, picked, *_ = other_tabs.history_from_other_tab(mine, {"value": theirs, "removed": []}, 1)
-    assert prompts(history)[picked] == "picked" and gallery["selected_index"] == picked == 2
+    history, gallery, picked, *_ = other_tabs.history_from_other_tab(mine, {"value": theirs, "removed": []},
+                                                                     mine[1]["id"])
+    assert prompts(history)[gallery["selected_index"]] == "picked" and gallery["selected_index"] == 2
+    assert picked == gr.skip()  # still the same run
     cleared = {"value": [], "removed": [e["id"] for e in theirs]}
-    history, gallery, picked, restore, *_ = other_tabs.history_from_other_tab(mine, cleared, 1)
+    history, gallery, picked, restore, *_ = other_tabs.history_from_other_tab(mine, cleared, mine[1]["id"])
     assert history == [] and picked is None and restore["interactive"] is False
 
 
@@ -92,3 +95,28 @@ def test_a_queued_run_that_landed_in_both_tabs_is_one_card_in_both(new_run):
     merged_in_a = other_tabs.merge_history(tab_a, tab_b, set())
     merged_in_b = other_tabs.merge_history(tab_b, tab_a, set())
     assert prompts(merged_in_a) == ["queued"] and merged_in_a == merged_in_b
+
+
+def test_of_a_run_both_tabs_have_the_one_starred_or_unstarred_last_is_kept(new_run):
+    mine = history_lib.add_entry([], new_run("run"))
+    starred = history_lib.toggle_star(mine, mine[0]["id"])
+    # The other tab's answer was sent before it heard of the star: its copy is unstarred, and older.
+    assert other_tabs.merge_history(starred, mine, set())[0]["starred"]
+    unstarred_later = history_lib.toggle_star(starred, mine[0]["id"])
+    assert not other_tabs.merge_history(starred, unstarred_later, set())[0]["starred"]
+
+
+def test_what_an_event_removed_or_brought_back_is_read_from_its_own_input_and_output(new_run):
+    """Clear, Undo and the preset buttons say what they removed: what the value they read had and
+    the value they wrote has not (never what this tab wrote before: that may be older or newer)."""
+    history = history_lib.add_entry(history_lib.add_entry([], new_run("starred")), new_run("cleared"))
+    history = history_lib.toggle_star(history, history[1]["id"])
+    clear = other_tabs.recorded(history_lib.clear_click)
+    *outputs, cleared = clear(history, 0)
+    assert cleared["removed"] == [history[0]["id"]] and cleared["back"] == []
+    *outputs, undone = other_tabs.recorded(history_lib.undo_clear, before=1)(outputs[3], outputs[0])
+    assert undone["back"] == [history[0]["id"]] and undone["removed"] == [] and undone["n"] != cleared["n"]
+    assert clear(history, None)[-1] == gr.skip()  # the first click only arms Clear
+    assert other_tabs.change_record(history, history_lib.toggle_star(history, history[0]["id"])) == gr.skip()
+    renamed = other_tabs.change_record({"a": {"seed": 1}, "b": {"seed": 2}}, {"a": {"seed": 3}, "c": {"seed": 2}})
+    assert renamed["removed"] == ["b"] and renamed["back"] == ["a", "c"]  # saved again, or under a new name

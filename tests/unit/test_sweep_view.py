@@ -113,11 +113,12 @@ def test_a_sweep_is_one_history_card_with_its_grid_that_restores_its_cells(point
     assert caption.startswith("Sweep 2×1: make it blue")
     # The base recipe: the form's request (LoRA at its own scale), not one cell's.
     assert past[0]["recipe"]["request"]["loras"][0]["scale"] == 1.0
-    cells, shown_grid, _open, restored, *_unpicked = sweep_cells.restore_sweep(past, 0, tmp_path)
+    cells, shown_grid, _open, restored, *_unpicked = sweep_cells.restore_sweep(past, past[0]["id"], tmp_path)
     assert [c for _p, c in cells] == ["seed 1", "seed 2"] and shown_grid == grid
     assert restored["cells"] == state["cells"]
     elsewhere = [{**past[0], "sweep": {**past[0]["sweep"], "cells": [["seed 1", "/etc/passwd"]]}}]
-    assert sweep_cells.restore_sweep(elsewhere, 0, tmp_path)[3]["cells"] == [{"caption": "seed 1", "image": None}]
+    restored = sweep_cells.restore_sweep(elsewhere, past[0]["id"], tmp_path)[3]
+    assert restored["cells"] == [{"caption": "seed 1", "image": None}]
 
 
 def test_a_picked_cell_becomes_the_input_or_gives_back_its_settings(pointed, images, tmp_path):
