@@ -19,7 +19,7 @@ window.studioOtherTabs = (() => {
   const applied = {};  // key -> the record (of a Clear, an Undo, a preset deleted...) last taken in
   let memory = null;  // what was removed, while localStorage cannot be written
   const lastValue = {};  // key -> the value this tab last wrote
-  const pending = {};  // key -> the message to merge, until the server takes it
+  const pending = {};  // key -> the messages to merge, until the server takes them
   const idsOf = (key, value) => {
     if (key === "history") return (Array.isArray(value) ? value : []).map((e) => e && e.id).filter(Boolean);
     return value && typeof value === "object" ? Object.keys(value) : [];
@@ -55,9 +55,9 @@ window.studioOtherTabs = (() => {
   const merge = (key, value, removed) => {
     const button = document.querySelector("#other-tab-" + key);
     if (!button) return;
-    // Two messages before the server took the first: the later value, both removals.
-    const before = pending[key];
-    pending[key] = {value: value ?? (before ? before.value : null), removed: [...((before && before.removed) || []), ...removed]};
+    // Messages that come while the server merges the last one are merged next, all of them, in
+    // order (the click then waits: trigger_mode "always_last"): each is another tab's value.
+    (pending[key] = pending[key] || []).push({value, removed});
     button.click();
   };
   if (channel) {
@@ -86,9 +86,9 @@ window.studioOtherTabs = (() => {
       if (stale.length) merge(key, null, stale);
     },
     take(key) {
-      const message = pending[key] || null;
+      const messages = pending[key] || null;
       delete pending[key];
-      return message;
+      return messages;
     },
   };
 })();

@@ -31,12 +31,13 @@ from ui.history import MAX_SHOWN, capped, with_pick
 
 # The keys a tab broadcasts under (assets/other_tabs.js), one per kept value.
 HISTORY, PRESETS = "history", "presets"
+MAX_MESSAGES = 50  # merged at once (the messages that came while the last merge ran)
 
 
 @dataclass(frozen=True)
 class OtherTabInputs:
     """Hidden parts of the page that assets/other_tabs.js works: a button per kept value, which
-    it clicks when another tab wrote that value, and the message it hands to the server; and per
+    it clicks when another tab wrote that value, and the messages it hands to the server; and per
     kept value the record of what this tab's last removing event removed (`recorded`)."""
 
     history: gr.Button
@@ -58,7 +59,7 @@ def other_tab_inputs() -> OtherTabInputs:
 
 
 def take_js(key: str) -> str:
-    """The click's inputs as the browser sends them, with the message another tab sent under `key`."""
+    """The click's inputs as the browser sends them, with the messages other tabs sent under `key`."""
     return f"(mine, message, ...rest) => [mine, window.studioOtherTabs.take({key!r}), ...rest]"
 
 
@@ -99,8 +100,17 @@ def _by_key(kept: Any) -> dict[str, Any]:
     return {e["id"]: True for e in kept or [] if isinstance(e, dict) and isinstance(e.get("id"), str)}
 
 
+def _messages(messages: Any) -> list[tuple[Any, set[str]]] | None:
+    """[(value, removed)] of the messages that came since the last merge, oldest first (the page
+    hands them over together: one merge at a time); None if there is none (it comes from the browser)."""
+    if not isinstance(messages, list):
+        return None
+    read = [_message(message) for message in messages[:MAX_MESSAGES]]
+    return [r for r in read if r is not None] or None
+
+
 def _message(message: Any) -> tuple[Any, set[str]] | None:
-    """(value, removed) from a message a tab sent; None if it is not one (it comes from the browser)."""
+    """(value, removed) from a message a tab sent; None if it is not one."""
     if not isinstance(message, dict):
         return None
     removed = message.get("removed")
@@ -162,11 +172,11 @@ def history_from_other_tab(mine: list | None, message: Any, picked: str | None) 
     """Another tab wrote History: this tab's History with its runs merged in, the picked run still
     picked. Outputs: history, history gallery, picked, Restore, Star, Compare."""
     unchanged = tuple(gr.skip() for _ in range(6))
-    read = _message(message)
-    if read is None:
+    if (read := _messages(message)) is None:
         return unchanged
-    before = [e for e in mine or [] if isinstance(e, dict)]
-    merged = merge_history(before, *read)
+    before = merged = [e for e in mine or [] if isinstance(e, dict)]
+    for value, removed in read:
+        merged = merge_history(merged, value, removed)
     if _same_history(before, merged):
         return unchanged
     return with_pick(merged, picked)
@@ -174,10 +184,11 @@ def history_from_other_tab(mine: list | None, message: Any, picked: str | None) 
 
 def presets_from_other_tab(mine: dict | None, message: Any, pick: str | None) -> tuple:
     """Another tab wrote the presets: this tab's with theirs merged in. Outputs: presets, the pick list."""
-    read = _message(message)
-    if read is None:
+    if (read := _messages(message)) is None:
         return gr.skip(), gr.skip()
-    merged = merge_presets(mine if isinstance(mine, dict) else {}, *read)
+    merged = mine if isinstance(mine, dict) else {}
+    for value, removed in read:
+        merged = merge_presets(merged, value, removed)
     if merged == (mine or {}):
         return gr.skip(), gr.skip()
     return merged, gr.update(choices=list(merged), value=pick if pick in merged else None)

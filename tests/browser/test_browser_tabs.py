@@ -118,9 +118,9 @@ window.spy.onmessage = (event) => window.heard.push(event.data);
 """
 
 
-def test_runs_from_two_other_tabs_at_once_both_arrive(browser, app, fake, images, screenshot):
-    """Two other tabs finish a run each at the same moment: both runs show up in this tab's
-    History (the second message came while the first was still being merged)."""
+def test_runs_from_three_other_tabs_at_once_all_arrive(browser, app, fake, images, screenshot):
+    """Three other tabs finish a run each at the same moment: all three runs show up in this tab's
+    History (the second and third messages came while the first was still being merged)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     page.add_init_script(SPY)
     page.goto(app.url)
@@ -134,10 +134,11 @@ def test_runs_from_two_other_tabs_at_once_both_arrive(browser, app, fake, images
                                          recipe: {...mine.recipe, request: {...mine.recipe.request, prompt}}});
         window.spy.postMessage({key: "history", value: [run("made in tab two", 1), mine], removed: []});
         window.spy.postMessage({key: "history", value: [run("made in tab three", 2), mine], removed: []});
+        window.spy.postMessage({key: "history", value: [run("made in tab four", 3), mine], removed: []});
     }""")
-    expect(cards).to_have_count(3, timeout=15_000)
-    expect(cards.first).to_contain_text("made in tab three")
-    expect(cards.nth(1)).to_contain_text("made in tab two")
+    expect(cards).to_have_count(4, timeout=15_000)
+    made_in = ("tab four", "tab three", "tab two", "this tab")
+    expect(cards).to_have_text([re.compile(f"made in {tab}") for tab in made_in])
     screenshot(page)
     no_error_pill(page)
     page.close()

@@ -55,7 +55,8 @@ def test_the_merged_history_keeps_the_cap_and_every_starred_run(new_run):
 
 def test_a_message_that_is_not_one_changes_nothing(new_run):
     mine = history_lib.add_entry([], new_run("mine"))
-    for message in (None, "x", [1], {"value": "nope", "removed": "all"}, {"value": [{"id": 3}, "x"]}):
+    odd = ({"value": "nope", "removed": "all"}, {"value": [{"id": 3}, "x"]})
+    for message in (None, "x", [], [1], *odd, *[[m] for m in odd]):
         outputs = other_tabs.history_from_other_tab(mine, message, mine[0]["id"])
         assert all(o is gr.skip() or o == gr.skip() for o in outputs)
         assert other_tabs.presets_from_other_tab({"a": {}}, message, "a") == (gr.skip(), gr.skip())
@@ -64,18 +65,18 @@ def test_a_message_that_is_not_one_changes_nothing(new_run):
 def test_a_merge_that_adds_nothing_writes_nothing(new_run):
     # The tabs settle: a tab merging what it already has does not write again (and tell the other).
     mine = history_lib.add_entry([], new_run("both"))
-    outputs = other_tabs.history_from_other_tab(mine, {"value": list(reversed(mine)), "removed": []}, None)
+    outputs = other_tabs.history_from_other_tab(mine, [{"value": list(reversed(mine)), "removed": []}], None)
     assert all(o == gr.skip() for o in outputs)
 
 
 def test_the_picked_run_stays_picked_as_the_other_tabs_runs_come_in(new_run):
     mine = history_lib.add_entry(history_lib.add_entry([], new_run("picked")), new_run("newer"))
     theirs = history_lib.add_entry(mine, new_run("from the other tab"))
-    history, gallery, picked, *_ = other_tabs.history_from_other_tab(mine, {"value": theirs, "removed": []},
+    history, gallery, picked, *_ = other_tabs.history_from_other_tab(mine, [{"value": theirs, "removed": []}],
                                                                      mine[1]["id"])
     assert prompts(history)[gallery["selected_index"]] == "picked" and gallery["selected_index"] == 2
     assert picked == gr.skip()  # still the same run
-    cleared = {"value": [], "removed": [e["id"] for e in theirs]}
+    cleared = [{"value": [], "removed": [e["id"] for e in theirs]}]
     history, gallery, picked, restore, *_ = other_tabs.history_from_other_tab(mine, cleared, mine[1]["id"])
     assert history == [] and picked is None and restore["interactive"] is False
 
@@ -83,7 +84,7 @@ def test_the_picked_run_stays_picked_as_the_other_tabs_runs_come_in(new_run):
 def test_presets_from_the_other_tab_are_added_renamed_and_deleted():
     mine = {"soft": {"guidance_scale": 2.0}, "old name": {"guidance_scale": 3.0}}
     theirs = {"soft": {"guidance_scale": 2.5}, "new name": {"guidance_scale": 3.0}, "strong": {"guidance_scale": 7.0}}
-    presets, pick = other_tabs.presets_from_other_tab(mine, {"value": theirs, "removed": ["old name"]}, "old name")
+    presets, pick = other_tabs.presets_from_other_tab(mine, [{"value": theirs, "removed": ["old name"]}], "old name")
     assert presets == theirs
     assert pick["choices"] == ["soft", "new name", "strong"] and pick["value"] is None
 
@@ -120,3 +121,16 @@ def test_what_an_event_removed_or_brought_back_is_read_from_its_own_input_and_ou
     assert other_tabs.change_record(history, history_lib.toggle_star(history, history[0]["id"])) == gr.skip()
     renamed = other_tabs.change_record({"a": {"seed": 1}, "b": {"seed": 2}}, {"a": {"seed": 3}, "c": {"seed": 2}})
     assert renamed["removed"] == ["b"] and renamed["back"] == ["a", "c"]  # saved again, or under a new name
+
+
+def test_the_messages_that_came_during_the_last_merge_are_all_merged_in_their_order(new_run):
+    # Three tabs wrote while this one merged: the page hands over all three messages at once.
+    mine = history_lib.add_entry([], new_run("mine"))
+    two, three = (history_lib.add_entry(mine, new_run(made)) for made in ("two", "three"))
+    removed_in_four = {"value": [], "removed": [two[0]["id"]]}  # tab four cleared what two made
+    messages = [{"value": two, "removed": []}, removed_in_four, {"value": three, "removed": []}]
+    history, *_ = other_tabs.history_from_other_tab(mine, messages, None)
+    assert prompts(history) == ["three", "mine"]
+    presets, _pick = other_tabs.presets_from_other_tab({}, [{"value": {"a": {}}, "removed": []},
+                                                            {"value": {"b": {}}, "removed": []}], None)
+    assert presets == {"a": {}, "b": {}}
