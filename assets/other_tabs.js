@@ -85,6 +85,12 @@ window.studioOtherTabs = (() => {
       const stale = now.filter((id) => removed.includes(id));
       if (stale.length) merge(key, null, stale);
     },
+    // Runs that finished in this tab go through the same merge as another tab's, one at a time:
+    // each event that wrote History itself read it when it started, and a run landing beside
+    // another (a queued one, another tab's) wrote over it.
+    landed(key, message) {
+      if (message && Array.isArray(message.value) && message.value.length) merge(key, message.value, []);
+    },
     take(key) {
       const messages = pending[key] || null;
       delete pending[key];

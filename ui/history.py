@@ -53,10 +53,17 @@ def thumbnail(path: str) -> str:
 def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
     """The history with the finished run first. `run` = {recipe, images, references}."""
     history = list(history or [])
+    entry = new_entry(history, run)
+    return capped([entry, *history]) if entry else history
+
+
+def new_entry(history: list[dict], run: dict | None) -> dict | None:
+    """The History entry of a finished run; None if History holds it already (by its token: a
+    Stop brings back the run shown before, which is no new run)."""
     token = run.get("token") if run else None
-    if not run or (token and any(entry.get("token") == token for entry in history)):  # kept already
-        return history
-    entry = {
+    if not run or (token and any(entry.get("token") == token for entry in history)):
+        return None
+    return {
         "id": uuid.uuid4().hex,  # which entry is which, as the list changes (undo, runs landing)
         "created": time.strftime("%Y-%m-%d %H:%M"),
         "at": time.time(),  # the order of runs made in one minute (ui/other_tabs.py merges by it)
@@ -69,7 +76,18 @@ def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
         "token": run.get("token"),  # stars the run on the server (set_starred)
         **({"sweep": run["sweep"]} if run.get("sweep") else {}),  # {shape, grid, cells}: ui/sweep_view.py
     }
-    return capped([entry, *history])
+
+
+def landed(past: list[dict] | None, runs: list[dict]) -> Any:
+    """Runs that finished in this tab (oldest first), as a message for the page's merge: History has
+    one writer per tab (ui/other_tabs.py history_from_other_tab), which reads it when it starts,
+    so a run landing beside another (a queued one, another tab's) does not write over it.
+    gr.skip() when there is no new run."""
+    entries: list[dict] = []
+    for run in runs:
+        if entry := new_entry([*entries, *(past or [])], run):
+            entries.insert(0, entry)
+    return {"value": entries, "removed": []} if entries else gr.skip()
 
 
 def capped(history: list[dict]) -> list[dict]:
@@ -159,9 +177,9 @@ def _as_updates(values: dict[str, Any]) -> list[Any]:
     return [gr.skip() if values[name] is SKIP else values[name] for name in RESTORED_FIELDS]
 
 
-def remember(run: dict | None, past: list[dict] | None, picked: str | None) -> tuple:
-    """A finished run on top of History, the picked card still picked (add_entries' outputs)."""
-    return add_entries(past, [run] if run else [], picked)
+def remember(run: dict | None, past: list[dict] | None) -> Any:
+    """A finished run, for History (`landed`)."""
+    return landed(past, [run] if run else [])
 
 
 def star(past: list[dict] | None, picked: str | None, outputs_root: Path) -> tuple:
@@ -264,13 +282,6 @@ def pick_run(past: list[dict] | None, event: gr.SelectData) -> tuple:
     if not 0 <= event.index < len(shown) or not isinstance(shown[event.index][0].get("id"), str):
         return unpick_run()  # an entry of an older page, without an id
     return shown[event.index][0]["id"], *(gr.update(interactive=True) for _ in range(3))
-
-
-def add_entries(history: list[dict] | None, runs: list[dict], picked: str | None) -> tuple:
-    """`runs` (oldest first) added to the history, the picked run still picked (`with_pick`'s outputs)."""
-    for run in runs:  # oldest first: the newest ends on top
-        history = add_entry(history, run)
-    return with_pick(list(history or []), picked)
 
 
 def with_pick(history: list[dict], picked: str | None) -> tuple:

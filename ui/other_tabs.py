@@ -45,6 +45,7 @@ class OtherTabInputs:
     message: gr.JSON
     history_record: gr.JSON
     presets_record: gr.JSON
+    landed: gr.JSON  # runs that finished in this tab: merged as another tab's are (ui/history.py landed)
 
 
 def other_tab_inputs() -> OtherTabInputs:
@@ -55,6 +56,7 @@ def other_tab_inputs() -> OtherTabInputs:
         message=gr.JSON(None, visible="hidden", elem_id="other-tab-message"),
         history_record=gr.JSON(None, visible="hidden", elem_id="other-tab-history-record"),
         presets_record=gr.JSON(None, visible="hidden", elem_id="other-tab-presets-record"),
+        landed=gr.JSON(None, visible="hidden", elem_id="history-landed"),
     )
 
 
@@ -67,6 +69,11 @@ def wrote_js(key: str) -> str:
     """Tells the other tabs that this one wrote `key`'s value (on the BrowserState's change), with
     the record of the last event that removed from it or brought back to it (`recorded`)."""
     return f"(value, record) => {{ window.studioOtherTabs.wrote({key!r}, value, record); return []; }}"
+
+
+def landed_js(key: str) -> str:
+    """Hands runs that finished in this tab to the merge of `key` (on the `landed` JSON's change)."""
+    return f"(message) => {{ window.studioOtherTabs.landed({key!r}, message); return []; }}"
 
 
 def recorded(handler: Callable[..., tuple], before: int = 0) -> Callable[..., tuple]:

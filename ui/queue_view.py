@@ -164,12 +164,10 @@ def _result_picture(job: Job) -> str | None:
     return images[0] if images and Path(images[0]).is_file() else None
 
 
-def poll(board: JobBoard, token: str | None, history: list | None, seen: int, picked: str | None,
-         history_picked: str | None) -> tuple:
+def poll(board: JobBoard, token: str | None, history: list | None, seen: int, picked: str | None) -> tuple:
     """The panel now (and the picked run's line and buttons), and the runs that finished since
-    the last look added to History (the run picked there stays picked). Outputs: jobs (items,
-    ids), detail, Open, Cancel, history, history gallery, History's pick and its three buttons
-    (ui/history.py add_entries), seen version, timer."""
+    the last look, for History. Outputs: jobs (items, ids), detail, Open, Cancel, the runs for
+    History (ui/history.py landed), seen version, timer."""
     token = token or ""
     results = board.deliver(token) if token else []
     version = board.version()
@@ -177,12 +175,10 @@ def poll(board: JobBoard, token: str | None, history: list | None, seen: int, pi
     # On while a run is unfinished, or done and not yet handed over (it ended after `deliver` above).
     timer = gr.Timer(active=any(awaited(job) for job in jobs))
     if version == seen and not results:
-        return (*[gr.skip()] * 11, version, timer)
+        return (*[gr.skip()] * 6, version, timer)
     shown, ids = _panel_of(jobs)
     picked_view = _picked_view(board, next((j for j in jobs if j.id == picked), None)) if picked else (gr.skip(),) * 3
-    if not results:
-        return shown, ids, *picked_view, *[gr.skip()] * 6, version, timer
-    return shown, ids, *picked_view, *history_lib.add_entries(history, results, history_picked), version, timer
+    return shown, ids, *picked_view, history_lib.landed(history, results), version, timer
 
 
 def pick_job(board: JobBoard, token: str | None, ids: list[str], event: gr.SelectData) -> tuple:

@@ -73,10 +73,10 @@ def restore_cell(state: dict | None, index: int | None, version: float, setup: P
     return (*updates, version + 1, f"♻️ Restored the settings of the sweep cell {as_text(cell['caption'])}.")
 
 
-def remember_sweep(state: dict | None, past: list[dict] | None, picked: str | None) -> tuple:
-    """A finished sweep as one History card (None after a Stop or when no cell made an image),
-    the picked card still picked. Outputs: ui/history.py add_entries'."""
-    return history_lib.remember((state or {}).get("run"), past, picked)
+def remember_sweep(state: dict | None, past: list[dict] | None) -> Any:
+    """A finished sweep, for History as one card (none after a Stop or when no cell made an
+    image): ui/history.py landed."""
+    return history_lib.remember((state or {}).get("run"), past)
 
 
 def restore_sweep(past: list[dict] | None, picked: str | None, outputs_root: Path) -> tuple:

@@ -26,8 +26,10 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     """History's events; returns the restore's last event: the restored run is then the page's run."""
     restored = [page.form[name] for name in RESTORED_FIELDS]
     history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
-    run_event.then(history_lib.remember, [page.last_run, page.history, page.history_selected],
-                   [page.history, page.history_gallery, *history_buttons], **PRIVATE)
+    # A finished run (and a sweep's, a queued run's) lands through the merge of the other tabs' runs.
+    run_event.then(history_lib.remember, [page.last_run, page.history], page.other_tabs.landed, **PRIVATE)
+    page.other_tabs.landed.change(None, page.other_tabs.landed, None, js=other_tabs.landed_js(other_tabs.HISTORY),
+                                  **PRIVATE_FAST)
     demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST)
     page.history_gallery.select(history_lib.pick_run, page.history, history_buttons, **PRIVATE_FAST)
     page.history_star.click(partial(history_lib.star, outputs_root=ctx.outputs.root),

@@ -39,12 +39,9 @@ def wire_queue(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
     )
     # The panel is redrawn while a queued run is unfinished; finished runs go into History.
     buttons = [panel.open, panel.cancel]
-    history = [page.history, page.history_gallery, page.history_selected, page.history_restore, page.history_star,
-               page.history_compare]
-    polled = [*shown, panel.detail, *buttons, *history, panel.seen, panel.timer]
+    polled = [*shown, panel.detail, *buttons, page.other_tabs.landed, panel.seen, panel.timer]
     for trigger in (demo.load, panel.timer.tick):
-        trigger(partial(view.poll, board), [panel.token, page.history, panel.seen, panel.picked,
-                                            page.history_selected], polled,
+        trigger(partial(view.poll, board), [panel.token, page.history, panel.seen, panel.picked], polled,
                 **PRIVATE_FAST)
     panel.gallery.select(picked, [panel.token, panel.ids],
                          [panel.picked, panel.detail, *buttons], **PRIVATE_FAST)

@@ -237,3 +237,35 @@ def test_a_preset_renamed_or_deleted_in_one_tab_is_gone_from_the_other_for_good(
     screenshot(tab_a)
     no_error_pill(tab_b)
     tabs.close()
+
+
+def fn_index_named(page, api_name: str) -> int:
+    """The fn_index of the page's event whose handler is `api_name` (private events keep their name)."""
+    return page.evaluate("(name) => window.gradio_config.dependencies.find((d) => d.api_name === name).id", api_name)
+
+
+def test_a_queued_run_that_lands_while_a_run_is_put_in_history_is_kept_too(browser, app, fake, images, screenshot):
+    """One tab: a run finishes, and before its History entry is written (a slow connection), a
+    queued run lands in History. Both are kept; neither write takes the other's run away."""
+    fake.job_seconds = 0
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.add_init_script(SLOW_CALL)
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    cards = history_cards(page)
+    page.evaluate("(fn) => { window.slowFn = fn; }", fn_index_named(page, "remember"))
+    run_once(page, images["blue"], prompt="run made here")
+    page.wait_for_function("typeof window.release === 'function'")  # its History entry is held back
+    page.locator("#prompt textarea").fill("queued meanwhile")
+    page.locator("#queue-button").click()
+    expect(cards).to_have_count(1, timeout=30_000)
+    expect(cards).to_contain_text("queued meanwhile")
+    page.evaluate("window.slowFn = undefined; window.release()")
+    expect(cards).to_have_count(2, timeout=15_000)
+    page.wait_for_timeout(1_500)  # settled: neither comes and goes
+    expect(cards).to_have_text([re.compile("run made here"), re.compile("queued meanwhile")])
+    page.reload()
+    expect(cards).to_have_count(2, timeout=30_000)
+    screenshot(page)
+    no_error_pill(page)
+    page.close()

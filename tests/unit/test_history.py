@@ -1,4 +1,4 @@
-"""History and presets as plain data: what the browser keeps."""
+"""History as plain data: what the browser keeps of each run, and the run picked."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ui import history as history_lib
-from ui import png_restore
+from ui import other_tabs, png_restore
 from ui import presets as presets_lib
 from ui.form import PRESET_FIELDS
 from ui.sweep_view import sweep_cost
@@ -167,19 +167,28 @@ def prompts_of(history: list[dict]) -> list[str]:
     return [entry["recipe"]["request"]["prompt"] for entry in history]
 
 
+def land(history: list[dict], runs: list[dict], picked: str | None) -> tuple:
+    """Runs that finished in this tab, as the page lands them: through the merge (its outputs)."""
+    return other_tabs.history_from_other_tab(history, [history_lib.landed(history, runs)], picked)
+
+
 def test_runs_that_land_from_the_queue_keep_the_picked_card_picked(run_file):
     """A run picked in History stays the one Restore, Star and Compare act on when queued runs
     land on top of it (its card, selected, moves from 1 to 3)."""
-    history = [history_lib.add_entry([], {**run_file, "recipe": {"request": {"prompt": p}}})[0]
-               for p in ("second", "first")]
-    landed = [{**run_file, "recipe": {"request": {"prompt": p}}} for p in ("third", "fourth")]
-    history, gallery, picked, *buttons = history_lib.add_entries(history, landed, history[1]["id"])
+    history = []
+    for prompt in ("first", "second"):
+        history = history_lib.add_entry(history, {**run_file, "recipe": {"request": {"prompt": prompt}}})
+    runs = [{**run_file, "recipe": {"request": {"prompt": p}}} for p in ("third", "fourth")]
+    history, gallery, picked, *buttons = land(history, runs, history[1]["id"])
     assert prompts_of(history) == ["fourth", "third", "second", "first"]
     assert picked == gr.skip() and gallery["selected_index"] == 3 and len(gallery["value"]) == 4
     assert buttons == [gr.skip()] * 3  # Restore, Star and Compare stay enabled
     # Nothing picked: nothing to move.
-    _history, gallery, picked, *_buttons = history_lib.add_entries(history, landed[:1], None)
+    _history, gallery, picked, *_buttons = land(history, runs[:1], None)
     assert picked == gr.skip() and isinstance(gallery, list)
+    # A run History holds already (a Stop brings back the run shown before) is not landed again.
+    assert history_lib.landed(history, [{**run_file, "token": "kept"}]) != gr.skip()
+    assert history_lib.landed([{"token": "kept"}], [{**run_file, "token": "kept"}]) == gr.skip()
 
 
 def test_a_picked_card_the_cap_drops_is_unpicked(run_file):
@@ -187,7 +196,7 @@ def test_a_picked_card_the_cap_drops_is_unpicked(run_file):
     for number in range(history_lib.MAX_HISTORY):
         history = history_lib.add_entry(history, {**run_file, "recipe": {"request": {"prompt": f"run {number}"}}})
     oldest = history[-1]["id"]
-    history, gallery, picked, *buttons = history_lib.add_entries(history, [run_file], oldest)
+    history, gallery, picked, *buttons = land(history, [run_file], oldest)
     assert "run 0" not in prompts_of(history)
     assert picked is None and gallery["selected_index"] is None
     assert [button["interactive"] for button in buttons] == [False, False, False]
@@ -202,8 +211,7 @@ def test_the_picked_run_is_the_one_starred_and_restored_wherever_its_card_has_mo
         "request": {"prompt": "newer"}, "seed": 6}})]
     picked, *buttons = history_lib.pick_run(history, gr.SelectData(None, {"index": 1, "value": None}))
     assert picked == history[2]["id"] and [b["interactive"] for b in buttons] == [True] * 3
-    landed, gallery, *_ = history_lib.add_entries(history, [{**run_file, "recipe": {"request": {"prompt": "landed"}}}],
-                                                  picked)
+    landed, gallery, *_ = land(history, [{**run_file, "recipe": {"request": {"prompt": "landed"}}}], picked)
     assert prompts_of([e for e in landed if e is not odd]) == ["landed", "newer", "make it blue"]
     assert gallery["selected_index"] == 2  # the third card: the odd entry has none
     for seen_by_the_handler in (history, landed):

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import gradio as gr
 import pytest
 
 from backend.jobs import DONE, FINISHED, STOPPED, JobBoard
@@ -24,6 +25,7 @@ from backend.spending import DATABASE_NAME, Limits, SpendingPolicy, Visitor
 from tests.helpers.tiny_flux2 import MAX_SEQUENCE_LENGTH, TEXT_ENCODER_OUT_LAYERS, reference_image
 from ui import field_checks
 from ui.form import PageSetup, api_function
+from ui.other_tabs import merge_history
 from ui.queue_view import cancel_job, panel, poll, queue_run
 from ui.region_editor import PAGE_EXTRA
 from ui.run import Outputs
@@ -91,12 +93,11 @@ class Studio:
 
     def poll(self) -> None:
         """What the page's timer does: redraw the panel, and put the runs that finished into History."""
-        # Outputs: the panel (items, ids) and the picked run's line and buttons, then History, its
-        # gallery, its pick and buttons, the version seen, the timer.
-        *_panel, history, _gallery, _picked, _restore, _star, _compare, self.seen, _timer = poll(
-            self.ctx.jobs, self.token, self.history, self.seen, None, None)
-        if isinstance(history, list):  # else gr.skip(): History stays as it is
-            self.history = history
+        # Outputs: the panel (items, ids) and the picked run's line and buttons, then the runs for
+        # History, the version seen, the timer.
+        *_panel, landed, self.seen, _timer = poll(self.ctx.jobs, self.token, self.history, self.seen, None)
+        if landed != gr.skip():  # the runs for History, merged in as the page merges them
+            self.history = merge_history(self.history, landed["value"], set())
 
     def captions(self) -> list[str]:
         shown, _ids = panel(self.ctx.jobs, self.token)

@@ -106,8 +106,9 @@ def test_a_lora_scale_axis_with_no_lora_on_is_refused_naming_the_axis(pointed, i
 
 def test_a_sweep_is_one_history_card_with_its_grid_that_restores_its_cells(pointed, images, tmp_path):
     *_rest, (_gallery, _status, grid, _zip, state) = sweep_updates(pointed, images, tmp_path, "seed", "1, 2")
-    past, items, picked, *_buttons = sweep_cells.remember_sweep(state, [], None)
-    assert len(past) == 1 and picked == gr.skip()  # one card, none picked
+    past = sweep_cells.remember_sweep(state, [])["value"]
+    items = history_lib.gallery_items(past)
+    assert len(past) == 1  # one card
     assert past[0]["thumbs"] == [history_lib.thumbnail(grid)]  # the card shows the grid
     (_thumb, caption), = items
     assert caption.startswith("Sweep 2×1: make it blue")
