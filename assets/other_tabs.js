@@ -85,11 +85,15 @@ window.studioOtherTabs = (() => {
       const stale = now.filter((id) => removed.includes(id));
       if (stale.length) merge(key, null, stale);
     },
-    // Runs that finished in this tab go through the same merge as another tab's, one at a time:
-    // each event that wrote History itself read it when it started, and a run landing beside
-    // another (a queued one, another tab's) wrote over it.
-    landed(key, message) {
-      if (message && Array.isArray(message.value) && message.value.length) merge(key, message.value, []);
+    // A change this tab made (a run landed, a star, a Clear, an Undo: ui/history.py change) goes
+    // through the same merge as another tab's, one at a time: each event that wrote History itself
+    // wrote it as it was when that event started, over a run that landed meanwhile.
+    changed(key, message) {
+      if (!message || typeof message !== "object") return;
+      const value = Array.isArray(message.value) ? message.value : [];
+      const removed = Array.isArray(message.removed) ? message.removed : [];
+      takeRecord(key, {n: message.n, removed, back: idsOf(key, value)});  // for the tabs that miss it
+      if (value.length || removed.length) merge(key, value, removed);
     },
     take(key) {
       const messages = pending[key] || null;

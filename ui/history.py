@@ -78,16 +78,23 @@ def new_entry(history: list[dict], run: dict | None) -> dict | None:
     }
 
 
+def change(entries: list[dict], removed: list[str] | None = None) -> dict:
+    """A change this tab makes to History, as a message for the page's merge: entries added or
+    starred, runs removed. History has one writer per tab (ui/other_tabs.py history_from_other_tab,
+    one at a time, reading History as it is when it starts): an event that wrote History itself
+    wrote it as it was when that event started, over a run that landed meanwhile. `n` tells one
+    change from the next (assets/other_tabs.js remembers what was removed once per change)."""
+    return {"n": uuid.uuid4().hex, "value": entries, "removed": removed or []}
+
+
 def landed(past: list[dict] | None, runs: list[dict]) -> Any:
-    """Runs that finished in this tab (oldest first), as a message for the page's merge: History has
-    one writer per tab (ui/other_tabs.py history_from_other_tab), which reads it when it starts,
-    so a run landing beside another (a queued one, another tab's) does not write over it.
-    gr.skip() when there is no new run."""
+    """Runs that finished in this tab (oldest first), for History (a `change`); gr.skip() when
+    History holds them all already."""
     entries: list[dict] = []
     for run in runs:
         if entry := new_entry([*entries, *(past or [])], run):
             entries.insert(0, entry)
-    return {"value": entries, "removed": []} if entries else gr.skip()
+    return change(entries) if entries else gr.skip()
 
 
 def capped(history: list[dict]) -> list[dict]:
@@ -150,9 +157,9 @@ def toggle_star(history: list[dict] | None, picked: str | None) -> list[dict]:
     return history
 
 
-def clear(history: list[dict] | None) -> list[dict]:
-    """Forget every run except the starred ones."""
-    return [e for e in history or [] if e.get("starred")]
+def cleared_ids(history: list[dict] | None) -> list[str]:
+    """The runs Clear forgets: every run except the starred ones."""
+    return [e["id"] for e in history or [] if not e.get("starred") and isinstance(e.get("id"), str)]
 
 
 def existing(paths: list[str], root: Path) -> list[str | None]:
@@ -182,27 +189,26 @@ def remember(run: dict | None, past: list[dict] | None) -> Any:
     return landed(past, [run] if run else [])
 
 
-def star(past: list[dict] | None, picked: str | None, outputs_root: Path) -> tuple:
-    """The picked run starred (or unstarred), its card still selected. Outputs: history, gallery."""
-    past = toggle_star(past, picked)
-    if entry := picked_entry(past, picked):
-        # The server keeps a starred run's files even when the outputs folder is full.
-        set_starred(outputs_root, next(iter(entry.get("images") or []), ""), bool(entry.get("starred")),
-                    token=entry.get("token"))
-    return with_pick(past, picked)[:2]
+def star(past: list[dict] | None, picked: str | None, outputs_root: Path) -> Any:
+    """The picked run starred (or unstarred), for History (a `change`)."""
+    if (entry := picked_entry(toggle_star(past, picked), picked)) is None:
+        return gr.skip()
+    # The server keeps a starred run's files even when the outputs folder is full.
+    set_starred(outputs_root, next(iter(entry.get("images") or []), ""), bool(entry.get("starred")),
+                token=entry.get("token"))
+    return change([entry])
 
 
 def clear_click(past: list[dict] | None, armed: int | None) -> tuple:
     """Clear asks first: a first click arms it ("Click again to clear"), a second within
     CONFIRM_TICKS ticks clears and offers Undo for UNDO_SECONDS. `armed`: the ticks since
-    it was armed, None when it is not. Outputs: history, gallery, armed, cleared ({at,
+    it was armed, None when it is not. Outputs: the change to History, armed, cleared ({at,
     entries}), the Clear button, the Undo button, the timer."""
     if armed is None:
-        return (gr.skip(), gr.skip(), 0, gr.skip(), gr.update(value=CLEAR_ARMED_LABEL), gr.skip(),
-                gr.Timer(active=True))
-    kept, cleared = clear(past), {"at": time.monotonic(), "entries": list(past or [])}
-    return (kept, gr.update(value=gallery_items(kept), selected_index=None), None, cleared,
-            gr.update(value=CLEAR_LABEL), gr.update(visible=True), gr.Timer(active=True))
+        return gr.skip(), 0, gr.skip(), gr.update(value=CLEAR_ARMED_LABEL), gr.skip(), gr.Timer(active=True)
+    cleared = {"at": time.monotonic(), "entries": list(past or [])}
+    return (change([], cleared_ids(past)), None, cleared, gr.update(value=CLEAR_LABEL), gr.update(visible=True),
+            gr.Timer(active=True))
 
 
 def clear_button(items: list | None) -> Any:
@@ -211,14 +217,13 @@ def clear_button(items: list | None) -> Any:
 
 
 def undo_clear(cleared: dict | None, current: list[dict] | None) -> tuple:
-    """The history before Clear, with what came since (a new run, a star) kept."""
+    """What Clear removed, back in History (a `change`: what came since, a new run or a star, stays).
+    Outputs: the change to History, cleared, the Undo button."""
     if not cleared:
-        return gr.skip(), gr.skip(), None, gr.update(visible=False)
-    before = list(cleared.get("entries") or [])
-    known = {e.get("id") for e in before}
-    now = {e.get("id"): e for e in current or []}
-    past = [e for e in current or [] if e.get("id") not in known] + [now.get(e.get("id"), e) for e in before]
-    return past, gallery_items(past), None, gr.update(visible=False)
+        return gr.skip(), None, gr.update(visible=False)
+    now = {e.get("id") for e in current or [] if isinstance(e, dict)}
+    back = [e for e in cleared.get("entries") or [] if isinstance(e, dict) and e.get("id") not in now]
+    return change(back), None, gr.update(visible=False)
 
 
 def clear_tick(armed: int | None, cleared: dict | None) -> tuple:
@@ -293,15 +298,9 @@ def with_pick(history: list[dict], picked: str | None) -> tuple:
     if not picked:
         return history, items, gr.skip(), gr.skip(), gr.skip(), gr.skip()
     moved = next((i for i, (entry, _image) in enumerate(shown) if entry.get("id") == picked), None)
-    if moved is None:
-        return history, gr.update(value=items, selected_index=None), *unpick_run()
+    if moved is None:  # its card is gone, and so is the highlight: a gr.update drops a None prop
+        return history, gr.Gallery(value=items, selected_index=None), *unpick_run()
     return history, gr.update(value=items, selected_index=moved), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-
-
-def unpick_if_cleared(armed: int | None) -> tuple:
-    """After a click on Clear: a clear unpicks the run picked (its card may be gone); a first
-    click, which only arms Clear, leaves it picked."""
-    return tuple(gr.skip() for _ in range(4)) if armed is not None else unpick_run()
 
 
 def unpick_run() -> tuple:

@@ -11,10 +11,12 @@ the union, so both end with every run and preset, and without what either remove
 message lacks runs another has is sent that tab's value back. A merge that changes nothing
 writes nothing, so the tabs settle.
 
-What was removed is said by the event that removed it (`recorded`: Clear, Undo, the preset
-buttons), never guessed from two values a tab wrote one after the other: a tab's events read
-History when they start, so an answer that comes back late (a slow star) writes History as it
-was then, and taking what it lacks for a removal would take another tab's new run from every tab.
+What was removed is said by the event that removed it (a Clear's change, ui/history.py change;
+a preset button's record, `recorded`), never guessed from two values a tab wrote one after the
+other: a tab's events read History when they start, so an answer that came back late (a slow
+star) wrote History as it was then, and taking what it lacked for a removal took another tab's
+new run from every tab. History's own changes (a run landed, a star, a Clear, an Undo) come to
+the same merge as the other tabs' messages, one at a time: it is History's one writer in a tab.
 """
 
 from __future__ import annotations
@@ -43,9 +45,8 @@ class OtherTabInputs:
     history: gr.Button
     presets: gr.Button
     message: gr.JSON
-    history_record: gr.JSON
     presets_record: gr.JSON
-    landed: gr.JSON  # runs that finished in this tab: merged as another tab's are (ui/history.py landed)
+    changed: gr.JSON  # this tab's changes to History, merged as another tab's are (ui/history.py change)
 
 
 def other_tab_inputs() -> OtherTabInputs:
@@ -54,9 +55,8 @@ def other_tab_inputs() -> OtherTabInputs:
         history=gr.Button("", visible="hidden", elem_id="other-tab-history"),
         presets=gr.Button("", visible="hidden", elem_id="other-tab-presets"),
         message=gr.JSON(None, visible="hidden", elem_id="other-tab-message"),
-        history_record=gr.JSON(None, visible="hidden", elem_id="other-tab-history-record"),
         presets_record=gr.JSON(None, visible="hidden", elem_id="other-tab-presets-record"),
-        landed=gr.JSON(None, visible="hidden", elem_id="history-landed"),
+        changed=gr.JSON(None, visible="hidden", elem_id="history-changed"),
     )
 
 
@@ -71,40 +71,34 @@ def wrote_js(key: str) -> str:
     return f"(value, record) => {{ window.studioOtherTabs.wrote({key!r}, value, record); return []; }}"
 
 
-def landed_js(key: str) -> str:
-    """Hands runs that finished in this tab to the merge of `key` (on the `landed` JSON's change)."""
-    return f"(message) => {{ window.studioOtherTabs.landed({key!r}, message); return []; }}"
+def changed_js(key: str) -> str:
+    """Hands a change this tab made to `key` to its merge (on the `changed` JSON's change)."""
+    return f"(message) => {{ window.studioOtherTabs.changed({key!r}, message); return []; }}"
 
 
-def recorded(handler: Callable[..., tuple], before: int = 0) -> Callable[..., tuple]:
-    """`handler`, which writes a kept value (its first output; its input at `before` is that value
-    as the event read it), with one output more: the record of what it removed and brought back."""
+def recorded(handler: Callable[..., tuple]) -> Callable[..., tuple]:
+    """A preset button's `handler`, which writes the presets (its first output; its first input is
+    them as the event read them), with one output more: the record of what it removed and brought back."""
     @functools.wraps(handler)  # Gradio reads the handler's parameters through __wrapped__
     def with_record(*args: Any) -> tuple:
         outputs = handler(*args)
-        return (*outputs, change_record(args[before], outputs[0]))
+        return (*outputs, change_record(args[0], outputs[0]))
     return with_record
 
 
 def change_record(before: Any, after: Any) -> Any:
-    """{n, removed, back}: the runs (by id) or presets (by name) in `before` and not in `after`,
-    and those `after` has new or changed (an Undo, a preset saved again under its name); `n`
-    tells one record from the next. gr.skip() when the handler wrote nothing or changed nothing."""
-    if not isinstance(after, (list, dict)) or (isinstance(after, dict) and "__type__" in after):
-        return gr.skip()  # gr.skip() or another update: nothing written
-    old, new = _by_key(before), _by_key(after)
-    removed = [k for k in old if k not in new]
-    back = [k for k, v in new.items() if old.get(k) != v]
+    """{n, removed, back}: the presets (by name) in `before` and not in `after`, and those `after`
+    has new or changed (a preset saved again under its name); `n` tells one record from the next.
+    gr.skip() when the handler wrote nothing (gr.skip(), a warning) or changed nothing."""
+    if not isinstance(after, dict) or "__type__" in after:
+        return gr.skip()
+    old = {str(name): values for name, values in (before if isinstance(before, dict) else {}).items()}
+    new = {str(name): values for name, values in after.items()}
+    removed = [name for name in old if name not in new]
+    back = [name for name, values in new.items() if old.get(name) != values]
     if not removed and not back:
         return gr.skip()
     return {"n": secrets.token_hex(8), "removed": removed, "back": back}
-
-
-def _by_key(kept: Any) -> dict[str, Any]:
-    """History by entry id (a star is no change to record), presets by name with their values."""
-    if isinstance(kept, dict):
-        return {str(name): values for name, values in kept.items()}
-    return {e["id"]: True for e in kept or [] if isinstance(e, dict) and isinstance(e.get("id"), str)}
 
 
 def _messages(messages: Any) -> list[tuple[Any, set[str]]] | None:

@@ -26,38 +26,33 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     """History's events; returns the restore's last event: the restored run is then the page's run."""
     restored = [page.form[name] for name in RESTORED_FIELDS]
     history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
-    # A finished run (and a sweep's, a queued run's) lands through the merge of the other tabs' runs.
-    run_event.then(history_lib.remember, [page.last_run, page.history], page.other_tabs.landed, **PRIVATE)
-    page.other_tabs.landed.change(None, page.other_tabs.landed, None, js=other_tabs.landed_js(other_tabs.HISTORY),
-                                  **PRIVATE_FAST)
+    # History has one writer per tab, the merge of the other tabs' runs: a finished run (and a
+    # sweep's, a queued run's), a star, a Clear and its Undo are changes handed to it (`changed`).
+    changed = page.other_tabs.changed
+    run_event.then(history_lib.remember, [page.last_run, page.history], changed, **PRIVATE)
+    changed.change(None, changed, None, js=other_tabs.changed_js(other_tabs.HISTORY), **PRIVATE_FAST)
     demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST)
     page.history_gallery.select(history_lib.pick_run, page.history, history_buttons, **PRIVATE_FAST)
     page.history_star.click(partial(history_lib.star, outputs_root=ctx.outputs.root),
-                            [page.history, page.history_selected], [page.history, page.history_gallery],
-                            **PRIVATE_FAST)
+                            [page.history, page.history_selected], changed, **PRIVATE_FAST)
     # Clear asks (a second click within a few seconds), then offers Undo for a few seconds.
     clearing = [page.history_armed, page.history_cleared, page.history_clear, page.history_undo, page.history_timer]
-    # Clear and Undo say what they removed and brought back, for the other tabs (other_tabs.recorded).
-    record = page.other_tabs.history_record
-    page.history_clear.click(other_tabs.recorded(history_lib.clear_click), [page.history, page.history_armed],
-                             [page.history, page.history_gallery, *clearing, record], **PRIVATE_FAST,
-                             ).then(history_lib.unpick_if_cleared, page.history_armed, history_buttons,
-                                    **PRIVATE_FAST)
+    # What it clears goes, the picked run with it if it goes (a starred one stays picked).
+    page.history_clear.click(history_lib.clear_click, [page.history, page.history_armed], [changed, *clearing],
+                             **PRIVATE_FAST)
     # A/B against any past run: the selected result (A) and the picked run's first image (B).
     page.history_compare.click(partial(history_lib.compare_with_run, outputs_root=ctx.outputs.root),
                                [page.gallery, page.selected, page.history, page.history_selected], page.compare,
                                **PRIVATE)
-    page.history_undo.click(other_tabs.recorded(history_lib.undo_clear, before=1), [page.history_cleared, page.history],
-                            [page.history, page.history_gallery, page.history_cleared, page.history_undo, record],
-                            **PRIVATE_FAST)
+    page.history_undo.click(history_lib.undo_clear, [page.history_cleared, page.history],
+                            [changed, page.history_cleared, page.history_undo], **PRIVATE_FAST)
     page.history_gallery.change(history_lib.clear_button, page.history_gallery, page.history_clear, **PRIVATE_FAST)
     page.history_timer.tick(history_lib.clear_tick, [page.history_armed, page.history_cleared], clearing,
                             **PRIVATE_FAST)
     # The browser's other tabs: what this one writes, they merge in, and the other way round.
     # One merge at a time, and a message that comes meanwhile is merged right after (always_last:
     # Gradio's default drops a click while the last one runs, and the message waited for the next).
-    page.history.change(None, [page.history, record], None, js=other_tabs.wrote_js(other_tabs.HISTORY),
-                        **PRIVATE_FAST)
+    page.history.change(None, page.history, None, js=other_tabs.wrote_js(other_tabs.HISTORY), **PRIVATE_FAST)
     page.other_tabs.history.click(other_tabs.history_from_other_tab,
                                   [page.history, page.other_tabs.message, page.history_selected],
                                   [page.history, page.history_gallery, *history_buttons],

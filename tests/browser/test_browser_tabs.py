@@ -244,9 +244,11 @@ def fn_index_named(page, api_name: str) -> int:
     return page.evaluate("(name) => window.gradio_config.dependencies.find((d) => d.api_name === name).id", api_name)
 
 
-def test_a_queued_run_that_lands_while_a_run_is_put_in_history_is_kept_too(browser, app, fake, images, screenshot):
+def test_a_queued_run_that_lands_while_a_run_is_put_in_history_or_starred_is_kept_too(
+        browser, app, fake, images, screenshot):
     """One tab: a run finishes, and before its History entry is written (a slow connection), a
-    queued run lands in History. Both are kept; neither write takes the other's run away."""
+    queued run lands in History; then a star is on its way while another queued run lands. Every
+    run is kept, the star too: no write takes another's run away."""
     fake.job_seconds = 0
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     page.add_init_script(SLOW_CALL)
@@ -264,8 +266,55 @@ def test_a_queued_run_that_lands_while_a_run_is_put_in_history_is_kept_too(brows
     expect(cards).to_have_count(2, timeout=15_000)
     page.wait_for_timeout(1_500)  # settled: neither comes and goes
     expect(cards).to_have_text([re.compile("run made here"), re.compile("queued meanwhile")])
+    cards.first.click()
+    expect(page.locator("#history-star")).to_be_enabled()  # the run is picked
+    page.evaluate("(fn) => { window.slowFn = fn; }", fn_index_of(page, "history-star", "click"))
+    page.locator("#history-star").click()
+    page.wait_for_function("typeof window.release === 'function'")  # the star is held back
+    page.locator("#prompt textarea").fill("queued while starring")
+    page.locator("#queue-button").click()
+    expect(cards).to_have_count(3, timeout=30_000)
+    page.evaluate("window.slowFn = undefined; window.release()")
+    expect(cards.filter(has_text="★ run made here")).to_have_count(1, timeout=15_000)
+    page.wait_for_timeout(1_500)
+    newest_first = ("queued while starring", "★ run made here", "queued meanwhile")
+    expect(cards).to_have_text([re.compile(text) for text in newest_first])
     page.reload()
-    expect(cards).to_have_count(2, timeout=30_000)
+    expect(cards).to_have_count(3, timeout=30_000)
+    screenshot(page)
+    no_error_pill(page)
+    page.close()
+
+
+def test_clear_takes_the_pick_and_its_highlight_only_with_the_run_it_clears(browser, app, fake, images, screenshot):
+    """A starred run picked stays picked through a Clear (and its Undo); an unstarred one picked is
+    cleared, and then no card is highlighted and Restore, Star and Compare wait for a pick."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(app.url)
+    cards = history_cards(page)
+    buttons = [page.locator(f"#history-{name}") for name in ("restore", "star", "compare")]
+    for prompt in ("starred", "cleared"):
+        run_once(page, images["blue"], prompt=prompt)
+    expect(cards).to_have_count(2, timeout=15_000)
+    cards.filter(has_text="starred").click()
+    expect(buttons[1]).to_be_enabled()
+    buttons[1].click()
+    expect(cards.filter(has_text="★ starred")).to_have_count(1, timeout=10_000)
+    for _ in range(2):
+        page.locator("#history-clear").click()
+    expect(cards).to_have_count(1, timeout=10_000)
+    expect(page.locator("#history .thumbnail-item.selected")).to_contain_text("★ starred")
+    page.locator("#history-undo").click()
+    expect(cards).to_have_count(2, timeout=10_000)
+    expect(page.locator("#history .thumbnail-item.selected")).to_contain_text("★ starred")
+    cards.filter(has_text="cleared").click()
+    expect(page.locator("#history .thumbnail-item.selected")).to_contain_text("cleared")
+    for _ in range(2):
+        page.locator("#history-clear").click()
+    expect(cards).to_have_count(1, timeout=10_000)
+    expect(page.locator("#history .thumbnail-item.selected")).to_have_count(0)
+    for button in buttons:
+        expect(button).to_be_disabled()
     screenshot(page)
     no_error_pill(page)
     page.close()

@@ -46,7 +46,8 @@ def test_starred_runs_survive_clear_and_the_cap(run_file):
     for _ in range(history_lib.MAX_HISTORY + 5):
         history = history_lib.add_entry(history, run_file)
     assert len(history) == history_lib.MAX_HISTORY and history[-1]["starred"]
-    assert [e["starred"] for e in history_lib.clear(history)] == [True]
+    assert history[-1]["id"] not in history_lib.cleared_ids(history)
+    assert len(history_lib.cleared_ids(history)) == history_lib.MAX_HISTORY - 1
 
 
 def test_the_page_says_what_a_sweep_costs_before_it_starts():
@@ -73,7 +74,7 @@ def test_the_history_stars_a_run_on_the_server_only_with_the_token_it_was_given(
     picked = history[0]["id"]
     history_lib.star(forged, picked, root)
     assert not (run / outputs.STAR_MARKER).exists()
-    starred, _items = history_lib.star(history, picked, root)
+    starred = history_lib.star(history, picked, root)["value"]
     assert starred[0]["starred"] and (run / outputs.STAR_MARKER).exists()
     history_lib.star([{**starred[0], "token": "guess"}], picked, root)  # unstarring needs it too
     assert (run / outputs.STAR_MARKER).exists()
@@ -123,15 +124,23 @@ def test_a_card_leads_with_the_instruction_then_loras_and_time():
     assert history_lib.caption(entry) == "★ make it blue · style 0.8 · 14:32"
 
 
+def apply(history: list[dict], change: dict) -> list[dict]:
+    """A change to History, applied as the page applies it: merged (ui/other_tabs.py)."""
+    return other_tabs.merge_history(history, change["value"], set(change["removed"]))
+
+
 def test_clear_asks_first_and_can_be_undone():
-    past = [{"id": "1", "starred": False}, {"id": "2", "starred": True}]
-    history, _items, armed, cleared, *_ = history_lib.clear_click(past, None)
-    assert history == gr.skip() and armed is not None and cleared == gr.skip()  # only armed
-    history, _items, armed, cleared, *_ = history_lib.clear_click(past, armed)
-    assert history == [past[1]] and armed is None and cleared["entries"] == past
-    newer = {"id": "3", "starred": False}
-    restored, *_ = history_lib.undo_clear(cleared, [newer, past[1]])
-    assert restored == [newer, *past]
+    past = [{"id": "1", "starred": False, "at": 1}, {"id": "2", "starred": True, "at": 2}]
+    change, armed, cleared, *_ = history_lib.clear_click(past, None)
+    assert change == gr.skip() and armed is not None and cleared == gr.skip()  # only armed
+    change, armed, cleared, *_ = history_lib.clear_click(past, armed)
+    assert change["removed"] == ["1"] and armed is None and cleared["entries"] == past
+    history = apply(past, change)
+    assert history == [past[1]]
+    newer = {"id": "3", "starred": False, "at": 3}
+    change, *_ = history_lib.undo_clear(cleared, [newer, *history])
+    assert change["value"] == [past[0]] and change["removed"] == []  # what Clear took, back
+    assert [e["id"] for e in apply([newer, *history], change)] == ["3", "2", "1"]
 
 
 def test_clear_asks_disarms_and_offers_undo_only_for_a_few_seconds(monkeypatch):
@@ -139,21 +148,21 @@ def test_clear_asks_disarms_and_offers_undo_only_for_a_few_seconds(monkeypatch):
     monkeypatch.setattr(history_lib.time, "monotonic", lambda: now[0])
     past = [{"id": "a", "recipe": {}}, {"id": "b", "recipe": {}, "starred": True}]
     # A first click arms Clear and changes nothing.
-    kept, _items, armed, cleared, button, _undo, _timer = history_lib.clear_click(past, None)
-    assert kept == gr.skip() and armed is not None and button["value"] == history_lib.CLEAR_ARMED_LABEL
+    change, armed, cleared, button, _undo, _timer = history_lib.clear_click(past, None)
+    assert change == gr.skip() and armed is not None and button["value"] == history_lib.CLEAR_ARMED_LABEL
     # Left alone past CONFIRM_TICKS of the page's ticks, it disarms (and a click then only arms it again).
     for _ in range(history_lib.CONFIRM_TICKS + 1):
         armed, _cleared, button, _undo, timer = history_lib.clear_tick(armed, None)
     assert armed is None and button["value"] == history_lib.CLEAR_LABEL
     # A second click in time clears the unstarred runs and offers Undo, however long the page
     # took to show "Click again" (its ticks start then): the server's clock does not count.
-    _, _, armed, _, _, _, _ = history_lib.clear_click(past, None)
+    _, armed, _, _, _, _ = history_lib.clear_click(past, None)
     now[0] += 30
     for _ in range(history_lib.CONFIRM_TICKS - 1):
         armed, _cleared, button, _undo, timer = history_lib.clear_tick(armed, None)
     assert armed is not None and button == gr.skip()
-    kept, _items, armed, cleared, button, undo, _timer = history_lib.clear_click(past, armed)
-    assert [e["id"] for e in kept] == ["b"] and undo["visible"] is True and cleared["entries"] == past
+    change, armed, cleared, button, undo, _timer = history_lib.clear_click(past, armed)
+    assert change["removed"] == ["a"] and undo["visible"] is True and cleared["entries"] == past
     # Undo is still offered within UNDO_SECONDS, gone after.
     now[0] += history_lib.UNDO_SECONDS - 1
     _, still, _, undo, timer = history_lib.clear_tick(None, cleared)
@@ -198,7 +207,8 @@ def test_a_picked_card_the_cap_drops_is_unpicked(run_file):
     oldest = history[-1]["id"]
     history, gallery, picked, *buttons = land(history, [run_file], oldest)
     assert "run 0" not in prompts_of(history)
-    assert picked is None and gallery["selected_index"] is None
+    assert picked is None and gallery.selected_index is None  # its highlight goes too
+    assert "selected_index" in gallery.constructor_args  # sent: gr.update would drop a None
     assert [button["interactive"] for button in buttons] == [False, False, False]
 
 
@@ -215,8 +225,9 @@ def test_the_picked_run_is_the_one_starred_and_restored_wherever_its_card_has_mo
     assert prompts_of([e for e in landed if e is not odd]) == ["landed", "newer", "make it blue"]
     assert gallery["selected_index"] == 2  # the third card: the odd entry has none
     for seen_by_the_handler in (history, landed):
-        starred, gallery = history_lib.star(seen_by_the_handler, picked, tmp_path)
+        starred = apply(landed, history_lib.star(seen_by_the_handler, picked, tmp_path))
         assert [e["recipe"]["request"]["prompt"] for e in starred if e.get("starred")] == ["make it blue"]
+        assert len(starred) == len(landed)  # the run that landed meanwhile stays
         restored = history_lib.restored_run(seen_by_the_handler, picked, tmp_path)[0]
         assert restored["recipe"]["request"]["prompt"] == "make it blue"
     assert history_lib.pick_run(history, gr.SelectData(None, {"index": 7, "value": None}))[0] is None

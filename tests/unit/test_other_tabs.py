@@ -8,6 +8,7 @@ from PIL import Image
 
 from ui import history as history_lib
 from ui import other_tabs
+from ui import presets as presets_lib
 
 
 @pytest.fixture
@@ -36,8 +37,8 @@ def test_runs_made_in_either_tab_are_in_both_newest_first(new_run):
 def test_what_the_other_tab_cleared_stays_cleared_and_its_stars_count(new_run):
     tab_a = history_lib.add_entry(history_lib.add_entry([], new_run("keep")), new_run("clear me"))
     tab_b = history_lib.toggle_star(tab_a, tab_a[1]["id"])  # B stars "keep", then clears the rest
-    cleared = history_lib.clear(tab_b)
-    removed = {e["id"] for e in tab_b} - {e["id"] for e in cleared}
+    removed = set(history_lib.cleared_ids(tab_b))
+    cleared = [e for e in tab_b if e["id"] not in removed]
     merged = other_tabs.merge_history(tab_a, cleared, removed)
     assert prompts(merged) == ["keep"] and merged[0]["starred"]
 
@@ -107,20 +108,18 @@ def test_of_a_run_both_tabs_have_the_one_starred_or_unstarred_last_is_kept(new_r
     assert not other_tabs.merge_history(starred, unstarred_later, set())[0]["starred"]
 
 
-def test_what_an_event_removed_or_brought_back_is_read_from_its_own_input_and_output(new_run):
-    """Clear, Undo and the preset buttons say what they removed: what the value they read had and
-    the value they wrote has not (never what this tab wrote before: that may be older or newer)."""
-    history = history_lib.add_entry(history_lib.add_entry([], new_run("starred")), new_run("cleared"))
-    history = history_lib.toggle_star(history, history[1]["id"])
-    clear = other_tabs.recorded(history_lib.clear_click)
-    *outputs, cleared = clear(history, 0)
-    assert cleared["removed"] == [history[0]["id"]] and cleared["back"] == []
-    *outputs, undone = other_tabs.recorded(history_lib.undo_clear, before=1)(outputs[3], outputs[0])
-    assert undone["back"] == [history[0]["id"]] and undone["removed"] == [] and undone["n"] != cleared["n"]
-    assert clear(history, None)[-1] == gr.skip()  # the first click only arms Clear
-    assert other_tabs.change_record(history, history_lib.toggle_star(history, history[0]["id"])) == gr.skip()
-    renamed = other_tabs.change_record({"a": {"seed": 1}, "b": {"seed": 2}}, {"a": {"seed": 3}, "c": {"seed": 2}})
-    assert renamed["removed"] == ["b"] and renamed["back"] == ["a", "c"]  # saved again, or under a new name
+def test_what_a_preset_button_removed_or_brought_back_is_read_from_its_own_input_and_output():
+    """The preset buttons say what they removed: what the presets they read had and the presets
+    they wrote have not (never what this tab wrote before: that may be older or newer)."""
+    presets = {"a": {"seed": 1}, "b": {"seed": 2}}
+    *_outputs, deleted = other_tabs.recorded(presets_lib.delete_preset_handler)(presets, "b")
+    assert deleted["removed"] == ["b"] and deleted["back"] == []
+    *_outputs, renamed = other_tabs.recorded(presets_lib.rename_preset_handler)(presets, "a", "c")
+    assert renamed["removed"] == ["a"] and renamed["back"] == ["c"] and renamed["n"] != deleted["n"]
+    saved = other_tabs.change_record(presets, {"a": {"seed": 3}, "b": {"seed": 2}})
+    assert saved["removed"] == [] and saved["back"] == ["a"]  # saved again: back if another tab deleted it
+    assert other_tabs.change_record(presets, dict(presets)) == gr.skip()
+    assert other_tabs.change_record(presets, gr.skip()) == gr.skip()  # a warning: nothing written
 
 
 def test_the_messages_that_came_during_the_last_merge_are_all_merged_in_their_order(new_run):
