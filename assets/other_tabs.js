@@ -2,9 +2,9 @@
 // (ui/other_tabs.py merges it in on the server), so the last tab to write no longer wins.
 // A message is the whole value and everything any tab of this browser removed (by id for
 // History's runs, by name for presets), so a Clear in one tab is not undone by the other.
-// What was removed comes from the event that removed it (its record: ui/other_tabs.py
-// `recorded`), not from comparing a tab's writes: a late answer writes an old value, and what
-// that lacks was never removed (the other tabs send it back).
+// What was removed comes from the event that removed it (a Clear's change, `changed` below; a
+// preset button's record, ui/other_tabs.py `recorded`), not from comparing a tab's writes: a late
+// answer writes an old value, and what that lacks was never removed (the other tabs send it back).
 //
 // A tab can miss messages: asleep, or its server call failed (a laptop's lid closed, the
 // Space restarted). What was removed is therefore kept in localStorage (REMOVED), not only sent
@@ -56,7 +56,8 @@ window.studioOtherTabs = (() => {
     const button = document.querySelector("#other-tab-" + key);
     if (!button) return;
     // Messages that come while the server merges the last one are merged next, all of them, in
-    // order (the click then waits: trigger_mode "always_last"): each is another tab's value.
+    // order (the click then waits: trigger_mode "always_last"): another tab's value, or a change
+    // this tab made to History (`changed`).
     (pending[key] = pending[key] || []).push({value, removed});
     button.click();
   };

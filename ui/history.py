@@ -50,16 +50,9 @@ def thumbnail(path: str) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def add_entry(history: list[dict] | None, run: dict | None) -> list[dict]:
-    """The history with the finished run first. `run` = {recipe, images, references}."""
-    history = list(history or [])
-    entry = new_entry(history, run)
-    return capped([entry, *history]) if entry else history
-
-
 def new_entry(history: list[dict], run: dict | None) -> dict | None:
-    """The History entry of a finished run; None if History holds it already (by its token: a
-    Stop brings back the run shown before, which is no new run)."""
+    """The History entry of a finished run, `run` = {recipe, images, references, token}; None if
+    History holds it already (by its token: a Stop brings back the run shown before, no new run)."""
     token = run.get("token") if run else None
     if not run or (token and any(entry.get("token") == token for entry in history)):
         return None

@@ -170,8 +170,9 @@ def _same_history(a: list, b: list) -> bool:
 
 
 def history_from_other_tab(mine: list | None, message: Any, picked: str | None) -> tuple:
-    """Another tab wrote History: this tab's History with its runs merged in, the picked run still
-    picked. Outputs: history, history gallery, picked, Restore, Star, Compare."""
+    """Other tabs wrote History, or this tab changed it (ui/history.py change): this tab's History
+    with each message merged in, in order, the picked run still picked; History's one writer in a
+    tab. Outputs: history, history gallery, picked, Restore, Star, Compare."""
     unchanged = tuple(gr.skip() for _ in range(6))
     if (read := _messages(message)) is None:
         return unchanged

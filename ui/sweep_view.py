@@ -184,7 +184,7 @@ def run_sweep_view(
 
 def history_run(run: RunPlan, plan: SweepPlan, saved: dict[int, SavedRun], results: dict[int, Result],
                 paths: list[str | None], grid_path: Path) -> dict | None:
-    """The sweep as one History entry (ui/history.py add_entry): the base recipe (the form's
+    """The sweep as one History entry (ui/history.py new_entry): the base recipe (the form's
     request, the first finished cell's result), the cells, and the grid as its thumbnail."""
     if not saved:
         return None

@@ -9,6 +9,7 @@ import gradio as gr
 import pytest
 from PIL import Image
 
+from tests.helpers.history import add_entry
 from ui import history as history_lib
 from ui import other_tabs, png_restore
 from ui import presets as presets_lib
@@ -24,8 +25,8 @@ def run_file(tmp_path):
 
 
 def test_entries_are_newest_first_with_small_thumbnails_and_no_keys(run_file):
-    history = history_lib.add_entry([], run_file)
-    history = history_lib.add_entry(history, {**run_file, "recipe": {"request": {"prompt": "second"}, "seed": 6}})
+    history = add_entry([], run_file)
+    history = add_entry(history, {**run_file, "recipe": {"request": {"prompt": "second"}, "seed": 6}})
     assert [e["recipe"]["request"]["prompt"] for e in history] == ["second", "make it blue"]
     assert history[0]["thumbs"][0].startswith("data:image/jpeg;base64,")
     assert len(history[0]["thumbs"][0]) < 20_000
@@ -36,15 +37,15 @@ def test_entries_are_newest_first_with_small_thumbnails_and_no_keys(run_file):
 def test_a_run_already_kept_is_not_kept_twice(run_file):
     # Stop brings back the run shown before (any History entry, restored): it is not new.
     first, second = {**run_file, "token": "a"}, {**run_file, "token": "b"}
-    history = history_lib.add_entry(history_lib.add_entry([], first), second)
-    assert [e["token"] for e in history_lib.add_entry(history, first)] == ["b", "a"]
+    history = add_entry(add_entry([], first), second)
+    assert [e["token"] for e in add_entry(history, first)] == ["b", "a"]
 
 
 def test_starred_runs_survive_clear_and_the_cap(run_file):
-    history = history_lib.add_entry([], run_file)
+    history = add_entry([], run_file)
     history = history_lib.toggle_star(history, history[0]["id"])
     for _ in range(history_lib.MAX_HISTORY + 5):
-        history = history_lib.add_entry(history, run_file)
+        history = add_entry(history, run_file)
     assert len(history) == history_lib.MAX_HISTORY and history[-1]["starred"]
     assert history[-1]["id"] not in history_lib.cleared_ids(history)
     assert len(history_lib.cleared_ids(history)) == history_lib.MAX_HISTORY - 1
@@ -68,7 +69,7 @@ def test_the_history_stars_a_run_on_the_server_only_with_the_token_it_was_given(
     run = make_run(root, "2026-11-28", "100000-abcd", 10, age=HOUR, token="issued-with-the-result")
     image = Image.new("RGB", (60, 40))
     image.save(run / "image-1.png")
-    history = history_lib.add_entry([], {"recipe": {"request": {"prompt": "p"}, "seed": 1},
+    history = add_entry([], {"recipe": {"request": {"prompt": "p"}, "seed": 1},
                                          "images": [str(run / "image-1.png")], "token": "issued-with-the-result"})
     forged = [{**history[0], "token": None}]
     picked = history[0]["id"]
@@ -85,7 +86,7 @@ def test_the_history_stars_a_run_on_the_server_only_with_the_token_it_was_given(
 def test_a_history_sent_back_by_a_browser_is_bounded(run_file):
     """What the page shows of a history a browser sends: at most MAX_SHOWN entries, only
     small JPEG thumbnails (a large or other image is skipped before it is decoded)."""
-    entry = history_lib.add_entry([], run_file)[0]
+    entry = add_entry([], run_file)[0]
     big = io.BytesIO()
     Image.new("RGB", (2000, 2000)).save(big, format="JPEG")
     png = io.BytesIO()
@@ -186,7 +187,7 @@ def test_runs_that_land_from_the_queue_keep_the_picked_card_picked(run_file):
     land on top of it (its card, selected, moves from 1 to 3)."""
     history = []
     for prompt in ("first", "second"):
-        history = history_lib.add_entry(history, {**run_file, "recipe": {"request": {"prompt": prompt}}})
+        history = add_entry(history, {**run_file, "recipe": {"request": {"prompt": prompt}}})
     runs = [{**run_file, "recipe": {"request": {"prompt": p}}} for p in ("third", "fourth")]
     history, gallery, picked, *buttons = land(history, runs, history[1]["id"])
     assert prompts_of(history) == ["fourth", "third", "second", "first"]
@@ -203,7 +204,7 @@ def test_runs_that_land_from_the_queue_keep_the_picked_card_picked(run_file):
 def test_a_picked_card_the_cap_drops_is_unpicked(run_file):
     history = []
     for number in range(history_lib.MAX_HISTORY):
-        history = history_lib.add_entry(history, {**run_file, "recipe": {"request": {"prompt": f"run {number}"}}})
+        history = add_entry(history, {**run_file, "recipe": {"request": {"prompt": f"run {number}"}}})
     oldest = history[-1]["id"]
     history, gallery, picked, *buttons = land(history, [run_file], oldest)
     assert "run 0" not in prompts_of(history)
@@ -217,7 +218,7 @@ def test_the_picked_run_is_the_one_starred_and_restored_wherever_its_card_has_mo
     on top (another tab's, a queued one) or the page still shows History as it was: either way
     it is the picked run that is starred, restored and compared, not whatever is now in its place."""
     odd = {"not": "an entry"}  # what a browser may send back: not shown, so the cards skip it
-    history = [odd, *history_lib.add_entry(history_lib.add_entry([], run_file), {**run_file, "recipe": {
+    history = [odd, *add_entry(add_entry([], run_file), {**run_file, "recipe": {
         "request": {"prompt": "newer"}, "seed": 6}})]
     picked, *buttons = history_lib.pick_run(history, gr.SelectData(None, {"index": 1, "value": None}))
     assert picked == history[2]["id"] and [b["interactive"] for b in buttons] == [True] * 3

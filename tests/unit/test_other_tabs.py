@@ -6,6 +6,7 @@ import gradio as gr
 import pytest
 from PIL import Image
 
+from tests.helpers.history import add_entry
 from ui import history as history_lib
 from ui import other_tabs
 from ui import presets as presets_lib
@@ -27,15 +28,15 @@ def prompts(history: list[dict]) -> list[str]:
 
 
 def test_runs_made_in_either_tab_are_in_both_newest_first(new_run):
-    start = history_lib.add_entry([], new_run("old"))
-    tab_a = history_lib.add_entry(start, new_run("made in A"))
-    tab_b = history_lib.add_entry(start, new_run("made in B"))  # later
+    start = add_entry([], new_run("old"))
+    tab_a = add_entry(start, new_run("made in A"))
+    tab_b = add_entry(start, new_run("made in B"))  # later
     assert prompts(other_tabs.merge_history(tab_a, tab_b, set())) == ["made in B", "made in A", "old"]
     assert prompts(other_tabs.merge_history(tab_b, tab_a, set())) == ["made in B", "made in A", "old"]
 
 
 def test_what_the_other_tab_cleared_stays_cleared_and_its_stars_count(new_run):
-    tab_a = history_lib.add_entry(history_lib.add_entry([], new_run("keep")), new_run("clear me"))
+    tab_a = add_entry(add_entry([], new_run("keep")), new_run("clear me"))
     tab_b = history_lib.toggle_star(tab_a, tab_a[1]["id"])  # B stars "keep", then clears the rest
     removed = set(history_lib.cleared_ids(tab_b))
     cleared = [e for e in tab_b if e["id"] not in removed]
@@ -46,16 +47,16 @@ def test_what_the_other_tab_cleared_stays_cleared_and_its_stars_count(new_run):
 def test_the_merged_history_keeps_the_cap_and_every_starred_run(new_run):
     tab_a = []
     for n in range(history_lib.MAX_HISTORY):
-        tab_a = history_lib.add_entry(tab_a, new_run(f"A{n}"))
+        tab_a = add_entry(tab_a, new_run(f"A{n}"))
     tab_a = history_lib.toggle_star(tab_a, tab_a[-1]["id"])  # the oldest, starred
-    tab_b = history_lib.add_entry([], new_run("B"))
+    tab_b = add_entry([], new_run("B"))
     merged = other_tabs.merge_history(tab_a, tab_b, set())
     assert len(merged) == history_lib.MAX_HISTORY
     assert prompts(merged)[0] == "B" and "A0" in prompts(merged) and "A1" not in prompts(merged)
 
 
 def test_a_message_that_is_not_one_changes_nothing(new_run):
-    mine = history_lib.add_entry([], new_run("mine"))
+    mine = add_entry([], new_run("mine"))
     odd = ({"value": "nope", "removed": "all"}, {"value": [{"id": 3}, "x"]})
     for message in (None, "x", [], [1], *odd, *[[m] for m in odd]):
         outputs = other_tabs.history_from_other_tab(mine, message, mine[0]["id"])
@@ -65,14 +66,14 @@ def test_a_message_that_is_not_one_changes_nothing(new_run):
 
 def test_a_merge_that_adds_nothing_writes_nothing(new_run):
     # The tabs settle: a tab merging what it already has does not write again (and tell the other).
-    mine = history_lib.add_entry([], new_run("both"))
+    mine = add_entry([], new_run("both"))
     outputs = other_tabs.history_from_other_tab(mine, [{"value": list(reversed(mine)), "removed": []}], None)
     assert all(o == gr.skip() for o in outputs)
 
 
 def test_the_picked_run_stays_picked_as_the_other_tabs_runs_come_in(new_run):
-    mine = history_lib.add_entry(history_lib.add_entry([], new_run("picked")), new_run("newer"))
-    theirs = history_lib.add_entry(mine, new_run("from the other tab"))
+    mine = add_entry(add_entry([], new_run("picked")), new_run("newer"))
+    theirs = add_entry(mine, new_run("from the other tab"))
     history, gallery, picked, *_ = other_tabs.history_from_other_tab(mine, [{"value": theirs, "removed": []}],
                                                                      mine[1]["id"])
     assert prompts(history)[gallery["selected_index"]] == "picked" and gallery["selected_index"] == 2
@@ -92,15 +93,15 @@ def test_presets_from_the_other_tab_are_added_renamed_and_deleted():
 
 def test_a_queued_run_that_landed_in_both_tabs_is_one_card_in_both(new_run):
     # Both tabs watch the queue (one token in the browser): each added the finished run itself.
-    tab_a = history_lib.add_entry([], new_run("queued"))
-    tab_b = history_lib.add_entry([], new_run("queued"))
+    tab_a = add_entry([], new_run("queued"))
+    tab_b = add_entry([], new_run("queued"))
     merged_in_a = other_tabs.merge_history(tab_a, tab_b, set())
     merged_in_b = other_tabs.merge_history(tab_b, tab_a, set())
     assert prompts(merged_in_a) == ["queued"] and merged_in_a == merged_in_b
 
 
 def test_of_a_run_both_tabs_have_the_one_starred_or_unstarred_last_is_kept(new_run):
-    mine = history_lib.add_entry([], new_run("run"))
+    mine = add_entry([], new_run("run"))
     starred = history_lib.toggle_star(mine, mine[0]["id"])
     # The other tab's answer was sent before it heard of the star: its copy is unstarred, and older.
     assert other_tabs.merge_history(starred, mine, set())[0]["starred"]
@@ -124,8 +125,8 @@ def test_what_a_preset_button_removed_or_brought_back_is_read_from_its_own_input
 
 def test_the_messages_that_came_during_the_last_merge_are_all_merged_in_their_order(new_run):
     # Three tabs wrote while this one merged: the page hands over all three messages at once.
-    mine = history_lib.add_entry([], new_run("mine"))
-    two, three = (history_lib.add_entry(mine, new_run(made)) for made in ("two", "three"))
+    mine = add_entry([], new_run("mine"))
+    two, three = (add_entry(mine, new_run(made)) for made in ("two", "three"))
     removed_in_four = {"value": [], "removed": [two[0]["id"]]}  # tab four cleared what two made
     messages = [{"value": two, "removed": []}, removed_in_four, {"value": three, "removed": []}]
     history, *_ = other_tabs.history_from_other_tab(mine, messages, None)
