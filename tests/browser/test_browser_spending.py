@@ -92,6 +92,8 @@ def test_a_pasted_key_is_what_run_and_queue_send_after_the_panel_was_hidden_and_
     box.fill("")  # taken back (the cost text says "your own fal key" on a server without one)
     page.locator("#run-button").click()
     expect(page.locator("#status")).to_contain_text("Your fal API key: none given", timeout=30_000)
+    # The run bar is back (while it says Running, Queue leaves the status line to the page's run).
+    expect(page.locator("#run-button")).to_have_text("Run", timeout=15_000)
     page.locator("#queue-button").click()  # nor queued, to fail in the background
     expect(page.locator("#status")).to_contain_text("Not queued", timeout=15_000)
     assert len(fake.submits()) == 2
