@@ -161,16 +161,22 @@ const bringIntoView = (selector) => {
     window.scrollTo({top: window.scrollY + element.getBoundingClientRect().top - 8 - toastsBottom()});
   }
 };
+// The first field the form's check marked, once the status says the form was refused (a mark
+// left from an earlier try does not move the page while a run goes).
+const firstMarked = (status) => (status.includes("check the form") && document.querySelector(".field-error")
+                                 ? ".field-error" : undefined);
 // An `answer` gives the place to bring into view, null for none, or undefined to wait for
 // the status line's next change (at most 5 s after the click).
 const EFFECTS = [
   // "⚙️ Sweep: 0 of 4 cells done, …" once the sweep started; otherwise the status says why not.
   {button: "#sweep-button", answer: (status) => (status.includes("Sweep:") ? "#sweep-results" : "#status")},
   // A run without a fal key, or with one fal refused (the box is then marked): the key box (a
-  // phone's Run shows the status; the box is at the top of the page, or below the form).
+  // phone's Run shows the status; the box is at the top of the page, or below the form). A run
+  // or a queued one refused for the form: its first marked field (on a phone, a screen above).
   {button: "#run-button",
    answer: (status) => (status.startsWith("🔑") || document.querySelector("#own-key.field-error") ? "#own-key"
-                        : undefined)},
+                        : firstMarked(status))},
+  {button: "#queue-button", answer: firstMarked},
   {button: "#history-restore, #sweep-restore, #recipe-apply, #job-open", answer: () => "#status"},
   {button: "#history-compare", place: "#compare-panel"},
   // An example fills the images above it: on a phone, out of view.

@@ -157,7 +157,7 @@ def _reference(index: int) -> Callable:
 
 def _prompt(setup: PageSetup) -> gr.Textbox:
     info = _info(EditRequest, "prompt")
-    return gr.Textbox(label=info.title, info=info.description, lines=3, placeholder="make this donut realistic",
+    return gr.Textbox(label=info.title, info=info.description, lines=3, placeholder="Type what to change here…",
                       elem_id="prompt")
 
 

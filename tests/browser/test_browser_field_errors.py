@@ -181,3 +181,25 @@ def key_box_below_the_toast(page) -> None:
         return toast && box && box.getBoundingClientRect().top >= toast.getBoundingClientRect().bottom
             && box.getBoundingClientRect().bottom <= innerHeight - 120;
     }""", timeout=5_000)
+
+
+def test_a_phone_run_or_queue_refused_for_the_form_brings_its_first_marked_field_into_view(browser, small_app, fake,
+                                                                                          screenshot):
+    """On a phone the form is a screen or more above the results, where Run takes the page: a
+    run (or a queued one) refused for the form brings the first field it marks back into view,
+    below the warning's toast, instead of leaving the person at an empty result."""
+    page = open_app(browser, small_app, width=390, height=844)
+    for button in ("#run-button", "#queue-button"):
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight / 2)")  # as after a look at the results
+        page.locator(button).click()
+        expect(page.locator(f"#reference-1{FIELD_ERROR}")).to_be_visible(timeout=30_000)
+        page.wait_for_function("""() => {
+            const toast = document.querySelector(".toast-body"), slot = document.querySelector("#reference-1");
+            const box = slot && slot.getBoundingClientRect();
+            return toast && box && box.top >= toast.getBoundingClientRect().bottom - 1 && box.top < innerHeight - 120;
+        }""", timeout=10_000)
+        screenshot(page, button.strip("#"), full_page=False)
+        page.locator(".toast-body .toast-close").first.click()
+        expect(page.locator(".toast-body")).to_have_count(0, timeout=10_000)
+    assert not fake.jobs
+    page.close()
