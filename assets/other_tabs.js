@@ -2,9 +2,9 @@
 // (ui/other_tabs.py merges it in on the server), so the last tab to write no longer wins.
 // A message is the whole value and everything any tab of this browser removed (by id for
 // History's runs, by name for presets), so a Clear in one tab is not undone by the other.
-// What was removed comes from the event that removed it (a Clear's change, `changed` below; a
-// preset button's record, ui/other_tabs.py `recorded`), not from comparing a tab's writes: a late
-// answer writes an old value, and what that lacks was never removed (the other tabs send it back).
+// What was removed comes from the event that removed it (a Clear's change, a preset deleted or
+// renamed: `changed` below), not from comparing a tab's writes: a late answer wrote an old value,
+// and what that lacked was never removed.
 //
 // A tab can miss messages: asleep, or its server call failed (a laptop's lid closed, the
 // Space restarted). What was removed is therefore kept in localStorage (REMOVED), not only sent
@@ -16,7 +16,7 @@ window.studioOtherTabs = (() => {
   const REMOVED = "flux2-studio-removed";  // localStorage: {history: [ids], presets: [names]}, oldest first
   const KEEP = {history: 1000, presets: 200};  // removals remembered (ui/other_tabs.py reads at most 2000)
   const last = {};  // key -> the ids this tab last wrote
-  const applied = {};  // key -> the record (of a Clear, an Undo, a preset deleted...) last taken in
+  const applied = {};  // key -> the change (a Clear, an Undo, a preset deleted...) last taken in
   let memory = null;  // what was removed, while localStorage cannot be written
   const lastValue = {};  // key -> the value this tab last wrote
   const pending = {};  // key -> the messages to merge, until the server takes them
@@ -43,7 +43,8 @@ window.studioOtherTabs = (() => {
       memory = all;  // storage full or off: removals then travel only in this tab's messages
     }
   };
-  // An event's record: {n, removed, back}. Taken in once (a later write sees the same record).
+  // A change's record: {n, removed, back}: what it removed, and brought back (an Undo, a preset
+  // saved again), remembered for the tabs that miss it. Taken in once.
   const takeRecord = (key, record) => {
     if (!record || typeof record !== "object" || !record.n || record.n === applied[key]) return;
     applied[key] = record.n;
@@ -57,7 +58,7 @@ window.studioOtherTabs = (() => {
     if (!button) return;
     // Messages that come while the server merges the last one are merged next, all of them, in
     // order (the click then waits: trigger_mode "always_last"): another tab's value, or a change
-    // this tab made to History (`changed`).
+    // this tab made (`changed`).
     (pending[key] = pending[key] || []).push({value, removed});
     button.click();
   };
@@ -75,8 +76,7 @@ window.studioOtherTabs = (() => {
     };
   }
   return {
-    wrote(key, value, record) {
-      takeRecord(key, record);
+    wrote(key, value) {
       const now = idsOf(key, value);
       const removed = removedOf(key);
       last[key] = now;
@@ -86,15 +86,17 @@ window.studioOtherTabs = (() => {
       const stale = now.filter((id) => removed.includes(id));
       if (stale.length) merge(key, null, stale);
     },
-    // A change this tab made (a run landed, a star, a Clear, an Undo: ui/history.py change) goes
-    // through the same merge as another tab's, one at a time: each event that wrote History itself
-    // wrote it as it was when that event started, over a run that landed meanwhile.
+    // A change this tab made (a run landed, a star, a Clear, an Undo: ui/history.py change; a
+    // preset saved, renamed, deleted: ui/other_tabs.py preset_change) goes through the same merge
+    // as another tab's, one at a time: each event that wrote the value itself wrote it as it was
+    // when that event started, over what landed meanwhile.
     changed(key, message) {
-      if (!message || typeof message !== "object") return;
-      const value = Array.isArray(message.value) ? message.value : [];
+      if (!message || typeof message !== "object" || !(key in KEEP)) return;
+      const value = message.value;
       const removed = Array.isArray(message.removed) ? message.removed : [];
-      takeRecord(key, {n: message.n, removed, back: idsOf(key, value)});  // for the tabs that miss it
-      if (value.length || removed.length) merge(key, value, removed);
+      const added = idsOf(key, value);
+      takeRecord(key, {n: message.n, removed, back: added});  // for the tabs that miss it
+      if (added.length || removed.length) merge(key, value, removed);
     },
     take(key) {
       const messages = pending[key] || null;

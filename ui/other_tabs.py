@@ -12,11 +12,12 @@ message lacks runs another has is sent that tab's value back. A merge that chang
 writes nothing, so the tabs settle.
 
 What was removed is said by the event that removed it (a Clear's change, ui/history.py change;
-a preset button's record, `recorded`), never guessed from two values a tab wrote one after the
-other: a tab's events read History when they start, so an answer that came back late (a slow
-star) wrote History as it was then, and taking what it lacked for a removal took another tab's
-new run from every tab. History's own changes (a run landed, a star, a Clear, an Undo) come to
-the same merge as the other tabs' messages, one at a time: it is History's one writer in a tab.
+a preset deleted or renamed, `preset_change`), never guessed from two values a tab wrote one
+after the other: a tab's events read History when they start, so an answer that came back late
+(a slow star) wrote History as it was then, and taking what it lacked for a removal took another
+tab's new run from every tab. A tab's own changes (a run landed, a star, a Clear, an Undo; a
+preset saved, renamed, deleted, imported) come to the same merge as the other tabs' messages, one
+at a time: it is the one writer of History, and of the presets, in a tab.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import gradio as gr
 
 from ui.history import MAX_SHOWN, capped, with_pick
+from ui.presets import preset_names
 
 # The keys a tab broadcasts under (assets/other_tabs.js), one per kept value.
 HISTORY, PRESETS = "history", "presets"
@@ -40,13 +42,13 @@ MAX_MESSAGES = 50  # merged at once (the messages that came while the last merge
 class OtherTabInputs:
     """Hidden parts of the page that assets/other_tabs.js works: a button per kept value, which
     it clicks when another tab wrote that value, and the messages it hands to the server; and per
-    kept value the record of what this tab's last removing event removed (`recorded`)."""
+    kept value this tab's changes to it, which the page hands to the same merge."""
 
     history: gr.Button
     presets: gr.Button
     message: gr.JSON
-    presets_record: gr.JSON
     changed: gr.JSON  # this tab's changes to History, merged as another tab's are (ui/history.py change)
+    presets_changed: gr.JSON  # this tab's changes to the presets (`preset_change`)
 
 
 def other_tab_inputs() -> OtherTabInputs:
@@ -55,8 +57,8 @@ def other_tab_inputs() -> OtherTabInputs:
         history=gr.Button("", visible="hidden", elem_id="other-tab-history"),
         presets=gr.Button("", visible="hidden", elem_id="other-tab-presets"),
         message=gr.JSON(None, visible="hidden", elem_id="other-tab-message"),
-        presets_record=gr.JSON(None, visible="hidden", elem_id="other-tab-presets-record"),
         changed=gr.JSON(None, visible="hidden", elem_id="history-changed"),
+        presets_changed=gr.JSON(None, visible="hidden", elem_id="presets-changed"),
     )
 
 
@@ -66,9 +68,8 @@ def take_js(key: str) -> str:
 
 
 def wrote_js(key: str) -> str:
-    """Tells the other tabs that this one wrote `key`'s value (on the BrowserState's change), with
-    the record of the last event that removed from it or brought back to it (`recorded`)."""
-    return f"(value, record) => {{ window.studioOtherTabs.wrote({key!r}, value, record); return []; }}"
+    """Tells the other tabs that this one wrote `key`'s value (on the BrowserState's change)."""
+    return f"(value) => {{ window.studioOtherTabs.wrote({key!r}, value); return []; }}"
 
 
 def changed_js(key: str) -> str:
@@ -76,29 +77,32 @@ def changed_js(key: str) -> str:
     return f"(message) => {{ window.studioOtherTabs.changed({key!r}, message); return []; }}"
 
 
-def recorded(handler: Callable[..., tuple]) -> Callable[..., tuple]:
-    """A preset button's `handler`, which writes the presets (its first output; its first input is
-    them as the event read them), with one output more: the record of what it removed and brought back."""
+def handed_over(handler: Callable[..., tuple]) -> Callable[..., tuple]:
+    """A preset button's `handler`, whose first output is the presets it wrote (its first input is
+    them as the event read them), with that output made a change for the page's merge instead
+    (`preset_change`): the presets' one writer in a tab. A handler's answer that came back late
+    (a slow connection) wrote the presets as they were when it was clicked, over a preset another
+    tab saved meanwhile; with that tab closed, nothing brought it back."""
     @functools.wraps(handler)  # Gradio reads the handler's parameters through __wrapped__
-    def with_record(*args: Any) -> tuple:
+    def with_change(*args: Any) -> tuple:
         outputs = handler(*args)
-        return (*outputs, change_record(args[0], outputs[0]))
-    return with_record
+        return (preset_change(args[0], outputs[0]), *outputs[1:])
+    return with_change
 
 
-def change_record(before: Any, after: Any) -> Any:
-    """{n, removed, back}: the presets (by name) in `before` and not in `after`, and those `after`
-    has new or changed (a preset saved again under its name); `n` tells one record from the next.
+def preset_change(before: Any, after: Any) -> Any:
+    """{n, value, removed}: the presets `after` has new or changed (a preset saved again under its
+    name), by name, and the names in `before` and not in `after`; `n` tells one change from the next.
     gr.skip() when the handler wrote nothing (gr.skip(), a warning) or changed nothing."""
     if not isinstance(after, dict) or "__type__" in after:
         return gr.skip()
     old = {str(name): values for name, values in (before if isinstance(before, dict) else {}).items()}
     new = {str(name): values for name, values in after.items()}
     removed = [name for name in old if name not in new]
-    back = [name for name, values in new.items() if old.get(name) != values]
-    if not removed and not back:
+    saved = {name: values for name, values in new.items() if old.get(name) != values}
+    if not removed and not saved:
         return gr.skip()
-    return {"n": secrets.token_hex(8), "removed": removed, "back": back}
+    return {"n": secrets.token_hex(8), "value": saved, "removed": removed}
 
 
 def _messages(messages: Any) -> list[tuple[Any, set[str]]] | None:
@@ -185,7 +189,8 @@ def history_from_other_tab(mine: list | None, message: Any, picked: str | None) 
 
 
 def presets_from_other_tab(mine: dict | None, message: Any, pick: str | None) -> tuple:
-    """Another tab wrote the presets: this tab's with theirs merged in. Outputs: presets, the pick list."""
+    """Other tabs wrote the presets, or this tab changed them (`preset_change`): this tab's with each
+    message merged in, in order; the presets' one writer in a tab. Outputs: presets, the pick list."""
     if (read := _messages(message)) is None:
         return gr.skip(), gr.skip()
     merged = mine if isinstance(mine, dict) else {}
@@ -193,4 +198,4 @@ def presets_from_other_tab(mine: dict | None, message: Any, pick: str | None) ->
         merged = merge_presets(merged, value, removed)
     if merged == (mine or {}):
         return gr.skip(), gr.skip()
-    return merged, gr.update(choices=list(merged), value=pick if pick in merged else None)
+    return merged, gr.update(choices=preset_names(merged), value=pick if pick in merged else None)

@@ -16,6 +16,12 @@ from ui.history import nothing
 MAX_PRESETS_BYTES = 1 << 20  # a presets file is a few KB
 
 
+def preset_names(presets: dict | None) -> list[str]:
+    """The pick list: the names in alphabetical order, the same in every tab (each tab's copy keeps
+    its presets in the order it came to know them) and wherever a rename puts one."""
+    return sorted(presets or {}, key=lambda name: (name.casefold(), name))
+
+
 def save_preset(presets: dict | None, name: str, values: dict[str, Any]) -> dict:
     name = (name or "").strip()
     if not name:
@@ -69,7 +75,7 @@ def save_preset_handler(all_presets: dict | None, name: str, *values: Any) -> tu
         all_presets = save_preset(all_presets, name, dict(zip(PRESET_FIELDS, values)))
     except ValueError as error:
         return nothing(str(error), 2)
-    return all_presets, gr.update(choices=list(all_presets), value=name.strip())
+    return all_presets, gr.update(choices=preset_names(all_presets), value=name.strip())
 
 
 def load_preset(all_presets: dict | None, name: str, version: float) -> tuple:
@@ -84,7 +90,7 @@ def import_presets_handler(all_presets: dict | None, data: bytes) -> tuple[dict,
         all_presets = import_presets(all_presets, data)
     except ValueError as error:
         return nothing(str(error), 2)
-    return all_presets, gr.update(choices=list(all_presets))
+    return all_presets, gr.update(choices=preset_names(all_presets))
 
 
 def rename_preset_handler(all_presets: dict | None, old: str, new: str) -> tuple:
@@ -92,7 +98,7 @@ def rename_preset_handler(all_presets: dict | None, old: str, new: str) -> tuple
         all_presets = rename_preset(all_presets, old, new)
     except ValueError as error:
         return nothing(str(error), 2)
-    return all_presets, gr.update(choices=list(all_presets), value=new.strip())
+    return all_presets, gr.update(choices=preset_names(all_presets), value=new.strip())
 
 
 def delete_preset_handler(all_presets: dict | None, name: str) -> tuple:
@@ -100,7 +106,7 @@ def delete_preset_handler(all_presets: dict | None, name: str) -> tuple:
         all_presets = delete_preset(all_presets, name)
     except ValueError as error:
         return nothing(str(error), 2)
-    return all_presets, gr.update(choices=list(all_presets), value=None)
+    return all_presets, gr.update(choices=preset_names(all_presets), value=None)
 
 
 def preset_buttons(name: str | None, pick: str | None) -> tuple:

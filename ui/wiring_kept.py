@@ -103,36 +103,30 @@ def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
         exported = presets_lib.export_presets(all_presets, results.fresh_folder(ctx.downloads)) if all_presets else None
         return gr.update(value=exported, interactive=exported is not None)
 
-    # Queued (PRIVATE), so that a handler's gr.Warning reaches the page; none of them raises. Each
-    # that writes the presets says what it removed and brought back (other_tabs.recorded).
-    record = page.other_tabs.presets_record
-    page.preset_save.click(other_tabs.recorded(presets_lib.save_preset_handler),
-                           [page.presets, page.preset_name, *preset_inputs], [page.presets, page.preset_pick, record],
-                           **PRIVATE,
-                           ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    page.preset_load.click(presets_lib.load_preset, [page.presets, page.preset_pick, page.lora_version],
+    # Queued (PRIVATE), so that a handler's gr.Warning reaches the page; none of them raises. The
+    # presets have one writer per tab, as History has, the merge of the other tabs' presets: a
+    # preset saved, imported, renamed or deleted is a change handed to it (other_tabs.handed_over).
+    changed, pick = page.other_tabs.presets_changed, page.preset_pick
+    page.preset_save.click(other_tabs.handed_over(presets_lib.save_preset_handler),
+                           [page.presets, page.preset_name, *preset_inputs], [changed, pick], **PRIVATE)
+    page.preset_load.click(presets_lib.load_preset, [page.presets, pick, page.lora_version],
                            [*preset_inputs, page.lora_version], **PRIVATE)
-    page.preset_import.upload(other_tabs.recorded(presets_lib.import_presets_handler),
-                              [page.presets, page.preset_import], [page.presets, page.preset_pick, record], **PRIVATE,
-                              ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    page.preset_rename.click(other_tabs.recorded(presets_lib.rename_preset_handler),
-                             [page.presets, page.preset_pick, page.preset_name],
-                             [page.presets, page.preset_pick, record], **PRIVATE,
-                             ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    page.preset_delete.click(other_tabs.recorded(presets_lib.delete_preset_handler), [page.presets, page.preset_pick],
-                             [page.presets, page.preset_pick, record], **PRIVATE,
-                             ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    for field in (page.preset_name, page.preset_pick):
-        field.change(presets_lib.preset_buttons, [page.preset_name, page.preset_pick],
+    page.preset_import.upload(other_tabs.handed_over(presets_lib.import_presets_handler),
+                              [page.presets, page.preset_import], [changed, pick], **PRIVATE)
+    page.preset_rename.click(other_tabs.handed_over(presets_lib.rename_preset_handler),
+                             [page.presets, pick, page.preset_name], [changed, pick], **PRIVATE)
+    page.preset_delete.click(other_tabs.handed_over(presets_lib.delete_preset_handler), [page.presets, pick],
+                             [changed, pick], **PRIVATE)
+    for field in (page.preset_name, pick):
+        field.change(presets_lib.preset_buttons, [page.preset_name, pick],
                      [page.preset_save, page.preset_load, page.preset_rename, page.preset_delete], **PRIVATE_FAST)
-    page.presets.change(None, [page.presets, record], None, js=other_tabs.wrote_js(other_tabs.PRESETS),
-                        **PRIVATE_FAST)
-    page.other_tabs.presets.click(other_tabs.presets_from_other_tab,
-                                  [page.presets, page.other_tabs.message, page.preset_pick],
-                                  [page.presets, page.preset_pick], js=other_tabs.take_js(other_tabs.PRESETS),
+    changed.change(None, changed, None, js=other_tabs.changed_js(other_tabs.PRESETS), **PRIVATE_FAST)
+    page.presets.change(None, page.presets, None, js=other_tabs.wrote_js(other_tabs.PRESETS), **PRIVATE_FAST)
+    page.other_tabs.presets.click(other_tabs.presets_from_other_tab, [page.presets, page.other_tabs.message, pick],
+                                  [page.presets, pick], js=other_tabs.take_js(other_tabs.PRESETS),
                                   trigger_mode="always_last", **PRIVATE_FAST,
                                   ).then(export_file, page.presets, page.preset_export, **PRIVATE_FAST)
-    demo.load(lambda p: (gr.update(choices=list(p or {})), export_file(p)), page.presets,
+    demo.load(lambda p: (gr.update(choices=presets_lib.preset_names(p)), export_file(p)), page.presets,
               [page.preset_pick, page.preset_export], **PRIVATE_FAST)
 
 

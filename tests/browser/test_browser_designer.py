@@ -157,6 +157,22 @@ def test_presets_save_load_and_export(browser, app, tmp_path, screenshot):
     exported = tmp_path / "presets.json"
     download.value.save_as(exported)
     assert json.loads(exported.read_text())["strong"]["guidance_scale"] == 7.5
+    # Deleted, then imported from that file: back in the list, loadable, exportable.
+    page.locator("#preset-delete").click()
+    expect(page.locator("#preset-export")).to_be_disabled(timeout=10_000)  # no preset left
+    with page.expect_file_chooser() as chooser:
+        page.locator("#preset-import").click()
+    chooser.value.set_files(str(exported))
+    expect(page.locator("#preset-export")).to_be_enabled(timeout=10_000)
+    page.locator("#preset-pick input").click()
+    page.get_by_role("option", name="strong").click()
+    page.get_by_label("number input for Guidance").fill("1")
+    page.keyboard.press("Tab")
+    page.locator("#preset-load").click()
+    expect(page.get_by_label("number input for Guidance")).to_have_value("7.5", timeout=10_000)
+    page.reload()  # the browser kept it
+    page.get_by_text("Presets", exact=True).click()
+    expect(page.locator("#preset-export")).to_be_enabled(timeout=30_000)
     screenshot(page)
     page.close()
 

@@ -239,6 +239,50 @@ def test_a_preset_renamed_or_deleted_in_one_tab_is_gone_from_the_other_for_good(
     tabs.close()
 
 
+def test_a_late_preset_save_keeps_the_preset_a_closed_tab_saved_meanwhile(browser, app, screenshot):
+    """Tab A saves a preset on a slow connection; before its answer comes, tab B saves another and
+    is closed (nobody is left to send it back). A's late answer does not write B's preset out of
+    A, nor out of the browser: both are there, and after a reload. A rename held back the same way
+    keeps B's next preset too, and leaves no trace of the old name."""
+    tabs, (tab_a, tab_b) = open_two_tabs(browser, app, init_script=SLOW_CALL)
+    for tab in (tab_a, tab_b):
+        open_panel(tab, "Presets")
+    save_preset(tab_b, "from B, before")
+    expect(tab_a.locator("#preset-export")).to_be_enabled(timeout=15_000)  # A has it
+    tab_a.evaluate("(fn) => { window.slowFn = fn; }", fn_index_of(tab_a, "preset-save", "click"))
+    save_preset(tab_a, "from A")
+    tab_a.wait_for_function("typeof window.release === 'function'")  # A's save is held back
+    save_preset(tab_b, "from B, meanwhile")
+    tab_a.wait_for_timeout(1_500)  # A has merged it in
+    tab_b.close()
+    tab_a.evaluate("window.slowFn = undefined; window.release()")
+    expect(tab_a.locator("#preset-pick input")).to_have_value("from A", timeout=15_000)
+    tab_a.wait_for_timeout(1_500)  # settled
+    assert preset_names(tab_a) == ["from A", "from B, before", "from B, meanwhile"]
+    tab_b = tabs.new_page()
+    tab_b.goto(app.url)
+    open_panel(tab_b, "Presets")
+    pick_preset(tab_a, "from A")
+    tab_a.evaluate("(fn) => { window.slowFn = fn; }", fn_index_of(tab_a, "preset-rename", "click"))
+    tab_a.locator("#preset-name textarea, #preset-name input").first.fill("a renamed")
+    tab_a.locator("#preset-rename").click()
+    tab_a.wait_for_function("typeof window.release === 'function'")  # A's rename is held back
+    save_preset(tab_b, "from B, third")
+    tab_a.wait_for_timeout(1_500)
+    tab_b.close()
+    tab_a.evaluate("window.slowFn = undefined; window.release()")
+    expect(tab_a.locator("#preset-pick input")).to_have_value("a renamed", timeout=15_000)
+    tab_a.wait_for_timeout(1_500)
+    every = ["a renamed", "from B, before", "from B, meanwhile", "from B, third"]
+    assert preset_names(tab_a) == every
+    tab_a.reload()
+    open_panel(tab_a, "Presets")
+    assert preset_names(tab_a) == every
+    screenshot(tab_a)
+    no_error_pill(tab_a)
+    tabs.close()
+
+
 def fn_index_named(page, api_name: str) -> int:
     """The fn_index of the page's event whose handler is `api_name` (private events keep their name)."""
     return page.evaluate("(name) => window.gradio_config.dependencies.find((d) => d.api_name === name).id", api_name)

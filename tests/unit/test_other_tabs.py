@@ -88,7 +88,7 @@ def test_presets_from_the_other_tab_are_added_renamed_and_deleted():
     theirs = {"soft": {"guidance_scale": 2.5}, "new name": {"guidance_scale": 3.0}, "strong": {"guidance_scale": 7.0}}
     presets, pick = other_tabs.presets_from_other_tab(mine, [{"value": theirs, "removed": ["old name"]}], "old name")
     assert presets == theirs
-    assert pick["choices"] == ["soft", "new name", "strong"] and pick["value"] is None
+    assert pick["choices"] == ["new name", "soft", "strong"] and pick["value"] is None  # A to Z, in every tab
 
 
 def test_a_queued_run_that_landed_in_both_tabs_is_one_card_in_both(new_run):
@@ -109,18 +109,25 @@ def test_of_a_run_both_tabs_have_the_one_starred_or_unstarred_last_is_kept(new_r
     assert not other_tabs.merge_history(starred, unstarred_later, set())[0]["starred"]
 
 
-def test_what_a_preset_button_removed_or_brought_back_is_read_from_its_own_input_and_output():
-    """The preset buttons say what they removed: what the presets they read had and the presets
-    they wrote have not (never what this tab wrote before: that may be older or newer)."""
+def test_a_preset_button_hands_its_change_to_the_merge_read_from_its_own_input_and_output():
+    """A preset button writes no presets itself: it hands the merge what it saved and removed, read
+    from the presets it read and the ones it would have written (never what this tab wrote before:
+    that may be older or newer), so a late answer leaves what the merge took in meanwhile."""
     presets = {"a": {"seed": 1}, "b": {"seed": 2}}
-    *_outputs, deleted = other_tabs.recorded(presets_lib.delete_preset_handler)(presets, "b")
-    assert deleted["removed"] == ["b"] and deleted["back"] == []
-    *_outputs, renamed = other_tabs.recorded(presets_lib.rename_preset_handler)(presets, "a", "c")
-    assert renamed["removed"] == ["a"] and renamed["back"] == ["c"] and renamed["n"] != deleted["n"]
-    saved = other_tabs.change_record(presets, {"a": {"seed": 3}, "b": {"seed": 2}})
-    assert saved["removed"] == [] and saved["back"] == ["a"]  # saved again: back if another tab deleted it
-    assert other_tabs.change_record(presets, dict(presets)) == gr.skip()
-    assert other_tabs.change_record(presets, gr.skip()) == gr.skip()  # a warning: nothing written
+    deleted, pick = other_tabs.handed_over(presets_lib.delete_preset_handler)(presets, "b")
+    assert deleted["removed"] == ["b"] and deleted["value"] == {} and pick["value"] is None
+    renamed, pick = other_tabs.handed_over(presets_lib.rename_preset_handler)(presets, "a", "c")
+    assert renamed["removed"] == ["a"] and renamed["value"] == {"c": {"seed": 1}} and renamed["n"] != deleted["n"]
+    assert pick["value"] == "c"
+    saved = other_tabs.preset_change(presets, {"a": {"seed": 3}, "b": {"seed": 2}})
+    assert saved["removed"] == [] and saved["value"] == {"a": {"seed": 3}}  # back if another tab deleted it
+    assert other_tabs.preset_change(presets, dict(presets)) == gr.skip()
+    assert other_tabs.preset_change(presets, gr.skip()) == gr.skip()  # a warning: nothing written
+    # The merge takes it into the presets as they are by then: a preset another tab saved meanwhile stays.
+    meanwhile = {**presets, "from another tab": {"seed": 9}}
+    merged, pick = other_tabs.presets_from_other_tab(meanwhile, [renamed], "c")
+    assert merged == {"b": {"seed": 2}, "from another tab": {"seed": 9}, "c": {"seed": 1}}
+    assert pick["choices"] == ["b", "c", "from another tab"] and pick["value"] == "c"
 
 
 def test_the_messages_that_came_during_the_last_merge_are_all_merged_in_their_order(new_run):
