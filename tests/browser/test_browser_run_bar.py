@@ -379,3 +379,29 @@ def test_on_the_narrowest_phone_the_run_bar_is_one_line_and_the_results_fit_thei
         image = phone.locator("#results img").first.bounding_box()
         assert frame["height"] <= image["height"] + 60, (width, frame, image)  # room for its label
         phone.close()
+
+
+# The visible elements that reach past the screen's right edge (a clipped overflow does not
+# widen the page: scrollWidth stays the screen's, and the end of a link is simply cut off).
+PAST_THE_EDGE = """() => [...document.querySelectorAll("body *")].filter((e) => {
+    const box = e.getBoundingClientRect(), style = getComputedStyle(e);
+    return box.width > 0 && box.height > 0 && style.visibility !== "hidden" && box.right > innerWidth + 1;
+}).map((e) => e.tagName + "#" + e.id + " " + (e.innerText || "").slice(0, 60))"""
+
+
+def test_on_a_phone_a_long_lora_link_and_instruction_are_shown_whole(browser, app, fake, images, screenshot):
+    """A LoRA link of a hundred characters and an instruction without a space: on a phone the
+    run's details break them onto more lines rather than cut them off at the screen's edge."""
+    link = "https://huggingface.co/some-designer/watercolor-style-flux2/resolve/main/watercolor_v3_rank32.safetensors"
+    phone = open_page(browser, app, width=390, height=844)
+    phone.locator("#add-lora").click()
+    phone.get_by_label("LoRA 1", exact=True).fill(link)
+    phone.keyboard.press("Tab")
+    fill_form(phone, images["red"], prompt="make_it_look_like_a_watercolor_painting_with_soft_edges_and_paper_texture")
+    phone.locator("#run-button").click()
+    expect(phone.locator("#status")).to_contain_text("Done", timeout=60_000)
+    expect(phone.locator("#details")).to_contain_text("watercolor_v3_rank32.safetensors")
+    phone.locator("#details").scroll_into_view_if_needed()
+    assert phone.evaluate(PAST_THE_EDGE) == []
+    screenshot(phone, "details", full_page=False)
+    phone.close()
