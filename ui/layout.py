@@ -214,8 +214,9 @@ def _inputs(page: Page, setup: PageSetup) -> None:
                                      interactive=False)
         # Adds the run to the Queue panel, which runs it in the background (ui/queue_view.py).
         page.queue_button = gr.Button("+ Queue", variant="secondary", elem_id="queue-button", scale=1)
-    gr.Markdown("Ctrl/Cmd+Enter runs, Escape stops; Queue (or Run while a run goes) adds a run to the queue.",
-                elem_classes=["hint"])
+    # The keys only where there is a keyboard (a phone's screen has room for the rest).
+    gr.Markdown('<span class="keys-hint">Ctrl/Cmd+Enter runs, Escape stops; </span>'
+                "Queue (or Run while a run goes) adds a run to the queue.", elem_classes=["hint"], elem_id="run-hint")
     # What Run will cost (fal only), filled when the page loads and as the inputs change (ui/spending_view.py).
     page.run_cost = gr.Markdown("", elem_classes=["hint"], elem_id="run-cost")
     page.examples = project_examples(page.form["prompt"], page.slots[:3])

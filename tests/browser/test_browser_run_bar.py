@@ -405,3 +405,18 @@ def test_on_a_phone_a_long_lora_link_and_instruction_are_shown_whole(browser, ap
     assert phone.evaluate(PAST_THE_EDGE) == []
     screenshot(phone, "details", full_page=False)
     phone.close()
+
+
+def test_the_keyboard_shortcuts_are_offered_only_where_there_is_a_keyboard(browser, app, screenshot):
+    """A desktop's hint names Ctrl/Cmd+Enter and Escape; a phone's (a touch screen) only what Queue does."""
+    desktop = open_page(browser, app)
+    expect(desktop.locator("#run-hint")).to_contain_text("Ctrl/Cmd+Enter runs, Escape stops", use_inner_text=True)
+    desktop.close()
+    phone_context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = phone_context.new_page()
+    phone.goto(app.url)
+    hint = phone.locator("#run-hint")
+    expect(hint).to_contain_text("Queue (or Run while a run goes) adds a run to the queue.", timeout=60_000)
+    expect(hint).not_to_contain_text("Ctrl", use_inner_text=True)  # on the page, not shown
+    screenshot(phone, full_page=False)
+    phone_context.close()
