@@ -336,9 +336,10 @@ def _results(page: Page) -> None:
 
 def _compare(page: Page) -> None:
     with gr.Accordion("Compare", open=True, elem_id="compare-panel"):
+        # Its label is not shown, but a screen reader reads it (without one it said "Radio").
         page.compare_mode = gr.Radio(
             [("Before / after (image 1 vs the selected result)", "before"), ("A / B", "ab")],
-            value="before", show_label=False, elem_id="compare-mode",
+            value="before", label="What to compare", show_label=False, elem_id="compare-mode",
         )
         with gr.Row(visible=False) as page.ab_row:
             page.pick_a = gr.Dropdown(label="A", choices=[], elem_id="compare-a")

@@ -62,6 +62,22 @@ def nameless_controls(page) -> list[str]:
         cdp.detach()
 
 
+# The label Gradio gives a component that was given none: a screen reader says "Radio".
+GRADIO_DEFAULT_LABELS = {"Radio", "Textbox", "Dropdown", "Checkbox", "Checkboxgroup", "Slider", "Number", "Image",
+                         "Gallery", "File", "Json", "JSON", "Imageslider", "Imageeditor", "Uploadbutton", "Button"}
+
+
+def generic_names(page) -> list[str]:
+    """What the page's accessibility tree names only by a component's type (hidden parts aside)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    return [f"{(node.get('role') or {}).get('value')} {(node.get('name') or {}).get('value')!r}" for node in nodes
+            if not node.get("ignored") and (node.get("name") or {}).get("value") in GRADIO_DEFAULT_LABELS]
+
+
 def open_studio(browser, app):
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     intercept_file_choosers(page)
@@ -106,6 +122,7 @@ def test_every_control_has_a_name_with_advanced_loras_and_results_open(browser, 
     offenders = nameless_controls(page)
     screenshot(page)
     assert not offenders, "controls without a name:\n" + "\n".join(offenders)
+    assert generic_names(page) == []  # e.g. Compare's choice was read out as "Radio"
     # The LoRA rows' "✕" buttons are named for the row they remove.
     page.locator("#lora-remove-1").click()
     expect(page.get_by_label("LoRA 2", exact=True)).to_be_hidden(timeout=30_000)
