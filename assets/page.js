@@ -112,9 +112,12 @@ const sayQueued = (bar) => {
 };
 // A new try answers for itself: the warnings of the last refused or failed one are closed first
 // (Gradio stacks a second warning under the first, "Warning (2)": on a phone a stack covers the
-// top of the page, where the fields it names are).
+// top of the page, where the fields it names are). An example fills the whole form: a warning
+// about the form as it was ("add at least one image") would then say what is no longer so.
 document.addEventListener("click", (event) => {
-  if (!event.target.closest || !event.target.closest("#run-button, #queue-button, #sweep-button")) return;
+  if (!event.target.closest || !event.target.closest("#run-button, #queue-button, #sweep-button, #examples button")) {
+    return;
+  }
   for (const close of document.querySelectorAll(".toast-body.warning .toast-close, .toast-body.error .toast-close")) {
     close.click();
   }
@@ -168,8 +171,10 @@ const firstMarked = (status) => (status.includes("check the form") && document.q
 // An `answer` gives the place to bring into view, null for none, or undefined to wait for
 // the status line's next change (at most 5 s after the click).
 const EFFECTS = [
-  // "⚙️ Sweep: 0 of 4 cells done, …" once the sweep started; otherwise the status says why not.
-  {button: "#sweep-button", answer: (status) => (status.includes("Sweep:") ? "#sweep-results" : "#status")},
+  // "⚙️ Sweep: 0 of 4 cells done, …" once the sweep started; otherwise the status says why not,
+  // and the first field it marks is where to act (image 1, at the top of the page on a phone).
+  {button: "#sweep-button",
+   answer: (status) => (status.includes("Sweep:") ? "#sweep-results" : firstMarked(status) || "#status")},
   // A run without a fal key, or with one fal refused (the box is then marked): the key box (a
   // phone's Run shows the status; the box is at the top of the page, or below the form). A run
   // or a queued one refused for the form: its first marked field (on a phone, a screen above).
@@ -196,7 +201,8 @@ document.addEventListener("click", (event) => {
     if ((now === before || place === undefined) && Date.now() - clickedAt < 5000) return setTimeout(answered, 100);
     if (!place) return;
     bringIntoView(place);
-    setTimeout(() => bringIntoView(place), 500);  // again once a toast that came with the answer is there
+    // Again once a toast that came with the answer is there (and a mark that came after it).
+    setTimeout(() => bringIntoView(effect.answer(status.innerText.trim()) || place), 500);
   };
   setTimeout(answered, 100);
 }, true);

@@ -181,9 +181,12 @@ def test_an_example_fills_the_form_and_runs_only_on_run(browser, app, fake, scre
     # Issue 12: an example no longer runs on click (it spent the operator's money on a keyed
     # Space and skipped History, compare and downloads): it fills the form; Run runs it.
     page = open_page(browser, app)
+    page.locator("#run-button").click()  # a newcomer's first try: nothing in the form
+    expect(page.locator(".toast-body.warning")).to_contain_text("add at least one image", timeout=30_000)
     page.get_by_label("number input for Guidance").fill("7")
     page.keyboard.press("Tab")
     page.get_by_text("Pattern on a mug").click()
+    expect(page.locator(".toast-body")).to_have_count(0, timeout=5_000)  # its warning no longer holds
     expect(page.locator("#prompt textarea")).to_have_value(re.compile("^put the lemon pattern from image 2"),
                                                            timeout=10_000)
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=10_000)

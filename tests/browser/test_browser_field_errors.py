@@ -10,7 +10,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.helpers.app import VISITOR_KEY, launch_app, stop_app
-from tests.helpers.browser import no_error_pill, open_app, run_once, start_run
+from tests.helpers.browser import no_error_pill, open_app, open_panel, run_once, start_run
 
 FIELD_ERROR = ".field-error"
 
@@ -183,13 +183,15 @@ def key_box_below_the_toast(page) -> None:
     }""", timeout=5_000)
 
 
-def test_a_phone_run_or_queue_refused_for_the_form_brings_its_first_marked_field_into_view(browser, small_app, fake,
-                                                                                          screenshot):
-    """On a phone the form is a screen or more above the results, where Run takes the page: a
-    run (or a queued one) refused for the form brings the first field it marks back into view,
-    below the warning's toast, instead of leaving the person at an empty result."""
+def test_a_phone_run_queue_or_sweep_refused_for_the_form_brings_its_first_marked_field_into_view(
+        browser, small_app, fake, screenshot):
+    """On a phone the form is a screen or more above the results, where Run takes the page, and
+    Run sweep is at its foot: a run, a queued one or a sweep refused for the form brings the first
+    field it marks back into view, below the warning's toast, instead of leaving the person at an
+    empty result."""
     page = open_app(browser, small_app, width=390, height=844)
-    for button in ("#run-button", "#queue-button"):
+    open_panel(page, "Sweep")
+    for button in ("#run-button", "#queue-button", "#sweep-button"):
         page.evaluate("window.scrollTo(0, document.body.scrollHeight / 2)")  # as after a look at the results
         page.locator(button).click()
         expect(page.locator(f"#reference-1{FIELD_ERROR}")).to_be_visible(timeout=30_000)
