@@ -10,7 +10,11 @@
 let regionInEditor = false;
 let regionPainted = false;  // painted since the last copy
 let regionCopying = 0;  // when the copy under way began (0: none)
-const REGION_WAIT_MS = 5000;  // a run waits at most this long (a copy that failed never says so)
+// A run waits at most this long (a copy that failed never says so). Not less: the copy uploads the
+// editor's picture twice, a few MB on a phone's or a hotel's uplink, and a run that went before it
+// was refused as "nothing is painted" though the person had painted.
+const REGION_WAIT_MS = 60000;
+const REGION_NOTE_AFTER_MS = 700;  // a copy that takes longer says so in the run bar
 
 function regionCopy() {
   const take = document.getElementById("region-take");
@@ -57,13 +61,30 @@ document.addEventListener("click", (event) => {
   event.stopImmediatePropagation();
   event.preventDefault();
   const again = () => {
-    if (regionCopyUnderWay()) return setTimeout(again, 50);
+    if (regionCopyUnderWay()) {
+      if (Date.now() - regionCopying > REGION_NOTE_AFTER_MS) regionNote(true);
+      return setTimeout(again, 50);
+    }
     regionCopying = 0;
+    regionNote(false);
     const now = document.getElementById(button.id);  // the page may have replaced the button
     if (now) now.click();
   };
   setTimeout(again, 50);
 }, true);
+// While a run waits for the painted area to reach the server: a line under the run bar.
+const REGION_NOTE = "Sending the painted area to the server: the run starts as soon as it is there.";
+function regionNote(shown) {
+  let note = document.getElementById("region-note");
+  if (!shown) return note && note.remove();
+  const bar = document.getElementById("run-bar");
+  if (note || !bar) return;
+  note = document.createElement("div");
+  note.id = "region-note";
+  note.setAttribute("role", "status");
+  note.textContent = REGION_NOTE;
+  bar.appendChild(note);
+}
 
 // The picture the editor shows: image 1, or a restored mask tinted on it, at most 1536 pixels a
 // side. The editor uploads its picture twice (background and composite) each time its strokes
