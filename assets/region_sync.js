@@ -21,9 +21,29 @@ function regionCopy() {
   if (!take) return false;
   regionPainted = false;
   regionCopying = Date.now();
+  regionFailed = null;
   take.click();
   return true;
 }
+// A copy whose upload the server refused (past the visitor's upload share, no room on its disk)
+// or that never reached it says nothing to the page: the page's uploads are watched here while a
+// copy is under way, so that the run waits no longer and the person is told why.
+let regionFailed = null;  // why the copy under way failed
+const pageFetch = window.fetch;
+window.fetch = async (input, init) => {
+  const upload = regionCopying && String((input && input.url) || input).includes("/gradio_api/upload");
+  try {
+    const response = await pageFetch(input, init);
+    if (upload && !response.ok) {
+      const text = (await response.clone().text().catch(() => "")).slice(0, 300);
+      regionFailed = `HTTP ${response.status}${text ? ": " + text : ""}`;
+    }
+    return response;
+  } catch (error) {
+    if (upload) regionFailed = "the connection to the server failed";
+    throw error;
+  }
+};
 const regionCopyUnderWay = () => regionCopying && Date.now() - regionCopying <= REGION_WAIT_MS;
 
 // Called when a copy is done (ui/region_editor.py STROKES_TAKEN_JS).
@@ -54,6 +74,7 @@ document.addEventListener("keyup", (event) => {  // the editor's own keys (undo,
 
 document.addEventListener("click", (event) => {
   const button = event.target.closest && event.target.closest("#run-button, #queue-button, #sweep-button");
+  if (button) regionNote(false);  // the last try's note: this one answers for itself
   if (!button || !((regionPainted && regionWanted()) || regionCopyUnderWay())) return;
   if (!regionCopyUnderWay() && !regionCopy()) return;  // no editor on the page: nothing to copy
   // Before any other handler (this script is loaded first): the click comes again once the
@@ -61,6 +82,11 @@ document.addEventListener("click", (event) => {
   event.stopImmediatePropagation();
   event.preventDefault();
   const again = () => {
+    if (regionCopying && regionFailed) {  // no run: it would be refused as "nothing is painted"
+      regionCopying = 0;
+      regionPainted = true;  // the next Run tries again
+      return regionNote(true, `The painted area could not be sent (${regionFailed}). Nothing was run; try Run again.`);
+    }
     if (regionCopyUnderWay()) {
       if (Date.now() - regionCopying > REGION_NOTE_AFTER_MS) regionNote(true);
       return setTimeout(again, 50);
@@ -72,18 +98,21 @@ document.addEventListener("click", (event) => {
   };
   setTimeout(again, 50);
 }, true);
-// While a run waits for the painted area to reach the server: a line under the run bar.
+// While a run waits for the painted area to reach the server, or why it could not: a line under
+// the run bar (until the next Run).
 const REGION_NOTE = "Sending the painted area to the server: the run starts as soon as it is there.";
-function regionNote(shown) {
+function regionNote(shown, text = REGION_NOTE) {
   let note = document.getElementById("region-note");
   if (!shown) return note && note.remove();
   const bar = document.getElementById("run-bar");
-  if (note || !bar) return;
-  note = document.createElement("div");
-  note.id = "region-note";
-  note.setAttribute("role", "status");
-  note.textContent = REGION_NOTE;
-  bar.appendChild(note);
+  if (!bar) return;
+  if (!note) {
+    note = document.createElement("div");
+    note.id = "region-note";
+    bar.appendChild(note);
+  }
+  note.setAttribute("role", text === REGION_NOTE ? "status" : "alert");
+  note.textContent = text;
 }
 
 // The picture the editor shows: image 1, or a restored mask tinted on it, at most 1536 pixels a

@@ -226,3 +226,49 @@ def test_a_painted_area_that_takes_long_to_send_still_makes_the_run(browser, app
     [job] = fake.jobs.values()
     assert (job.input["image_size"]["width"], job.input["image_size"]["height"]) != (640, 480)  # the crop
     page.close()
+
+
+def test_a_painted_area_the_server_refuses_to_take_says_why_and_runs_nothing(browser, app, fake, tmp_path,
+                                                                            screenshot):
+    """The server refuses the painted area's upload (past the visitor's upload share): Run says so
+    under the run bar at once (it waited, silent, then ran and was refused as "nothing is painted"),
+    runs nothing, and the next Run sends the strokes again and runs."""
+    image_1 = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(6).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(image_1)
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name=re.compile("^Edit only a region")).click()
+    page.locator("#reference-1 input[type=file]").set_input_files(str(image_1))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    canvas = page.locator("#region-editor canvas").first
+    wait_for_the_picture(canvas)
+    page.locator("#region-editor").get_by_role("button", name=re.compile("^Brush")).first.click()
+    before = canvas_gray(canvas)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up()
+    page.wait_for_timeout(1000)
+    assert stroke_shows(canvas, before), "the editor never showed the stroke"
+    page.get_by_label("Edit only the painted area").check()
+    page.locator("#prompt textarea").fill("make it blue")
+    refusal = "This upload would take you past what one visitor may upload"
+    page.route("**/gradio_api/upload*", lambda route: route.fulfill(status=429, content_type="text/plain",
+                                                                   body=refusal))
+    page.locator("#run-button").click()
+    note = page.locator("#region-note")
+    expect(note).to_contain_text(f"could not be sent (HTTP 429: {refusal})", timeout=10_000)
+    expect(note).to_have_attribute("role", "alert")
+    page.wait_for_timeout(1_000)
+    assert not fake.jobs
+    expect(page.locator("#status")).not_to_contain_text("nothing is painted")
+    screenshot(page, "refused", full_page=False)
+    page.unroute("**/gradio_api/upload*")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    expect(note).to_have_count(0)
+    [job] = fake.jobs.values()
+    assert (job.input["image_size"]["width"], job.input["image_size"]["height"]) != (640, 480)  # the crop
+    page.close()
