@@ -47,7 +47,7 @@ class OtherTabInputs:
     history: gr.Button
     presets: gr.Button
     message: gr.JSON
-    changed: gr.JSON  # this tab's changes to History, merged as another tab's are (ui/history.py change)
+    history_changed: gr.JSON  # this tab's changes to History, merged as another tab's are (ui/history.py change)
     presets_changed: gr.JSON  # this tab's changes to the presets (`preset_change`)
 
 
@@ -57,7 +57,7 @@ def other_tab_inputs() -> OtherTabInputs:
         history=gr.Button("", visible="hidden", elem_id="other-tab-history"),
         presets=gr.Button("", visible="hidden", elem_id="other-tab-presets"),
         message=gr.JSON(None, visible="hidden", elem_id="other-tab-message"),
-        changed=gr.JSON(None, visible="hidden", elem_id="history-changed"),
+        history_changed=gr.JSON(None, visible="hidden", elem_id="history-changed"),
         presets_changed=gr.JSON(None, visible="hidden", elem_id="presets-changed"),
     )
 

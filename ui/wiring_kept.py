@@ -28,7 +28,7 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
     # History has one writer per tab, the merge of the other tabs' runs: a finished run (and a
     # sweep's, a queued run's), a star, a Clear and its Undo are changes handed to it (`changed`).
-    changed = page.other_tabs.changed
+    changed = page.other_tabs.history_changed
     run_event.then(history_lib.remember, [page.last_run, page.history], changed, **PRIVATE)
     changed.change(None, changed, None, js=other_tabs.changed_js(other_tabs.HISTORY), **PRIVATE_FAST)
     demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST)

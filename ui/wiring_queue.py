@@ -39,7 +39,7 @@ def wire_queue(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
     )
     # The panel is redrawn while a queued run is unfinished; finished runs go into History.
     buttons = [panel.open, panel.cancel]
-    polled = [*shown, panel.detail, *buttons, page.other_tabs.changed, panel.seen, panel.timer]
+    polled = [*shown, panel.detail, *buttons, page.other_tabs.history_changed, panel.seen, panel.timer]
     for trigger in (demo.load, panel.timer.tick):
         trigger(partial(view.poll, board), [panel.token, page.history, panel.seen, panel.picked], polled,
                 **PRIVATE_FAST)

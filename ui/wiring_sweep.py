@@ -80,7 +80,7 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
     page.sweep_button.click(mark_running, page.run_button, bar, **PRIVATE_FAST)
     event.then(lambda: run_bar(False), None, bar, **PRIVATE_FAST)
     event.failure(lambda: run_bar(False), None, bar, **PRIVATE_FAST)
-    event.then(sweep_cells.remember_sweep, [page.sweep_state, page.history], page.other_tabs.changed, **PRIVATE)
+    event.then(sweep_cells.remember_sweep, [page.sweep_state, page.history], page.other_tabs.history_changed, **PRIVATE)
     # The X axis follows the LoRA list (seed, or LoRA 1 scale) until the visitor picks it.
     for field in (page.sweep_x, page.sweep_x_values):
         field.input(lambda: True, None, page.sweep_edited, **PRIVATE_FAST)

@@ -41,6 +41,41 @@ def stroke_shows(canvas, before: np.ndarray) -> bool:
     return float(now[middle].std()) < float(before[middle].std()) / 3
 
 
+def paint_across(page, canvas) -> None:
+    """A brush stroke across the middle of the picture, painted again until it shows (as a person
+    does: a busy machine can miss one)."""
+    page.locator("#region-editor").get_by_role("button", name=re.compile("^Brush")).first.click()
+    before, box = canvas_gray(canvas), canvas.bounding_box()
+    for _try in range(3):
+        page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2, steps=10)
+        page.mouse.up()
+        page.wait_for_timeout(1000)
+        if stroke_shows(canvas, before):
+            return
+    raise AssertionError("the editor never showed the stroke")
+
+
+def painted_run_ready(browser, app, tmp_path, seed: int):
+    """A page with a noise picture as image 1, a stroke painted across it, "Edit only the painted
+    area" ticked and an instruction: one click on Run from a region edit."""
+    image_1 = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(image_1)
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name=re.compile("^Edit only a region")).click()
+    page.locator("#reference-1 input[type=file]").set_input_files(str(image_1))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    canvas = page.locator("#region-editor canvas").first
+    wait_for_the_picture(canvas)
+    paint_across(page, canvas)
+    page.get_by_label("Edit only the painted area").check()
+    page.locator("#prompt textarea").fill("make it blue")
+    return page
+
+
 def test_a_painted_region_is_the_only_part_of_image_1_that_changes(browser, app, fake, tmp_path, screenshot):
     image_1 = tmp_path / "noise.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(image_1)
@@ -156,18 +191,8 @@ def test_strokes_painted_before_the_servers_copy_of_image_1_comes_back_are_kept(
     canvas = page.locator("#region-editor canvas").first
     expect(canvas).to_be_visible(timeout=30_000)
     wait_for_the_picture(canvas)
-    page.locator("#region-editor").get_by_role("button", name=re.compile("^Brush")).first.click()
     before = canvas_gray(canvas)
-    box = canvas.bounding_box()
-    for _try in range(3):  # as a person does: paint until the stroke shows (a busy machine can miss one)
-        page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
-        page.mouse.down()
-        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2, steps=10)
-        page.mouse.up()
-        page.wait_for_timeout(1000)
-        if stroke_shows(canvas, before):
-            break
-    assert stroke_shows(canvas, before), "the editor never showed the stroke"
+    paint_across(page, canvas)
     assert held  # the upload's check among them
     holding[0] = False
     for route in held:
@@ -188,27 +213,7 @@ def test_a_painted_area_that_takes_long_to_send_still_makes_the_run(browser, app
     """On a slow uplink the painted area (the editor's picture, sent when Run is clicked) takes
     longer than a few seconds to reach the server: the run waits for it, says so under the run
     bar, and then edits that area (it went without it after 5 s, refused as "nothing is painted")."""
-    image_1 = tmp_path / "noise.png"
-    Image.fromarray(np.random.default_rng(5).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(image_1)
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    page.goto(app.url)
-    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
-    page.get_by_role("button", name=re.compile("^Edit only a region")).click()
-    page.locator("#reference-1 input[type=file]").set_input_files(str(image_1))
-    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
-    canvas = page.locator("#region-editor canvas").first
-    wait_for_the_picture(canvas)
-    page.locator("#region-editor").get_by_role("button", name=re.compile("^Brush")).first.click()
-    before = canvas_gray(canvas)
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2, steps=10)
-    page.mouse.up()
-    page.wait_for_timeout(1000)
-    assert stroke_shows(canvas, before), "the editor never showed the stroke"
-    page.get_by_label("Edit only the painted area").check()
-    page.locator("#prompt textarea").fill("make it blue")
+    page = painted_run_ready(browser, app, tmp_path, seed=5)
     held: list = []  # the editor's uploads, held back: a slow uplink
     holding = [True]
     page.route("**/gradio_api/upload*", lambda route: held.append(route) if holding[0] else route.continue_())
@@ -233,27 +238,7 @@ def test_a_painted_area_the_server_refuses_to_take_says_why_and_runs_nothing(bro
     """The server refuses the painted area's upload (past the visitor's upload share): Run says so
     under the run bar at once (it waited, silent, then ran and was refused as "nothing is painted"),
     runs nothing, and the next Run sends the strokes again and runs."""
-    image_1 = tmp_path / "noise.png"
-    Image.fromarray(np.random.default_rng(6).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(image_1)
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    page.goto(app.url)
-    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
-    page.get_by_role("button", name=re.compile("^Edit only a region")).click()
-    page.locator("#reference-1 input[type=file]").set_input_files(str(image_1))
-    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
-    canvas = page.locator("#region-editor canvas").first
-    wait_for_the_picture(canvas)
-    page.locator("#region-editor").get_by_role("button", name=re.compile("^Brush")).first.click()
-    before = canvas_gray(canvas)
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2, steps=10)
-    page.mouse.up()
-    page.wait_for_timeout(1000)
-    assert stroke_shows(canvas, before), "the editor never showed the stroke"
-    page.get_by_label("Edit only the painted area").check()
-    page.locator("#prompt textarea").fill("make it blue")
+    page = painted_run_ready(browser, app, tmp_path, seed=6)
     refusal = "This upload would take you past what one visitor may upload"
     page.route("**/gradio_api/upload*", lambda route: route.fulfill(status=429, content_type="text/plain",
                                                                    body=refusal))
