@@ -224,9 +224,11 @@ def clear_tick(armed: int | None, cleared: dict | None) -> tuple:
     then stop. Outputs: armed, cleared, the Clear button, the Undo button, the timer."""
     ticks = None if armed is None or armed + 1 > CONFIRM_TICKS else armed + 1
     offered = bool(cleared) and time.monotonic() - float(cleared.get("at", 0)) <= UNDO_SECONDS  # type: ignore[union-attr]
-    return (ticks, cleared if offered else None,
-            gr.skip() if ticks is not None else gr.update(value=CLEAR_LABEL), gr.update(visible=offered),
-            gr.Timer(active=ticks is not None or offered))
+    # While Undo is offered a tick leaves it as Clear set it: a tick that read `cleared` before an
+    # Undo answered after it, and brought the used Undo (and what it had undone) back.
+    return (ticks, gr.skip() if offered else None,
+            gr.skip() if ticks is not None else gr.update(value=CLEAR_LABEL),
+            gr.skip() if offered else gr.update(visible=False), gr.Timer(active=ticks is not None or offered))
 
 
 def restore_run(past: list[dict] | None, picked: str | None, version: float, setup: PageSetup,
