@@ -280,7 +280,10 @@ def _presets(page: Page) -> None:
             page.preset_save = gr.Button("Save", size="sm", elem_id="preset-save", interactive=False)
         # Each button is enabled once it can act (ui/presets.py preset_buttons).
         with gr.Row():
-            page.preset_pick = gr.Dropdown(label="Preset", choices=[], elem_id="preset-pick")
+            # Custom values allowed: the presets' merge reads the pick, and a pick set by a save
+            # before the merge had the new name among the choices was refused ("not in the list of
+            # choices"), so the merge never ran. A name that is no preset is refused by Load itself.
+            page.preset_pick = gr.Dropdown(label="Preset", choices=[], allow_custom_value=True, elem_id="preset-pick")
             page.preset_load = gr.Button("Load", size="sm", elem_id="preset-load", interactive=False)
         with gr.Row():
             page.preset_rename = gr.Button("Rename to Name", size="sm", elem_id="preset-rename", interactive=False)
