@@ -168,8 +168,11 @@ def _size(setup: PageSetup) -> gr.Dropdown:
 
 def _seed(setup: PageSetup) -> gr.Number:
     info = _info(EditRequest, "seed")
+    # Not the schema's "None = random": on the page, Random seed says that (ui/wiring.py unticks it
+    # when a seed is typed).
     return components.Number(label=info.title, value=0, precision=0, minimum=0,
-                             maximum=field_limits("seed")["maximum"], info=info.description, elem_id="seed")
+                             maximum=field_limits("seed")["maximum"], elem_id="seed",
+                             info="The same seed and inputs give the same image; typing one unticks Random seed.")
 
 
 def _backend(setup: PageSetup) -> gr.Radio:

@@ -312,7 +312,7 @@ def _sweep(page: Page) -> None:
 def _results(page: Page) -> None:
     page.status = gr.Markdown("Ready.", elem_id="status")
     page.gallery = gr.Gallery(label="Results", columns=2, height=560, format="webp", elem_id="results",
-                              buttons=["download", "fullscreen"], interactive=False)
+                              buttons=["download", "fullscreen"], interactive=False, object_fit="contain")
     with gr.Row():
         # Enabled once a run has a finished result (ui/wiring.py wire_results).
         page.use_input = gr.Button("Use as input", size="sm", elem_id="use-as-input", interactive=False)

@@ -25,7 +25,13 @@ HEAD = "".join(f"<script>\n{(ASSETS / name).read_text()}</script>\n"
                for name in ("region_sync.js", "early_stop.js", "page.js", "other_tabs.js"))
 # Gradio's default theme, with every text at WCAG AA contrast (4.5:1) in light and dark mode:
 # its help texts (#bbbbc2 on white, 1.9:1) and white on its orange Run button (2.8:1) are not.
-THEME = gr.themes.Default().set(
+# Its fonts are declared at weights 400 and 700: Gradio's own 600 files (SemiBold) hold only a
+# handful of glyphs (' ', 'A', 'B'), so every bold label, button and heading was drawn in the
+# fallback font with those few letters from another ("LoRA" with a small A).
+THEME = gr.themes.Default(
+    font=[gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"],
+    font_mono=[gr.themes.LocalFont("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "Consolas", "monospace"],
+).set(
     body_text_color_subdued="*neutral_600", body_text_color_subdued_dark="*neutral_400",
     input_placeholder_color="*neutral_500", input_placeholder_color_dark="*neutral_400",
     button_primary_background_fill="*primary_700", button_primary_background_fill_dark="*primary_700",

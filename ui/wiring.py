@@ -110,6 +110,8 @@ def wire_form(page: Page, ctx: Context) -> None:
                           page.seed_used, [page.form["seed"], page.form["randomize_seed"]], **PRIVATE_FAST)
     page.seed_used.change(lambda s: gr.update(interactive=str(s or "").isdigit()), page.seed_used, page.reuse_seed,
                           **PRIVATE_FAST)  # enabled while there is a seed to reuse
+    # A seed typed in is the one used: typing it unticks Random seed (which would ignore it).
+    page.form["seed"].input(None, None, page.form["randomize_seed"], js="() => false", **PRIVATE_FAST)
 
 
 def switch_backend(name: str, ctx: Context, local_only: int) -> tuple:

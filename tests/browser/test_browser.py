@@ -12,7 +12,7 @@ import io
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.helpers.browser import loaded_width
+from tests.helpers.browser import loaded_width, run_once
 
 
 def test_upload_run_and_see_the_result(browser, app, fake, images, screenshot):
@@ -137,4 +137,43 @@ def test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only
     expect(speed.get_by_label("fast", exact=True)).to_be_disabled()
     expect(speed.get_by_label("fastest", exact=True)).to_be_disabled()
     screenshot(page)
+    page.close()
+
+
+# Each element with text of its own (printable ASCII only: every font the page names has those
+# letters), tagged for the DevTools protocol to name the fonts its text is drawn in.
+TAG_TEXTS = """() => { let count = 0;
+  for (const el of document.querySelectorAll('body *')) {
+    const own = [...el.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent).join('').trim();
+    if (own && /^[\\x20-\\x7e]+$/.test(own) && el.getClientRects().length) el.dataset.fontProbe = count++;
+  }
+  return count; }"""
+
+
+def test_every_text_is_drawn_in_the_pages_own_fonts(browser, app, fake, images, screenshot):
+    """Gradio's bundled semi-bold file holds three letters (' ', 'A', 'B'): every bold label,
+    button and heading was drawn in the system's fallback font with those letters from the page's
+    own ("LoRA" with a small A in the title). Bold text now comes from a complete file."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app.url)
+    run_once(page, images["red"])  # the run's details: bold names before their values
+    page.locator("#add-lora").click()
+    expect(page.get_by_label("LoRA 1", exact=True)).to_be_visible(timeout=30_000)
+    page.get_by_text("Advanced", exact=True).click()
+    page.wait_for_timeout(1000)
+    devtools = page.context.new_cdp_session(page)
+    devtools.send("DOM.enable")
+    devtools.send("CSS.enable")
+    root = devtools.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    count = page.evaluate(TAG_TEXTS)
+    drawn_elsewhere = []
+    for index in range(count):
+        node = devtools.send("DOM.querySelector", {"nodeId": root, "selector": f'[data-font-probe="{index}"]'})
+        fonts = devtools.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})["fonts"]
+        system = [font["postScriptName"] for font in fonts if not font["isCustomFont"]]
+        if system:
+            text = page.locator(f'[data-font-probe="{index}"]').evaluate("e => e.textContent.trim().slice(0, 40)")
+            drawn_elsewhere.append((text, system))
+    assert count > 50 and not drawn_elsewhere, drawn_elsewhere
+    screenshot(page, full_page=False)
     page.close()

@@ -172,3 +172,24 @@ def test_compare_the_selected_result_with_any_past_run(browser, app, fake, image
     no_error_pill(page)
     screenshot(page)
     page.close()
+
+
+def test_a_typed_seed_is_the_seed_the_run_uses(browser, app, fake, images, screenshot):
+    """Random seed is ticked on a first visit: a seed typed into the box was silently ignored,
+    and a designer who typed 42 to pin a look got a new random one each run."""
+    page = open_app(browser, app)
+    random_seed = page.get_by_label("Random seed")
+    expect(random_seed).to_be_checked()
+    page.locator("#seed input").fill("42")
+    expect(random_seed).not_to_be_checked(timeout=5_000)
+    run_once(page, images["red"])
+    [job] = fake.jobs.values()
+    assert job.input["seed"] == 42
+    expect(page.locator("#seed-used input, #seed-used textarea").first).to_have_value("42")
+    random_seed.check()  # ticked again: random again, the typed seed left in its box
+    page.locator("#run-button").click()
+    assert fake.wait_for(lambda: len(fake.jobs) == 2, timeout=60)
+    assert "seed" not in list(fake.jobs.values())[1].input
+    expect(page.locator("#seed-used input, #seed-used textarea").first).not_to_have_value("42", timeout=30_000)
+    screenshot(page)
+    page.close()

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import zipfile
 
+import pytest
+from PIL import Image
 from playwright.sync_api import expect
 
 from tests.helpers.app import SERVER_KEY
+from tests.helpers.browser import loaded_width, start_run
 
 PROMPT = "Make this donut realistic"
 SLUG = "make-this-donut-realistic"
@@ -101,3 +104,39 @@ def test_a_run_and_its_restore_say_everything_and_name_their_downloads(browser, 
     expect(page.locator("#code-client")).to_contain_text("owner/watercolor", timeout=10_000)
     screenshot(page, "restored")
     page.close()
+
+
+# Where a result's picture is drawn: the part of it inside its <img> (object-fit "cover" draws
+# past the box and clips; "contain" draws inside it) and the part of that the gallery's frame
+# shows. A picture shown whole has both equal to the picture as drawn.
+DRAWN = """img => {
+  const box = img.getBoundingClientRect(), fit = getComputedStyle(img).objectFit;
+  const scale = (fit === 'cover' ? Math.max : Math.min)(box.width / img.naturalWidth, box.height / img.naturalHeight);
+  const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
+  const frame = img.closest('.grid-wrap').getBoundingClientRect();
+  const left = box.left + (box.width - w) / 2, top = box.top + (box.height - h) / 2;
+  return {w, h, shownW: Math.min(w, box.width, frame.right - left), shownH: Math.min(h, box.height, frame.bottom - top),
+          frameH: frame.height, natural: [img.naturalWidth, img.naturalHeight]};
+}"""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_a_wide_or_a_tall_result_is_shown_whole(browser, app, fake, tmp_path, width, screenshot):
+    """Gradio's gallery drew each result cropped to a square ("cover"): a wide result lost its
+    sides, a tall one its top and foot, and a lone square one ran past the frame's bottom, so a
+    person judged a composition they were not shown. Now each is drawn whole, in a frame no
+    taller than it needs."""
+    for name, size in (("wide", (1200, 600)), ("tall", (600, 1000))):
+        path = tmp_path / f"{name}.png"
+        Image.new("RGB", size, (90, 140, 200)).save(path)
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(app.url)
+        start_run(page, path)
+        expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+        result = page.locator("#results img").first
+        assert loaded_width(result) > 0
+        drawn = result.evaluate(DRAWN)
+        assert abs(drawn["shownW"] - drawn["w"]) < 1 and abs(drawn["shownH"] - drawn["h"]) < 1, (name, drawn)
+        assert drawn["frameH"] <= drawn["h"] + 60, (name, drawn)  # no blank frame below it
+        screenshot(page, f"{name}-{width}", full_page=False)
+        page.close()
