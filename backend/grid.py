@@ -51,20 +51,33 @@ def _check(cells: list, x: Axis, y: Axis | None, cell_size: int) -> None:
         raise ValueError(f"a {shape} grid needs {expected} cells, got {len(cells)}")
 
 
-def _fit(image: Image.Image, size: int) -> Image.Image:
-    """The image scaled (up or down) to fit size x size, centered on white."""
-    scale = min(size / image.width, size / image.height)
+def _cell_shape(cells: list[Image.Image | None], size: int) -> tuple[int, int]:
+    """A cell's width and height: the first image's shape with its long side `size` (a sweep's
+    images share one size, so a grid of wide results is not half white bands); square when
+    every cell failed."""
+    first = next((cell for cell in cells if cell is not None), None)
+    if first is None or first.width == first.height:
+        return size, size
+    if first.width > first.height:
+        return size, max(16, round(size * first.height / first.width))
+    return max(16, round(size * first.width / first.height)), size
+
+
+def _fit(image: Image.Image, shape: tuple[int, int]) -> Image.Image:
+    """The image scaled (up or down) to fit the cell's shape, centered on white."""
+    width, height = shape
+    scale = min(width / image.width, height / image.height)
     w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
     # RGBA so transparent pixels become white rather than black.
     scaled = image.convert("RGBA").resize((w, h), Image.Resampling.LANCZOS)
-    out = Image.new("RGB", (size, size), WHITE)
-    out.paste(scaled, ((size - w) // 2, (size - h) // 2), scaled)
+    out = Image.new("RGB", shape, WHITE)
+    out.paste(scaled, ((width - w) // 2, (height - h) // 2), scaled)
     return out
 
 
-def _failed(size: int, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> Image.Image:
-    out = Image.new("RGB", (size, size), FAILED_GREY)
-    ImageDraw.Draw(out).text((size / 2, size / 2), "failed", fill=WHITE, font=font, anchor="mm")
+def _failed(shape: tuple[int, int], font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> Image.Image:
+    out = Image.new("RGB", shape, FAILED_GREY)
+    ImageDraw.Draw(out).text((shape[0] / 2, shape[1] / 2), "failed", fill=WHITE, font=font, anchor="mm")
     return out
 
 
@@ -73,9 +86,11 @@ def make_grid(
 ) -> tuple[Image.Image, GridLayout]:
     """cells are in row-major order: cell (row r, column c) is cells[r * len(x.values) + c];
     with y None there is one row. A None cell (a run that failed or was stopped) is drawn as a grey box with 'failed'.
-    Each cell image is scaled to fit cell_size x cell_size keeping its aspect ratio (centered on white)."""
+    Cells have the first image's shape, its long side cell_size; each image is scaled to fit its
+    cell keeping its aspect ratio (centered on white)."""
     _check(cells, x, y, cell_size)
     cols, rows = len(x.values), (len(y.values) if y else 1)
+    cell_w, cell_h = _cell_shape(cells, cell_size)
     font = ImageFont.load_default(size=max(10, cell_size // 16))
     pad = max(4, cell_size // 48)  # space around labels
     gap = max(2, cell_size // 64)  # space between cells
@@ -94,10 +109,10 @@ def make_grid(
         y_name_w, y_name_h = size_of(y.name)
         # The rotated Y name is y_name_h wide; the row values sit to its right.
         left_margin = pad + y_name_h + pad + max(size_of(v)[0] for v in y.values) + pad
-    grid_w = cols * cell_size + (cols - 1) * gap
-    grid_h = rows * cell_size + (rows - 1) * gap
+    grid_w = cols * cell_w + (cols - 1) * gap
+    grid_h = rows * cell_h + (rows - 1) * gap
     width = max(left_margin + grid_w, size_of(x.name)[0] + 2 * pad, *(
-        left_margin + c * (cell_size + gap) + (cell_size + size_of(v)[0]) // 2 + pad
+        left_margin + c * (cell_w + gap) + (cell_w + size_of(v)[0]) // 2 + pad
         for c, v in enumerate(x.values)))
     height = top_margin + grid_h
     if y:  # a long rotated Y name may need more height than the rows give
@@ -116,7 +131,7 @@ def make_grid(
     name_w = size_of(x.name)[0]
     put(x.name, max(pad, left_margin + (grid_w - name_w) // 2), pad)
     for c, value in enumerate(x.values):
-        center = left_margin + c * (cell_size + gap) + cell_size // 2
+        center = left_margin + c * (cell_w + gap) + cell_w // 2
         put(value, max(0, center - size_of(value)[0] // 2), pad + line_h + pad)
 
     if y:
@@ -130,15 +145,16 @@ def make_grid(
         labels.append((y.name, (pad, top, pad + strip.width, top + strip.height)))
         for r, value in enumerate(y.values):
             value_w, value_h = size_of(value)
-            middle = top_margin + r * (cell_size + gap) + cell_size // 2
+            middle = top_margin + r * (cell_h + gap) + cell_h // 2
             put(value, left_margin - pad - value_w, middle - value_h // 2)
 
     boxes: list[Box] = []
     for i, cell in enumerate(cells):
         r, c = divmod(i, cols)
-        left = left_margin + c * (cell_size + gap)
-        top = top_margin + r * (cell_size + gap)
-        image.paste(_fit(cell, cell_size) if cell is not None else _failed(cell_size, font), (left, top))
-        boxes.append((left, top, left + cell_size, top + cell_size))
+        left = left_margin + c * (cell_w + gap)
+        top = top_margin + r * (cell_h + gap)
+        shape = (cell_w, cell_h)
+        image.paste(_fit(cell, shape) if cell is not None else _failed(shape, font), (left, top))
+        boxes.append((left, top, left + cell_w, top + cell_h))
 
     return image, GridLayout(cell_boxes=tuple(boxes), labels=tuple(labels))

@@ -350,7 +350,7 @@ def _compare(page: Page) -> None:
         page.compare = gr.ImageSlider(label="Compare", type="filepath", format="png", elem_id="compare")
     with gr.Accordion("Sweep results", open=False, elem_id="sweep-results") as page.sweep_results:
         page.sweep_gallery = gr.Gallery(label="Sweep cells", columns=4, height=320, elem_id="sweep-cells",
-                                        interactive=False, fit_columns=False)
+                                        interactive=False, fit_columns=False, object_fit="contain")
         # Enabled once a finished cell is picked (ui/sweep_cells.py pick_cell).
         with gr.Row():
             page.sweep_use_input = gr.Button("Use this cell as input", size="sm", elem_id="sweep-use-input",

@@ -11,7 +11,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.helpers.app import SERVER_KEY
-from tests.helpers.browser import loaded_width, start_run
+from tests.helpers.browser import DRAWN, loaded_width, start_run
 
 PROMPT = "Make this donut realistic"
 SLUG = "make-this-donut-realistic"
@@ -104,20 +104,6 @@ def test_a_run_and_its_restore_say_everything_and_name_their_downloads(browser, 
     expect(page.locator("#code-client")).to_contain_text("owner/watercolor", timeout=10_000)
     screenshot(page, "restored")
     page.close()
-
-
-# Where a result's picture is drawn: the part of it inside its <img> (object-fit "cover" draws
-# past the box and clips; "contain" draws inside it) and the part of that the gallery's frame
-# shows. A picture shown whole has both equal to the picture as drawn.
-DRAWN = """img => {
-  const box = img.getBoundingClientRect(), fit = getComputedStyle(img).objectFit;
-  const scale = (fit === 'cover' ? Math.max : Math.min)(box.width / img.naturalWidth, box.height / img.naturalHeight);
-  const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
-  const frame = img.closest('.grid-wrap').getBoundingClientRect();
-  const left = box.left + (box.width - w) / 2, top = box.top + (box.height - h) / 2;
-  return {w, h, shownW: Math.min(w, box.width, frame.right - left), shownH: Math.min(h, box.height, frame.bottom - top),
-          frameH: frame.height, natural: [img.naturalWidth, img.naturalHeight]};
-}"""
 
 
 @pytest.mark.parametrize("width", [1400, 390])

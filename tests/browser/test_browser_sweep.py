@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 import zipfile
 
+from PIL import Image
 from playwright.sync_api import expect
 
-from tests.helpers.browser import no_error_pill, open_app, open_panel
+from tests.helpers.browser import DRAWN, loaded_width, no_error_pill, open_app, open_panel
 
 CELLS = "#sweep-cells .thumbnail-item"
 # Every sweep cell caption whose text is cut (wider or taller than its box).
@@ -136,5 +137,46 @@ def test_on_a_phone_every_sweep_cell_is_whole_on_screen(browser, app, fake, imag
     assert page.evaluate(CUT_CAPTIONS) == []
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.locator("#sweep-cells").scroll_into_view_if_needed()
+    screenshot(page, full_page=False)
+    page.close()
+
+
+# The bottom of what the sweep grid's frame lays over its picture (its label, its buttons), and
+# the picture's top.
+GRID_COVER = """() => {
+  const frame = document.querySelector('#sweep-grid'), img = frame.querySelector('img');
+  const over = [...frame.querySelectorAll('[data-testid=block-label], .icon-button-wrapper')]
+    .map(e => e.getBoundingClientRect()).filter(r => r.height > 0);
+  return {overBottom: Math.max(...over.map(r => r.bottom)), pictureTop: img.getBoundingClientRect().top};
+}"""
+
+
+def test_a_sweep_of_wide_results_shows_each_cell_whole_and_every_grid_label(browser, app, fake, tmp_path,
+                                                                            screenshot):
+    """A sweep of 2:1 results: each cell was cropped to a square, the grid image was more white
+    band than picture, and the frame's "Sweep grid" label covered the first column's value."""
+    fake.job_seconds = 0.3
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (1200, 600), (90, 140, 200)).save(wide)
+    page = open_app(browser, app, width=1440, height=1000)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(wide))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("make it glow")
+    page.get_by_text("Sweep", exact=True).click()
+    expect(page.locator("#sweep-x-values textarea, #sweep-x-values input")).to_have_value("1, 2, 3, 4")
+    page.locator("#sweep-button").click()
+    expect(page.locator("#status")).to_contain_text("Sweep done: 4 of 4 cells", timeout=60_000)
+    for index in range(4):
+        cell = page.locator(f"{CELLS} img").nth(index)
+        assert loaded_width(cell) > 0
+        drawn = cell.evaluate(DRAWN)
+        assert abs(drawn["shownW"] - drawn["w"]) < 1 and abs(drawn["shownH"] - drawn["h"]) < 1, (index, drawn)
+    grid = page.locator("#sweep-grid img")
+    assert loaded_width(grid) > 0
+    natural = grid.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert natural[0] > 3 * natural[1], natural  # four 2:1 cells in a row, not four squares
+    cover = page.evaluate(GRID_COVER)
+    assert cover["pictureTop"] >= cover["overBottom"], cover
+    page.locator("#sweep-grid").scroll_into_view_if_needed()
     screenshot(page, full_page=False)
     page.close()

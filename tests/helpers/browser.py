@@ -77,3 +77,17 @@ ERROR_PILL = "[data-testid=status-tracker] .error"
 def no_error_pill(page) -> None:
     page.wait_for_timeout(500)  # an event's pills would appear as it ends
     expect(page.locator(ERROR_PILL)).to_have_count(0)
+
+
+# Where a gallery's picture is drawn: the part of it inside its <img> (object-fit "cover" draws
+# past the box and clips; "contain" draws inside it) and the part of that the gallery's frame
+# shows. A picture shown whole has both equal to the picture as drawn.
+DRAWN = """img => {
+  const box = img.getBoundingClientRect(), fit = getComputedStyle(img).objectFit;
+  const scale = (fit === 'cover' ? Math.max : Math.min)(box.width / img.naturalWidth, box.height / img.naturalHeight);
+  const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
+  const frame = img.closest('.grid-wrap').getBoundingClientRect();
+  const left = box.left + (box.width - w) / 2, top = box.top + (box.height - h) / 2;
+  return {w, h, shownW: Math.min(w, box.width, frame.right - left), shownH: Math.min(h, box.height, frame.bottom - top),
+          frameH: frame.height, natural: [img.naturalWidth, img.naturalHeight]};
+}"""

@@ -91,20 +91,28 @@ def test_none_cells_are_grey():
     assert grid.getpixel((left + 2, top + 2)) == (255, 0, 0)
 
 
-def test_aspect_ratio_is_kept_with_white_bands():
+def test_cells_take_the_results_shape_and_a_different_one_fits_inside_with_white_bands():
+    """Square cells left a sweep of wide results half white; the cells now have the first
+    result's shape, and an image of another shape is fitted whole inside its cell."""
     wide = solid((0, 128, 0), size=(200, 100))  # 2:1
     tall = solid((0, 0, 128), size=(50, 100))  # 1:2
-    grid, layout = make_grid([wide, tall], Axis("Seed", ("1", "2")), cell_size=CELL)
-    cx, cy = centre(layout.cell_boxes[0])
+    grid, layout = make_grid([wide, wide, tall], Axis("Seed", ("1", "2", "3")), cell_size=CELL)
+    for box in layout.cell_boxes:
+        left, top, right, bottom = box
+        assert (right - left, bottom - top) == (CELL, CELL // 2)
     left, top, right, bottom = layout.cell_boxes[0]
-    assert grid.getpixel((cx, cy)) == (0, 128, 0)
-    assert grid.getpixel((cx, top + 2)) == (255, 255, 255)  # band above
-    assert grid.getpixel((cx, bottom - 2)) == (255, 255, 255)  # band below
-    assert grid.getpixel((left + 2, cy)) == (0, 128, 0)  # full width used
-    left, top, right, bottom = layout.cell_boxes[1]
-    cx, cy = centre(layout.cell_boxes[1])
+    for corner in ((left + 1, top + 1), (right - 2, bottom - 2)):
+        assert grid.getpixel(corner) == (0, 128, 0)  # no white band: the whole cell is the image
+    left, top, right, bottom = layout.cell_boxes[2]
+    cx, cy = centre(layout.cell_boxes[2])
     assert grid.getpixel((left + 2, cy)) == (255, 255, 255)  # band left
-    assert grid.getpixel((cx, top + 2)) == (0, 0, 128)  # full height used
+    assert grid.getpixel((right - 2, cy)) == (255, 255, 255)  # band right
+    assert grid.getpixel((cx, top + 1)) == (0, 0, 128)  # full height used
+    assert grid.getpixel((cx, bottom - 2)) == (0, 0, 128)
+    tall_grid, tall_layout = make_grid([tall, None], Axis("Seed", ("1", "2")), cell_size=CELL)
+    assert [(r - lft, b - t) for lft, t, r, b in tall_layout.cell_boxes] == [(CELL // 2, CELL)] * 2
+    left, top, _, _ = tall_layout.cell_boxes[1]
+    assert tall_grid.getpixel((left + 2, top + 2)) == FAILED_GREY
 
 
 def test_small_images_are_scaled_up_to_the_cell():
