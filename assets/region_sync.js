@@ -72,8 +72,15 @@ document.addEventListener("keyup", (event) => {  // the editor's own keys (undo,
   if (event.target.closest && event.target.closest("#region-editor")) regionPainted = true;
 }, true);
 
+// The click held until the copy is done ({cancelled}), null when none waits.
+let regionHeld = null;
 document.addEventListener("click", (event) => {
   const button = event.target.closest && event.target.closest("#run-button, #queue-button, #sweep-button");
+  if (button && regionHeld) {  // a click already waits for this copy: a second one is no second run
+    event.stopImmediatePropagation();
+    event.preventDefault();
+    return;
+  }
   if (button) regionNote(false);  // the last try's note: this one answers for itself
   if (!button || !((regionPainted && regionWanted()) || regionCopyUnderWay())) return;
   if (!regionCopyUnderWay() && !regionCopy()) return;  // no editor on the page: nothing to copy
@@ -81,10 +88,14 @@ document.addEventListener("click", (event) => {
   // strokes are copied (and again held if more was painted meanwhile), or the wait is over.
   event.stopImmediatePropagation();
   event.preventDefault();
+  const held = {cancelled: false};
+  regionHeld = held;
   const again = () => {
+    if (held.cancelled) return;  // Cancel or Escape: the copy goes on, the click is dropped
     if (regionCopying && regionFailed) {  // no run: it would be refused as "nothing is painted"
       regionCopying = 0;
       regionPainted = true;  // the next Run tries again
+      regionHeld = null;
       return regionNote(true, `The painted area could not be sent (${regionFailed}). Nothing was run; try Run again.`);
     }
     if (regionCopyUnderWay()) {
@@ -92,15 +103,32 @@ document.addEventListener("click", (event) => {
       return setTimeout(again, 50);
     }
     regionCopying = 0;
+    regionHeld = null;
     regionNote(false);
     const now = document.getElementById(button.id);  // the page may have replaced the button
     if (now) now.click();
   };
   setTimeout(again, 50);
 }, true);
+// Until the run starts Stop has nothing to stop: the note's Cancel, or Escape, drops the held
+// click instead (a slow uplink could otherwise only be waited out, up to REGION_WAIT_MS).
+function regionCancel() {
+  if (!regionHeld) return false;
+  regionHeld.cancelled = true;
+  regionHeld = null;
+  regionNote(true, REGION_CANCELLED);
+  return true;
+}
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && regionCancel()) event.stopImmediatePropagation();  // not page.js's Stop
+}, true);
+document.addEventListener("click", (event) => {
+  if (event.target.closest && event.target.closest("#region-cancel")) regionCancel();
+});
 // While a run waits for the painted area to reach the server, or why it could not: a line under
 // the run bar (until the next Run).
 const REGION_NOTE = "Sending the painted area to the server: the run starts as soon as it is there.";
+const REGION_CANCELLED = "Cancelled before the run started: nothing was run.";
 function regionNote(shown, text = REGION_NOTE) {
   let note = document.getElementById("region-note");
   if (!shown) return note && note.remove();
@@ -111,8 +139,16 @@ function regionNote(shown, text = REGION_NOTE) {
     note.id = "region-note";
     bar.appendChild(note);
   }
-  note.setAttribute("role", text === REGION_NOTE ? "status" : "alert");
+  const failed = text !== REGION_NOTE && text !== REGION_CANCELLED;
+  note.setAttribute("role", failed ? "alert" : "status");
+  if (note.firstChild && note.firstChild.textContent === text) return;  // shown already (every 50 ms)
   note.textContent = text;
+  if (text !== REGION_NOTE) return;
+  const cancel = document.createElement("button");
+  cancel.id = "region-cancel";
+  cancel.type = "button";
+  cancel.textContent = "Cancel";
+  note.append(" ", cancel);
 }
 
 // The picture the editor shows: image 1, or a restored mask tinted on it, at most 1536 pixels a

@@ -257,3 +257,60 @@ def test_a_painted_area_the_server_refuses_to_take_says_why_and_runs_nothing(bro
     [job] = fake.jobs.values()
     assert (job.input["image_size"]["width"], job.input["image_size"]["height"]) != (640, 480)  # the crop
     page.close()
+
+
+def test_while_the_painted_area_is_sent_a_second_run_click_is_one_run_and_cancel_or_escape_runs_nothing(
+    browser, app, fake, tmp_path, screenshot,
+):
+    """While the painted area is on its way (a slow uplink) the run has not started, so Stop has
+    nothing to stop: the person could only wait, up to a minute, and a second click on Run made a
+    second run. Now a second click is the same run, and the note's Cancel, or Escape, drops it."""
+    page = painted_run_ready(browser, app, tmp_path, seed=7)
+    held: list = []  # the editor's uploads, held back: a slow uplink
+    holding = [True]
+    page.route("**/gradio_api/upload*", lambda route: held.append(route) if holding[0] else route.continue_())
+
+    def release() -> None:
+        holding[0] = False
+        while held:
+            held.pop().continue_()
+
+    # Run clicked twice while the area is sent: one run.
+    page.locator("#run-button").click()
+    expect(page.locator("#region-note")).to_contain_text("Sending the painted area", timeout=10_000)
+    page.locator("#run-button").click()
+    release()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    page.wait_for_timeout(3_000)  # a second run would have reached the fake by now
+    assert len(fake.jobs) == 1
+
+    # Painted again, Run, then the note's Cancel (or Escape): nothing runs, even once the area
+    # has arrived.
+    canvas = page.locator("#region-editor canvas").first
+    for row, cancel in ((0.3, "button"), (0.7, "Escape")):
+        holding[0] = True
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * row)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * row, steps=10)
+        page.mouse.up()
+        page.locator("#run-button").click()
+        note = page.locator("#region-note")
+        expect(note).to_contain_text("Sending the painted area", timeout=10_000)
+        if cancel == "button":
+            note.get_by_role("button", name="Cancel").click()
+        else:
+            page.keyboard.press("Escape")
+        expect(note).to_contain_text("Cancelled before the run started: nothing was run.")
+        screenshot(page, f"cancelled-{cancel}", full_page=False)
+        release()
+        page.wait_for_timeout(3_000)
+        assert len(fake.jobs) == 1, cancel
+
+    # The next Run runs, with the area painted last.
+    page.locator("#run-button").click()
+    assert fake.wait_for(lambda: len(fake.jobs) == 2, timeout=60)
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    expect(page.locator("#region-note")).to_have_count(0)
+    page.close()
