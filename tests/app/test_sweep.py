@@ -33,8 +33,9 @@ def test_a_hosted_sweep_runs_its_cells_at_once_and_labels_them(app, fake, images
     assert sent == [(2.0, 11), (2.0, 12), (5.0, 11), (5.0, 12)]
     jobs = list(fake.jobs.values())  # hosted cells overlap in time at fal
     assert any(a.started < b.finished and b.started < a.finished for a in jobs for b in jobs if a is not b)
-    width, height = Image.open(grid).size  # two columns and two rows of 384 px cells, plus labels
-    assert width > 2 * 384 and height > 2 * 384
+    # Two columns and two rows of cells in the results' 4:3 shape (384 x 288 px), plus labels.
+    width, height = Image.open(grid).size
+    assert width > 2 * 384 and 2 * 288 < height < 2 * 384
 
 
 def test_a_sweep_that_is_too_big_is_refused_before_any_run(app, fake, images):
