@@ -123,6 +123,7 @@ def test_a_wide_or_a_tall_result_is_shown_whole(browser, app, fake, tmp_path, wi
         assert loaded_width(result) > 0
         drawn = result.evaluate(DRAWN)
         assert abs(drawn["shownW"] - drawn["w"]) < 1 and abs(drawn["shownH"] - drawn["h"]) < 1, (name, drawn)
+        assert not drawn["underLabel"], (name, drawn)
         assert drawn["frameH"] <= drawn["h"] + 60, (name, drawn)  # no blank frame below it
         screenshot(page, f"{name}-{width}", full_page=False)
         page.close()

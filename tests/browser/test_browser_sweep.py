@@ -171,6 +171,7 @@ def test_a_sweep_of_wide_results_shows_each_cell_whole_and_every_grid_label(brow
         assert loaded_width(cell) > 0
         drawn = cell.evaluate(DRAWN)
         assert abs(drawn["shownW"] - drawn["w"]) < 1 and abs(drawn["shownH"] - drawn["h"]) < 1, (index, drawn)
+        assert not drawn["underLabel"], (index, drawn)
     grid = page.locator("#sweep-grid img")
     assert loaded_width(grid) > 0
     natural = grid.evaluate("img => [img.naturalWidth, img.naturalHeight]")

@@ -81,13 +81,16 @@ def no_error_pill(page) -> None:
 
 # Where a gallery's picture is drawn: the part of it inside its <img> (object-fit "cover" draws
 # past the box and clips; "contain" draws inside it) and the part of that the gallery's frame
-# shows. A picture shown whole has both equal to the picture as drawn.
+# shows, and whether the frame's label lies over it. A picture shown whole has both equal to the
+# picture as drawn, and no label over it.
 DRAWN = """img => {
   const box = img.getBoundingClientRect(), fit = getComputedStyle(img).objectFit;
   const scale = (fit === 'cover' ? Math.max : Math.min)(box.width / img.naturalWidth, box.height / img.naturalHeight);
   const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
   const frame = img.closest('.grid-wrap').getBoundingClientRect();
   const left = box.left + (box.width - w) / 2, top = box.top + (box.height - h) / 2;
+  const label = img.closest('.block').querySelector('[data-testid=block-label]').getBoundingClientRect();
+  const underLabel = label.bottom > top + 1 && label.right > left && label.left < left + w;
   return {w, h, shownW: Math.min(w, box.width, frame.right - left), shownH: Math.min(h, box.height, frame.bottom - top),
-          frameH: frame.height, natural: [img.naturalWidth, img.naturalHeight]};
+          frameH: frame.height, natural: [img.naturalWidth, img.naturalHeight], underLabel};
 }"""
