@@ -23,6 +23,8 @@ CSS_PATH = ASSETS / "style.css"
 # (other_tabs.js).
 HEAD = "".join(f"<script>\n{(ASSETS / name).read_text()}</script>\n"
                for name in ("region_sync.js", "early_stop.js", "page.js", "other_tabs.js"))
+# And the rules for Gradio's frame around the app, which CSS_PATH cannot reach (frame.css says why).
+HEAD += f"<style>\n{(ASSETS / 'frame.css').read_text()}</style>\n"
 # Gradio's default theme, with every text at WCAG AA contrast (4.5:1) in light and dark mode:
 # its help texts (#bbbbc2 on white, 1.9:1) and white on its orange Run button (2.8:1) are not.
 # Its fonts are declared at weights 400 and 700: Gradio's own 600 files (SemiBold) hold only a

@@ -420,3 +420,30 @@ def test_the_keyboard_shortcuts_are_offered_only_where_there_is_a_keyboard(brows
     expect(hint).not_to_contain_text("Ctrl", use_inner_text=True)  # on the page, not shown
     screenshot(phone, full_page=False)
     phone_context.close()
+
+
+# Where the form's Run bar and the results' status line are, and the width of the page.
+SIDE_BY_SIDE = """() => {
+  const bar = [...document.querySelectorAll('#run-bar > button')].map(b => b.getBoundingClientRect());
+  const status = document.querySelector('#status').getBoundingClientRect();
+  return {barRight: Math.max(...bar.map(b => b.right)), barTops: bar.map(b => Math.round(b.top)),
+          statusLeft: status.left, statusTop: status.top, pageWidth: document.documentElement.scrollWidth};
+}"""
+
+
+def test_on_a_tablet_or_a_window_beside_another_the_results_are_beside_the_form(browser, app, fake, images,
+                                                                                 screenshot):
+    """From 769 to 1024 px (a tablet, a browser window beside another) Gradio narrowed the page to
+    704 px: the results went under the whole form, a screen and more below Run, and "+ Queue"
+    took a line of its own. Now the results sit beside the form, on screen when Run is clicked."""
+    for width in (780, 960):
+        page = open_page(browser, app, width=width, height=900)
+        fill_form(page, images["red"])
+        where = page.evaluate(SIDE_BY_SIDE)
+        assert where["statusLeft"] >= where["barRight"] and where["statusTop"] < 300, (width, where)
+        assert len(set(where["barTops"])) == 1 and where["pageWidth"] <= width, (width, where)
+        page.locator("#run-button").click()
+        expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+        expect(page.locator("#results img").first).to_be_in_viewport()
+        screenshot(page, str(width), full_page=False)
+        page.close()
