@@ -64,7 +64,7 @@ def lora_editor() -> tuple[LoraList, gr.Number, gr.Markdown, gr.Markdown]:
     note under the rows says what is wrong in them as they are typed (and a refused run's LoRA
     problems); the check, what each LoRA is as its header says (ui/wiring.py fills it)."""
     scale_limits = field_limits("scale", LoraWeight)
-    with gr.Group():
+    with gr.Group(elem_id="lora-stack"):
         gr.Markdown("**LoRAs** — an https URL to a .safetensors file, a Hugging Face repo id, "
                     "or a path fal accepts. At most 3 switched on.", elem_classes=["hint"])
         rows = LoraList(value=[], visible=False, label="loras")
