@@ -13,16 +13,19 @@ written: the code reads FAL_KEY from its own environment.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
+import gradio as gr
+from gradio import route_utils
 from pydantic import ValidationError
 
 from backend.fal import DEFAULT_ENDPOINT, FalOptions, fal_arguments
 from backend.request import EditRequest
 from ui.form import CUSTOM, FIELDS, MATCH_FIRST
 
-CLIENT_URL = "http://127.0.0.1:7860/"  # where this app runs by default: the snippet says to change it
+CLIENT_URL = "http://127.0.0.1:7860/"  # where this app runs by default, when the page's address is unknown
 NO_FAL_PAYLOAD = "# This run's recipe does not make a request fal would take: no fal payload to show."
 
 
@@ -54,8 +57,27 @@ def edit_values(recipe: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def client_snippet(recipe: Mapping[str, Any]) -> str:
-    """Python that runs the same edit on this app with gradio_client."""
+def app_address(request: gr.Request | None) -> str:
+    """This app as the visitor reached it, for gradio_client's Client: the Space's id on a Hugging
+    Face Space (Client takes it), else the page's address as Gradio works it out from the request
+    (a proxy's X-Forwarded-Host and a sub-path included); CLIENT_URL without a request. Read from
+    the visitor's own request: it only changes the code shown to them."""
+    space = os.environ.get("SPACE_ID")
+    if space:
+        return space
+    raw = getattr(request, "request", None) if request is not None else None
+    if raw is None:
+        return CLIENT_URL
+    try:
+        root = route_utils.get_root_url(request=raw, route_path=route_utils.get_api_call_path(request=raw),
+                                        root_path=getattr(raw.app, "root_path", None) or None)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return CLIENT_URL
+    return root.rstrip("/") + "/" if root.startswith(("http://", "https://")) else CLIENT_URL
+
+
+def client_snippet(recipe: Mapping[str, Any], address: str = CLIENT_URL) -> str:
+    """Python that runs the same edit on this app (at `address`, see app_address) with gradio_client."""
     images = [image_placeholder(str(url), i) for i, url in enumerate(recipe["request"]["image_urls"], start=1)]
     lines = [f"    image_{i}=handle_file({path!r})," for i, path in enumerate(images, start=1)]
     lines += [f"    {name}={value!r}," for name, value in edit_values(recipe).items()]
@@ -66,7 +88,7 @@ def client_snippet(recipe: Mapping[str, Any]) -> str:
         "",
         "from gradio_client import Client, handle_file",
         "",
-        f"client = Client({CLIENT_URL!r})  # this app's address",
+        f"client = Client({address!r})  # this app",
         "gallery, status, logs, details, seed_used = client.predict(",
         *lines,
         '    api_name="/edit",',
@@ -122,13 +144,14 @@ def recipe_json(recipe: Mapping[str, Any]) -> str:
     return json.dumps(dict(recipe), indent=2, ensure_ascii=False)
 
 
-def run_snippets(run: Mapping[str, Any] | None) -> tuple[str, str, str]:
-    """(gradio_client code, fal_client code, recipe JSON) of a saved run (`last_run`); empty without one."""
+def run_snippets(run: Mapping[str, Any] | None, request: gr.Request | None = None) -> tuple[str, str, str]:
+    """(gradio_client code, fal_client code, recipe JSON) of a saved run (`last_run`); empty without one.
+    The gradio_client code calls this app where the visitor reached it (`request`, see app_address)."""
     if not run or not isinstance(run.get("recipe"), Mapping):
         return "", "", ""
     recipe = run["recipe"]
     try:
-        client = client_snippet(recipe)
+        client = client_snippet(recipe, app_address(request))
     except (KeyError, TypeError):
         client = "# This run's recipe lacks settings the edit endpoint needs."
     return client, fal_snippet_of(recipe), recipe_json(recipe)

@@ -78,6 +78,7 @@ def test_a_run_and_its_restore_say_everything_and_name_their_downloads(browser, 
     code = page.locator("#code-client")
     expect(code).to_contain_text("client.predict(", timeout=10_000)
     expect(code).to_contain_text('api_name="/edit"')
+    expect(code).to_contain_text(f"client = Client('{app.url}')")  # where this page is, not a default
     expect(code).to_contain_text("owner/watercolor")
     expect(page.locator("#code-fal")).to_contain_text("fal_client.subscribe(")
     recipe = page.locator("#code-recipe")  # the recipe as JSON

@@ -123,3 +123,40 @@ def test_run_snippets_gives_the_recipe_as_json_and_nothing_before_a_run():
     # A recipe fal would refuse (sent back by a browser) gives a note, not an error.
     broken = {**recipe(), "request": {**recipe()["request"], "num_inference_steps": 500}}
     assert fal_snippet_of(broken).startswith("#")
+
+
+def request_to(url: str, headers: dict[str, str] | None = None, root_path: str = ""):
+    """A gr.Request as a queued event gets it: the page's POST to queue/join at `url`."""
+    from types import SimpleNamespace
+    from urllib.parse import urlsplit
+
+    import gradio as gr
+    from starlette.requests import Request
+
+    parts = urlsplit(url)
+    sent = {"host": parts.netloc, **(headers or {})}
+    scope = {"type": "http", "method": "POST", "scheme": parts.scheme, "path": parts.path, "query_string": b"",
+             "server": (parts.hostname, parts.port or 80), "root_path": "",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in sent.items()],
+             "app": SimpleNamespace(root_path=root_path)}
+    return gr.Request(request=Request(scope))
+
+
+def test_the_gradio_client_snippet_calls_the_app_where_the_visitor_reached_it(monkeypatch):
+    """It said Client('http://127.0.0.1:7860/') wherever the app ran: on another port, behind a
+    proxy or on a Space the code failed as copied."""
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    cases = [
+        (request_to("http://127.0.0.1:7861/gradio_api/queue/join"), "http://127.0.0.1:7861/"),
+        (request_to("http://10.0.0.5:7860/gradio_api/queue/join",
+                    {"x-forwarded-host": "studio.example.org", "x-forwarded-proto": "https"}),
+         "https://studio.example.org/"),
+        (request_to("http://studio.example.org/edit/gradio_api/queue/join", root_path="/edit"),
+         "http://studio.example.org/edit/"),
+    ]
+    for request, address in cases:
+        client, _fal, _recipe = run_snippets({"recipe": recipe("fal")}, request)
+        assert f"client = Client({address!r})" in client, client.splitlines()[4]
+    monkeypatch.setenv("SPACE_ID", "someone/flux2-studio")  # a Space: Client takes its id
+    client, _fal, _recipe = run_snippets({"recipe": recipe("fal")}, cases[1][0])
+    assert "client = Client('someone/flux2-studio')" in client
