@@ -404,7 +404,19 @@ def test_on_a_phone_a_long_lora_link_and_instruction_are_shown_whole(browser, ap
     phone.locator("#details").scroll_into_view_if_needed()
     assert phone.evaluate(PAST_THE_EDGE) == []
     screenshot(phone, "details", full_page=False)
+    # The LoRA stack's own words (its header, the LoRA's check) sit inside its frame, not
+    # against its left edge.
+    expect(phone.locator("#lora-check")).to_contain_text("LoRA 1", timeout=30_000)
+    assert phone.evaluate(LORA_WORDS_INSET) >= 8
     phone.close()
+
+
+# How far the LoRA stack's texts start from its frame's left edge, the least of them, in px.
+LORA_WORDS_INSET = """() => {
+  const frame = [...document.querySelectorAll('#lora-stack')].pop().getBoundingClientRect();
+  const words = [...document.querySelectorAll('#lora-stack p')];
+  return Math.min(...words.map(p => p.getBoundingClientRect().left - frame.left));
+}"""
 
 
 def test_the_keyboard_shortcuts_are_offered_only_where_there_is_a_keyboard(browser, app, screenshot):
