@@ -147,21 +147,21 @@ document.addEventListener("click", (event) => {
 // it is already there. An entry's `answer` waits for the status line to change (the answer
 // says where to look: a refused sweep, for one, is explained on the status line); without it
 // the place is brought into view at once.
-// On a phone Gradio's toasts lie across the top of the screen (a refused run's warning is
-// three lines): a place brought into view goes below them, not under them.
-const toastsBottom = () => {
-  if (!window.matchMedia("(max-width: 768px)").matches) return 0;
-  const bottoms = [...document.querySelectorAll(".toast-body")].map((t) => t.getBoundingClientRect().bottom);
-  return Math.max(0, ...bottoms.filter((b) => b > 0 && b < window.innerHeight / 2));
+// On a phone Gradio's toasts sit at the foot of the screen, above the run bar (assets/frame.css
+// moved them from the top, where they covered the form's first fields): a place is in view when
+// its top is on screen above them and the bar (the bottom 120 px); it is brought to the top.
+const screenFoot = () => {
+  const tops = [...document.querySelectorAll(".toast-body")].map((t) => t.getBoundingClientRect().top);
+  return Math.min(window.innerHeight - 120, ...tops.filter((t) => t > window.innerHeight / 2));
 };
-const inView = (element) => {  // its top on screen, below the toasts, above a phone's run bar (the bottom 120 px)
+const inView = (element) => {
   const box = element.getBoundingClientRect();
-  return box.top >= toastsBottom() && box.top < window.innerHeight - 120;
+  return box.top >= 0 && box.top < screenFoot();
 };
 const bringIntoView = (selector) => {
   const element = document.querySelector(selector);
   if (element && !inView(element)) {
-    window.scrollTo({top: window.scrollY + element.getBoundingClientRect().top - 8 - toastsBottom()});
+    window.scrollTo({top: window.scrollY + element.getBoundingClientRect().top - 8});
   }
 };
 // The first field the form's check marked, once the status says the form was refused (a mark
