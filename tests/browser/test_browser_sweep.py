@@ -111,6 +111,18 @@ def test_a_two_cell_sweep_from_queued_to_done_then_zip_cells_and_history(browser
     page.close()
 
 
+def default_sweep(page, image) -> None:
+    """Image 1 and an instruction, then Run sweep with the panel as a first visit finds it (seeds
+    1, 2, 3, 4), until all four cells are done."""
+    page.locator("#reference-1 input[type=file]").set_input_files(str(image))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("make it glow")
+    page.get_by_text("Sweep", exact=True).click()
+    expect(page.locator("#sweep-x-values textarea, #sweep-x-values input")).to_have_value("1, 2, 3, 4")
+    page.locator("#sweep-button").click()
+    expect(page.locator("#status")).to_contain_text("Sweep done: 4 of 4 cells", timeout=60_000)
+
+
 # How far the sweep cells' grid is wider than its frame (a cut-off column on a phone), in px.
 CELLS_OVERFLOW = """() => {
   const grid = document.querySelector("#sweep-cells .grid-container");
@@ -124,13 +136,7 @@ def test_on_a_phone_every_sweep_cell_is_whole_on_screen(browser, app, fake, imag
     minimum ran past the screen's edge, the fourth cell out of reach), every caption whole."""
     fake.job_seconds = 0.5
     page = open_app(browser, app, width=390, height=844)
-    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
-    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
-    page.locator("#prompt textarea").fill("make it glow")
-    page.get_by_text("Sweep", exact=True).click()
-    expect(page.locator("#sweep-x-values textarea, #sweep-x-values input")).to_have_value("1, 2, 3, 4")
-    page.locator("#sweep-button").click()
-    expect(page.locator("#status")).to_contain_text("Sweep done: 4 of 4 cells", timeout=60_000)
+    default_sweep(page, images["red"])
     expect(page.locator(CELLS)).to_have_count(4)
     overflow = page.evaluate(CELLS_OVERFLOW)
     assert overflow is not None and overflow <= 0, f"the cells run {overflow} px past their frame"
@@ -159,13 +165,7 @@ def test_a_sweep_of_wide_results_shows_each_cell_whole_and_every_grid_label(brow
     wide = tmp_path / "wide.png"
     Image.new("RGB", (1200, 600), (90, 140, 200)).save(wide)
     page = open_app(browser, app, width=1440, height=1000)
-    page.locator("#reference-1 input[type=file]").set_input_files(str(wide))
-    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
-    page.locator("#prompt textarea").fill("make it glow")
-    page.get_by_text("Sweep", exact=True).click()
-    expect(page.locator("#sweep-x-values textarea, #sweep-x-values input")).to_have_value("1, 2, 3, 4")
-    page.locator("#sweep-button").click()
-    expect(page.locator("#status")).to_contain_text("Sweep done: 4 of 4 cells", timeout=60_000)
+    default_sweep(page, wide)
     for index in range(4):
         cell = page.locator(f"{CELLS} img").nth(index)
         assert loaded_width(cell) > 0
