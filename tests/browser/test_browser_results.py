@@ -11,7 +11,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.helpers.app import SERVER_KEY
-from tests.helpers.browser import DRAWN, loaded_width, start_run
+from tests.helpers.browser import COVERING_COMPARE, DRAWN, loaded_width, start_run
 
 PROMPT = "Make this donut realistic"
 SLUG = "make-this-donut-realistic"
@@ -112,7 +112,8 @@ def test_a_wide_or_a_tall_result_is_shown_whole(browser, app, fake, tmp_path, wi
     """Gradio's gallery drew each result cropped to a square ("cover"): a wide result lost its
     sides, a tall one its top and foot, and a lone square one ran past the frame's bottom, so a
     person judged a composition they were not shown. Now each is drawn whole, in a frame no
-    taller than it needs."""
+    taller than it needs; and the compare slider's label and buttons sit above its pictures, not
+    over their corners."""
     for name, size in (("wide", (1200, 600)), ("tall", (600, 1000))):
         path = tmp_path / f"{name}.png"
         Image.new("RGB", size, (90, 140, 200)).save(path)
@@ -126,5 +127,8 @@ def test_a_wide_or_a_tall_result_is_shown_whole(browser, app, fake, tmp_path, wi
         assert abs(drawn["shownW"] - drawn["w"]) < 1 and abs(drawn["shownH"] - drawn["h"]) < 1, (name, drawn)
         assert not drawn["underLabel"], (name, drawn)
         assert drawn["frameH"] <= drawn["h"] + 60, (name, drawn)  # no blank frame below it
+        before = page.locator("#compare img").first  # image 1 against the result, below the results
+        assert loaded_width(before) > 0
+        assert before.evaluate(COVERING_COMPARE) == [], name
         screenshot(page, f"{name}-{width}", full_page=False)
         page.close()

@@ -94,3 +94,18 @@ DRAWN = """img => {
   return {w, h, shownW: Math.min(w, box.width, frame.right - left), shownH: Math.min(h, box.height, frame.bottom - top),
           frameH: frame.height, natural: [img.naturalWidth, img.naturalHeight], underLabel};
 }"""
+
+# What lies over the compare slider's picture (the "before" image, drawn "contain"): its frame's
+# label and its buttons (reset, full screen, download), each named if any part covers the picture.
+COVERING_COMPARE = """img => {
+  const box = img.getBoundingClientRect();
+  const scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
+  const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
+  const left = box.left + (box.width - w) / 2, top = box.top + (box.height - h) / 2;
+  const block = img.closest('.block');
+  const over = [['label', '[data-testid=block-label]'], ['buttons', '.icon-button-wrapper']].filter(([, css]) => {
+    const r = block.querySelector(css).getBoundingClientRect();
+    return r.width > 0 && r.bottom > top + 1 && r.top < top + h && r.right > left && r.left < left + w;
+  });
+  return over.map(([name]) => name);
+}"""
