@@ -38,6 +38,7 @@ LOGIN_HELP = "This server's fal key serves only visitors signed in with Hugging 
 FAL_ONLY = "fal only: not used by the local backend"
 RUN_LABEL = "Run"
 RUNNING_LABEL = "Running"  # page.js adds " · step i/n"
+TOOL_WIDTH = 120  # px: the results' small buttons, narrower than Gradio's 160 so they share lines
 # Gradio attaches event methods (.click, .change…) at run time, which type checkers
 # cannot see on the base class: components are typed loosely here.
 Component = Any
@@ -314,19 +315,25 @@ def _results(page: Page) -> None:
     page.gallery = gr.Gallery(label="Results", columns=2, height=560, format="webp", elem_id="results",
                               buttons=["download", "fullscreen"], interactive=False, object_fit="contain")
     with gr.Row():
-        # Enabled once a run has a finished result (ui/wiring.py wire_results).
-        page.use_input = gr.Button("Use as input", size="sm", elem_id="use-as-input", interactive=False)
-        page.add_reference = gr.Button("Add as reference", size="sm", elem_id="add-as-reference", interactive=False)
+        # Enabled once a run has a finished result (ui/wiring.py wire_results). At 120 px the four
+        # share one line beside the form and two lines on a phone (Gradio's 160 px: two and four).
+        page.use_input = gr.Button("Use as input", size="sm", elem_id="use-as-input", interactive=False,
+                                   min_width=TOOL_WIDTH)
+        page.add_reference = gr.Button("Add as reference", size="sm", elem_id="add-as-reference", interactive=False,
+                                       min_width=TOOL_WIDTH)
         page.download_png = gr.DownloadButton("Selected as PNG", size="sm", elem_id="download-png",
-                                              interactive=False)
-        page.download_zip = gr.DownloadButton("All as zip", size="sm", elem_id="download-zip", interactive=False)
+                                              interactive=False, min_width=TOOL_WIDTH)
+        page.download_zip = gr.DownloadButton("All as zip", size="sm", elem_id="download-zip", interactive=False,
+                                              min_width=TOOL_WIDTH)
+    # A Textbox: Gradio's Number shows 0 for "none", and there is no seed before a run. The `edit`
+    # API returns the seed as a number through the hidden `api_seed` instead (outside the row: in it,
+    # its 160 px counted toward the seed box's, which pushed Reuse onto a line of its own on a phone).
+    page.api_seed = gr.Number(visible=False, precision=0)
     with gr.Row():
-        # A Textbox: Gradio's Number shows 0 for "none", and there is no seed before a run. The `edit`
-        # API returns the seed as a number through the hidden `api_seed` instead.
         page.seed_used = gr.Textbox(label="Seed used", interactive=False, max_lines=1, elem_id="seed-used",
                                     buttons=["copy"])  # a designer copies it into a note, a ticket
-        page.api_seed = gr.Number(visible=False, precision=0)
-        page.reuse_seed = gr.Button("Reuse this seed", size="sm", elem_id="reuse-seed", interactive=False)
+        page.reuse_seed = gr.Button("Reuse this seed", size="sm", elem_id="reuse-seed", interactive=False,
+                                    min_width=TOOL_WIDTH)  # beside the seed on a phone too
     page.details = gr.Markdown(elem_id="details")
     # The finished (or restored) run as code: Gradio's Code has its own copy button (ui/snippets.py).
     with gr.Accordion("Use this run from code", open=False, elem_id="run-code"):

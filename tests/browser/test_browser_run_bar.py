@@ -358,11 +358,22 @@ BAR_BOXES = """() => ['run-button', 'stop-button', 'queue-button'].map(id => {
 })"""
 
 
+# The tops of the results' tools, the lines they take (a line: tops within 2 px of each other).
+TOOL_TOPS = """() => ['use-as-input', 'add-as-reference', 'download-png', 'download-zip', 'seed-used', 'reuse-seed']
+  .map(id => Math.round(document.getElementById(id).getBoundingClientRect().top))"""
+
+
+def lines(tops: list[int]) -> int:
+    ordered = sorted(tops)
+    return 1 + sum(1 for above, below in zip(ordered, ordered[1:]) if below - above > 2)
+
+
 def test_on_the_narrowest_phone_the_run_bar_is_one_line_and_the_results_fit_their_image(
     browser, app, fake, images, screenshot,
 ):
     """At 320 px "+ Queue" ran past its button and "Running · step 12/28" took two lines; on any
-    phone a single result sat in a 560 px frame, a third of it blank."""
+    phone a single result sat in a 560 px frame, a third of it blank; and the result's four tools
+    took a line each (with Reuse this seed below the seed, a screen of buttons under the result)."""
     fake.steps, fake.job_seconds = 28, 14
     for width in (320, 390):
         phone = open_page(browser, app, width=width, height=740)
@@ -378,6 +389,10 @@ def test_on_the_narrowest_phone_the_run_bar_is_one_line_and_the_results_fit_thei
         frame = phone.locator("#results").bounding_box()
         image = phone.locator("#results img").first.bounding_box()
         assert frame["height"] <= image["height"] + 60, (width, frame, image)  # room for its label
+        tops = phone.evaluate(TOOL_TOPS)
+        assert lines(tops[:4]) == 2, (width, tops)
+        if width == 390:  # beside the seed it copies (at 320 px the seed box needs the line)
+            assert lines(tops[4:]) == 1, (width, tops)
         phone.close()
 
 
