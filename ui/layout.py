@@ -317,17 +317,13 @@ def _results(page: Page) -> None:
     with gr.Row():
         # Enabled once a run has a finished result (ui/wiring.py wire_results). At 120 px the four
         # share one line beside the form and two lines on a phone (Gradio's 160 px: two and four).
-        page.use_input = gr.Button("Use as input", size="sm", elem_id="use-as-input", interactive=False,
-                                   min_width=TOOL_WIDTH)
-        page.add_reference = gr.Button("Add as reference", size="sm", elem_id="add-as-reference", interactive=False,
-                                       min_width=TOOL_WIDTH)
-        page.download_png = gr.DownloadButton("Selected as PNG", size="sm", elem_id="download-png",
-                                              interactive=False, min_width=TOOL_WIDTH)
-        page.download_zip = gr.DownloadButton("All as zip", size="sm", elem_id="download-zip", interactive=False,
-                                              min_width=TOOL_WIDTH)
-    # A Textbox: Gradio's Number shows 0 for "none", and there is no seed before a run. The `edit`
-    # API returns the seed as a number through the hidden `api_seed` instead (outside the row: in it,
-    # its 160 px counted toward the seed box's, which pushed Reuse onto a line of its own on a phone).
+        tool: dict[str, Any] = {"size": "sm", "interactive": False, "min_width": TOOL_WIDTH}
+        page.use_input = gr.Button("Use as input", elem_id="use-as-input", **tool)
+        page.add_reference = gr.Button("Add as reference", elem_id="add-as-reference", **tool)
+        page.download_png = gr.DownloadButton("Selected as PNG", elem_id="download-png", **tool)
+        page.download_zip = gr.DownloadButton("All as zip", elem_id="download-zip", **tool)
+    # A Textbox: Gradio's Number shows 0 for "none", and there is no seed before a run. The `edit` API
+    # returns it as a number through the hidden `api_seed` (not in the row: its width would count there).
     page.api_seed = gr.Number(visible=False, precision=0)
     with gr.Row():
         page.seed_used = gr.Textbox(label="Seed used", interactive=False, max_lines=1, elem_id="seed-used",

@@ -117,17 +117,30 @@ def add_as_reference(gallery: Any, index: int | None, slots: list[str | None], l
     return packed
 
 
+COMPARE_LABEL = "Compare"
+
+
+def compare_shown(pair: tuple[str, str] | None, left: str = "", right: str = "") -> Any:
+    """The compare slider's pair, its label naming each side ("Left: image 1 · right: result 2"):
+    the slider shows two pictures and nothing else says which is which (the A/B picks stay as they
+    were when History's "Compare with the selected result" fills it). Short: it fits a phone's slider."""
+    if pair is None:
+        return gr.update(value=None, label=COMPARE_LABEL)
+    return gr.update(value=pair, label=f"Left: {left} · right: {right}")
+
+
 def compare_pair(gallery: Any, index: int | None, reference: str | None, mode: str, a: Any, b: Any):
     """What the compare slider shows: before/after (image 1 vs the selected result) or A/B."""
     paths = result_paths(gallery)
     if not paths:
-        return None
+        return compare_shown(None)
+    place = lambda i: min(max(int(i or 0), 0), len(paths) - 1)  # noqa: E731
     if mode == "ab":
-        pick = lambda i: paths[min(int(i or 0), len(paths) - 1)]  # noqa: E731
-        return (pick(a), pick(b))
+        return compare_shown((paths[place(a)], paths[place(b)]), f"result {place(a) + 1} (A)",
+                             f"result {place(b) + 1} (B)")
     if not reference:
-        return None
-    return (reference, selected_result(gallery, index))
+        return compare_shown(None)
+    return compare_shown((reference, paths[place(index)]), "image 1", f"result {place(index) + 1}")
 
 
 SLUG_CHARS = 40  # a file name's instruction part, at most

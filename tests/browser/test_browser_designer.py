@@ -46,6 +46,8 @@ def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path, scree
     # Before/after: the slider shows image 1 and the selected result, split in the middle;
     # dragging its handle moves the split.
     expect(page.locator("#compare img")).to_have_count(2, timeout=10_000)
+    label = page.locator("#compare [data-testid=block-label]")  # names the slider's two sides
+    expect(label).to_have_text("Left: image 1 · right: result 1")
     drag_compare_handle(page, to=0.2)
     # All results as one zip.
     expect(page.locator("#download-zip")).to_be_enabled()
@@ -60,6 +62,7 @@ def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path, scree
     page.get_by_label("A / B").check()
     expect(page.locator("#compare-a")).to_be_visible()
     expect(page.locator("#compare img")).to_have_count(2)
+    expect(label).to_have_text("Left: result 1 (A) · right: result 2 (B)")
     screenshot(page)
     # The selected result as a PNG.
     page.locator("#results .thumbnail-item").nth(0).click()

@@ -169,6 +169,9 @@ def test_compare_the_selected_result_with_any_past_run(browser, app, fake, image
     with Image.open(older / "image-1.png") as image:
         past = image.convert("RGB").tobytes()
     assert shown(1) == past and shown(0) != past
+    # The slider says so: the A/B picks beside it still name this run's images.
+    expect(page.locator("#compare [data-testid=block-label]")).to_have_text(
+        re.compile(r"Left: result 1 · right: past run of \d\d:\d\d$"))
     no_error_pill(page)
     screenshot(page)
     page.close()

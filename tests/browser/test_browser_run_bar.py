@@ -10,7 +10,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.helpers.app import SERVER_KEY
-from tests.helpers.browser import no_error_pill, open_panel
+from tests.helpers.browser import COVERING_COMPARE, no_error_pill, open_panel
 
 WAITING = "waiting for the first update"
 QUEUE_CARDS = "#jobs .thumbnail-item"
@@ -342,6 +342,8 @@ def test_on_a_phone_a_button_whose_effect_is_elsewhere_brings_it_into_view(brows
     phone.locator("#history-compare").click()
     expect(phone.locator("#compare")).to_be_in_viewport()
     expect(phone.locator("#compare img")).to_have_count(2, timeout=10_000)
+    expect(phone.locator("#compare [data-testid=block-label]")).to_contain_text("past run of")
+    assert phone.locator("#compare img").first.evaluate(COVERING_COMPARE) == []  # its sides named, in the clear
     viewport_shot(phone, screenshot, "compare")
 
     phone.locator("#history-restore").click()
