@@ -40,11 +40,17 @@ CLEAR_LABEL = "Clear (keeps starred)"
 CLEAR_ARMED_LABEL = "Click again to clear"
 
 
-def thumbnail(path: str) -> str:
-    """A small JPEG data URI of an image (a few KB: localStorage is small)."""
+def thumbnail(path: str, whole: bool = False) -> str:
+    """A small JPEG data URI of an image (a few KB: localStorage is small). `whole`: on a white
+    square, for a sweep's grid: a card crops its picture to a square, and a 4×1 grid's middle
+    (a cell and a half, blown up) said nothing of the sweep."""
     with Image.open(path) as opened:
         image = opened.convert("RGB")
         image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+        if whole:
+            square = Image.new("RGB", (max(image.size),) * 2, "white")
+            square.paste(image, ((square.width - image.width) // 2, (square.height - image.height) // 2))
+            image = square
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -64,7 +70,7 @@ def new_entry(history: list[dict], run: dict | None) -> dict | None:
         "images": run["images"],
         "references": run.get("references", []),
         # A sweep's card shows its grid ("thumb"); a run's, its images.
-        "thumbs": [thumbnail(p) for p in ([run["thumb"]] if run.get("thumb") else run["images"][:4])],
+        "thumbs": [thumbnail(run["thumb"], whole=True)] if run.get("thumb") else [thumbnail(p) for p in run["images"][:4]],
         "starred": False,
         "token": run.get("token"),  # stars the run on the server (set_starred)
         **({"sweep": run["sweep"]} if run.get("sweep") else {}),  # {shape, grid, cells}: ui/sweep_view.py

@@ -34,6 +34,21 @@ def test_entries_are_newest_first_with_small_thumbnails_and_no_keys(run_file):
     assert max(image.size) == history_lib.THUMB_SIDE and caption.startswith("second · ")
 
 
+def test_a_sweeps_card_shows_its_whole_grid(run_file, tmp_path):
+    """A card is a square crop of its picture: a 4×1 sweep grid showed a cell and a half, blown up."""
+    colours = [(200, 0, 0), (0, 160, 0), (0, 0, 200), (230, 200, 0)]
+    grid = Image.new("RGB", (1200, 300))
+    for i, colour in enumerate(colours):
+        grid.paste(colour, (i * 300, 0, (i + 1) * 300, 300))
+    grid.save(tmp_path / "grid.png")
+    history = add_entry([], {**run_file, "thumb": str(tmp_path / "grid.png"), "sweep": {"shape": "4×1"}})
+    [(card, _caption)] = history_lib.gallery_items(history)
+    assert card.width == card.height  # nothing of it cropped away by the square card
+    middle = card.height // 2
+    shown = [card.getpixel((card.width * (2 * i + 1) // 8, middle)) for i in range(4)]
+    assert all(max(abs(a - b) for a, b in zip(seen, colour)) < 40 for seen, colour in zip(shown, colours)), shown
+
+
 def test_a_run_already_kept_is_not_kept_twice(run_file):
     # Stop brings back the run shown before (any History entry, restored): it is not new.
     first, second = {**run_file, "token": "a"}, {**run_file, "token": "b"}

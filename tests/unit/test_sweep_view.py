@@ -109,7 +109,7 @@ def test_a_sweep_is_one_history_card_with_its_grid_that_restores_its_cells(point
     past = sweep_cells.remember_sweep(state, [])["value"]
     items = history_lib.gallery_items(past)
     assert len(past) == 1  # one card
-    assert past[0]["thumbs"] == [history_lib.thumbnail(grid)]  # the card shows the grid
+    assert past[0]["thumbs"] == [history_lib.thumbnail(grid, whole=True)]  # the card shows the grid
     (_thumb, caption), = items
     assert caption.startswith("Sweep 2×1: make it blue")
     # The base recipe: the form's request (LoRA at its own scale), not one cell's.
