@@ -391,6 +391,9 @@ def test_on_the_narrowest_phone_the_run_bar_is_one_line_and_the_results_fit_thei
         frame = phone.locator("#results").bounding_box()
         image = phone.locator("#results img").first.bounding_box()
         assert frame["height"] <= image["height"] + 60, (width, frame, image)  # room for its label
+        # The compare slider below: its label (both sides named) whole, clear of its buttons and pictures.
+        expect(phone.locator("#compare [data-testid=block-label]")).to_contain_text("Left: image 1")
+        assert phone.locator("#compare img").first.evaluate(COVERING_COMPARE) == [], width
         tops = phone.evaluate(TOOL_TOPS)
         assert lines(tops[:4]) == 2, (width, tops)
         if width == 390:  # beside the seed it copies (at 320 px the seed box needs the line)

@@ -97,7 +97,7 @@ DRAWN = """img => {
 
 # What lies over the compare slider's picture (the "before" image, drawn "contain"): its frame's
 # label and its buttons (reset, full screen, download), each named if any part covers the picture,
-# and "label over buttons" if the label runs under them.
+# "label over buttons" if the label runs under them, "label cut" if its words run past its end.
 COVERING_COMPARE = """img => {
   const box = img.getBoundingClientRect();
   const scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
@@ -108,8 +108,10 @@ COVERING_COMPARE = """img => {
     const r = block.querySelector(css).getBoundingClientRect();
     return r.width > 0 && r.bottom > top + 1 && r.top < top + h && r.right > left && r.left < left + w;
   });
-  const label = block.querySelector('[data-testid=block-label]').getBoundingClientRect();
+  const labelled = block.querySelector('[data-testid=block-label]'), label = labelled.getBoundingClientRect();
   const buttons = block.querySelector('.icon-button-wrapper').getBoundingClientRect();
-  const crossed = buttons.width > 0 && label.right > buttons.left && label.bottom > buttons.top;
-  return over.map(([name]) => name).concat(crossed ? ['label over buttons'] : []);
+  const crossed = buttons.width > 0 && label.right > buttons.left && label.bottom > buttons.top
+    && label.top < buttons.bottom;
+  const cut = labelled.scrollWidth > labelled.clientWidth + 1;
+  return over.map(([name]) => name).concat(crossed ? ['label over buttons'] : [], cut ? ['label cut'] : []);
 }"""
