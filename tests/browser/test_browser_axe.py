@@ -1,7 +1,8 @@
 """axe-core (through axe-playwright-python) on the page's main states, in light and dark mode, on a
 desktop and a phone: no serious or critical violation (text contrast at WCAG AA included). And what
 a first visit looks like: a keyless visitor sees the key box before anything else and no operator
-setup text; a phone shows each LoRA row on one line, without horizontal scrolling.
+setup text; a phone shows each LoRA row on one line, without horizontal scrolling, and its image
+slots on one line with the examples on the first screen.
 """
 
 from __future__ import annotations
@@ -154,4 +155,46 @@ def test_a_phone_shows_each_lora_row_on_one_line(browser, app, screenshot):
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.get_by_label("LoRA 1", exact=True).scroll_into_view_if_needed()
     screenshot(page)
+    page.close()
+
+
+# Each image slot of a phone's first visit: its top, and whether its upload prompt (icon and words)
+# lies whole inside the slot's upload area, below its label (Gradio's four lines of "Drop Image Here
+# - or - Click to Upload" ran past a narrow slot's top and foot, its icon under the label).
+SLOTS = """() => [1, 2, 3].map(i => {
+  const area = document.querySelector(`#reference-${i} button.upload-container`).getBoundingClientRect();
+  const label = document.querySelector(`#reference-${i} [data-testid=block-label]`).getBoundingClientRect();
+  const wrap = document.querySelector(`#reference-${i} button.upload-container .wrap`);
+  const range = document.createRange();
+  range.selectNodeContents(wrap);
+  const drawn = [...range.getClientRects()].filter(r => r.width > 0 && r.height > 0);
+  return {top: Math.round(area.top), whole: drawn.every(r => r.top >= label.bottom - 1 && r.bottom <= area.bottom + 1),
+          says: getComputedStyle(wrap, '::after').content};
+})"""
+
+
+@pytest.mark.parametrize("viewport", [PHONE, {"width": 320, "height": 700}], ids=["390", "320"])
+def test_a_phone_shows_the_image_slots_on_one_line_and_the_examples_on_the_first_screen(
+    browser, app, images, viewport, screenshot,
+):
+    """Image 3 took a line of its own and each slot four lines of words, which pushed the examples,
+    a newcomer's way in, below a phone's first screen."""
+    page = open_page(browser, app, viewport, "light")
+    slots = page.evaluate(SLOTS)
+    assert len({slot["top"] for slot in slots}) == 1, slots
+    assert all(slot["whole"] and slot["says"] == '"Add image"' for slot in slots), slots
+    if viewport == PHONE:
+        example = page.get_by_role("button", name="Donut, made real").bounding_box()
+        assert example["y"] + example["height"] <= page.locator("#run-bar").bounding_box()["y"]
+    screenshot(page, f"{viewport['width']}-first")
+    # With a picture in it, the slot's label still says which image it is, clear of its remove button.
+    page.locator("#reference-1 input[type=file]").set_input_files(images["red"])
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    label = page.locator("#reference-1 [data-testid=block-label]")
+    expect(label).to_have_text("image 1")
+    remove = page.locator("#reference-1 .icon-button-wrapper button").last.bounding_box()
+    shown = label.bounding_box()
+    assert shown["x"] + shown["width"] <= remove["x"] + 1, (shown, remove)
+    assert label.evaluate("e => e.scrollWidth <= e.clientWidth")
+    screenshot(page, f"{viewport['width']}-image")
     page.close()
