@@ -69,8 +69,9 @@ def new_entry(history: list[dict], run: dict | None) -> dict | None:
         "recipe": run["recipe"],
         "images": run["images"],
         "references": run.get("references", []),
-        # A sweep's card shows its grid ("thumb"); a run's, its images.
-        "thumbs": [thumbnail(run["thumb"], whole=True)] if run.get("thumb") else [thumbnail(p) for p in run["images"][:4]],
+        # A sweep's card shows its whole grid ("thumb"); a run's, its images.
+        "thumbs": ([thumbnail(run["thumb"], whole=True)] if run.get("thumb")
+                   else [thumbnail(p) for p in run["images"][:4]]),
         "starred": False,
         "token": run.get("token"),  # stars the run on the server (set_starred)
         **({"sweep": run["sweep"]} if run.get("sweep") else {}),  # {shape, grid, cells}: ui/sweep_view.py

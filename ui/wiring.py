@@ -172,7 +172,7 @@ def wire_run(page: Page, ctx: Context, before_run: gr.State) -> Any:
     run_triggers = [page.run_button.click, page.form["prompt"].submit]
     # One event, so that what the page shows is kept (for Stop) as Run reads "Running" (not after).
     gr.on(run_triggers, start_run, [page.run_button, page.gallery, page.details, page.last_run, page.seed_used],
-          [*bar, before_run], **PRIVATE_FAST)
+          [*bar, before_run, page.selected], **PRIVATE_FAST)
     run_inputs = [*page.inputs(), page.gallery, page.region.strokes, page.region.only_painted, page.restored_mask]
     run_event = gr.on(
         [page.run_button.click, page.form["prompt"].submit], page_run, run_inputs, [*shown, page.last_run, marks],
@@ -253,17 +253,20 @@ def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any, sto
         return gr.update(value=results.as_png(paths[number - 1], results.fresh_folder(ctx.downloads), name),
                          interactive=True)
 
-    def after_run(gallery_value: Any, reference: str | None, run: Any) -> tuple:
+    def after_run(gallery_value: Any, reference: str | None, run: Any, picked: int | None = None) -> tuple:
         paths = results.result_paths(gallery_value)  # a preview (running or interrupted) is not a result
+        # The image picked while the run went stays picked (the gallery shows it so): the compare,
+        # "Selected as PNG" and "Use as input" take it, not image 1.
+        selected = picked if isinstance(picked, int) and 0 <= picked < len(paths) else 0
         choices = [(f"image {i}", i - 1) for i in range(1, len(paths) + 1)]
         zipped = results.zip_results(paths, results.fresh_folder(ctx.downloads), *_named_for(run))
         # With no result the A/B picks stay (a dropdown refuses its value once its choices are gone).
         pick_a = gr.update(choices=choices, value=0) if paths else gr.skip()
         pick_b = gr.update(choices=choices, value=min(1, len(paths) - 1)) if paths else gr.skip()
         return (
-            0, pick_a, pick_b,
+            selected, pick_a, pick_b,
             gr.update(value=zipped, interactive=bool(zipped)),
-            results.compare_pair(gallery_value, 0, reference, "before", 0, 0),
+            results.compare_pair(gallery_value, selected, reference, "before", 0, 0),
             # Chaining needs a finished result: enabled once there is one (a Stop keeps the last one).
             gr.update(interactive=bool(paths)), gr.update(interactive=bool(paths)),
             reference if paths else gr.skip(),  # "before" stays the run's own image 1
@@ -280,7 +283,7 @@ def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any, sto
     compare_inputs = [page.gallery, page.selected, before, page.compare_mode, page.pick_a, page.pick_b]
     # After a run, a restore from History (ui/history.py restored_run) and an opened queued run: the same tools.
     shown_after: list[tuple[Any, Callable[..., tuple], list[Any]]] = [
-        (event, after_run, [page.gallery, first_slot, page.last_run]) for event in finished]
+        (event, after_run, [page.gallery, first_slot, page.last_run, page.selected]) for event in finished]
     shown_after += [(opened, after_opened, [page.gallery, page.last_run]),
                     (stopped, after_run, [page.gallery, before, page.last_run])]
     for event, tools, given in shown_after:

@@ -61,7 +61,9 @@ def mark_running(label: str) -> tuple:
 
 
 def start_run(label: str, gallery: Any, details: Any, last_run: Any, seed: Any) -> tuple:
-    """Run clicked: the run bar, and what the page shows, kept for Stop to bring back; a click
-    while a run goes (it queues: assets/page.js) keeps what that run's own click kept."""
-    return (*mark_running(label),
-            gr.skip() if label == RUNNING_LABEL else results.before_run(gallery, details, last_run, seed))
+    """Run clicked: the run bar, and what the page shows, kept for Stop to bring back, and no result
+    picked (the gallery empties; a preview picked while the run goes stays picked at its end). A
+    click while a run goes (it queues: assets/page.js) keeps what that run's own click kept."""
+    if label == RUNNING_LABEL:
+        return (*mark_running(label), gr.skip(), gr.skip())
+    return (*mark_running(label), results.before_run(gallery, details, last_run, seed), None)

@@ -11,7 +11,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.helpers.app import SERVER_KEY
-from tests.helpers.browser import COVERING_COMPARE, DRAWN, loaded_width, start_run
+from tests.helpers.browser import COVERING_COMPARE, DRAWN, loaded_width, open_app, start_run
 
 PROMPT = "Make this donut realistic"
 SLUG = "make-this-donut-realistic"
@@ -132,3 +132,27 @@ def test_a_wide_or_a_tall_result_is_shown_whole(browser, app, fake, tmp_path, wi
         assert before.evaluate(COVERING_COMPARE) == [], name
         screenshot(page, f"{name}-{width}", full_page=False)
         page.close()
+
+
+def test_a_result_picked_while_the_run_goes_is_the_one_the_tools_take(browser, app, fake, images, screenshot):
+    """A designer picked image 2 among the previews; the gallery still showed it picked when the
+    run ended, but the page had gone back to image 1: "Selected as PNG" saved image 1 and the
+    compare slider showed it. And a new run starts with nothing picked, as its gallery does."""
+    fake.steps, fake.job_seconds = 8, 8
+    page = open_app(browser, app, accept_downloads=True)
+    start_run(page, images["red"], images=2)
+    expect(page.locator("#status")).to_contain_text("Intermediate", timeout=30_000)
+    page.locator("#results .thumbnail-item").nth(1).click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    expect(page.locator("#results .preview .caption")).to_have_text("image 2")
+    label = page.locator("#compare [data-testid=block-label]")
+    expect(label).to_have_text("Left: image 1 · right: result 2", timeout=10_000)
+    assert download(page, "#download-png").suggested_filename.endswith("_2.png")
+    screenshot(page)
+    # The next run: its gallery starts empty, the picked image with it.
+    fake.steps, fake.job_seconds = 2, 1
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    expect(page.locator("#results .preview .caption")).to_have_text("image 1")
+    expect(label).to_have_text("Left: image 1 · right: result 1", timeout=10_000)
+    page.close()
