@@ -25,7 +25,7 @@ from PIL import Image
 from backend.outputs import is_inside, run_folder_of, set_starred
 from ui.details import describe_run, images_on_disk
 from ui.form import RESTORED_FIELDS, SKIP, PageSetup, restore_values
-from ui.results import compare_shown, result_paths
+from ui.results import compare_shown, result_caption, result_paths
 from ui.text import as_text
 
 MAX_HISTORY = 60  # entries kept (starred ones are never dropped)
@@ -248,7 +248,12 @@ def restore_run(past: list[dict] | None, picked: str | None, version: float, set
     slot_values = (references + [None] * slot_count)[:slot_count]
     # A sweep's cells go back to the sweep results (ui/sweep_cells.py restore_sweep), not here.
     images = [p for p in existing(entry.get("images", []), outputs_root) if p]
-    results = gr.skip() if entry.get("sweep") else images
+    flags = entry["recipe"].get("nsfw") if isinstance(entry.get("recipe"), dict) else None
+    flags = flags if isinstance(flags, list) else []
+    # Captioned as the run's own results were ("image 2 ⚠ flagged"; a sweep's go to its own panel).
+    results = gr.skip() if entry.get("sweep") else [
+        (path, result_caption(i, bool(flags[i - 1]) if i <= len(flags) else False))
+        for i, path in enumerate(images, start=1)]
     mask = _mask_of(entry, images, outputs_root)
     return (*_as_updates(restore_values(entry["recipe"], setup)), version + 1, *slot_values, results,
             f"♻️ Restored the run of {as_text(entry.get('created'))}.", mask, mask is not None)

@@ -41,6 +41,11 @@ def swap_buttons(*slots: str | None) -> list[Any]:
     return [gr.update(interactive=bool(slots[i] and slots[i + 1])) for i in range(len(slots) - 1)]
 
 
+def result_caption(number: int, flagged: bool) -> str:
+    """A result's caption in the gallery, a fresh run's or a restored one's: "image 2 ⚠ flagged"."""
+    return f"image {number}" + (" ⚠ flagged" if flagged else "")
+
+
 PREVIEW = "preview"  # a running run's intermediate images are captioned "preview · step i of n"
 INTERRUPTED = "interrupted preview"  # and, after Stop, this: neither is a result
 NO_RESULT = ("There is no finished result to use yet (a stopped run leaves only its interrupted preview): "

@@ -28,7 +28,7 @@ from backend.request import MAX_ACTIVE_LORAS, EditRequest, build_request
 from ui.details import describe_run, fal_cost_micros, run_extras, shown_images, skipped_lora_rows
 from ui.form import CUSTOM, FIELDS, IMAGE_FIELDS, MATCH_FIRST
 from ui.key_box import LABEL as KEY_LABEL
-from ui.results import PREVIEW
+from ui.results import PREVIEW, result_caption
 from ui.text import as_text, error_text
 
 LOG_LINES_KEPT = 200
@@ -319,7 +319,7 @@ def run_edit(plan: RunPlan, outputs: Outputs, price_per_mp: float | None = None,
                 saved = save_run(outputs.root, plan.request, plan.options, event, backend.name,
                                  backend.source(plan.options), region=plan.region)
                 gallery = [
-                    (str(path), f"image {i}" + (" ⚠ flagged" if img.nsfw else ""))
+                    (str(path), result_caption(i, img.nsfw))
                     for i, (path, img) in enumerate(zip(saved.image_paths, event.images), start=1)
                 ]
                 # Every output gets a real value at the end: API callers read only the last one.

@@ -32,6 +32,7 @@ def check_results(page, seed: int, tmp_path) -> None:
                  "Size:", "match image 1", "Endpoint:", "fal-ai/flux-2/lora/edit", "Time taken:",
                  "Backend: fal", "Estimated cost on fal: $", SKIPPED):
         expect(details).to_contain_text(text, timeout=15_000)
+    expect(page.locator("#results .thumbnail-item").first).to_contain_text("image 1")  # captioned as it was made
     png = download(page, "#download-png")
     assert png.suggested_filename == f"{SLUG}_seed-{seed}_1.png"
     archive = download(page, "#download-zip")
