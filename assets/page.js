@@ -52,6 +52,7 @@ const EMPTY_NAMES = {
   results: "No results yet: your edited images appear here.",
   compare: "Nothing to compare yet.",
   history: "No past runs yet: finished runs are kept here, in this browser.",
+  "lora-library": "No LoRAs yet: the ones you run with, and the server's LoRA folder, appear here.",
 };
 const nameEmptyFrames = () => {
   for (const [id, name] of Object.entries(EMPTY_NAMES)) {

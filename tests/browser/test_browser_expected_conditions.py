@@ -15,6 +15,28 @@ from tests.helpers.browser import no_error_pill, open_app, run_once
 from ui.png_restore import NO_RECIPE
 
 
+EMPTY_FRAMES = {
+    "results": "No results yet",
+    "compare": "Nothing to compare yet",
+    "history": "No past runs yet",
+    "lora-library": "No LoRAs yet",
+}
+
+
+def test_on_a_first_visit_each_empty_frame_is_short_and_says_what_comes_there(browser, app, screenshot):
+    """Gradio draws an empty gallery as a tall blank box with an icon (the LoRA library's: 240 px
+    of nothing) and names it "Empty value" for a screen reader."""
+    page = open_app(browser, app, width=390, height=844)
+    page.get_by_text("LoRA library", exact=True).first.click()
+    for frame, says in EMPTY_FRAMES.items():
+        empty = page.locator(f"#{frame} > .empty")
+        expect(empty).to_have_attribute("aria-label", re.compile(f"^{says}"), timeout=10_000)
+        assert page.locator(f"#{frame}").bounding_box()["height"] < 120, frame
+    page.locator("#lora-library").scroll_into_view_if_needed()
+    screenshot(page)
+    page.close()
+
+
 def test_nothing_picked_and_bad_files_never_raise(browser, app, images, tmp_path, screenshot):
     page = open_app(browser, app, accept_downloads=True)
     # First visit: nothing in the history is picked, so Restore and Star wait.
