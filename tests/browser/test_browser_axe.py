@@ -158,6 +158,23 @@ def test_a_phone_shows_each_lora_row_on_one_line(browser, app, screenshot):
     page.close()
 
 
+def test_a_phone_shows_the_presets_buttons_two_to_a_line(browser, app, screenshot):
+    """Each of the Presets panel's six buttons took a line of its own on a phone."""
+    page = open_page(browser, app, PHONE, "light")
+    page.get_by_text("Presets", exact=True).first.click()
+    expect(page.locator("#preset-save")).to_be_visible(timeout=10_000)
+    top = {name: page.locator(f"#{name}").bounding_box()["y"] for name in (
+        "preset-name", "preset-save", "preset-pick", "preset-load", "preset-rename", "preset-delete",
+        "preset-export", "preset-import")}
+    for left, right in (("preset-name", "preset-save"), ("preset-pick", "preset-load"),
+                        ("preset-rename", "preset-delete"), ("preset-export", "preset-import")):
+        assert abs(top[left] - top[right]) < 4, (left, right, top)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.locator("#preset-import").scroll_into_view_if_needed()
+    screenshot(page)
+    page.close()
+
+
 # Each image slot of a phone's first visit: its top, and whether its upload prompt (icon and words)
 # lies whole inside the slot's upload area, below its label (Gradio's four lines of "Drop Image Here
 # - or - Click to Upload" ran past a narrow slot's top and foot, its icon under the label).
