@@ -362,7 +362,7 @@ def _compare(page: Page) -> None:
                                            interactive=False)
         page.sweep_grid = gr.Image(label="Sweep grid", type="filepath", format="png", interactive=False,
                                    elem_id="sweep-grid", buttons=["download", "fullscreen"])
-        page.sweep_zip = gr.DownloadButton("Sweep as zip", size="sm", elem_id="sweep-zip")
+        page.sweep_zip = gr.DownloadButton("Sweep as zip", size="sm", elem_id="sweep-zip", interactive=False)
         page.sweep_state, page.sweep_picked = gr.State(None), gr.State(None)
 
 

@@ -80,13 +80,13 @@ def remember_sweep(state: dict | None, past: list[dict] | None) -> Any:
 
 
 def restore_sweep(past: list[dict] | None, picked: str | None, outputs_root: Path) -> tuple:
-    """A sweep picked in History: its cells and grid in the sweep results again, no cell picked.
-    Outputs: the sweep gallery, the grid, the sweep results accordion, the sweep state, then
-    unpick_cell's. A run that is not a sweep changes none of them."""
+    """A sweep picked in History: its cells, grid and zip in the sweep results again, no cell
+    picked. Outputs: the sweep gallery, the grid, the zip, the sweep results accordion, the sweep
+    state, then unpick_cell's. A run that is not a sweep changes none of them."""
     entry = history_lib.picked_entry(past, picked) or {}
     sweep = entry.get("sweep") if isinstance(entry, dict) else None
     if not isinstance(sweep, dict):
-        return tuple(gr.skip() for _ in range(7))
+        return tuple(gr.skip() for _ in range(8))
 
     def kept(path: Any) -> str | None:  # from the browser: only files in the outputs folder
         return str(path) if path and is_inside(outputs_root, str(path)) and Path(str(path)).is_file() else None
@@ -96,5 +96,9 @@ def restore_sweep(past: list[dict] | None, picked: str | None, outputs_root: Pat
     paths = [kept(path) for _caption, path in pairs]
     cells = [{"caption": c, "image": p} for c, p in zip(captions, paths)]
     failed = {i for i, p in enumerate(paths) if not p}
-    return (cell_items(captions, paths, failed, []), kept(sweep.get("grid")), gr.update(open=True),
-            {"cells": cells, "run": None}, *unpick_cell())
+    grid = kept(sweep.get("grid"))
+    # The sweep's zip lies beside its grid (ui/sweep_view.py save_sweep): "Sweep as zip" is this
+    # sweep's, not the last one run on this page.
+    zipped = next((kept(z) for z in sorted(Path(grid).parent.glob("sweep_*.zip"))), None) if grid else None
+    return (cell_items(captions, paths, failed, []), grid, gr.update(value=zipped, interactive=bool(zipped)),
+            gr.update(open=True), {"cells": cells, "run": None}, *unpick_cell())

@@ -69,7 +69,9 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
                               extra=[*SWEEP_ARGS, *PAGE_EXTRA])
     cell_buttons = [page.sweep_picked, page.sweep_use_input, page.sweep_restore]
     swept = [*page.inputs(), *controls, page.region.strokes, page.region.only_painted, page.restored_mask]
-    event = page.sweep_button.click(lambda: gr.update(open=True), None, page.sweep_results, **PRIVATE_FAST).then(
+    # "Sweep as zip" waits for the sweep's zip (it offered nothing, or the last sweep's, meanwhile).
+    opened = (lambda: (gr.update(open=True), gr.update(value=None, interactive=False)))
+    event = page.sweep_button.click(opened, None, [page.sweep_results, page.sweep_zip], **PRIVATE_FAST).then(
         sweep_cells.unpick_cell, None, cell_buttons, **PRIVATE_FAST).then(
         page_sweep, swept, [*shown, page.sweep_state], js=fill_key_js(swept, page.form["fal_key"]), **PRIVATE)
     api_sweep = api_function("sweep", partial(_api_sweep_body, ctx), ctx.setup, SWEEP_DOC, extra=SWEEP_ARGS)
@@ -79,6 +81,7 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
     bar = [page.run_button, page.stop_button]
     page.sweep_button.click(mark_running, page.run_button, bar, **PRIVATE_FAST)
     event.then(lambda: run_bar(False), None, bar, **PRIVATE_FAST)
+    event.then(lambda zipped: gr.update(interactive=bool(zipped)), page.sweep_zip, page.sweep_zip, **PRIVATE_FAST)
     event.failure(lambda: run_bar(False), None, bar, **PRIVATE_FAST)
     event.then(sweep_cells.remember_sweep, [page.sweep_state, page.history], page.other_tabs.history_changed, **PRIVATE)
     # The X axis follows the LoRA list (seed, or LoRA 1 scale) until the visitor picks it.
@@ -103,5 +106,5 @@ def wire_sweep_cells(page: Page, ctx: Context) -> None:
                              **PRIVATE)
     page.history_restore.click(partial(sweep_cells.restore_sweep, outputs_root=ctx.outputs.root),
                                [page.history, page.history_selected],
-                               [page.sweep_gallery, page.sweep_grid, page.sweep_results, page.sweep_state,
-                                *cell_buttons], **PRIVATE)
+                               [page.sweep_gallery, page.sweep_grid, page.sweep_zip, page.sweep_results,
+                                page.sweep_state, *cell_buttons], **PRIVATE)

@@ -14,7 +14,6 @@ from playwright.sync_api import expect
 from tests.helpers.browser import no_error_pill, open_app, run_once
 from ui.png_restore import NO_RECIPE
 
-
 EMPTY_FRAMES = {
     "results": "No results yet",
     "compare": "Nothing to compare yet",

@@ -78,6 +78,7 @@ def test_a_two_cell_sweep_from_queued_to_done_then_zip_cells_and_history(browser
     expect(page.locator("#status")).to_contain_text(re.compile(r"Sweep: 0 of 2 cells done, cells? 1"))
     assert page.evaluate(CUT_CAPTIONS) == []  # every caption whole at 1440 px
     assert not any(job.finished for job in fake.jobs.values())  # what we saw came before any result
+    expect(page.locator("#sweep-zip")).to_be_disabled()  # no zip yet: it offered nothing to a click
     screenshot(page, "running")
 
     expect(page.locator("#status")).to_contain_text("Sweep done: 2 of 2 cells", timeout=60_000)
@@ -108,6 +109,16 @@ def test_a_two_cell_sweep_from_queued_to_done_then_zip_cells_and_history(browser
     expect(page.get_by_label("Seed", exact=True)).to_have_value("2")
     expect(page.get_by_text("Error", exact=True)).to_have_count(0)
     screenshot(page)
+
+    # On a fresh page, the sweep restored from History brings back its own zip.
+    page.reload()
+    expect(page.locator("#history .thumbnail-item")).to_have_count(1, timeout=15_000)
+    page.locator("#history .thumbnail-item").first.click()
+    page.locator("#history-restore").click()
+    expect(page.locator("#sweep-zip")).to_be_enabled(timeout=15_000)
+    with page.expect_download() as again:
+        page.locator("#sweep-zip").click()
+    assert again.value.suggested_filename == "sweep_seed_x_guidance.zip"
     page.close()
 
 

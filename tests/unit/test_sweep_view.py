@@ -104,8 +104,8 @@ def test_a_lora_scale_axis_with_no_lora_on_is_refused_naming_the_axis(pointed, i
     assert not pointed.jobs  # nothing ran
 
 
-def test_a_sweep_is_one_history_card_with_its_grid_that_restores_its_cells(pointed, images, tmp_path):
-    *_rest, (_gallery, _status, grid, _zip, state) = sweep_updates(pointed, images, tmp_path, "seed", "1, 2")
+def test_a_sweep_is_one_history_card_with_its_grid_that_restores_its_cells_and_zip(pointed, images, tmp_path):
+    *_rest, (_gallery, _status, grid, made_zip, state) = sweep_updates(pointed, images, tmp_path, "seed", "1, 2")
     past = sweep_cells.remember_sweep(state, [])["value"]
     items = history_lib.gallery_items(past)
     assert len(past) == 1  # one card
@@ -114,11 +114,12 @@ def test_a_sweep_is_one_history_card_with_its_grid_that_restores_its_cells(point
     assert caption.startswith("Sweep 2×1: make it blue")
     # The base recipe: the form's request (LoRA at its own scale), not one cell's.
     assert past[0]["recipe"]["request"]["loras"][0]["scale"] == 1.0
-    cells, shown_grid, _open, restored, *_unpicked = sweep_cells.restore_sweep(past, past[0]["id"], tmp_path)
+    cells, shown_grid, zipped, _open, restored, *_unpicked = sweep_cells.restore_sweep(past, past[0]["id"], tmp_path)
     assert [c for _p, c in cells] == ["seed 1", "seed 2"] and shown_grid == grid
+    assert zipped["value"] == made_zip and zipped["interactive"]  # "Sweep as zip" is this sweep's
     assert restored["cells"] == state["cells"]
     elsewhere = [{**past[0], "sweep": {**past[0]["sweep"], "cells": [["seed 1", "/etc/passwd"]]}}]
-    restored = sweep_cells.restore_sweep(elsewhere, past[0]["id"], tmp_path)[3]
+    restored = sweep_cells.restore_sweep(elsewhere, past[0]["id"], tmp_path)[4]
     assert restored["cells"] == [{"caption": "seed 1", "image": None}]
 
 
