@@ -66,6 +66,15 @@ def before_run(gallery: Any, details: Any, last_run: Any, seed: Any) -> dict[str
     return {"gallery": finished_results(gallery), "details": details, "last_run": last_run, "seed": seed}
 
 
+def after_failure(kept: Any, last_run: Any) -> tuple:
+    """After a run: one that made no result (failed, refused) has its page show again the results
+    shown before it (ui/run.py); here their details, run and seed come back too (`before_run`),
+    for the downloads' names and the code. Outputs: details, last_run, seed."""
+    if last_run is not None or not isinstance(kept, dict):
+        return gr.skip(), gr.skip(), gr.skip()
+    return kept["details"], kept["last_run"], kept["seed"]
+
+
 def after_stop(gallery: Any, kept: Any) -> tuple:
     """Stop: the page as it was before the run (its results, details, run and seed), then the
     run's interrupted preview, captioned so. A result that arrived just before Stop is left as

@@ -68,9 +68,13 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
     ).then(results.after_stop, [page.gallery, before_run],
            [page.status, page.gallery, page.details, page.last_run, page.seed_used], **PRIVATE_FAST,
            ).then(lambda: run_bar(False), None, [page.run_button, page.stop_button], **PRIVATE_FAST)
+    # A run that made nothing (failed or refused) shows again the results shown before it (ui/run.py);
+    # their details, run and seed come back too, before wire_results gives their tools back.
+    ran = run_event.then(results.after_failure, [before_run, page.last_run],
+                         [page.details, page.last_run, page.seed_used], **PRIVATE_FAST)
     restored = wire_history(demo, page, ctx, run_event)
     opened = wire_queue(demo, page, ctx)
-    wire_results(page, ctx, [run_event, restored], opened, stopped)
+    wire_results(page, ctx, [ran, restored], opened, stopped)
     wire_presets(demo, page, ctx)
     wire_library(demo, page, ctx)
 
@@ -172,7 +176,8 @@ def wire_run(page: Page, ctx: Context, before_run: gr.State) -> Any:
     run_triggers = [page.run_button.click, page.form["prompt"].submit]
     # One event, so that what the page shows is kept (for Stop) as Run reads "Running" (not after).
     gr.on(run_triggers, start_run, [page.run_button, page.gallery, page.details, page.last_run, page.seed_used],
-          [*bar, before_run, page.selected], **PRIVATE_FAST)
+          [*bar, before_run, page.selected, page.use_input, page.add_reference, page.download_png,
+           page.download_zip], **PRIVATE_FAST)
     run_inputs = [*page.inputs(), page.gallery, page.region.strokes, page.region.only_painted, page.restored_mask]
     run_event = gr.on(
         [page.run_button.click, page.form["prompt"].submit], page_run, run_inputs, [*shown, page.last_run, marks],

@@ -60,10 +60,16 @@ def mark_running(label: str) -> tuple:
     return (gr.skip(), gr.skip()) if label == RUNNING_LABEL else run_bar(True)
 
 
+RESULT_TOOLS = 4  # Use as input, Add as reference, Selected as PNG, All as zip
+
+
 def start_run(label: str, gallery: Any, details: Any, last_run: Any, seed: Any) -> tuple:
-    """Run clicked: the run bar, and what the page shows, kept for Stop to bring back, and no result
-    picked (the gallery empties; a preview picked while the run goes stays picked at its end). A
-    click while a run goes (it queues: assets/page.js) keeps what that run's own click kept."""
+    """Run clicked: the run bar; what the page shows, kept for Stop (or a failure) to bring back;
+    no result picked (the gallery empties; a preview picked while the run goes stays picked at its
+    end); the results' tools wait for the results (they would act on, or download, the last run's
+    while its previews are shown). A click while a run goes (it queues: assets/page.js) keeps what
+    that run's own click kept."""
     if label == RUNNING_LABEL:
-        return (*mark_running(label), gr.skip(), gr.skip())
-    return (*mark_running(label), results.before_run(gallery, details, last_run, seed), None)
+        return (*mark_running(label), *[gr.skip()] * (2 + RESULT_TOOLS))
+    return (*mark_running(label), results.before_run(gallery, details, last_run, seed), None,
+            *[gr.update(interactive=False)] * RESULT_TOOLS)

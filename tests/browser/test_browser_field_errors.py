@@ -106,7 +106,7 @@ def test_lora_links_are_checked_as_typed(browser, small_app, screenshot):
 
 
 def test_a_failed_run_leaves_the_previous_result(browser, small_app, fake, images, screenshot):
-    page = open_app(browser, small_app)
+    page = open_app(browser, small_app, accept_downloads=True)
     run_once(page, images["red"], prompt="make it teal")
     expect(page.locator("#results .caption-label")).to_have_text(["image 1"], timeout=10_000)
     shown = page.locator("#results .thumbnail-item img").first.get_attribute("src")
@@ -118,6 +118,14 @@ def test_a_failed_run_leaves_the_previous_result(browser, small_app, fake, image
     expect(page.locator("#results .caption-label")).to_have_text(["image 1"], timeout=10_000)
     assert page.locator("#results .thumbnail-item img").first.get_attribute("src") == shown
     expect(page.locator("#run-button")).to_have_text("Run")
+    # And with it, what the page said of it: its details, seed, and tools, downloads named for it.
+    expect(page.locator("#details")).to_contain_text("make it teal", timeout=10_000)
+    expect(page.locator("#seed-used input, #seed-used textarea").first).not_to_have_value("")
+    expect(page.locator("#use-as-input")).to_be_enabled(timeout=10_000)
+    expect(page.locator("#download-zip")).to_be_enabled()
+    with page.expect_download() as saved:
+        page.locator("#download-png").click()
+    assert saved.value.suggested_filename.startswith("make-it-teal_seed-")
     no_error_pill(page)
     screenshot(page)
     page.close()

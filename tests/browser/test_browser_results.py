@@ -138,7 +138,8 @@ def test_a_wide_or_a_tall_result_is_shown_whole(browser, app, fake, tmp_path, wi
 def test_a_result_picked_while_the_run_goes_is_the_one_the_tools_take(browser, app, fake, images, screenshot):
     """A designer picked image 2 among the previews; the gallery still showed it picked when the
     run ended, but the page had gone back to image 1: "Selected as PNG" saved image 1 and the
-    compare slider showed it. And a new run starts with nothing picked, as its gallery does."""
+    compare slider showed it. And a new run starts with nothing picked, as its gallery does, its
+    tools waiting for its results."""
     fake.steps, fake.job_seconds = 8, 8
     page = open_app(browser, app, accept_downloads=True)
     start_run(page, images["red"], images=2)
@@ -151,8 +152,11 @@ def test_a_result_picked_while_the_run_goes_is_the_one_the_tools_take(browser, a
     assert download(page, "#download-png").suggested_filename.endswith("_2.png")
     screenshot(page)
     # The next run: its gallery starts empty, the picked image with it.
-    fake.steps, fake.job_seconds = 2, 1
+    fake.steps, fake.job_seconds = 4, 4
     page.locator("#run-button").click()
+    # While it goes, the tools wait: they would act on, or download, the last run's results.
+    for tool in ("#use-as-input", "#add-as-reference", "#download-png", "#download-zip"):
+        expect(page.locator(tool)).to_be_disabled()
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
     expect(page.locator("#results .preview .caption")).to_have_text("image 1")
     expect(label).to_have_text("Left: image 1 · right: result 1", timeout=10_000)
