@@ -55,5 +55,5 @@ def test_previews_are_not_results_and_stop_brings_back_what_the_page_showed():
     assert results.after_stop([], kept)[1] == finished  # stopped before its first preview
     assert results.after_stop(finished, kept)[1] == gr.skip()  # a result that came just before Stop stays
     assert results.after_stop(restored, kept)[1] == gr.skip()  # a stopped sweep leaves the gallery alone
-    assert start_run("Run", finished, "", None, "")[-1]["gallery"] == finished  # Run's click keeps the page
-    assert start_run("Running", finished, "", None, "")[-1] == gr.skip()  # a click that queues keeps nothing
+    assert start_run("Run", finished, "", None, "")[2]["gallery"] == finished  # Run's click keeps the page
+    assert start_run("Running", finished, "", None, "")[2] == gr.skip()  # a click that queues keeps nothing
