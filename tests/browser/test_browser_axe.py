@@ -175,6 +175,24 @@ def test_a_phone_shows_the_presets_buttons_two_to_a_line(browser, app, screensho
     page.close()
 
 
+def test_a_phone_history_card_shows_its_runs_time_and_the_buttons_are_two_to_a_line(browser, app, images, screenshot):
+    """Four 100 px cards to a line: a long instruction's three caption lines cut off the run's time
+    (half a line of it showing through the caption's foot); and each button took a line."""
+    page = open_page(browser, app, PHONE, "light")
+    run_once(page, images["red"], prompt="make this donut realistic, studio photo, soft light from the left")
+    caption = page.locator("#history .caption-label").first
+    expect(caption).to_be_visible(timeout=15_000)
+    assert caption.evaluate("c => c.scrollHeight <= c.clientHeight"), caption.inner_text()  # time and all
+    top = {name: page.locator(f"#{name}").bounding_box()["y"] for name in (
+        "history-restore", "history-star", "history-compare", "history-clear", "job-open", "job-cancel")}
+    for left, right in (("history-restore", "history-star"), ("history-compare", "history-clear"),
+                        ("job-open", "job-cancel")):
+        assert abs(top[left] - top[right]) < 4, (left, right, top)
+    page.locator("#history-panel").scroll_into_view_if_needed()
+    screenshot(page)
+    page.close()
+
+
 # Each image slot of a phone's first visit: its top, and whether its upload prompt (icon and words)
 # lies whole inside the slot's upload area, below its label (Gradio's four lines of "Drop Image Here
 # - or - Click to Upload" ran past a narrow slot's top and foot, its icon under the label).
