@@ -7,6 +7,7 @@ import dataclasses
 import io
 import math
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -175,19 +176,28 @@ def test_an_absolute_path_outside_the_lora_folder_is_refused(world, local):
 
 def test_stop_interrupts_within_one_step_and_the_next_run_starts_normally(world, local, monkeypatch):
     monkeypatch.setattr(StepPreviews, "PREVIEW_BUDGET", math.inf)  # a preview at every step, as on a GPU
-    steps_run = []
+    steps = 50  # the most a request may ask
+    started: list[float] = []  # when each step's transformer call began
+
+    def step_begins(*args) -> None:  # a step that takes a while, as on a GPU: the tiny model's took
+        started.append(time.monotonic())  # ~1 ms, and ran 26 steps ahead of the previews read (CI)
+        time.sleep(0.05)
+
     pipe = local.pipe or (run(local, edit(world)) and local.pipe)
-    hook = pipe.transformer.register_forward_hook(lambda *args: steps_run.append(1))
+    hook = pipe.transformer.register_forward_pre_hook(step_begins)
     try:
-        events = local.run(edit(world, num_inference_steps=40), local.options({}))
+        events = local.run(edit(world, num_inference_steps=steps), local.options({}))
         previews = 0
         for event in events:
             if isinstance(event, Preview):
                 previews += 1
                 if previews == 2:
                     break
+        # Counted from the Stop, not from the previews read: what ran before it says nothing of it.
+        stopped_at = time.monotonic()
         events.close()  # what Gradio does on Stop: returns once the pipeline has stopped
-        assert len(steps_run) <= previews + 1
+        assert len(started) < steps
+        assert sum(1 for at in started if at > stopped_at) <= 1  # the step that began as Stop came, no more
     finally:
         hook.remove()
     _, result = run(local, edit(world))
