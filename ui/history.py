@@ -25,7 +25,7 @@ from PIL import Image
 from backend.outputs import is_inside, run_folder_of, set_starred
 from ui.details import describe_run, images_on_disk
 from ui.form import RESTORED_FIELDS, SKIP, PageSetup, restore_values
-from ui.results import compare_shown, result_caption, result_paths
+from ui.results import compare_shown, result_caption, result_paths, result_place
 from ui.text import as_text
 
 MAX_HISTORY = 60  # entries kept (starred ones are never dropped)
@@ -325,6 +325,7 @@ def compare_with_run(gallery: Any, selected: int | None, past: list[dict] | None
     theirs = next((p for p in existing(entry.get("images") or [], outputs_root) if p), None)
     if theirs is None:
         return nothing("This run's images are no longer on the server.", 1)[0]
-    place = min(max(selected or 0, 0), len(result_paths(gallery)) - 1)
+    ours = result_paths(gallery)
+    place = result_place(ours, selected)
     when = caption(entry).rpartition(" · ")[2]  # the time its card shows: the label fits a phone's slider
-    return compare_shown((result_paths(gallery)[place], theirs), f"result {place + 1}", f"past run of {when}")
+    return compare_shown((ours[place], theirs), f"result {place + 1}", f"past run of {when}")

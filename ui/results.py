@@ -108,11 +108,16 @@ def result_paths(gallery: Any) -> list[str]:
     return paths
 
 
+def result_place(paths: list[str], index: Any) -> int:
+    """The selected result's place among `paths` (the first when none or out of range is given)."""
+    return min(max(int(index or 0), 0), len(paths) - 1)
+
+
 def selected_result(gallery: Any, index: int | None) -> str:
     paths = result_paths(gallery)
     if not paths:
         raise gr.Error(NO_RESULT, title="No result")
-    return paths[min(max(index or 0, 0), len(paths) - 1)]
+    return paths[result_place(paths, index)]
 
 
 def use_as_input(gallery: Any, index: int | None, slot_count: int) -> list[str | None]:
@@ -148,13 +153,13 @@ def compare_pair(gallery: Any, index: int | None, reference: str | None, mode: s
     paths = result_paths(gallery)
     if not paths:
         return compare_shown(None)
-    place = lambda i: min(max(int(i or 0), 0), len(paths) - 1)  # noqa: E731
     if mode == "ab":
-        return compare_shown((paths[place(a)], paths[place(b)]), f"result {place(a) + 1} (A)",
-                             f"result {place(b) + 1} (B)")
+        a, b = result_place(paths, a), result_place(paths, b)
+        return compare_shown((paths[a], paths[b]), f"result {a + 1} (A)", f"result {b + 1} (B)")
     if not reference:
         return compare_shown(None)
-    return compare_shown((reference, paths[place(index)]), "image 1", f"result {place(index) + 1}")
+    place = result_place(paths, index)
+    return compare_shown((reference, paths[place]), "image 1", f"result {place + 1}")
 
 
 SLUG_CHARS = 40  # a file name's instruction part, at most

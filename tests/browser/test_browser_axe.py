@@ -209,7 +209,7 @@ SLOTS = """() => [1, 2, 3].map(i => {
 
 
 @pytest.mark.parametrize("viewport", [PHONE, {"width": 320, "height": 700}], ids=["390", "320"])
-def test_a_phone_shows_the_image_slots_on_one_line_and_the_examples_on_the_first_screen(
+def test_a_phone_shows_the_image_slots_on_one_line_and_on_390_px_the_examples_on_the_first_screen(
     browser, app, images, viewport, screenshot,
 ):
     """Image 3 took a line of its own and each slot four lines of words, which pushed the examples,
