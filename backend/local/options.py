@@ -29,7 +29,8 @@ class LocalOptions(BackendOptions):
     )
     preview_decode_every: int = Field(
         default=4, ge=0, le=50, title="Preview decode cadence",
-        description="A full VAE decode of the preview every k steps when it is cheap (0: linear previews only).",
+        description="A full VAE decode of the preview at most every k steps, when it fits the previews' budget "
+        "(0: linear previews only).",
     )
     speed: Speed = Field(
         default="quality", title="Speed",

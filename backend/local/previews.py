@@ -41,11 +41,13 @@ class StepPreviews:
     Every step but the last gets the linear preview while all previews so far took at
     most PREVIEW_BUDGET of the steps' time (on a GPU always; on a tiny CPU model, where
     even the linear map costs a sixth of a step, some steps show none). A full VAE decode
-    replaces it every
-    `decode_every` steps when its cost, estimated before paying it (DecodeCost), fits
-    PREVIEW_BUDGET of the steps it covers: on a real GPU a decode is ~8 % of one step, on
-    a tiny CPU model it is several steps, and previews must not slow the run down. The
-    last step needs no decode here: its x0 is the final latents, so the backend shows
+    replaces it at least `decode_every` steps after the last one, at the first step where
+    the previews so far plus its cost, estimated before paying it (DecodeCost), still fit
+    PREVIEW_BUDGET of the steps' time. On an H200 a 1024x1024 decode is ~8 % of a bf16
+    step, so one every 4 steps fits; fp8 steps are about half as long, and decodes come
+    every 5-6 steps rather than never (a fixed "every k steps if it fits k steps' budget"
+    rule gave those none); on a tiny CPU model a decode costs several steps and none fits.
+    The last step needs no decode here: its x0 is the final latents, so the backend shows
     the final image (decoded once, by `denoise`) as the last preview.
     """
 
@@ -64,6 +66,7 @@ class StepPreviews:
         self.preview_seconds = 0.0  # time spent here since then, not in the transformer
         self.spent = 0.0  # time spent here in all
         self.latent_ids: torch.Tensor | None = None  # the output tokens' ids, for the final decode
+        self.last_full = 0  # the step of the last full decode (0: none yet)
 
     def __call__(self, pipe: Any, i: int, t: Any, tensors: dict[str, torch.Tensor]) -> dict:
         if self.cancel.is_set():
@@ -81,11 +84,12 @@ class StepPreviews:
         sigma_next = private.next_sigma(pipe, i).to(latents.device, latents.dtype)
         x0 = latents - sigma_next * velocity.to(latents.dtype)
         tokens = latents.shape[0] * latents.shape[1]
+        due = self.decode_every and step - self.last_full >= self.decode_every
         # Known before paying it: the first full decode of an image is within budget too.
-        affordable = self.cost.seconds(tokens) <= budget * self.decode_every
-        if self.decode_every and step % self.decode_every == 0 and affordable:
+        if due and self.spent + self.cost.seconds(tokens) <= budget * step:
             image = decode_full(pipe, x0, ids)
             self.cost.observe(tokens, time.perf_counter() - entered)
+            self.last_full = step
         else:
             image = decode_linear(pipe, x0, ids)
         self.emit(Preview(images=(*self.done, image), step=step, total=self.total))

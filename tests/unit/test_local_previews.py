@@ -111,6 +111,52 @@ def test_a_cheap_decode_runs_every_k_steps_from_the_first_eligible_step(world, f
     assert full_decodes == [1, 2, 3, 4, 5, None]  # the last step's preview is the final image
 
 
+class StepClock:
+    """previews.py's clock, moved only by what a GPU run would take: each step 1 s, each
+    linear preview 1 ms, each full decode `full` s (timings without timing thresholds)."""
+
+    def __init__(self, monkeypatch, full: float):
+        self.now = 0.0
+        monkeypatch.setattr(previews, "time", self)
+        call, linear, decode = StepPreviews.__call__, previews.decode_linear, previews.decode_full
+
+        def stepped(preview, pipe, i, t, tensors):
+            self.now += 1.0  # the transformer's step, before its callback
+            return call(preview, pipe, i, t, tensors)
+
+        monkeypatch.setattr(StepPreviews, "__call__", stepped)
+        monkeypatch.setattr(previews, "decode_linear", self.taking(0.001, linear))
+        monkeypatch.setattr(previews, "decode_full", self.taking(full, decode))
+        monkeypatch.setattr(DecodeCost, "seconds", lambda cost, tokens: full)  # known before paying it
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def taking(self, seconds: float, inner):
+        def timed(*args, **kwargs):
+            self.now += seconds
+            return inner(*args, **kwargs)
+        return timed
+
+
+def test_a_decode_dearer_than_k_steps_budget_comes_as_often_as_the_budget_allows(world, full_decodes, monkeypatch):
+    """A decode of 8 % of a step (an H200's 1024x1024 decode) with steps every 1 s and a 3 %
+    budget: asked for every 2 steps, it fits every third (the previews so far plus it within
+    3 % of the steps' time), rather than never, and each linear preview still shows."""
+    StepClock(monkeypatch, full=0.08)
+    backend = new_backend(world, decode_every=2)
+    events = list(backend.run(edit(world, 10), backend.options({})))
+    assert full_decodes == [3, 6, 9, None]
+    assert [e.step for e in events if isinstance(e, Preview)] == list(range(1, 11))  # a preview at every step
+
+
+def test_a_decode_that_fits_comes_every_k_steps_and_never_sooner(world, full_decodes, monkeypatch):
+    StepClock(monkeypatch, full=0.03)  # three steps' budget: it could come every step after the first
+    backend = new_backend(world, decode_every=4)
+    list(backend.run(edit(world, 13), backend.options({})))
+    assert full_decodes == [4, 8, 12, None]
+
+
 def test_stop_decodes_nothing_after_the_interrupt(world, full_decodes, monkeypatch):
     monkeypatch.setattr(StepPreviews, "PREVIEW_BUDGET", 1e6)  # previews at steps 1, 2, …: Stop at step 2
     monkeypatch.setattr(DecodeCost, "seconds", lambda self, tokens: math.inf)  # and no full decodes
