@@ -19,6 +19,7 @@ from backend.errors import StudioError
 
 # Pillow's decompression-bomb limit must be set before any image is opened.
 from backend.images import MAX_INPUT_BYTES, set_max_pixels
+from backend.input_urls import UrlRefused, fetch_input_url
 from backend.redact import install_log_redaction, register_secret
 from backend.settings import Settings, SettingsError
 from backend.spending import DATABASE_NAME, Limits, SpendingPolicy
@@ -148,6 +149,8 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         outputs, settings.outputs_max_mb * 2**20 or None, settings.starred_max_mb * 2**20 or None))
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
     max_body = int(settings.max_body_mb * 2**20)
+    room = cache_room(demo, settings)
+    bound_url_inputs(room)
     launch_kwargs = dict(
         enable_monitoring=False,
         max_file_size=f"{MAX_INPUT_BYTES // 2**20}mb",  # uploads larger than a reference may be
@@ -163,19 +166,48 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         # The edit (and the sweep) as MCP tools at /gradio_api/mcp/, described from their docstrings.
         mcp_server=True,
         # Every request body, page-only events included, is bounded before it is parsed (413 past it).
-        app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=max_body), *upload_room(demo, settings, max_body)]},
+        app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=max_body), *upload_room(room, settings, max_body)]},
     )
     return demo, launch_kwargs
 
 
-def upload_room(demo: gr.Blocks, settings: Settings, max_body: int) -> list[Middleware]:
-    """Gradio's cache under STUDIO_CACHE_MAX_MB (backend/cache_room.py): an upload past it is
-    refused once the oldest files are gone, and a sweep every 10 s trims what the page wrote;
-    one visitor's uploads within STUDIO_UPLOAD_MB_PER_VISITOR every 10 minutes."""
+def bound_url_inputs(room: CacheRoom | None) -> None:
+    """Gradio's own fetch of a URL in a request's inputs (an API or MCP caller's image URL),
+    replaced by one within an upload's limits and the cache's room (backend/input_urls.py says
+    why). Gradio looks the function up in its module at each call: every input gets this one."""
+    import anyio
+    from gradio import processing_utils
+
+    trusted = tuple(processing_utils.PUBLIC_HOSTNAME_WHITELIST)
+
+    async def download(url: str, cache_dir: str) -> str:
+        if room is not None and not room.admit(MAX_INPUT_BYTES):
+            raise gr.Error(room.message(), title="No room for uploads")
+        try:
+            return await anyio.to_thread.run_sync(lambda: fetch_input_url(url, cache_dir, trusted=trusted))
+        except UrlRefused as error:
+            raise gr.Error(error.message, title="Please check the form") from None
+        finally:
+            if room is not None:
+                room.done(MAX_INPUT_BYTES)
+
+    processing_utils.async_ssrf_protected_download = download
+
+
+def cache_room(demo: gr.Blocks, settings: Settings) -> CacheRoom | None:
+    """Gradio's cache under STUDIO_CACHE_MAX_MB (backend/cache_room.py), swept every 10 s; None: no cap."""
     if not settings.cache_max_mb:
-        return []
+        return None
     room = CacheRoom(Path(demo.GRADIO_CACHE), settings.cache_max_mb * 2**20)
     room.start_sweeping()
+    return room
+
+
+def upload_room(room: CacheRoom | None, settings: Settings, max_body: int) -> list[Middleware]:
+    """An upload past the cache's cap is refused once the oldest files are gone; one visitor's
+    uploads within STUDIO_UPLOAD_MB_PER_VISITOR every 10 minutes."""
+    if room is None:
+        return []
     share = UploadShare(settings.upload_mb_per_visitor * 2**20) if settings.upload_mb_per_visitor else None
     return [Middleware(UploadRoom, room=room, max_bytes_unknown=max_body, share=share)]
 

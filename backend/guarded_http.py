@@ -5,8 +5,9 @@ A name is looked up once (`public_addresses`); every address it gives must be pu
 themselves (`PinnedTransport`): the request's URL names the IP, while the Host header and the
 TLS SNI and certificate check keep the name. No second lookup happens, so a name that
 answers a public address to the check and 127.0.0.1 to the connection (DNS rebinding) never
-reaches 127.0.0.1. Redirects are not followed and proxies from the environment are not used
-(a proxy would make its own lookup).
+reaches 127.0.0.1. `pinned_get` follows no redirect; `guarded_get` follows a few, each new
+name looked up and checked again. Proxies from the environment are not used (a proxy would
+make its own lookup).
 
 This follows the pattern of the `safehttpx` package (a transport that rewrites the URL's host
 and sets `sni_hostname`) without using it: safehttpx is async only (the LoRA fetcher runs in
@@ -22,6 +23,7 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 
@@ -36,7 +38,11 @@ _NEVER_PUBLIC_V6 = tuple(ipaddress.IPv6Network(n) for n in ("::/96", "::ffff:0:0
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
-class NotPublic(Exception):
+class Unfetchable(Exception):
+    """A URL that is not fetched, with the reason (its text is shown to the person)."""
+
+
+class NotPublic(Unfetchable):
     """A name that does not resolve, or resolves to an address that is not public."""
 
 
@@ -66,11 +72,14 @@ def is_public_address(address: str | ipaddress.IPv4Address | ipaddress.IPv6Addre
     return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
-def public_addresses(host: str, port: int, getaddrinfo: Resolver = system_getaddrinfo) -> tuple[str, ...]:
+def public_addresses(
+    host: str, port: int, getaddrinfo: Resolver = system_getaddrinfo, *, any_address: bool = False,
+) -> tuple[str, ...]:
     """Every address `host` resolves to, in the resolver's order, looked up once.
 
     Raises NotPublic when the name does not resolve or any of its addresses is not public
-    (a name with both is refused: one of them could be picked by whoever connects)."""
+    (a name with both is refused: one of them could be picked by whoever connects), unless
+    `any_address` (a name trusted whatever it resolves to)."""
     try:
         infos = getaddrinfo(host, port, 0, socket.SOCK_STREAM)
     except (OSError, UnicodeError, ValueError):
@@ -79,7 +88,7 @@ def public_addresses(host: str, port: int, getaddrinfo: Resolver = system_getadd
     addresses = tuple(dict.fromkeys(found))
     if not addresses:
         raise NotPublic(f"{host} does not resolve")
-    if not all(is_public_address(a) for a in addresses):
+    if not any_address and not all(is_public_address(a) for a in addresses):
         raise NotPublic("only public addresses are fetched (not loopback or private networks)")
     return addresses
 
@@ -118,3 +127,41 @@ def pinned_get(url: str, addresses: Sequence[str], timeout: httpx.Timeout,
     with httpx.Client(transport=transport, trust_env=False, follow_redirects=False, timeout=timeout) as client:
         with client.stream("GET", url, headers=headers) as response:
             yield response
+
+
+def declared_size(response: httpx.Response) -> int:
+    """The Content-Length the server announces (0 when none or not a number)."""
+    try:
+        return int(response.headers.get("content-length") or 0)
+    except ValueError:
+        return 0
+
+
+def is_trusted(host: str, trusted: Sequence[str]) -> bool:
+    """Whether `host` is one of `trusted`: names, or "*.name" for any name under it."""
+    host = host.lower().rstrip(".")
+    return any(host == t or (t.startswith("*.") and host.endswith(t[1:])) for t in trusted)
+
+
+@contextmanager
+def guarded_get(
+    url: str, timeout: httpx.Timeout, *, getaddrinfo: Resolver = system_getaddrinfo,
+    headers: dict[str, str] | None = None, redirects: int = 5, trusted: Sequence[str] = (),
+) -> Iterator[httpx.Response]:
+    """A streamed GET of an https `url` from public addresses only (`pinned_get`), following
+    at most `redirects` redirects, each new name looked up and checked again. Names matching
+    `trusted` (is_trusted) may resolve to any address. Raises Unfetchable for a URL it will
+    not fetch, httpx.HTTPError when the connection fails."""
+    for _ in range(redirects + 1):
+        parts = httpx.URL(url)
+        if parts.scheme != "https" or not parts.raw_host:
+            raise Unfetchable("only https:// URLs are read")
+        host = parts.raw_host.decode("ascii")
+        addresses = public_addresses(host, parts.port or 443, getaddrinfo, any_address=is_trusted(host, trusted))
+        with pinned_get(url, addresses, timeout, headers=headers) as response:
+            if response.is_redirect and response.headers.get("location"):
+                url = urljoin(url, response.headers["location"])
+                continue
+            yield response
+            return
+    raise Unfetchable(f"more than {redirects} redirects")

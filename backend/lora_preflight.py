@@ -22,12 +22,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from .errors import LoraError
-from .guarded_http import NotPublic, Resolver, pinned_get, public_addresses, system_getaddrinfo
+from .guarded_http import Resolver, Unfetchable, guarded_get, system_getaddrinfo
 from .lora_header import (
     FLUX2_DEV,
     LoraHeader,
@@ -123,7 +123,7 @@ class LoraInspector:
             raise
         except NotSafetensors as error:
             raise fail(f"its header could not be read: {error}") from None
-        except NotPublic as error:
+        except Unfetchable as error:
             raise fail(str(error)) from None
         except _Refused as error:
             raise fail(str(error)) from None
@@ -145,21 +145,13 @@ class LoraInspector:
     def _bytes(self, url: str, start: int, end: int) -> tuple[bytes, int | None]:
         """Bytes `start`..`end` of `url` (fewer if the file is shorter) and the file's size,
         following redirects (each one's address checked again)."""
-        for _ in range(REDIRECTS + 1):
-            parts = httpx.URL(url)
-            if parts.scheme != "https" or not parts.raw_host:
-                raise _Refused("only https:// URLs are read")
-            addresses = public_addresses(parts.raw_host.decode("ascii"), parts.port or 443, self.getaddrinfo)
-            with pinned_get(url, addresses, TIMEOUT, headers={"Range": f"bytes={start}-{end}"}) as response:
-                if response.is_redirect and response.headers.get("location"):
-                    url = urljoin(url, response.headers["location"])
-                    continue
-                if response.status_code not in (200, 206):
-                    raise _Refused(f"its header could not be read (HTTP {response.status_code})")
-                skip = start if response.status_code == 200 else 0  # a server that ignores Range
-                data = _read_upto(response, skip + end - start + 1)[skip:]
-                return data, _file_size(response)
-        raise _Refused(f"more than {REDIRECTS} redirects")
+        headers = {"Range": f"bytes={start}-{end}"}
+        with guarded_get(url, TIMEOUT, getaddrinfo=self.getaddrinfo, headers=headers, redirects=REDIRECTS) as response:
+            if response.status_code not in (200, 206):
+                raise _Refused(f"its header could not be read (HTTP {response.status_code})")
+            skip = start if response.status_code == 200 else 0  # a server that ignores Range
+            data = _read_upto(response, skip + end - start + 1)[skip:]
+            return data, _file_size(response)
 
 
 def describe(inspector: LoraInspector, index: int, path: str, model: ModelShape, max_rank: int | None = None) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from ..errors import LoraError
-from ..guarded_http import NotPublic, Resolver, pinned_get, public_addresses, system_getaddrinfo
+from ..guarded_http import NotPublic, Resolver, declared_size, pinned_get, public_addresses, system_getaddrinfo
 from ..lora_header import LoraHeader, NotSafetensors, read_file_header
 from ..lora_preflight import REPO_ID, folder_file, looks_local
 from .lora_cache import CacheFull, DownloadCache, url_key
@@ -153,7 +153,7 @@ class LoraFetcher:
             with pinned_get(url, addresses, DOWNLOAD_TIMEOUT) as response:
                 if response.status_code != 200:
                     raise LoraError(index, url, f"the download failed (HTTP {response.status_code})")
-                if _declared_size(response) > limit:
+                if declared_size(response) > limit:
                     raise too_large
                 with partial.open("wb") as out:
                     for chunk in response.iter_bytes():
@@ -172,13 +172,6 @@ class LoraFetcher:
         finally:
             partial.unlink(missing_ok=True)
 
-
-def _declared_size(response: httpx.Response) -> int:
-    """The Content-Length the server announces (0 when none or not a number)."""
-    try:
-        return int(response.headers.get("content-length") or 0)
-    except ValueError:
-        return 0
 
 
 def _limit_text(limit: int, cache_bytes: int) -> str:

@@ -1,0 +1,88 @@
+"""Through the launched app: an API caller may name a reference image by its https URL (as
+gradio_client's `handle_file(url)` and MCP clients do). The server fetches it from a public
+address within an upload's limit (64 MB): Gradio's own fetch read any size into memory.
+A local TLS server stands for the public host (tests/helpers/stand_ins/public_name).
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from backend.images import MAX_INPUT_BYTES
+from tests.helpers.api import edit_args, sent_image
+from tests.helpers.app import ROOT, connect, launch_app, stop_app
+from tests.helpers.tls_site import Site
+
+PUBLIC_NAME = ROOT / "tests" / "helpers" / "stand_ins" / "public_name"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    server = Site(tmp_path_factory.mktemp("image-site"), name="images.test")
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), (30, 140, 200)).save(buffer, format="PNG")
+    server.files = {"/photo.png": buffer.getvalue(), "/huge.png": b"\0" * (MAX_INPUT_BYTES + 1)}
+    server.declare_length = False  # the body's size is known only by reading it
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def url_app(fake, site, tmp_path_factory):
+    launched = launch_app(
+        tmp_path_factory.mktemp("input-url-app"), fake,
+        PYTHONPATH=str(PUBLIC_NAME), STANDIN_PUBLIC_HOST="images.test", STANDIN_PUBLIC_PORT=str(site.port),
+        SSL_CERT_FILE=str(site.ca),
+    )
+    yield launched
+    stop_app(launched)
+
+
+def edit(app, images, url: str):
+    return connect(app).predict(**edit_args(images, image_1=handle_file(url)), api_name="/edit")
+
+
+def test_an_image_named_by_its_url_is_fetched_and_edited(url_app, fake, images, site):
+    _gallery, status, _logs, _details, _seed = edit(url_app, images, "https://images.test/photo.png")
+    assert status.startswith("✅ Done")
+    [job] = fake.jobs.values()
+    sent = sent_image(job.input["image_urls"][0], fake)
+    assert sent.size == (320, 240) and sent.convert("RGB").getpixel((5, 5)) == (30, 140, 200)
+
+
+@pytest.mark.parametrize("url, refusal", [
+    ("https://images.test/huge.png", "is larger than the 64 MB a file may be"),
+    ("https://127.0.0.1/a.png", "only public addresses are fetched (not loopback or private networks)"),
+])
+def test_a_url_past_an_uploads_limits_is_refused_with_the_reason_and_the_server_goes_on(
+    url_app, fake, images, url, refusal,
+):
+    fake.jobs.clear()
+    with pytest.raises(AppError) as raised:
+        edit(url_app, images, url)
+    assert f"{url}: {refusal}" in str(raised.value)
+    assert fake.jobs == {}
+    _gallery, status, _logs, _details, _seed = edit(url_app, images, "https://images.test/photo.png")
+    assert status.startswith("✅ Done")
+
+
+def test_a_url_is_not_fetched_when_the_cache_has_no_room_for_it(fake, site, images, tmp_path_factory):
+    """The fetch takes room in Gradio's cache as an upload does (STUDIO_CACHE_MAX_MB): a
+    cache capped below one file's 64 MB refuses it before anything is read."""
+    launched = launch_app(
+        tmp_path_factory.mktemp("input-url-room"), fake, STUDIO_CACHE_MAX_MB="32",
+        PYTHONPATH=str(PUBLIC_NAME), STANDIN_PUBLIC_HOST="images.test", STANDIN_PUBLIC_PORT=str(site.port),
+        SSL_CERT_FILE=str(site.ca),
+    )
+    try:
+        site.requests.clear()
+        with pytest.raises(AppError, match="The server has no room for uploads right now"):
+            edit(launched, images, "https://images.test/photo.png")
+        assert site.requests == []
+    finally:
+        stop_app(launched)
