@@ -15,10 +15,8 @@ from PIL import Image
 
 from backend.images import MAX_INPUT_BYTES
 from tests.helpers.api import edit_args, sent_image
-from tests.helpers.app import ROOT, connect, launch_app, stop_app
+from tests.helpers.app import connect, launch_app, stop_app
 from tests.helpers.tls_site import Site
-
-PUBLIC_NAME = ROOT / "tests" / "helpers" / "stand_ins" / "public_name"
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +32,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def url_app(fake, site, tmp_path_factory):
-    launched = launch_app(
-        tmp_path_factory.mktemp("input-url-app"), fake,
-        PYTHONPATH=str(PUBLIC_NAME), STANDIN_PUBLIC_HOST="images.test", STANDIN_PUBLIC_PORT=str(site.port),
-        SSL_CERT_FILE=str(site.ca),
-    )
+    launched = launch_app(tmp_path_factory.mktemp("input-url-app"), fake, **site.app_env())
     yield launched
     stop_app(launched)
 
@@ -74,11 +68,7 @@ def test_a_url_past_an_uploads_limits_is_refused_with_the_reason_and_the_server_
 def test_a_url_is_not_fetched_when_the_cache_has_no_room_for_it(fake, site, images, tmp_path_factory):
     """The fetch takes room in Gradio's cache as an upload does (STUDIO_CACHE_MAX_MB): a
     cache capped below one file's 64 MB refuses it before anything is read."""
-    launched = launch_app(
-        tmp_path_factory.mktemp("input-url-room"), fake, STUDIO_CACHE_MAX_MB="32",
-        PYTHONPATH=str(PUBLIC_NAME), STANDIN_PUBLIC_HOST="images.test", STANDIN_PUBLIC_PORT=str(site.port),
-        SSL_CERT_FILE=str(site.ca),
-    )
+    launched = launch_app(tmp_path_factory.mktemp("input-url-room"), fake, STUDIO_CACHE_MAX_MB="32", **site.app_env())
     try:
         site.requests.clear()
         with pytest.raises(AppError, match="The server has no room for uploads right now"):

@@ -10,12 +10,11 @@ import pytest
 from gradio_client.exceptions import AppError
 
 from tests.helpers.api import run
-from tests.helpers.app import ROOT, launch_app, stop_app
+from tests.helpers.app import launch_app, stop_app
 from tests.helpers.lora_headers import lora_header_file
 from tests.helpers.stand_ins.hub import session_hub
 from tests.helpers.tls_site import Site
 
-PUBLIC_NAME = ROOT / "tests" / "helpers" / "stand_ins" / "public_name"
 FILES = {
     "/dev.safetensors": lora_header_file("flux2-dev", "kohya", rank=32, metadata={"trigger_word": "inkwash"}),
     "/flux1.safetensors": lora_header_file("flux1", "kohya"),
@@ -41,11 +40,7 @@ def site(tmp_path_factory):
 def checked_app(fake, site, tmp_path_factory):
     for repo, data in HUB.items():
         session_hub().add(repo, "style.safetensors", data)
-    launched = launch_app(
-        tmp_path_factory.mktemp("lora-check-app"), fake,
-        PYTHONPATH=str(PUBLIC_NAME), STANDIN_PUBLIC_HOST="loras.test", STANDIN_PUBLIC_PORT=str(site.port),
-        SSL_CERT_FILE=str(site.ca),
-    )
+    launched = launch_app(tmp_path_factory.mktemp("lora-check-app"), fake, **site.app_env())
     yield launched
     stop_app(launched)
 

@@ -69,7 +69,7 @@ class Site:
 
     def __init__(self, folder: Path, name: str = "rebind.test"):
         ca, cert, key = certificates(folder, name)
-        self.ca = ca
+        self.ca, self.name = ca, name
         self.body = tiny_safetensors()  # what every path serves, unless `files` names the path
         self.files: dict[str, bytes] = {}
         self.ranges = True  # False: a server that ignores Range and sends the whole body
@@ -112,6 +112,13 @@ class Site:
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def app_env(self) -> dict[str, str]:
+        """The environment of an app (tests.helpers.app.launch_app) that reaches this server
+        as a public https host named `name` (tests/helpers/stand_ins/public_name)."""
+        stand_in = Path(__file__).resolve().parent / "stand_ins" / "public_name"
+        return {"PYTHONPATH": str(stand_in), "STANDIN_PUBLIC_HOST": self.name,
+                "STANDIN_PUBLIC_PORT": str(self.port), "SSL_CERT_FILE": str(self.ca)}
 
     def close(self):
         self.server.shutdown()
