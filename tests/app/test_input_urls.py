@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import io
 
+import anyio
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
 from PIL import Image
 
 from backend.images import MAX_INPUT_BYTES
@@ -47,6 +50,25 @@ def test_an_image_named_by_its_url_is_fetched_and_edited(url_app, fake, images, 
     [job] = fake.jobs.values()
     sent = sent_image(job.input["image_urls"][0], fake)
     assert sent.size == (320, 240) and sent.convert("RGB").getpixel((5, 5)) == (30, 140, 200)
+
+
+def test_an_mcp_client_names_its_image_by_url(url_app, fake, site):
+    """What an agent does: the image as a URL string; a URL past the limit gets the reason."""
+
+    async def call(image_url: str):
+        async with streamablehttp_client(f"{url_app.url}gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await session.call_tool("edit", {"prompt": "make it teal", "image_1": image_url})
+
+    fake.jobs.clear()
+    result = anyio.run(call, "https://images.test/photo.png")
+    assert not result.isError, result.content
+    [job] = fake.jobs.values()
+    assert job.input["prompt"] == "make it teal" and sent_image(job.input["image_urls"][0], fake).size == (320, 240)
+    result = anyio.run(call, "https://images.test/huge.png")
+    assert result.isError and "https://images.test/huge.png: is larger than the 64 MB a file may be" in str(
+        result.content)
 
 
 @pytest.mark.parametrize("url, refusal", [
