@@ -85,7 +85,7 @@ def lora_editor() -> tuple[LoraList, gr.Number, gr.Markdown, gr.Markdown]:
                 with gr.Row(equal_height=True, elem_classes=["lora-row"]):
                     path = gr.Textbox(
                         value=row["path"], label=f"LoRA {index + 1}", scale=5, key=f"lora-path-{index}",
-                        placeholder="owner/repo or https://…/lora.safetensors",
+                        placeholder="owner/repo or URL",
                     )
                     scale = gr.Slider(
                         minimum=scale_limits["minimum"], maximum=scale_limits["maximum"], step=0.05,
