@@ -178,6 +178,9 @@ def bound_url_inputs(room: CacheRoom | None) -> None:
     import anyio
     from gradio import processing_utils
 
+    if not hasattr(processing_utils, "async_ssrf_protected_download"):  # a Gradio other than the pinned one
+        raise StudioError("this Gradio fetches input URLs in a way the app does not know how to bound: "
+                          "install the version in requirements.txt")
     trusted = tuple(processing_utils.PUBLIC_HOSTNAME_WHITELIST)
 
     async def download(url: str, cache_dir: str) -> str:
