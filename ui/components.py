@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 from gradio.data_classes import ImageData
+from pydantic import model_validator
 
 from backend.request import MAX_ACTIVE_LORAS, LoraWeight, field_limits
+
+
+class ReferenceImageData(ImageData):
+    """gr.Image's value, or a bare string from an API caller (a URL or a data: URL written
+    where a file goes), kept as `url` for ReferenceImage to take or refuse by name: Gradio
+    refused it before any handler ran, with no message at all."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_as_url(cls, value: Any) -> Any:
+        return {"url": value} if isinstance(value, str) else value
 
 
 class ReferenceImage(gr.Image):
@@ -15,17 +29,27 @@ class ReferenceImage(gr.Image):
     not an image, an empty one or a decompression bomb fails there with a message that
     names nothing. This one passes the uploaded file's path (or an inline data: URL)
     on, and the backend's own checks (backend/images.py) name the image and the limit.
-    Gradio still only accepts files from its upload folder here.
+    Gradio still only accepts files from its upload folder here (or fetches a URL sent as
+    a file: backend/input_urls.py).
     """
 
     is_template = True  # the browser side is gr.Image's
+    data_model = ReferenceImageData
 
     def preprocess(self, payload: ImageData | None) -> str | None:
         if payload is None:
             return None
         if payload.url and payload.url.startswith("data:"):
             return payload.url
-        return str(payload.path) if payload.path else None
+        if payload.path:
+            return str(payload.path)
+        if payload.url:  # text where a file goes
+            raise gr.Error(
+                f"{self.label}: send the image as a file, not the text {payload.url[:100]!r} "
+                "(gradio_client: handle_file('photo.png') or handle_file('https://…/photo.png'))",
+                title="Please check the form",
+            )
+        return None
 
 
 class LoraList(gr.JSON):

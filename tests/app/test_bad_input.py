@@ -70,6 +70,14 @@ def test_a_bomb_sent_inline_as_a_data_url_is_refused_before_decoding(app, fake, 
     assert not fake.jobs
 
 
+def test_an_image_written_as_a_data_url_in_place_of_a_file_is_taken(app, fake, images):
+    """A bare string where a file goes: a data: URL is an image inline (any other text is
+    refused by name, in FORM below); Gradio refused both with no message."""
+    inline = "data:image/png;base64," + base64.b64encode(images["red"].read_bytes()).decode()
+    status = connect(app).predict(**edit_args(images, image_1=inline), api_name="/edit")[1]
+    assert status.startswith("✅ Done") and len(fake.jobs) == 1
+
+
 FORM = {
     "empty prompt": ({"prompt": ""}, "Instruction: must not be empty"),
     "20,000 characters": ({"prompt": "x" * 20000}, r"Instruction: must be at most 5000 characters \(got 20000\)"),
@@ -89,6 +97,13 @@ FORM = {
     "unknown format": ({"output_format": "gif"}, r"Output format: must be one of png, jpeg, webp \(got 'gif'\)"),
     "four LoRAs": (
         {"loras": [{"path": f"o/l{i}"} for i in range(4)]}, r"LoRAs: at most 3 can be switched on \(4 are\)"
+    ),
+    "an image as text": (
+        {"image_1": "https://example.com/donut.png"},
+        r"image 1: send the image as a file, not the text 'https://example.com/donut.png' \(gradio_client: handle_file",
+    ),
+    "a second image as text": (
+        {"image_2": "donut.png"}, r"image 2: send the image as a file, not the text 'donut.png'",
     ),
     "LoRA scale 5": ({"loras": [{"path": "o/l", "scale": 5}]}, r"LoRA 1 scale: must be at most 4 \(got 5\)"),
     "LoRA scale as text": ({"loras": [{"path": "o/l", "scale": "big"}]}, "LoRA 1 scale: must be a number"),
