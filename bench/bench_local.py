@@ -2,10 +2,10 @@
 
 Run from the repository root:
 
-    python bench/bench_local.py                 # CPU, tiny random pipeline (~30 s on 2 cores)
+    python bench/bench_local.py                 # CPU, tiny random pipeline (~45 s on 2 cores)
     python bench/bench_local.py --gpu           # CUDA: the real FLUX.2 [dev] shapes, random bf16 weights
     python bench/bench_local.py --gpu --small   # the --gpu code path scaled down to run on a CPU
-    options: --steps N (default 28; 4 with --small), --runs N (default 11; 2 with --gpu)
+    options: --steps N (default 28; 4 with --small), --runs N (default 21; 2 with --gpu)
 
 No weights are downloaded (HF_HUB_OFFLINE=1 is set): every model is built in code.
 Each figure with a target is a ratio against a baseline measured in the same run,
@@ -137,7 +137,7 @@ RESULTS_DIR = ROOT / "bench" / "results"
 # Default (CPU, tiny pipeline)
 REF_SIDE_CPU = 256
 STEPS_DEFAULT = 28
-RUNS_CPU = 11  # tiny runs (~0.25 s) on a shared machine: more of them steady the medians
+RUNS_CPU = 21  # tiny runs (~0.3 s) on a shared machine: more of them steady the medians (11 swung by +-3 %)
 RERUN_PAIRS = 3  # fresh backends for (b); each gives one first run and one rerun
 
 TARGETS_CPU = {
