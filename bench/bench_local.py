@@ -26,9 +26,11 @@ device="cpu", ..., decode_every=4))`):
     thread, like the backend's pipeline (see bare_call), and is timed twice: with
     `prompt=` (it encodes the prompt every run) and with precomputed `prompt_embeds=`
     (like with like: the backend uses its cached embeddings).  One warm-up each, then
-    --runs alternating runs of each; medians.  Target: backend / bare-with-embeds
-    <= 1.05.  Also reported: against the bare call alone, its image left in memory
-    (the PNG is ~2.7 % of a tiny 0.27 s run, ~0.3 % of a real one).  Also checked:
+    --runs alternating runs of each.  Target: the median of the run-by-run ratios
+    backend / bare-with-embeds (each backend run against the bare run right after it)
+    <= 1.05; the ratio of the medians is reported too.  Also reported: against the bare
+    call alone, its image left in memory (the PNG is ~2.7 % of a tiny 0.27 s run, ~0.3 %
+    of a real one).  Also checked:
     the backend's image is pixel-identical to the bare call's.
 (b) Rerun.  A fresh backend's first run (loads the pipeline, encodes the prompt,
     loads a LoRA; LoRA scale 0.5) against its second run (same prompt, another seed,
@@ -141,7 +143,7 @@ RUNS_CPU = 21  # tiny runs (~0.3 s) on a shared machine: more of them steady the
 RERUN_PAIRS = 3  # fresh backends for (b); each gives one first run and one rerun
 
 TARGETS_CPU = {
-    "a_ratio_vs_bare_embeds": ("<=", 1.05),
+    "a_ratio_pairs_median": ("<=", 1.05),
     "a_same_image": ("==", True),
     "b_counters_after_rerun": ("==", [1, 1, 1]),
 }
@@ -442,11 +444,13 @@ def bench_overhead(world: dict, steps: int, runs: int) -> tuple[dict, LocalBacke
         seconds, result, info = run_backend()
         samples["backend"].append(seconds)
         previews = info["previews"]
-        seconds, image_prompt, _called = run_bare(None)
-        samples["bare_prompt"].append(seconds)
+        # bare_embeds right after the backend: each starts after the other pipeline ran (caches
+        # cold alike); after bare_prompt, the same pipeline's weights were still warm.
         seconds, image_embeds, called = run_bare(embeds)
         samples["bare_embeds"].append(seconds)
         samples["bare_embeds_in_memory"].append(called)
+        seconds, image_prompt, _called = run_bare(None)
+        samples["bare_prompt"].append(seconds)
         pixels = result_pixels(result)
         same = same and np.array_equal(pixels, np.asarray(image_embeds.convert("RGB"))) \
             and np.array_equal(pixels, np.asarray(image_prompt.convert("RGB")))
@@ -461,7 +465,9 @@ def bench_overhead(world: dict, steps: int, runs: int) -> tuple[dict, LocalBacke
         "a_ratio_vs_bare_embeds_in_memory": med["backend"] / med["bare_embeds_in_memory"],
         # The fastest run of each: less sensitive to other processes on a shared machine.
         "a_ratio_vs_bare_embeds_fastest": min(samples["backend"]) / min(samples["bare_embeds"]),
-        # Each backend run against the bare run next to it: steadier when the machine's load drifts.
+        # The target: each backend run against the bare run right after it, the median of those
+        # ratios. The ratio of the two medians moved by up to 4 % between runs of this bench as
+        # the machine's speed drifted (later runs 10 % slower for both paths).
         "a_ratio_pairs_median": median([x / y for x, y in zip(samples["backend"], samples["bare_embeds"])]),
         "a_same_image": same, "a_previews_per_run": previews,
         "a_warmup_s": warm, "a_samples": samples,
@@ -588,12 +594,11 @@ def table_cpu(r: dict) -> str:
         ("(a) bare Flux2Pipeline + PNG save, prompt=, median", f"{r['a_bare_prompt_median_s']:.3f} s", "", ""),
         ("(a) bare Flux2Pipeline + PNG save, prompt_embeds=, median", f"{r['a_bare_embeds_median_s']:.3f} s", "", ""),
         ("(a) backend / bare (prompt=)", f"{r['a_ratio_vs_bare_prompt']:.3f}", "", ""),
-        ("(a) backend / bare (prompt_embeds=)", f"{r['a_ratio_vs_bare_embeds']:.3f}",
-         target("a_ratio_vs_bare_embeds"), ok("a_ratio_vs_bare_embeds")),
+        ("(a) backend / bare (prompt_embeds=), median of the run-by-run ratios", f"{r['a_ratio_pairs_median']:.3f}",
+         target("a_ratio_pairs_median"), ok("a_ratio_pairs_median")),
+        ("(a) backend / bare (prompt_embeds=), median / median", f"{r['a_ratio_vs_bare_embeds']:.3f}", "", ""),
         ("(a) backend / bare (prompt_embeds=), fastest run of each",
          f"{r['a_ratio_vs_bare_embeds_fastest']:.3f}", "", ""),
-        ("(a) backend / bare (prompt_embeds=), median of the run-by-run ratios", f"{r['a_ratio_pairs_median']:.3f}",
-         "", ""),
         ("(a) backend / bare (prompt_embeds=), its image left in memory (no PNG)",
          f"{r['a_ratio_vs_bare_embeds_in_memory']:.3f}", "", ""),
         ("(a) backend image == bare image (pixels)", "yes" if r["a_same_image"] else "no",

@@ -38,21 +38,25 @@ LATENT_RGB_BIAS = [-0.0329, -0.0718, -0.0851]
 class StepPreviews:
     """The step callback: previews of x0 = latents - sigma_next * velocity, and Stop.
 
-    Every step but the last gets the linear preview while all previews so far took at
-    most PREVIEW_BUDGET of the steps' time (on a GPU always; on a tiny CPU model, where
-    even the linear map costs a sixth of a step, some steps show none). A full VAE decode
-    replaces it at least `decode_every` steps after the last one, at the first step where
-    the previews so far plus its cost, estimated before paying it (DecodeCost), still fit
-    PREVIEW_BUDGET of the steps' time. On an H200 a 1024x1024 decode is ~8 % of a bf16
-    step, so one every 4 steps fits; fp8 steps are about half as long, and decodes come
-    every 5-6 steps rather than never (a fixed "every k steps if it fits k steps' budget"
-    rule gave those none); on a tiny CPU model a decode costs several steps and none fits.
+    All previews together may take PREVIEW_BUDGET (3 %) of the steps' time, the linear
+    ones LINEAR_SHARE of that (1 %). Every step but the last gets the linear preview while
+    the linear previews so far are within theirs: on a GPU always (the map is ~0.01 % of a
+    step, its picture a few ms of CPU beside it); on a tiny CPU model, where it costs a
+    sixth of a step and slows the steps around it about as much again, a few steps show
+    one. A full VAE decode replaces it at least `decode_every` steps after the last one,
+    at the first step where all previews so far plus its cost, estimated before paying it
+    (DecodeCost), still fit PREVIEW_BUDGET of the steps' time. On an H200 a 1024x1024
+    decode is ~8 % of a bf16 step, so one every 4 steps fits; fp8 steps are about half as
+    long, and decodes come every 5-6 steps rather than never (a fixed "every k steps if it
+    fits k steps' budget" rule gave those none); on a tiny CPU model a decode costs
+    several steps and none fits.
     The last step needs no decode here: its x0 is the final latents, so the backend shows
     the final image (decoded once, by `denoise`) as the last preview.
     """
 
     TENSORS = private.STEP_TENSORS
-    PREVIEW_BUDGET = 0.03
+    PREVIEW_BUDGET = 0.03  # all previews, of the steps' time
+    LINEAR_SHARE = 1 / 3  # what of it the linear previews may take
 
     def __init__(
         self, emit: Callable[[Any], None], cancel: threading.Event, total: int, decode_every: int,
@@ -65,6 +69,7 @@ class StepPreviews:
         self.first_step: float | None = None  # when step 1 ended: later steps are timed from there
         self.preview_seconds = 0.0  # time spent here since then, not in the transformer
         self.spent = 0.0  # time spent here in all
+        self.linear_spent = 0.0  # of it, on linear previews
         self.latent_ids: torch.Tensor | None = None  # the output tokens' ids, for the final decode
         self.last_full = 0  # the step of the last full decode (0: none yet)
 
@@ -78,15 +83,16 @@ class StepPreviews:
             return {}
         entered = time.perf_counter()
         budget = self.PREVIEW_BUDGET * self._step_seconds(entered, step)  # seconds per step
-        if self.spent > budget * step:
-            return {}  # the previews so far used their share: this step shows none
         latents, velocity, ids = tensors["latents"], tensors["noise_pred"], tensors["latent_ids"]
-        sigma_next = private.next_sigma(pipe, i).to(latents.device, latents.dtype)
-        x0 = latents - sigma_next * velocity.to(latents.dtype)
         tokens = latents.shape[0] * latents.shape[1]
         due = self.decode_every and step - self.last_full >= self.decode_every
         # Known before paying it: the first full decode of an image is within budget too.
-        if due and self.spent + self.cost.seconds(tokens) <= budget * step:
+        full = due and self.spent + self.cost.seconds(tokens) <= budget * step
+        if not full and self.linear_spent > budget * self.LINEAR_SHARE * step:
+            return {}  # the linear previews so far used their share: this step shows none
+        sigma_next = private.next_sigma(pipe, i).to(latents.device, latents.dtype)
+        x0 = latents - sigma_next * velocity.to(latents.dtype)
+        if full:
             image = decode_full(pipe, x0, ids)
             self.cost.observe(tokens, time.perf_counter() - entered)
             self.last_full = step
@@ -95,6 +101,8 @@ class StepPreviews:
         self.emit(Preview(images=(*self.done, image), step=step, total=self.total))
         seconds = time.perf_counter() - entered
         self.spent += seconds
+        if not full:
+            self.linear_spent += seconds
         if self.first_step is None:
             self.first_step = entered + seconds
         else:

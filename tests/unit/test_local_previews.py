@@ -112,20 +112,21 @@ def test_a_cheap_decode_runs_every_k_steps_from_the_first_eligible_step(world, f
 
 
 class StepClock:
-    """previews.py's clock, moved only by what a GPU run would take: each step 1 s, each
-    linear preview 1 ms, each full decode `full` s (timings without timing thresholds)."""
+    """previews.py's clock, moved only by what a run would take: each step 1 s, each linear
+    preview `linear` s (1 ms on a GPU), each full decode `full` s (timings without timing
+    thresholds)."""
 
-    def __init__(self, monkeypatch, full: float):
+    def __init__(self, monkeypatch, full: float, linear: float = 0.001):
         self.now = 0.0
         monkeypatch.setattr(previews, "time", self)
-        call, linear, decode = StepPreviews.__call__, previews.decode_linear, previews.decode_full
+        call, linear_decode, decode = StepPreviews.__call__, previews.decode_linear, previews.decode_full
 
         def stepped(preview, pipe, i, t, tensors):
             self.now += 1.0  # the transformer's step, before its callback
             return call(preview, pipe, i, t, tensors)
 
         monkeypatch.setattr(StepPreviews, "__call__", stepped)
-        monkeypatch.setattr(previews, "decode_linear", self.taking(0.001, linear))
+        monkeypatch.setattr(previews, "decode_linear", self.taking(linear, linear_decode))
         monkeypatch.setattr(previews, "decode_full", self.taking(full, decode))
         monkeypatch.setattr(DecodeCost, "seconds", lambda cost, tokens: full)  # known before paying it
 
@@ -148,6 +149,16 @@ def test_a_decode_dearer_than_k_steps_budget_comes_as_often_as_the_budget_allows
     events = list(backend.run(edit(world, 10), backend.options({})))
     assert full_decodes == [3, 6, 9, None]
     assert [e.step for e in events if isinstance(e, Preview)] == list(range(1, 11))  # a preview at every step
+
+
+def test_linear_previews_dear_next_to_a_step_keep_to_their_share(world, monkeypatch):
+    """As on a tiny CPU model, where the linear map costs a sixth of a step and slows the steps
+    around it about as much again: linear previews of 1.8 % of a step keep to their 1 % of the
+    steps' time (a third of the previews' 3 %), every other step, the final image last."""
+    StepClock(monkeypatch, full=1.0, linear=0.018)
+    backend = new_backend(world, decode_every=0)
+    events = list(backend.run(edit(world, 9), backend.options({})))
+    assert [e.step for e in events if isinstance(e, Preview)] == [1, 2, 4, 6, 8, 9]
 
 
 def test_a_decode_that_fits_comes_every_k_steps_and_never_sooner(world, full_decodes, monkeypatch):
