@@ -83,7 +83,6 @@ def fetch_input_url(
             _remove_if_empty(target.parent)
 
 
-
 def _remove_if_empty(folder: Path) -> None:
     try:
         folder.rmdir()

@@ -173,7 +173,6 @@ class LoraFetcher:
             partial.unlink(missing_ok=True)
 
 
-
 def _limit_text(limit: int, cache_bytes: int) -> str:
     mb = f"{limit // 2**20} MB"
     return f"{mb} LoRA download cache (STUDIO_LORA_CACHE_MB)" if limit == cache_bytes else f"{mb} download limit"
