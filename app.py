@@ -6,8 +6,11 @@ Settings come from the environment (see README.md, "Settings").
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -15,6 +18,7 @@ from starlette.middleware import Middleware
 from backend.base import Backend
 from backend.body_limit import BodyLimit
 from backend.cache_room import CacheRoom, UploadRoom, UploadShare
+from backend.client_address import PinnedForwardedFor
 from backend.errors import StudioError
 
 # Pillow's decompression-bomb limit must be set before any image is opened.
@@ -150,7 +154,8 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
     max_body = int(settings.max_body_mb * 2**20)
     room = cache_room(demo, settings)
-    bound_url_inputs(room)
+    share = upload_share(room, settings)
+    bound_url_inputs(demo, room, share)
     launch_kwargs = dict(
         enable_monitoring=False,
         max_file_size=f"{MAX_INPUT_BYTES // 2**20}mb",  # uploads larger than a reference may be
@@ -166,15 +171,19 @@ def create_app(settings: Settings) -> tuple[gr.Blocks, dict]:
         # The edit (and the sweep) as MCP tools at /gradio_api/mcp/, described from their docstrings.
         mcp_server=True,
         # Every request body, page-only events included, is bounded before it is parsed (413 past it).
-        app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=max_body), *upload_room(room, settings, max_body)]},
+        # X-Forwarded-For is pinned to the address uvicorn found, so that the MCP server's call back
+        # to this app (from loopback, with its caller's headers) counts its caller as the visitor.
+        app_kwargs={"middleware": [Middleware(PinnedForwardedFor), Middleware(BodyLimit, max_bytes=max_body),
+                                   *upload_room(room, share, max_body)]},
     )
     return demo, launch_kwargs
 
 
-def bound_url_inputs(room: CacheRoom | None) -> None:
+def bound_url_inputs(demo: gr.Blocks, room: CacheRoom | None, share: UploadShare | None) -> None:
     """Gradio's own fetch of a URL in a request's inputs (an API or MCP caller's image URL),
-    replaced by one within an upload's limits and the cache's room (backend/input_urls.py says
-    why). Gradio looks the function up in its module at each call: every input gets this one."""
+    replaced by one within an upload's limits, the cache's room and the caller's upload share
+    (backend/input_urls.py says why). Gradio looks the function up in its module at each call:
+    every input gets this one."""
     import anyio
     from gradio import processing_utils
 
@@ -182,19 +191,55 @@ def bound_url_inputs(room: CacheRoom | None) -> None:
         raise StudioError("this Gradio fetches input URLs in a way the app does not know how to bound: "
                           "install the version in requirements.txt")
     trusted = tuple(processing_utils.PUBLIC_HOSTNAME_WHITELIST)
+    remember_callers(demo)
 
     async def download(url: str, cache_dir: str) -> str:
-        if room is not None and not room.admit(MAX_INPUT_BYTES):
+        # Until it is fetched, a URL counts as the largest file it may be.
+        address, limit, taken = _CALLER.get(), min(MAX_INPUT_BYTES, share.max_bytes if share else MAX_INPUT_BYTES), 0
+        if share is not None and not share.admit(address, limit):
+            what = f"The file at {url[:200]} (counted as {limit // 2**20} MB, the most it may be, until it is fetched)"
+            raise gr.Error(share.message(address, limit, what=what), title="Upload limit")
+        if room is not None and not room.admit(limit):
+            if share is not None:
+                share.give_back(address, limit)
             raise gr.Error(room.message(), title="No room for uploads")
         try:
-            return await anyio.to_thread.run_sync(lambda: fetch_input_url(url, cache_dir, trusted=trusted))
+            path = await anyio.to_thread.run_sync(
+                lambda: fetch_input_url(url, cache_dir, max_bytes=limit, trusted=trusted))
+            taken = os.path.getsize(path)
+            return path
         except UrlRefused as error:
             raise gr.Error(error.message, title="Please check the form") from None
         finally:
             if room is not None:
-                room.done(MAX_INPUT_BYTES)
+                room.done(limit)
+            if share is not None:
+                share.settle(address, limit, taken)
 
     processing_utils.async_ssrf_protected_download = download
+
+
+# The address of the request whose inputs Gradio is preparing: Gradio fetches an input's URL
+# before the handler gets its gr.Request, inside Blocks.process_api, which has it.
+_CALLER: ContextVar[str] = ContextVar("studio_caller", default="unknown")
+
+
+def remember_callers(demo: gr.Blocks) -> None:
+    """`demo.process_api` sets _CALLER to its request's address (as the run quotas see it)."""
+    process_api = demo.process_api
+
+    async def with_caller(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs.get("request")
+        if isinstance(request, list):  # a batched event: its requests come from one queue
+            request = request[0] if request else None
+        host = getattr(getattr(request, "client", None), "host", None)
+        token = _CALLER.set(str(host or "unknown"))
+        try:
+            return await process_api(*args, **kwargs)
+        finally:
+            _CALLER.reset(token)
+
+    demo.process_api = with_caller  # type: ignore[method-assign]
 
 
 def cache_room(demo: gr.Blocks, settings: Settings) -> CacheRoom | None:
@@ -206,12 +251,18 @@ def cache_room(demo: gr.Blocks, settings: Settings) -> CacheRoom | None:
     return room
 
 
-def upload_room(room: CacheRoom | None, settings: Settings, max_body: int) -> list[Middleware]:
+def upload_share(room: CacheRoom | None, settings: Settings) -> UploadShare | None:
+    """What one visitor may upload (or have fetched) in 10 minutes; only with a cap on the cache."""
+    if room is None or not settings.upload_mb_per_visitor:
+        return None
+    return UploadShare(settings.upload_mb_per_visitor * 2**20)
+
+
+def upload_room(room: CacheRoom | None, share: UploadShare | None, max_body: int) -> list[Middleware]:
     """An upload past the cache's cap is refused once the oldest files are gone; one visitor's
     uploads within STUDIO_UPLOAD_MB_PER_VISITOR every 10 minutes."""
     if room is None:
         return []
-    share = UploadShare(settings.upload_mb_per_visitor * 2**20) if settings.upload_mb_per_visitor else None
     return [Middleware(UploadRoom, room=room, max_bytes_unknown=max_body, share=share)]
 
 

@@ -183,11 +183,18 @@ class UploadShare:
 
     def give_back(self, address: str, incoming: int) -> None:
         """An admitted upload that wrote nothing (the cache had no room) does not count."""
+        self.settle(address, incoming, 0)
+
+    def settle(self, address: str, admitted: int, taken: int) -> None:
+        """An upload admitted for `admitted` bytes counts `taken` (a URL's file, once fetched)."""
         with self._lock:
-            taken = self._taken.get(address, deque())
-            for entry in reversed(taken):
-                if entry[1] == incoming:
-                    taken.remove(entry)
+            entries = self._taken.get(address, deque())
+            for index in range(len(entries) - 1, -1, -1):
+                if entries[index][1] == admitted:
+                    if taken:
+                        entries[index] = (entries[index][0], taken)
+                    else:
+                        del entries[index]
                     break
 
     def _forget_before(self, cutoff: float) -> None:
@@ -198,15 +205,15 @@ class UploadShare:
             if not taken:
                 del self._taken[address]
 
-    def message(self, address: str, incoming: int) -> str:
-        """Why `address` may not upload `incoming` bytes now."""
+    def message(self, address: str, incoming: int, what: str | None = None) -> str:
+        """Why `address` may not upload `incoming` bytes now (`what`: the upload as the visitor knows it)."""
         with self._lock:
             used = sum(size for _, size in self._taken.get(address, ()))
         limit = (f"one visitor may upload {_mb(self.max_bytes)} every {self.window / 60:g} minutes "
                  f"(STUDIO_UPLOAD_MB_PER_VISITOR)")
         if incoming > self.max_bytes:
             return f"This upload is {_mb(incoming)}, and {limit}: send a smaller file."
-        return (f"This upload ({_mb(incoming)}) would take you past what {limit}: you have uploaded "
+        return (f"{what or f'This upload ({_mb(incoming)})'} would take you past what {limit}: you have uploaded "
                 f"{_mb(used)} of it in the last {self.window / 60:g} minutes. Try again in a few minutes.")
 
 

@@ -7,6 +7,7 @@ A local TLS server stands for the public host (tests/helpers/stand_ins/public_na
 from __future__ import annotations
 
 import io
+import random
 
 import anyio
 import pytest
@@ -27,7 +28,10 @@ def site(tmp_path_factory):
     server = Site(tmp_path_factory.mktemp("image-site"), name="images.test")
     buffer = io.BytesIO()
     Image.new("RGB", (320, 240), (30, 140, 200)).save(buffer, format="PNG")
-    server.files = {"/photo.png": buffer.getvalue(), "/huge.png": b"\0" * (MAX_INPUT_BYTES + 1)}
+    noise = io.BytesIO()
+    Image.frombytes("RGB", (400, 400), random.Random(7).randbytes(400 * 400 * 3)).save(noise, format="PNG")
+    server.files = {"/photo.png": buffer.getvalue(), "/huge.png": b"\0" * (MAX_INPUT_BYTES + 1),
+                    "/noise.png": noise.getvalue(), "/noise-2.png": noise.getvalue()}  # about 0.46 MB
     server.declare_length = False  # the body's size is known only by reading it
     yield server
     server.close()
@@ -40,8 +44,8 @@ def url_app(fake, site, tmp_path_factory):
     stop_app(launched)
 
 
-def edit(app, images, url: str):
-    return connect(app).predict(**edit_args(images, image_1=handle_file(url)), api_name="/edit")
+def edit(app, images, url: str, headers: dict | None = None):
+    return connect(app, headers=headers or {}).predict(**edit_args(images, image_1=handle_file(url)), api_name="/edit")
 
 
 def test_an_image_named_by_its_url_is_fetched_and_edited(url_app, fake, images, site):
@@ -96,5 +100,29 @@ def test_a_url_is_not_fetched_when_the_cache_has_no_room_for_it(fake, site, imag
         with pytest.raises(AppError, match="The server has no room for uploads right now"):
             edit(launched, images, "https://images.test/photo.png")
         assert site.requests == []
+    finally:
+        stop_app(launched)
+
+
+def test_files_fetched_by_url_count_against_the_callers_upload_share(fake, site, images, tmp_path_factory):
+    """A URL's file takes cache room as an upload does, so it counts in the caller's share
+    (STUDIO_UPLOAD_MB_PER_VISITOR) as an upload would: a caller past it is refused before
+    anything is fetched, while another caller's URL is still fetched. Each caller comes through
+    a proxy on this machine (trusted by default) that names it in X-Forwarded-For."""
+    launched = launch_app(tmp_path_factory.mktemp("input-url-share"), fake, STUDIO_UPLOAD_MB_PER_VISITOR="1",
+                          **site.app_env())
+    first, second = {"X-Forwarded-For": "203.0.113.1"}, {"X-Forwarded-For": "203.0.113.2"}
+    try:
+        assert edit(launched, images, "https://images.test/noise.png", first)[1].startswith("✅ Done")
+        site.requests.clear()
+        with pytest.raises(AppError) as raised:  # 0.46 MB taken; the next URL may bring up to 1 MB
+            edit(launched, images, "https://images.test/noise-2.png", first)
+        assert ("The file at https://images.test/noise-2.png (counted as 1 MB, the most it may be, until it "
+                "is fetched) would take you past what one visitor may upload 1 MB every 10 minutes "
+                "(STUDIO_UPLOAD_MB_PER_VISITOR)") in str(raised.value)
+        assert site.requests == []
+        assert edit(launched, images, "https://images.test/noise-2.png", second)[1].startswith("✅ Done")
+        with pytest.raises(AppError, match="is larger than the 1 MB a file may be"):
+            edit(launched, images, "https://images.test/huge.png", {"X-Forwarded-For": "203.0.113.3"})
     finally:
         stop_app(launched)

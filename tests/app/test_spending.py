@@ -5,12 +5,16 @@ passes the server key's limits. Every refusal is made before anything reaches fa
 
 from __future__ import annotations
 
+import base64
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio
 import httpx
 import pytest
 from gradio_client.exceptions import AppError
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
 
 from tests.helpers.api import edit_args
 from tests.helpers.app import VISITOR_KEY, connect, launch_app, stop_app
@@ -47,6 +51,42 @@ def test_one_client_with_many_sessions_cannot_pass_its_hourly_quota(fake, images
         # The visitor's own key has no such limit.
         assert attempt(app, images, fal_key=VISITOR_KEY).startswith("✅ Done")
         assert len(fake.submits()) == 4
+    finally:
+        stop_app(app)
+
+
+def mcp_edit(app, image, source: str, headers: dict) -> str:
+    """One MCP `edit` call from the address `source` (a loopback address other than the
+    server's own: not a trusted proxy): its text, "refused: …" when it was refused."""
+
+    def client(headers=None, timeout=None, auth=None):
+        transport = httpx.AsyncHTTPTransport(local_address=source)
+        return httpx.AsyncClient(transport=transport, headers=headers, timeout=timeout, auth=auth)
+
+    async def call():
+        async with streamablehttp_client(f"{app.url}gradio_api/mcp/", headers=headers,
+                                         httpx_client_factory=client) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                data = "data:image/png;base64," + base64.b64encode(image.read_bytes()).decode()
+                result = await session.call_tool("edit", {"prompt": "make it blue", "image_1": data})
+                return ("refused: " if result.isError else "") + str(result.content)
+
+    return anyio.run(call)
+
+
+def test_an_mcp_caller_cannot_pass_its_hourly_quota_by_naming_another_address(fake, images, tmp_path):
+    """Gradio's MCP server runs the edit by calling this app again from loopback (a trusted
+    proxy by default) with the caller's headers: the caller's own X-Forwarded-For must not
+    become the visitor, and its real address must (not one address shared by all MCP callers)."""
+    app = launch_app(tmp_path, fake, STUDIO_VISITOR_RUNS_PER_HOUR="2")
+    try:
+        outcomes = [mcp_edit(app, images["red"], "127.0.0.2", {"X-Forwarded-For": f"203.0.113.{n}"}) for n in range(3)]
+        assert [o.startswith("refused") for o in outcomes] == [False, False, True], outcomes
+        assert "limited to 2 per hour for each visitor" in outcomes[2]
+        assert len(fake.submits()) == 2
+        assert not mcp_edit(app, images["red"], "127.0.0.3", {}).startswith("refused")  # another caller
+        assert len(fake.submits()) == 3
     finally:
         stop_app(app)
 

@@ -145,3 +145,13 @@ def test_an_upload_the_cache_had_no_room_for_does_not_count_against_the_share():
     assert share.admit("10.0.0.1", 40 * MB)
     share.give_back("10.0.0.1", 40 * MB)  # refused with 507: nothing was written
     assert share.admit("10.0.0.1", 50 * MB)
+
+
+def test_a_file_fetched_from_a_url_counts_what_it_took_once_it_is_known():
+    """A URL is admitted as the largest file it may be, then settled to the bytes it brought."""
+    share = UploadShare(50 * MB, window=600, clock=Clock())
+    assert share.admit("10.0.0.1", 40 * MB)
+    assert not share.admit("10.0.0.1", 40 * MB)  # while the first one is fetched, it counts 40 MB
+    share.settle("10.0.0.1", 40 * MB, 5 * MB)
+    assert share.admit("10.0.0.1", 40 * MB)  # 5 + 40: within 50
+    assert not share.admit("10.0.0.1", 6 * MB)
