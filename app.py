@@ -18,7 +18,7 @@ from starlette.middleware import Middleware
 from backend.base import Backend
 from backend.body_limit import BodyLimit
 from backend.cache_room import CacheRoom, UploadRoom, UploadShare
-from backend.client_address import PinnedForwardedFor
+from backend.client_address import PinnedForwardedFor, visitor_address
 from backend.errors import StudioError
 
 # Pillow's decompression-bomb limit must be set before any image is opened.
@@ -233,7 +233,7 @@ def remember_callers(demo: gr.Blocks) -> None:
         if isinstance(request, list):  # a batched event: its requests come from one queue
             request = request[0] if request else None
         host = getattr(getattr(request, "client", None), "host", None)
-        token = _CALLER.set(str(host or "unknown"))
+        token = _CALLER.set(visitor_address(host))
         try:
             return await process_api(*args, **kwargs)
         finally:

@@ -42,6 +42,7 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 
 from backend.body_limit import ASGIApp, Receive, Scope, Send, content_length
+from backend.client_address import visitor_address
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,7 @@ class UploadRoom:
             await self.app(scope, receive, send)
             return
         incoming = content_length(scope) or self.max_bytes_unknown
-        address = str((scope.get("client") or ("unknown",))[0])
+        address = visitor_address(str((scope.get("client") or ("unknown",))[0]))
         if self.share and not self.share.admit(address, incoming):
             await _refuse(send, 429, self.share.message(address, incoming))
             return

@@ -4,7 +4,8 @@
     with policy.admit(Visitor.of(username, address), charge):    # raises Refused
         ...run it...                                            # the slot is freed at the end
 
-- A visitor is the Hugging Face user when signed in, else the client address.
+- A visitor is the Hugging Face user when signed in, else the client address (an IPv6
+  address by its /64 network: backend/client_address.py says why).
 - A charge on the server's fal key (`Charge.counted`) counts against `runs_per_hour` per
   visitor over a rolling hour (every image made and every sweep cell is a run) and against
   `daily_budget_usd`, the estimated spend of all visitors together per UTC day. Both counts
@@ -36,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .client_address import visitor_address
 from .errors import StudioError
 from .request import PRESET_SIZES, EditRequest
 
@@ -75,14 +77,14 @@ class Limits:
 
 @dataclass(frozen=True)
 class Visitor:
-    id: str  # "hf:<user name>" or "ip:<address>"
+    id: str  # "hf:<user name>" or "ip:<address>" (ip:2001:db8:1:2::/64 for IPv6)
     signed_in: bool = False
 
     @classmethod
     def of(cls, username: str | None, address: str | None) -> Visitor:
         if username:
             return cls(f"hf:{username}", signed_in=True)
-        return cls(f"ip:{address or 'unknown'}")
+        return cls(f"ip:{visitor_address(address)}")  # an IPv6 address counts by its /64
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,19 @@ def test_an_mcp_caller_cannot_pass_its_hourly_quota_by_naming_another_address(fa
         stop_app(app)
 
 
+def test_a_visitor_on_ipv6_cannot_reset_its_quota_with_another_address_of_its_network(fake, images, tmp_path):
+    # Each run comes through a proxy on this machine (trusted by default) that names the client.
+    app = launch_app(tmp_path, fake, STUDIO_VISITOR_RUNS_PER_HOUR="2")
+    try:
+        outcomes = [attempt(app, images, headers={"X-Forwarded-For": f"2001:db8:1:2::{n}"}) for n in (1, 2, 3)]
+        assert [kind(o) for o in outcomes] == ["done", "done", "refused"], outcomes
+        assert "limited to 2 per hour for each visitor" in outcomes[2]
+        assert kind(attempt(app, images, headers={"X-Forwarded-For": "2001:db8:1:3::1"})) == "done"  # another network
+        assert len(fake.submits()) == 3
+    finally:
+        stop_app(app)
+
+
 def test_two_clients_racing_for_the_last_unit_of_the_budget_one_run_reaches_fal(fake, images, tmp_path):
     fake.job_seconds = 1.0
     # One run (1 MP out, 1 MP in: about $0.042) fits in $0.05; two do not. Each client comes

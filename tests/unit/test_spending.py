@@ -94,6 +94,16 @@ def test_a_visitor_is_the_signed_in_user_else_the_address():
     assert Visitor.of("", None) == Visitor("ip:unknown")
 
 
+def test_an_ipv6_host_is_one_visitor_whichever_address_of_its_64_it_comes_from():
+    """A host picks a new address in its /64 at will (privacy addresses rotate by themselves):
+    counted by address, it would have a quota per address."""
+    assert Visitor.of(None, "2001:db8:1:2:aaaa::1") == Visitor.of(None, "2001:db8:1:2:ffff:1:2:3")
+    assert Visitor.of(None, "2001:db8:1:2::1") == Visitor("ip:2001:db8:1:2::/64")
+    assert Visitor.of(None, "2001:db8:1:2::1") != Visitor.of(None, "2001:db8:1:3::1")  # another network
+    assert Visitor.of(None, "::ffff:203.0.113.5") == Visitor.of(None, "203.0.113.5")  # IPv4, written as IPv6
+    assert Visitor.of(None, "203.0.113.5") != Visitor.of(None, "203.0.113.6")
+
+
 # -- the hourly quota -----------------------------------------------------------------------
 
 
