@@ -77,6 +77,34 @@ const disableUnavailableSpeeds = () => {
     }
   }
 };
+// The instruction's length, shown under its help text as it is typed once it passes 80 % of its limit (the
+// field's class "max-chars-N": the request model's), and how far over it is: a long paste was
+// only refused at Run. Characters as the server counts them (code points, so an emoji is one).
+const COUNT_FROM = 0.8;
+const countPrompt = (area) => {
+  const field = area.closest("#prompt");
+  const limitClass = field && [...field.classList].find((name) => name.startsWith("max-chars-"));
+  if (!limitClass) return;
+  const limit = Number(limitClass.slice("max-chars-".length));
+  const length = [...area.value].length;
+  let note = field.querySelector("#prompt-count");
+  if (length < COUNT_FROM * limit) { note?.remove(); return; }
+  if (!note) {
+    note = document.createElement("div");
+    note.id = "prompt-count";
+    note.setAttribute("role", "status");
+    // Under the field's help text, at its top: under the box, a long text pushed it off the screen.
+    (area.closest(".input-container") || area).insertAdjacentElement("beforebegin", note);
+  }
+  const over = length - limit;
+  note.textContent = over > 0
+    ? `${length} characters: ${over} over the ${limit} an instruction may have`
+    : `${length} of ${limit} characters`;
+  note.classList.toggle("over", over > 0);
+};
+document.addEventListener("input", (event) => {
+  if (event.target.matches?.("#prompt textarea")) countPrompt(event.target);
+});
 new MutationObserver(() => { nameControls(); nameEmptyFrames(); disableUnavailableSpeeds(); }).observe(
   document, {childList: true, subtree: true, attributes: true, attributeFilter: ["id", "aria-label"]},
 );

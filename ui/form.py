@@ -157,8 +157,10 @@ def _reference(index: int) -> Callable:
 
 def _prompt(setup: PageSetup) -> gr.Textbox:
     info = _info(EditRequest, "prompt")
+    # Its class carries the request model's limit to page.js, which counts the characters as
+    # they are typed once they near it (a long paste was only refused at Run).
     return gr.Textbox(label=info.title, info=info.description, lines=3, placeholder="Type what to change here…",
-                      elem_id="prompt")
+                      elem_id="prompt", elem_classes=[f"max-chars-{MAX_PROMPT_CHARS}"])
 
 
 def _size(setup: PageSetup) -> gr.Dropdown:

@@ -1,7 +1,8 @@
 """Inputs checked when they are given, and problems kept on the field at fault, in Chromium:
 a refused run marks every field it names (until that field changes) without Gradio's red
 "Error" pills, an over-limit upload leaves its slot at once, LoRA links are checked as typed,
-and a run that fails at fal leaves the previous result in the gallery."""
+and a run that fails at fal leaves the previous result in the gallery. An instruction near its
+limit shows its length as it is typed, and how far over it is past it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from backend.request import MAX_PROMPT_CHARS
 from tests.helpers.app import VISITOR_KEY, launch_app, stop_app
 from tests.helpers.browser import no_error_pill, open_app, open_panel, run_once, start_run
 
@@ -84,6 +86,26 @@ def test_an_over_limit_upload_leaves_its_slot(browser, small_app, fake, images, 
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
     page.close()
+
+
+def test_an_instruction_near_its_limit_shows_its_length_as_it_is_typed(browser, small_app, screenshot):
+    """A long paste was only refused at Run: the count comes at 80 % of the limit, says how far
+    over it is past it (characters as the server counts them: an emoji is one), and goes when
+    the text is short again."""
+    page = open_app(browser, small_app)
+    box, count = page.locator("#prompt textarea"), page.locator("#prompt-count")
+    box.fill("a" * (MAX_PROMPT_CHARS * 7 // 10))
+    expect(count).to_have_count(0)
+    box.fill("a" * (MAX_PROMPT_CHARS - 10) + "🍩" * 5)
+    expect(count).to_have_text(f"{MAX_PROMPT_CHARS - 5} of {MAX_PROMPT_CHARS} characters")
+    box.fill("make it real " * (MAX_PROMPT_CHARS // 12))
+    over = len("make it real " * (MAX_PROMPT_CHARS // 12)) - MAX_PROMPT_CHARS
+    expect(count).to_have_text(f"{MAX_PROMPT_CHARS + over} characters: {over} over the {MAX_PROMPT_CHARS} "
+                               f"an instruction may have")
+    expect(count).to_be_in_viewport()  # above the box, which the long text made taller than the screen
+    screenshot(page, "over")
+    box.fill("make it real")
+    expect(count).to_have_count(0)
 
 
 def test_lora_links_are_checked_as_typed(browser, small_app, screenshot):
