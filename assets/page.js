@@ -53,6 +53,9 @@ const EMPTY_NAMES = {
   compare: "Nothing to compare yet.",
   history: "No past runs yet: finished runs are kept here, in this browser.",
   "lora-library": "No LoRAs yet: the ones you run with, and the server's LoRA folder, appear here.",
+  "code-client": "After a run: the Python that runs it again through this app.",
+  "code-fal": "After a run: the Python that runs it on fal directly, with your own key.",
+  "code-recipe": "After a run: its recipe, every setting as JSON.",
 };
 const nameEmptyFrames = () => {
   for (const [id, name] of Object.entries(EMPTY_NAMES)) {

@@ -19,6 +19,9 @@ EMPTY_FRAMES = {
     "compare": "Nothing to compare yet",
     "history": "No past runs yet",
     "lora-library": "No LoRAs yet",
+    "code-client": "After a run: the Python that runs it again through this app",
+    "code-fal": "After a run: the Python that runs it on fal directly",
+    "code-recipe": "After a run: its recipe",
 }
 
 
@@ -27,6 +30,7 @@ def test_on_a_first_visit_each_empty_frame_is_short_and_says_what_comes_there(br
     of nothing) and names it "Empty value" for a screen reader."""
     page = open_app(browser, app, width=390, height=844)
     page.get_by_text("LoRA library", exact=True).first.click()
+    page.get_by_text("Use this run from code", exact=True).first.click()  # three tall boxes with only a </>
     for frame, says in EMPTY_FRAMES.items():
         empty = page.locator(f"#{frame} > .empty")
         expect(empty).to_have_attribute("aria-label", re.compile(f"^{says}"), timeout=10_000)
