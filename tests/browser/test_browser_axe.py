@@ -235,6 +235,10 @@ def test_a_phone_or_tablet_shows_the_image_slots_on_one_line_and_on_390_px_the_e
         example = page.get_by_role("button", name="Donut, made real").bounding_box()
         assert example["y"] + example["height"] <= page.locator("#run-bar").bounding_box()["y"]
     screenshot(page, f"{viewport['width']}-first")
+    # After its clipboard button a slot waits for a paste, and says so (not "Add image").
+    page.locator("#reference-2").get_by_role("button", name="Paste from clipboard").click()
+    page.wait_for_function("""() => getComputedStyle(document.querySelector(
+      '#reference-2 button.upload-container .wrap'), '::after').content === '"Paste image"'""", timeout=10_000)
     # With a picture in it, the slot's label still says which image it is, clear of its remove button.
     page.locator("#reference-1 input[type=file]").set_input_files(images["red"])
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
