@@ -125,13 +125,14 @@ def use_as_input(gallery: Any, index: int | None, slot_count: int) -> list[str |
     return [selected_result(gallery, index)] + [None] * (slot_count - 1)
 
 
-def add_as_reference(gallery: Any, index: int | None, slots: list[str | None], limit: int) -> list[str | None]:
-    """The selected result goes into the first free slot the backend takes."""
+def add_as_reference(gallery: Any, index: int | None, slots: list[str | None], limit: int) -> list[Any]:
+    """The selected result goes into the first free slot the backend takes; with none free, a
+    warning and the slots as they are (a raised error put Gradio's red "Error" pill on each slot)."""
     packed = pack_images(*slots)
     filled = sum(1 for s in packed if s)
     if filled >= limit:
-        raise gr.Error(f"This backend takes at most {limit} reference images: remove one first.",
-                       title="No free slot")
+        gr.Warning(f"This backend takes at most {limit} reference images: remove one first.", title="No free slot")
+        return [gr.skip()] * len(slots)
     packed[filled] = selected_result(gallery, index)
     return packed
 

@@ -73,6 +73,15 @@ def test_compare_chain_and_downloads(browser, app, fake, images, tmp_path, scree
     # Chain: add the first result as a second reference.
     page.locator("#add-as-reference").click()
     expect(page.locator("#reference-2 img")).to_be_visible(timeout=10_000)
+    page.locator("#add-as-reference").click()
+    expect(page.locator("#reference-3 img")).to_be_visible(timeout=10_000)
+    # Every slot full: a warning (not a red "Error" notice: nothing failed) says what to do; the slots stay.
+    page.locator("#add-as-reference").click()
+    notice = page.locator(".toast-body", has_text="This backend takes at most 3 reference images: remove one first.")
+    expect(notice).to_be_visible(timeout=10_000)
+    expect(notice).to_have_class(re.compile(r"\bwarning\b"))
+    no_error_pill(page)
+    expect(page.locator("#reference-3 img")).to_be_visible()
     # Chain: the second result becomes the only reference, then is sent.
     page.locator("#results .thumbnail-item").nth(1).click()
     page.locator("#use-as-input").click()
