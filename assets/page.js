@@ -84,6 +84,7 @@ const disableUnavailableSpeeds = () => {
 // field's class "max-chars-N": the request model's), and how far over it is: a long paste was
 // only refused at Run. Characters as the server counts them (code points, so an emoji is one).
 const COUNT_FROM = 0.8;
+let promptPoll = null;
 const countPrompt = (area) => {
   const field = area.closest("#prompt");
   const limitClass = field && [...field.classList].find((name) => name.startsWith("max-chars-"));
@@ -96,6 +97,13 @@ const countPrompt = (area) => {
     note = document.createElement("div");
     note.id = "prompt-count";
     note.setAttribute("role", "status");
+    // An example, a restored run or a preset sets the text without an input event: while the
+    // count shows, it is read again now and then (so it never speaks of a text that is gone).
+    promptPoll ??= setInterval(() => {
+      const now = document.querySelector("#prompt textarea");
+      if (now && document.querySelector("#prompt-count")) countPrompt(now);
+      else { clearInterval(promptPoll); promptPoll = null; }
+    }, 400);
     // Under the field's help text, at its top: under the box, a long text pushed it off the screen.
     (area.closest(".input-container") || area).insertAdjacentElement("beforebegin", note);
   }

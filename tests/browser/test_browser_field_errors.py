@@ -91,7 +91,7 @@ def test_an_over_limit_upload_leaves_its_slot(browser, small_app, fake, images, 
 def test_an_instruction_near_its_limit_shows_its_length_as_it_is_typed(browser, small_app, screenshot):
     """A long paste was only refused at Run: the count comes at 80 % of the limit, says how far
     over it is past it (characters as the server counts them: an emoji is one), and goes when
-    the text is short again."""
+    the text is short again, typed or set by an example."""
     page = open_app(browser, small_app)
     box, count = page.locator("#prompt textarea"), page.locator("#prompt-count")
     box.fill("a" * (MAX_PROMPT_CHARS * 7 // 10))
@@ -106,6 +106,11 @@ def test_an_instruction_near_its_limit_shows_its_length_as_it_is_typed(browser, 
     screenshot(page, "over")
     box.fill("make it real")
     expect(count).to_have_count(0)
+    # An example sets the text without typing: the count follows it, never a text that is gone.
+    box.fill("a" * (MAX_PROMPT_CHARS + 1))
+    expect(count).to_contain_text("1 over")
+    page.get_by_role("button", name="Donut, made real").click()
+    expect(count).to_have_count(0, timeout=10_000)
 
 
 def test_lora_links_are_checked_as_typed(browser, small_app, screenshot):
