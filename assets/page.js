@@ -28,16 +28,18 @@ const nameControls = () => {
     ["button[id^='lora-remove-']", "lora-remove-", (n) => "Remove LoRA " + n, ""],
     ["[id^='lora-scale-']", "lora-scale-", (n) => "LoRA " + n + " scale", "input"],
     ["[id^='lora-on-']", "lora-on-", (n) => "LoRA " + n + " on", "input"],
-    // Gradio names every empty image's upload area alike; say which slot it fills.
-    ["[id^='reference-']", "reference-", (n) => "Upload image " + n,
-     "[aria-label='Drop an image file here to upload']"],
+    // Gradio names every empty image's upload area alike; say which slot it fills, and how: after
+    // its clipboard button the area pastes (and takes no drop) until its upload button is pressed.
+    ["[id^='reference-']", "reference-",
+     (n, area) => (area.hasAttribute("aria-dropeffect") ? "Upload image " : "Paste image ") + n,
+     "button.upload-container"],
     // With its copy button, Gradio's textbox no longer ties its label to the field.
     ["#seed-used", "seed-used", () => "Seed used", "input"],
   ];
   for (const [selector, prefix, label, inner] of named) {
     for (const owner of document.querySelectorAll(selector)) {
-      const name = label(owner.id.slice(prefix.length));
       for (const target of inner ? owner.querySelectorAll(inner) : [owner]) {
+        const name = label(owner.id.slice(prefix.length), target);
         if (target.getAttribute("aria-label") !== name) {
           target.setAttribute("aria-label", name);
           if (!inner) target.title = name;

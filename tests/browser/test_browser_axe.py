@@ -239,6 +239,8 @@ def test_a_phone_or_tablet_shows_the_image_slots_on_one_line_and_on_390_px_the_e
     page.locator("#reference-2").get_by_role("button", name="Paste from clipboard").click()
     page.wait_for_function("""() => getComputedStyle(document.querySelector(
       '#reference-2 button.upload-container .wrap'), '::after').content === '"Paste image"'""", timeout=10_000)
+    expect(page.locator("#reference-2 button.upload-container")).to_have_attribute("aria-label", "Paste image 2")
+    expect(page.locator("#reference-3 button.upload-container")).to_have_attribute("aria-label", "Upload image 3")
     # With a picture in it, the slot's label still says which image it is, clear of its remove button.
     page.locator("#reference-1 input[type=file]").set_input_files(images["red"])
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
