@@ -1,5 +1,6 @@
 """Accessibility in a real Chromium: every control has a name a screen reader can say, and the
-main flow (image, instruction, run, stop) works from the keyboard alone.
+main flow (image, instruction, run, stop) works from the keyboard alone, and a focused slider,
+checkbox or radio shows that it is.
 
 Names are Chromium's own (its accessibility tree, through the DevTools protocol), so aria-label,
 aria-labelledby, <label for> and text content all count as they do for a screen reader.
@@ -196,4 +197,29 @@ def test_the_main_flow_works_from_the_keyboard(browser, app, fake, images, scree
     expect(page.locator("#status")).to_contain_text("Stopped", timeout=30_000)
     assert fake.wait_for(lambda: slow.cancelled, timeout=30)
     screenshot(page)
+    page.close()
+
+
+# The focused element's kind, and the width of the outline drawn around it (0: none).
+FOCUS_RING = """() => {
+  const el = document.activeElement, style = getComputedStyle(el);
+  return {type: el.tagName === "INPUT" ? el.type : el.tagName, name: el.getAttribute("aria-label") || "",
+          outline: style.outlineStyle === "none" ? 0 : parseFloat(style.outlineWidth)};
+}"""
+
+
+def test_tabbing_through_the_page_shows_where_the_focus_is_on_sliders_checkboxes_and_radios(browser, app, screenshot):
+    """Gradio draws no focus on a slider, a checkbox or a radio (a focused slider's white thumb
+    looked as it does unfocused): a designer tabbing through the settings lost their place."""
+    page = open_studio(browser, app)
+    rings: dict[str, list[float]] = {}
+    for _ in range(60):  # past the form's settings to the Compare choice beside the results
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUS_RING)
+        if focused["type"] in ("range", "checkbox", "radio"):
+            rings.setdefault(focused["type"], []).append(focused["outline"])
+            if focused["name"] == "range slider for Guidance":
+                screenshot(page)
+    assert set(rings) == {"range", "checkbox", "radio"}, rings
+    assert all(width >= 2 for widths in rings.values() for width in widths), rings
     page.close()
