@@ -138,7 +138,32 @@ const mirrorStep = () => {
   }
   else if (!step && run.dataset.step !== undefined) delete run.dataset.step;
 };
-new MutationObserver(mirrorStep).observe(document, {childList: true, subtree: true, characterData: true});
+// A screen reader hears how a run ends (done, stopped, refused, failed) and what the status line
+// says between runs, from a live region of its own: the status line is not one, and making it one
+// would read out every step of every run ("Intermediate result (step 4 of 28)", queue places).
+// The page's first line ("Ready.") is on screen already and is not read out.
+let announced = null;
+const announceStatus = () => {
+  const status = document.querySelector("#status");
+  if (!status) return;
+  let region = document.getElementById("status-announcer");
+  if (!region) {  // in the DOM before its first message, which some screen readers need
+    region = document.createElement("div");
+    region.id = "status-announcer";
+    region.setAttribute("role", "status");
+    region.style.cssText = "position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);"
+      + "white-space:nowrap;";
+    document.body.appendChild(region);
+  }
+  // The line itself, not Gradio's timer over it ("0.0s" while an event runs).
+  const text = (status.querySelector("[data-testid=markdown]") || status).innerText.trim();
+  if (announced === null) { if (text) announced = text; return; }
+  if (!text || text === announced || /step \d+ of \d+|position \d+|next in line/i.test(text)) return;
+  announced = text;
+  region.textContent = text;
+};
+new MutationObserver(() => { mirrorStep(); announceStatus(); }).observe(
+  document, {childList: true, subtree: true, characterData: true});
 const QUEUED_INSTEAD = "A run is going: Run adds this one to the Queue (below the results) instead.";
 const sayQueued = (bar) => {
   let note = document.querySelector("#run-note");

@@ -223,3 +223,31 @@ def test_tabbing_through_the_page_shows_where_the_focus_is_on_sliders_checkboxes
     assert set(rings) == {"range", "checkbox", "radio"}, rings
     assert all(width >= 2 for widths in rings.values() for width in widths), rings
     page.close()
+
+
+# What a screen reader is given to say: each text the page's live region for the status takes.
+LISTEN = """() => { window.heard = []; const region = document.querySelector("#status-announcer[role=status]");
+  new MutationObserver(() => window.heard.push(region.textContent)).observe(
+    region, {childList: true, characterData: true, subtree: true}); }"""
+
+
+def test_a_screen_reader_hears_how_each_run_ends_but_not_every_step(browser, app, fake, images):
+    """The status line is no live region: a person who cannot see it never heard that a run was
+    refused or done. The page's own region says each new status but not the steps between."""
+    fake.job_seconds = 2.0  # long enough for the steps' previews to come
+    page = open_studio(browser, app)
+    expect(page.locator("#status-announcer[role=status]")).to_be_attached(timeout=10_000)
+    page.evaluate(LISTEN)
+    page.locator("#run-button").click()  # nothing in the form
+    expect(page.locator("#status")).to_contain_text("Please check the form", timeout=30_000)
+    choose_file(page, 1, images["red"])
+    page.locator("#prompt textarea").fill("make it glow")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text(re.compile(r"step \d+ of \d+"), timeout=30_000)  # on screen
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    page.wait_for_timeout(500)
+    heard = page.evaluate("window.heard")
+    assert heard[0].startswith("⚠️ Please check the form: Reference images"), heard
+    assert heard[-1].startswith("✅ Done"), heard
+    assert not [text for text in heard if re.search(r"step \d+ of \d+", text)], heard
+    page.close()
