@@ -94,11 +94,13 @@ const countPrompt = (area) => {
   const limit = Number(limitClass.slice("max-chars-".length));
   const length = [...area.value].length;
   let note = field.querySelector("#prompt-count");
-  if (length < COUNT_FROM * limit) { note?.remove(); return; }
+  if (length < COUNT_FROM * limit) { note?.remove(); area.removeAttribute("aria-describedby"); return; }
+  // Not a live region (a screen reader would read the count out at every key): the box is
+  // described by it, and a refused run is announced with the status line.
+  area.setAttribute("aria-describedby", "prompt-count");
   if (!note) {
     note = document.createElement("div");
     note.id = "prompt-count";
-    note.setAttribute("role", "status");
     // An example, a restored run or a preset sets the text without an input event: while the
     // count shows, it is read again now and then (so it never speaks of a text that is gone).
     promptPoll ??= setInterval(() => {

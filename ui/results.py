@@ -127,7 +127,8 @@ def use_as_input(gallery: Any, index: int | None, slot_count: int) -> list[str |
 
 def add_as_reference(gallery: Any, index: int | None, slots: list[str | None], limit: int) -> list[Any]:
     """The selected result goes into the first free slot the backend takes; with none free, a
-    warning and the slots as they are (a raised error put Gradio's red "Error" pill on each slot)."""
+    warning and the slots as they are (a raised error showed a red "Error" notice, though
+    nothing had failed)."""
     packed = pack_images(*slots)
     filled = sum(1 for s in packed if s)
     if filled >= limit:

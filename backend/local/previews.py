@@ -49,8 +49,9 @@ class StepPreviews:
     decode is ~8 % of a bf16 step, so one every 4 steps fits; fp8 steps are about half as
     long, and decodes come every 5-6 steps rather than never (a fixed "every k steps if it
     fits k steps' budget" rule gave those none); on a tiny CPU model a decode costs
-    several steps and none fits. The last step needs no decode here: its x0 is the final latents, so the backend shows
-    the final image (decoded once, by `denoise`) as the last preview.
+    several steps and none fits. The last step needs no decode here: its x0 is the final
+    latents, so the backend shows the final image (decoded once, by `denoise`) as the last
+    preview.
     """
 
     TENSORS = private.STEP_TENSORS

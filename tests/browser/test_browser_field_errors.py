@@ -103,9 +103,12 @@ def test_an_instruction_near_its_limit_shows_its_length_as_it_is_typed(browser, 
     expect(count).to_have_text(f"{MAX_PROMPT_CHARS + over} characters: {over} over the {MAX_PROMPT_CHARS} "
                                f"an instruction may have")
     expect(count).to_be_in_viewport()  # above the box, which the long text made taller than the screen
+    expect(box).to_have_attribute("aria-describedby", "prompt-count")  # what a screen reader says of the box
+    expect(count).not_to_have_attribute("role", "status")  # not read out at every key
     screenshot(page, "over")
     box.fill("make it real")
     expect(count).to_have_count(0)
+    expect(box).not_to_have_attribute("aria-describedby", "prompt-count")
     # An example sets the text without typing: the count follows it, never a text that is gone.
     box.fill("a" * (MAX_PROMPT_CHARS + 1))
     expect(count).to_contain_text("1 over")
