@@ -34,8 +34,12 @@ _limits = {"pixels": DEFAULT_MAX_PIXELS}
 # Pillow only warns between 1x and 2x the limit; make that an error too.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 # The formats a visitor's reference may be in; Pillow's other decoders are never tried.
-ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
-ALLOWED_NAMES = "PNG, JPEG, WebP, GIF (still), BMP or TIFF"
+# AVIF: what Chrome saves from many web pages today (Pillow reads it since 11.2).
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "AVIF", "GIF", "BMP", "TIFF")
+ALLOWED_NAMES = "PNG, JPEG, WebP, AVIF, GIF (still), BMP or TIFF"
+# HEIF brands of HEVC-coded images (an iPhone's photos are "heic"): Pillow has no decoder for
+# them, and its AVIF check takes a HEIF file whose first brand is the generic "mif1" for AVIF.
+HEVC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
 # Decodes of visitors' images at once (each may take a few hundred MB for a moment).
 MAX_DECODES = 2
 _decodes = threading.BoundedSemaphore(MAX_DECODES)
@@ -82,6 +86,11 @@ def _too_large(label: str, field_name: str) -> InvalidInput:
 def sniff_format(data: bytes) -> str | None:
     """The format a file's first bytes announce (Pillow's signature checks only, no decoder
     is run), to name a refused format; None when none matches."""
+    if data[4:8] == b"ftyp":  # an ISO media file: its brands say what it holds
+        size = int.from_bytes(data[:4], "big")
+        brands = {data[8:12]} | {data[i:i + 4] for i in range(16, min(size, len(data), 64), 4)}
+        if brands & HEVC_BRANDS and b"avif" not in brands:
+            return "HEIC"
     Image.init()
     prefix = data[:16]
     for name in Image.ID:
@@ -103,9 +112,14 @@ def open_image(
     except Exception:
         found = sniff_format(data)
         accepted = ALLOWED_NAMES if formats == ALLOWED_FORMATS else " or ".join(formats)
-        if found and found not in formats:
-            raise InvalidInput.one(field_name, label, f"is a {found} image; accepted formats: {accepted}") from None
-        raise InvalidInput.one(field_name, label, f"is not an image Pillow can read (accepted: {accepted})") from None
+        if found == "HEIC":
+            problem = f"is in HEIC format (an iPhone's photo format), which cannot be read here: save it as JPEG " \
+                      f"(accepted: {accepted})"
+        elif found and found not in formats:
+            problem = f"is in {found} format; accepted formats: {accepted}"
+        else:
+            problem = f"is not an image file this app can read (accepted: {accepted})"
+        raise InvalidInput.one(field_name, label, problem) from None
     width, height = image.size
     if width * height > max_pixels():
         image.close()

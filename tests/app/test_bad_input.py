@@ -37,15 +37,19 @@ def pcx() -> bytes:
 
 
 BAD = {
-    "not-an-image.png": (b"hello, not an image", "image 1: is not an image Pillow can read"),
+    "not-an-image.png": (b"hello, not an image", "image 1: is not an image file this app can read"),
     "empty.png": (b"", "image 1: is an empty file"),
     "bomb.png": (bomb_png(20000, 20000), "image 1: has more than 25 million pixels"),
     "7000x7000.png": (png((7000, 7000), "1"), "image 1: has more than 25 million pixels; at most 25 MP is accepted"),
-    "picture.pcx": (pcx(), r"image 1: is a PCX image; accepted formats: PNG, JPEG, WebP, GIF \(still\), BMP or TIFF"),
+    "picture.pcx": (pcx(), r"image 1: is in PCX format; accepted formats: PNG, JPEG, WebP, AVIF, GIF \(still\), BMP "
+                           r"or TIFF"),
     "truncated.png": (png((400, 400))[:300], "image 1: is damaged or truncated"),
     "tiny.png": (png((40, 200)), r"image 1: is 40x200 px; each side must be at least 64 px"),
     "wide.png": (png((900, 100)), r"image 1: has an aspect ratio of 9.0:1; at most 8:1 is allowed"),
     "animated.gif": (gif_frames(3), r"image 1: is animated \(3 frames\); only still images can be edited"),
+    "IMG_0042.HEIC": ((24).to_bytes(4, "big") + b"ftypheic" + bytes(4) + b"mif1heic" + bytes(4000),
+                      r"image 1: is in HEIC format \(an iPhone's photo format\), which cannot be read here: "
+                      r"save it as JPEG"),
 }
 
 
@@ -59,6 +63,17 @@ def test_a_bad_reference_is_named_with_its_limit(app, fake, images, tmp_path, na
         client.predict(**edit_args(images, image_1=handle_file(str(path))), api_name="/edit")
     assert not fake.jobs
     assert client.predict(**edit_args(images), api_name="/edit")[1].startswith("✅ Done")
+
+
+def test_an_avif_saved_from_the_web_is_edited_and_reaches_fal_as_a_jpeg(app, fake, images, tmp_path):
+    path = tmp_path / "saved-from-chrome.avif"
+    Image.new("RGB", (480, 320), (30, 120, 200)).save(path, format="AVIF", quality=90)
+    status = connect(app).predict(**edit_args(images, image_1=handle_file(str(path))), api_name="/edit")[1]
+    assert status.startswith("✅ Done")
+    (job,) = fake.jobs.values()
+    sent = sent_image(job.input["image_urls"][0], fake)
+    assert sent.format == "JPEG" and sent.size == (480, 320)
+    assert all(abs(a - b) < 8 for a, b in zip(sent.convert("RGB").getpixel((240, 160)), (30, 120, 200)))
 
 
 def test_a_bomb_sent_inline_as_a_data_url_is_refused_before_decoding(app, fake, images):

@@ -36,7 +36,7 @@ def test_a_file_that_is_not_an_image_and_a_prompt_too_long_are_named(browser, ap
         page.locator("#reference-1").get_by_role("button", name=drop_zone(1), exact=True).click()
     chooser.value.set_files(str(bad))
     # Checked as it is uploaded (ui/field_checks.py): named, and taken out of the slot.
-    expect(page.locator(ERROR_TOAST).filter(has_text="Image 1: is not an image Pillow can read")).to_be_visible(
+    expect(page.locator(ERROR_TOAST).filter(has_text="Image 1: is not an image file this app can read")).to_be_visible(
         timeout=60_000)
     expect(page.locator("#reference-1 img")).to_have_count(0)
     screenshot(page, "not-an-image")

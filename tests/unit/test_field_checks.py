@@ -72,7 +72,7 @@ def test_an_upload_is_checked_with_the_run_limits(tmp_path):
     finally:
         images.set_max_pixels(old)
     (tmp_path / "text.png").write_bytes(b"not an image at all")
-    assert "is not an image Pillow can read" in upload_problem(str(tmp_path / "text.png"), 1)
+    assert "is not an image file this app can read" in upload_problem(str(tmp_path / "text.png"), 1)
     buffer = io.BytesIO()
     Image.new("RGB", (900, 100)).save(buffer, format="PNG")
     (tmp_path / "wide.png").write_bytes(buffer.getvalue())

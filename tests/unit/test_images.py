@@ -93,7 +93,7 @@ def test_palette_with_transparency_cmyk_and_16_bit_are_converted():
     [
         (b"", "image 2: is an empty file"),
         (b"this is not an image at all",
-         "image 2: is not an image Pillow can read (accepted: PNG, JPEG, WebP, GIF (still), BMP or TIFF)"),
+         "image 2: is not an image file this app can read (accepted: PNG, JPEG, WebP, AVIF, GIF (still), BMP or TIFF)"),
         (encode(photo(63, 200), "PNG"), "image 2: is 63x200 px; each side must be at least 64 px"),
         (encode(photo(900, 100), "PNG"), "image 2: has an aspect ratio of 9.0:1; at most 8:1 is allowed"),
     ],
@@ -136,9 +136,12 @@ def test_a_7000_by_7000_png_is_refused_from_its_header_and_a_24_mp_photo_still_s
     assert prepared.original_size == (6000, 4000) and prepared.width * prepared.height <= TARGET_PIXELS * 1.01
 
 
+ACCEPTED = "PNG, JPEG, WebP, AVIF, GIF (still), BMP or TIFF"
+
+
 @pytest.mark.parametrize("fmt", ["PCX", "ICNS", "PSD", "TGA", "PPM", "DDS"])
 def test_formats_outside_the_allow_list_are_refused_naming_the_format(fmt, monkeypatch):
-    """Only PNG, JPEG, WebP, GIF, BMP and TIFF are ever handed to a decoder: any other
+    """Only PNG, JPEG, WebP, AVIF, GIF, BMP and TIFF are ever handed to a decoder: any other
     format Pillow reads is refused by name (or, without a signature, as unreadable)."""
     if fmt == "PSD":  # Pillow cannot write PSD: its signature and a minimal header
         header = b"8BPS\x00\x01" + b"\x00" * 6 + b"\x00\x03" + b"\x00\x00\x00\x80" * 2 + b"\x00\x08\x00\x03"
@@ -150,16 +153,42 @@ def test_formats_outside_the_allow_list_are_refused_naming_the_format(fmt, monke
     with pytest.raises(InvalidInput) as caught:
         prepare_reference(data, "image 1")
     message = str(caught.value.problems[0])
-    assert message.endswith("PNG, JPEG, WebP, GIF (still), BMP or TIFF")
+    assert message.endswith(ACCEPTED)
     if fmt != "TGA":  # TGA has no signature of its own to be named by (its first bytes may look like CUR's)
-        assert message == f"image 1: is a {fmt} image; accepted formats: PNG, JPEG, WebP, GIF (still), BMP or TIFF"
+        assert message == f"image 1: is in {fmt} format; accepted formats: " + ACCEPTED
     assert opened == []
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "AVIF", "GIF", "BMP", "TIFF"])
 def test_every_allowed_format_is_read(fmt):
     prepared = prepare_reference(encode(Image.new("RGB", (128, 96), (200, 40, 40)), fmt), "image 1")
     assert (prepared.width, prepared.height) == (128, 96)
+
+
+def test_an_avif_saved_from_a_web_page_is_sent_upright_as_a_jpeg_fal_takes():
+    """Chrome saves many web images as AVIF: one taken sideways arrives upright, in its colours,
+    re-encoded (fal's page names no AVIF among the formats it reads)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    sideways = Image.new("RGB", (300, 200), (200, 40, 40))
+    sideways.paste((20, 40, 220), (0, 0, 150, 200))  # blue on the left: on top once upright
+    prepared = prepare_reference(encode(sideways, "AVIF", quality=95, exif=exif), "image 1")
+    assert prepared.content_type == "image/jpeg" and (prepared.width, prepared.height) == (200, 300)
+    upright = decoded(prepared).convert("RGB")
+    top, bottom = upright.getpixel((100, 40)), upright.getpixel((100, 260))
+    assert top[2] > 180 > top[0] and bottom[0] > 160 > bottom[2]
+
+
+@pytest.mark.parametrize("major", [b"heic", b"mif1"])
+def test_an_iphone_heic_photo_is_named_with_what_to_do(major):
+    """Pillow reads no HEIC, and takes a HEIF file whose first brand is the generic mif1 for an
+    AVIF: either way the message names HEIC and says to save it as JPEG."""
+    data = (24).to_bytes(4, "big") + b"ftyp" + major + b"\0\0\0\0" + b"mif1heic" + b"\0" * 200
+    with pytest.raises(InvalidInput) as caught:
+        prepare_reference(data, "image 2")
+    assert str(caught.value.problems[0]) == (
+        "image 2: is in HEIC format (an iPhone's photo format), which cannot be read here: save it as JPEG "
+        "(accepted: PNG, JPEG, WebP, AVIF, GIF (still), BMP or TIFF)")
 
 
 def test_at_most_a_few_references_are_decoded_at_once(monkeypatch):
