@@ -214,8 +214,7 @@ def _speed(setup: PageSetup) -> gr.Radio:
 
 
 def _restore_loras(recipe: dict[str, Any], setup: PageSetup) -> Any:
-    loras = recipe["request"].get("loras", [])
-    return [{"path": lora["path"], "scale": lora["scale"], "enabled": True} for lora in loras]
+    return recipe["request"].get("loras") or []  # [{path, scale}]: checked as the editor's rows (ui/restored_values.py)
 
 
 def _restore_size(part: str) -> Callable[[dict[str, Any], PageSetup], Any]:
@@ -352,11 +351,6 @@ def options_fields(owner: str) -> tuple[str, ...]:
 def values_of(args: Sequence[Any]) -> dict[str, Any]:
     """The form's values by name, from the event's positional arguments (FORM order)."""
     return dict(zip(NAMES, args))
-
-
-def restore_values(recipe: dict[str, Any], setup: PageSetup) -> dict[str, Any]:
-    """Every restorable field's value from a recipe; SKIP where the recipe has none."""
-    return {name: FIELDS[name].restored(recipe, setup) for name in RESTORED_FIELDS}
 
 
 #: What Gradio passes by itself, by the parameter's type (`__annotations__`): the signed-in

@@ -24,7 +24,8 @@ from PIL import Image
 
 from backend.outputs import is_inside, run_folder_of, set_starred
 from ui.details import describe_run, images_on_disk
-from ui.form import RESTORED_FIELDS, SKIP, PageSetup, restore_values
+from ui.form import RESTORED_FIELDS, PageSetup
+from ui.restored_values import as_updates, restore_checked, warn_left_out
 from ui.results import compare_shown, result_caption, result_paths, result_place
 from ui.text import as_text
 
@@ -179,11 +180,6 @@ def nothing(message: str, count: int) -> tuple:
     return tuple(gr.skip() for _ in range(count))
 
 
-def _as_updates(values: dict[str, Any]) -> list[Any]:
-    """Restored values in RESTORED_FIELDS order; a field the recipe lacks stays as it is."""
-    return [gr.skip() if values[name] is SKIP else values[name] for name in RESTORED_FIELDS]
-
-
 def remember(run: dict | None, past: list[dict] | None) -> Any:
     """A finished run, for History (`landed`)."""
     return landed(past, [run] if run else [])
@@ -255,8 +251,9 @@ def restore_run(past: list[dict] | None, picked: str | None, version: float, set
         (path, result_caption(i, bool(flags[i - 1]) if i <= len(flags) else False))
         for i, path in enumerate(images, start=1)]
     mask = _mask_of(entry, images, outputs_root)
-    return (*_as_updates(restore_values(entry["recipe"], setup)), version + 1, *slot_values, results,
-            f"♻️ Restored the run of {as_text(entry.get('created'))}.", mask, mask is not None)
+    values, notes = restore_checked(entry.get("recipe"), setup)
+    return (*as_updates(values), version + 1, *slot_values, results,
+            f"♻️ Restored the run of {as_text(entry.get('created'))}." + warn_left_out(notes), mask, mask is not None)
 
 
 def _mask_of(entry: dict, images: list[str], outputs_root: Path) -> str | None:

@@ -18,11 +18,13 @@ from typing import Any
 import gradio as gr
 from PIL import Image, ImageDraw
 
-from backend.request import MAX_ACTIVE_LORAS
+from backend.errors import InvalidInput
+from backend.request import MAX_ACTIVE_LORAS, LoraWeight, field_limits
 from ui.lora_editor import KEPT_OFF, limit_active_loras
 from ui.run import MAX_LORA_ROWS, normalise_loras
 
 MAX_ENTRIES = 60
+SCALES = field_limits("scale", LoraWeight)
 TILE = 160
 
 
@@ -39,6 +41,8 @@ def library_entries(history: Any, presets: Any, folder: list[str]) -> list[dict[
                 value = float(scale)
             except (TypeError, ValueError):
                 value = 1.0
+            if not SCALES["minimum"] <= value <= SCALES["maximum"]:  # a hand-edited preset's 99 (or nan)
+                value = 1.0
             entries[path] = {"path": path, "scale": value, "source": source, "thumb": thumb}
 
     for entry in history if isinstance(history, list) else []:
@@ -51,7 +55,11 @@ def library_entries(history: Any, presets: Any, folder: list[str]) -> list[dict[
             if isinstance(lora, dict):
                 add(lora.get("path"), lora.get("scale"), f"History {when}".strip(), thumbs[0] if thumbs else None)
     for name, values in (presets.items() if isinstance(presets, Mapping) else []):
-        for row in normalise_loras(values.get("loras") if isinstance(values, Mapping) else None):
+        try:
+            rows = normalise_loras(values.get("loras") if isinstance(values, Mapping) else None)
+        except InvalidInput:
+            continue  # a hand-edited presets file: loading that preset says what is wrong with it
+        for row in rows:
             add(row["path"], row["scale"], f"Preset {str(name)[:30]}", None)
     for path in folder:
         add(path, 1.0, "LoRA folder", None)

@@ -19,7 +19,8 @@ import gradio as gr
 from PIL import Image
 
 from backend.recipes import read_mask, read_recipe
-from ui.form import RESTORED_FIELDS, SKIP, PageSetup, restore_values
+from ui.form import RESTORED_FIELDS, PageSetup
+from ui.restored_values import as_updates, restore_checked, warn_left_out
 from ui.text import as_code, as_text
 
 APPLY_LABEL = "Apply these settings"
@@ -121,14 +122,14 @@ def apply_png(recipe: dict[str, Any] | None, version: float, setup: PageSetup) -
     """Apply: every restorable field from the recipe, the LoRA editor's version, the status."""
     if recipe is None:  # Apply is disabled then; a stale click changes nothing
         return (*[gr.skip()] * (len(RESTORED_FIELDS) + 1), gr.skip())
-    values = restore_values(recipe, setup)
+    values, notes = restore_checked(recipe, setup)
     count = len([u for u in recipe["request"].get("image_urls") or [] if isinstance(u, str)])
     add = f" Add the {count} reference image{'s' if count != 1 else ''} again." if count else ""
     if isinstance(recipe.get("region"), dict):
         add += " Its mask comes back with image 1 (Edit only a region)."
-    return (*[gr.skip() if values[n] is SKIP else values[n] for n in RESTORED_FIELDS], version + 1,
+    return (*as_updates(values), version + 1,
             f"♻️ Restored the settings of a {as_text(recipe.get('backend'))} run (seed {as_text(recipe.get('seed'))})."
-            + add)
+            + add + warn_left_out(notes))
 
 
 def restore_png(path: str | None, version: float, setup: PageSetup) -> tuple:

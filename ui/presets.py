@@ -10,8 +10,9 @@ from typing import Any
 
 import gradio as gr
 
-from ui.form import PRESET_FIELDS
+from ui.form import PRESET_FIELDS, SKIP, PageSetup
 from ui.history import nothing
+from ui.restored_values import checked, left_out
 
 MAX_PRESETS_BYTES = 1 << 20  # a presets file is a few KB
 
@@ -78,11 +79,16 @@ def save_preset_handler(all_presets: dict | None, name: str, *values: Any) -> tu
     return all_presets, gr.update(choices=preset_names(all_presets), value=name.strip())
 
 
-def load_preset(all_presets: dict | None, name: str, version: float) -> tuple:
+def load_preset(all_presets: dict | None, name: str, version: float, setup: PageSetup) -> tuple:
+    """The preset's settings into the form, each checked as the form checks it (a presets file
+    can say anything): one that fails stays as it is, named in a warning."""
     if not all_presets or name not in all_presets:
         return nothing("Pick a saved preset first.", len(PRESET_FIELDS) + 1)
-    values = all_presets[name]
-    return (*[values.get(f, gr.skip()) for f in PRESET_FIELDS], version + 1)
+    saved = all_presets[name] if isinstance(all_presets[name], dict) else {}
+    values, notes = checked({field: saved.get(field, SKIP) for field in PRESET_FIELDS}, setup)
+    if notes:
+        gr.Warning(f"Preset {name!r}: {left_out(notes)}")
+    return (*[gr.skip() if values[field] is SKIP else values[field] for field in PRESET_FIELDS], version + 1)
 
 
 def import_presets_handler(all_presets: dict | None, data: bytes) -> tuple[dict, Any]:

@@ -16,7 +16,8 @@ import gradio as gr
 
 from backend.outputs import is_inside
 from ui import history as history_lib
-from ui.form import RESTORED_FIELDS, SKIP, PageSetup, restore_values
+from ui.form import RESTORED_FIELDS, PageSetup
+from ui.restored_values import as_updates, restore_checked, warn_left_out
 from ui.sweep_view import cell_items
 from ui.text import as_text
 
@@ -68,9 +69,9 @@ def restore_cell(state: dict | None, index: int | None, version: float, setup: P
     recipe_file = Path(cell["image"]).parent / "recipe.json" if cell else None
     if cell is None or recipe_file is None or not recipe_file.is_file():
         return _warn(PICK_FIRST, len(RESTORED_FIELDS) + 2)
-    values = restore_values(json.loads(recipe_file.read_text()), setup)
-    updates = [gr.skip() if values[name] is SKIP else values[name] for name in RESTORED_FIELDS]
-    return (*updates, version + 1, f"♻️ Restored the settings of the sweep cell {as_text(cell['caption'])}.")
+    values, notes = restore_checked(json.loads(recipe_file.read_text()), setup)
+    return (*as_updates(values), version + 1,
+            f"♻️ Restored the settings of the sweep cell {as_text(cell['caption'])}." + warn_left_out(notes))
 
 
 def remember_sweep(state: dict | None, past: list[dict] | None) -> Any:

@@ -109,7 +109,7 @@ def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
     changed, pick = page.other_tabs.presets_changed, page.preset_pick
     page.preset_save.click(other_tabs.handed_over(presets_lib.save_preset_handler),
                            [page.presets, page.preset_name, *preset_inputs], [changed, pick], **PRIVATE)
-    page.preset_load.click(presets_lib.load_preset, [page.presets, pick, page.lora_version],
+    page.preset_load.click(partial(presets_lib.load_preset, setup=ctx.setup), [page.presets, pick, page.lora_version],
                            [*preset_inputs, page.lora_version], **PRIVATE)
     page.preset_import.upload(other_tabs.handed_over(presets_lib.import_presets_handler),
                               [page.presets, page.preset_import], [changed, pick], **PRIVATE)

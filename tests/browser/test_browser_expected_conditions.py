@@ -221,3 +221,30 @@ def test_a_typed_seed_is_the_seed_the_run_uses(browser, app, fake, images, scree
     expect(page.locator("#seed-used input, #seed-used textarea").first).not_to_have_value("42", timeout=30_000)
     screenshot(page)
     page.close()
+
+
+def test_a_hand_edited_preset_loads_what_it_can_and_names_the_rest(browser, app, tmp_path, screenshot):
+    """A colleague's presets file, edited by hand: the values the form cannot take stay as they
+    were (named in a warning), the others load, and no slider shows a red "Error"."""
+    page = open_app(browser, app)
+    page.get_by_text("Presets", exact=True).click()
+    edited = tmp_path / "presets.json"
+    edited.write_text(json.dumps({"colleague": {
+        "guidance_scale": "high", "num_inference_steps": 1000, "loras": "not a list", "size": "custom",
+        "width": 99999, "height": 768, "output_format": "gif"}}))
+    with page.expect_file_chooser() as chooser:
+        page.locator("#preset-import").click()
+    chooser.value.set_files(str(edited))
+    page.locator("#preset-pick input").click()
+    page.get_by_role("option", name="colleague").click()
+    page.locator("#preset-load").click()
+    warning = page.locator(".toast-body").filter(has_text="Some settings were left as they were")
+    expect(warning).to_contain_text("Guidance: must be a number", timeout=10_000)
+    expect(warning).to_contain_text("Steps: must be at most 50 (got 1000)")
+    expect(warning).to_contain_text("Output format: must be one of")
+    expect(page.get_by_label("number input for Height")).to_have_value("768")  # a good value still loads
+    expect(page.get_by_label("number input for Guidance")).to_have_value("2.5")  # as it was
+    expect(page.get_by_label("number input for Steps")).to_have_value("28")
+    no_error_pill(page)
+    screenshot(page)
+    page.close()

@@ -13,6 +13,7 @@ from backend.fal import FalBackend, FalOptions
 from backend.local.options import LocalOptions
 from backend.request import EditRequest
 from ui import form
+from ui.restored_values import restore_checked
 from ui.run import plan_run, request_from_values
 
 SETUP = form.PageSetup(backends=("fal",), default_backend="fal", needs_visitor_key=False,
@@ -126,7 +127,7 @@ def test_a_recipe_restores_every_restorable_field_and_nothing_else():
         "options": {"acceleration": "none", "enable_prompt_expansion": True, "enable_safety_checker": False,
                     "sync_mode": True},
     }
-    restored = form.restore_values(recipe, SETUP)
+    restored, _notes = restore_checked(recipe, SETUP)
     assert set(restored) == set(form.RESTORED_FIELDS)
     assert "fal_key" not in restored and not any(name.startswith("image_") for name in restored)
     assert restored["loras"] == [{"path": "a/b", "scale": 0.5, "enabled": True}]
@@ -142,7 +143,7 @@ def test_an_older_recipe_with_fal_fields_in_the_request_still_restores_them():
     recipe = {"backend": "fal", "seed": None,
               "request": {"prompt": "p", "guidance_scale": 2.5, "num_inference_steps": 28, "sync_mode": True,
                           "acceleration": "high"}}
-    restored = form.restore_values(recipe, SETUP)
+    restored, _notes = restore_checked(recipe, SETUP)
     assert restored["sync_mode"] is True and restored["acceleration"] == "high"
     assert restored["seed"] is form.SKIP and restored["randomize_seed"] is True
 
@@ -151,11 +152,11 @@ def test_a_local_recipe_restores_its_model_when_offered():
     recipe = {"backend": "local", "seed": 1, "request": {"prompt": "p"},
               "options": {"model": "owner/model", "memory": "model_offload", "preview_decode_every": 4}}
     offered = form.PageSetup(("fal", "local"), "fal", False, ("owner/model",), "owner/model", "gpu")
-    restored = form.restore_values(recipe, offered)
+    restored, _notes = restore_checked(recipe, offered)
     assert restored["model"] == "owner/model" and restored["memory"] == "model_offload"
     assert restored["backend"] == "local"
     assert restored["sync_mode"] is form.SKIP  # a local recipe has no fal options
-    elsewhere = form.restore_values({**recipe, "options": {**recipe["options"], "model": "other/model"}}, offered)
+    elsewhere, _notes = restore_checked({**recipe, "options": {**recipe["options"], "model": "other/model"}}, offered)
     assert elsewhere["model"] is form.SKIP
 
 

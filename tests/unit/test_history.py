@@ -13,8 +13,10 @@ from tests.helpers.history import add_entry
 from ui import history as history_lib
 from ui import other_tabs, png_restore
 from ui import presets as presets_lib
-from ui.form import PRESET_FIELDS
+from ui.form import PRESET_FIELDS, PageSetup
 from ui.sweep_view import sweep_cost
+
+SETUP = PageSetup(("fal",), "fal", False, (), "", "gpu")
 
 
 @pytest.fixture
@@ -119,7 +121,7 @@ def test_expected_conditions_warn_and_change_nothing(tmp_path):
     only skips (and, for a PNG, a status line)."""
     skipped = [
         presets_lib.save_preset_handler({}, "  ", *range(len(PRESET_FIELDS))),
-        presets_lib.load_preset({}, "", 0),
+        presets_lib.load_preset({}, "", 0, setup=SETUP),
         presets_lib.import_presets_handler({}, b"not json"),
         presets_lib.rename_preset_handler({}, None, "x"),
         presets_lib.delete_preset_handler({}, None),

@@ -24,7 +24,8 @@ from tests.helpers.tiny_flux2 import (
     build_tiny_pipeline,
     reference_image,
 )
-from ui.form import PageSetup, restore_values
+from ui.form import PageSetup
+from ui.restored_values import restore_checked
 
 NO_FP8 = "fast needs an NVIDIA GPU with fp8 (compute capability 8.9 or newer); this server has none"
 
@@ -98,7 +99,7 @@ def test_the_default_preset_is_the_operators_and_the_recipe_gives_it_back(local,
     assert recipe["options"]["speed"] == "quality"
     recipe["options"]["speed"] = "fastest"  # a recipe made on a server with fp8
     setup = PageSetup(("fal", "local"), "local", False, ("tiny",), "tiny", "gpu")
-    assert restore_values(recipe, setup)["speed"] == "fastest"
+    assert restore_checked(recipe, setup)[0]["speed"] == "fastest"
 
 
 def test_the_step_cache_runs_on_the_tiny_pipeline_and_a_seed_repeats_whatever_ran_before(ref):

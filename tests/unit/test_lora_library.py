@@ -68,3 +68,11 @@ def test_the_folder_lists_its_safetensors_and_their_trigger_words_come_from_disk
     assert inspector.folder_files() == ["styles/ink.safetensors"]
     assert inspector.known("styles/ink.safetensors").trigger_words == ("inkwash",)
     assert inspector.known("owner/never-read") is None  # nothing is fetched for the library
+
+
+def test_a_hand_edited_presets_file_does_not_break_the_library():
+    presets = {"broken": {"loras": "not a list"}, "odd": {"loras": [{"path": "owner/loud", "scale": 99}]}, **PRESETS}
+    entries = library_entries([], presets, [])
+    # The broken preset adds nothing; a scale the slider cannot show comes back as 1.
+    assert [(e["path"], e["scale"]) for e in entries] == [("owner/loud", 1.0), ("owner/ink", 2.0),
+                                                          ("owner/pastel", 0.6)]
