@@ -27,6 +27,7 @@ from backend.request import (
     EditRequest,
     ImageSize,
     LoraWeight,
+    field_limits,
     field_title,
     problems_from_validation_error,
 )
@@ -54,6 +55,9 @@ def _by_model(owner: type[BaseModel], name: str, value: Any) -> tuple[Any, str |
         return getattr(_one_field_model(owner, name).model_validate({name: value}), name), None
     except ValidationError as error:
         problem = problems_from_validation_error(error, owner)[0]
+        limits = field_limits(name, owner) if error.errors()[0]["type"] == "multiple_of" else {}
+        if limits and not limits["minimum"] <= value <= limits["maximum"]:  # the range first, then the step
+            return SKIP, f"{problem.label}: must be from {limits['minimum']} to {limits['maximum']} (got {value})"
         return SKIP, f"{problem.label}: {problem.message}"
 
 

@@ -16,7 +16,7 @@ from ui.restored_values import restore_checked
 SETUP = PageSetup(backends=("fal",), default_backend="fal", needs_visitor_key=False, models=("owner/model",),
                   default_model="owner/model", default_memory="gpu")
 HAND_EDITED = {"guidance_scale": "high", "num_inference_steps": 1000, "loras": "not a list", "size": "gigantic",
-               "width": 1000, "height": 768, "acceleration": "warp", "output_format": "gif",
+               "width": 1000, "height": -3, "acceleration": "warp", "output_format": "gif",
                "enable_safety_checker": False, "speed": "fast"}
 
 
@@ -31,12 +31,14 @@ def test_a_hand_edited_preset_loads_its_good_settings_and_names_the_bad_ones():
         *values, version = presets_lib.load_preset({"mine": HAND_EDITED}, "mine", 2, setup=SETUP)
     by_name = dict(zip(PRESET_FIELDS, values))
     assert version == 3
-    assert by_name["height"] == 768 and by_name["enable_safety_checker"] is False and by_name["speed"] == "fast"
-    for name in ("guidance_scale", "num_inference_steps", "loras", "size", "width", "acceleration", "output_format"):
+    assert by_name["enable_safety_checker"] is False and by_name["speed"] == "fast"
+    for name in ("guidance_scale", "num_inference_steps", "loras", "size", "width", "height", "acceleration",
+                 "output_format"):
         assert by_name[name] == gr.skip(), name
     said = str(warned[0].message)
     for named in ("Preset 'mine'", "Guidance: must be a number", "Steps: must be at most 50 (got 1000)",
                   "LoRAs: must be a list", "Size: must be one of", "Width: must be a multiple of 16 (got 1000)",
+                  "Height: must be from 512 to 2048 (got -3)",
                   "Acceleration: must be one of", "Output format: must be one of"):
         assert named in said, named
 
