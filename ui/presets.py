@@ -84,7 +84,8 @@ def load_preset(all_presets: dict | None, name: str, version: float, setup: Page
     can say anything): one that fails stays as it is, named in a warning."""
     if not all_presets or name not in all_presets:
         return nothing("Pick a saved preset first.", len(PRESET_FIELDS) + 1)
-    saved = all_presets[name] if isinstance(all_presets[name], dict) else {}
+    if not isinstance(saved := all_presets[name], dict):
+        return nothing(f"Preset {name!r} could not be read: nothing was loaded.", len(PRESET_FIELDS) + 1)
     values, notes = checked({field: saved.get(field, SKIP) for field in PRESET_FIELDS}, setup)
     if notes:
         gr.Warning(f"Preset {name!r}: {left_out(notes)}")

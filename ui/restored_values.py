@@ -109,6 +109,8 @@ def check_one(name: str, value: Any, setup: PageSetup) -> tuple[Any, str | None]
         return (value, None) if value in setup.backends else (SKIP, f"{label}: this server has no {value!r}")
     if name == "model":
         return (value, None) if value in setup.models else (SKIP, "Model: this server does not offer it")
+    if name == "speed" and value in setup.unavailable_speeds:  # shown disabled: a run asking for it is refused
+        return SKIP, f"{label}: {value} cannot run on this server (the Speed setting says why)"
     owner = OWNER_MODELS.get(FIELDS[name].owner, EditRequest)
     if name in owner.model_fields:
         return _by_model(owner, name, value)

@@ -10,7 +10,7 @@ import pytest
 from backend.request import build_request
 from ui import png_restore
 from ui import presets as presets_lib
-from ui.form import PRESET_FIELDS, RESTORED_FIELDS, PageSetup
+from ui.form import PRESET_FIELDS, RESTORED_FIELDS, SKIP, PageSetup
 from ui.restored_values import restore_checked
 
 SETUP = PageSetup(backends=("fal",), default_backend="fal", needs_visitor_key=False, models=("owner/model",),
@@ -80,7 +80,22 @@ def test_a_recipe_that_is_not_one_changes_nothing_and_says_so():
         values, notes = restore_checked(broken, SETUP)
         assert notes, broken
     values, notes = restore_checked([1, 2], SETUP)
-    assert all(value is not None and value is values[RESTORED_FIELDS[0]] for value in values.values())
+    assert all(value is SKIP for value in values.values())
     assert notes == ["the saved settings could not be read"]
     values, notes = restore_checked({"request": {"image_size": {"width": 1024}}, "backend": "fal"}, SETUP)
     assert values["width"] == 1024 and values["size"] == "custom" and "Height: could not be read" in notes
+
+
+def test_a_speed_this_server_cannot_run_is_left_as_it_was_with_the_reason():
+    cpu_only = PageSetup(**{**SETUP.__dict__, "unavailable_speeds": ("fast", "fastest")})
+    values, notes = restore_checked({**a_recipe(), "backend": "local", "options": {"speed": "fastest"}}, cpu_only)
+    assert values["speed"] is SKIP  # the form keeps the speed it had
+    assert notes == ["Speed: fastest cannot run on this server (the Speed setting says why)"]
+    assert restore_checked({**a_recipe(), "backend": "local", "options": {"speed": "quality"}}, cpu_only)[0][
+        "speed"] == "quality"
+
+
+def test_a_preset_that_is_not_a_set_of_settings_loads_nothing_and_says_so():
+    with pytest.warns(UserWarning, match="Preset 'odd' could not be read"):
+        loaded = presets_lib.load_preset({"odd": [1, 2]}, "odd", 0, setup=SETUP)
+    assert all(value == gr.skip() for value in loaded)
