@@ -19,7 +19,7 @@ import gradio as gr
 from PIL import Image
 
 from backend.recipes import read_mask, read_recipe
-from ui.form import RESTORED_FIELDS, PageSetup
+from ui.form import RESTORED_FIELDS, SKIP, PageSetup
 from ui.restored_values import as_updates, restore_checked, warn_left_out
 from ui.text import as_code, as_text
 
@@ -123,12 +123,13 @@ def apply_png(recipe: dict[str, Any] | None, version: float, setup: PageSetup) -
     if recipe is None:  # Apply is disabled then; a stale click changes nothing
         return (*[gr.skip()] * (len(RESTORED_FIELDS) + 1), gr.skip())
     values, notes = restore_checked(recipe, setup)
+    seed = "a random seed" if values["seed"] is SKIP else f"seed {values['seed']}"
     count = len([u for u in recipe["request"].get("image_urls") or [] if isinstance(u, str)])
     add = f" Add the {count} reference image{'s' if count != 1 else ''} again." if count else ""
     if isinstance(recipe.get("region"), dict):
         add += " Its mask comes back with image 1 (Edit only a region)."
     return (*as_updates(values), version + 1,
-            f"♻️ Restored the settings of a {as_text(recipe.get('backend'))} run (seed {as_text(recipe.get('seed'))})."
+            f"♻️ Restored the settings of a {as_text(recipe.get('backend'))} run ({seed})."
             + add + warn_left_out(notes))
 
 

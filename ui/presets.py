@@ -13,6 +13,7 @@ import gradio as gr
 from ui.form import PRESET_FIELDS, SKIP, PageSetup
 from ui.history import nothing
 from ui.restored_values import checked, left_out
+from ui.text import error_text
 
 MAX_PRESETS_BYTES = 1 << 20  # a presets file is a few KB
 
@@ -85,10 +86,10 @@ def load_preset(all_presets: dict | None, name: str, version: float, setup: Page
     if not all_presets or name not in all_presets:
         return nothing("Pick a saved preset first.", len(PRESET_FIELDS) + 1)
     if not isinstance(saved := all_presets[name], dict):
-        return nothing(f"Preset {name!r} could not be read: nothing was loaded.", len(PRESET_FIELDS) + 1)
+        return nothing(error_text(f"Preset {name!r} could not be read: nothing was loaded."), len(PRESET_FIELDS) + 1)
     values, notes = checked({field: saved.get(field, SKIP) for field in PRESET_FIELDS}, setup)
     if notes:
-        gr.Warning(f"Preset {name!r}: {left_out(notes)}")
+        gr.Warning(error_text(f"Preset {name!r}: {left_out(notes)}"))  # a file's name and numbers, as text
     return (*[gr.skip() if values[field] is SKIP else values[field] for field in PRESET_FIELDS], version + 1)
 
 

@@ -34,6 +34,7 @@ from backend.request import (
 from ui.form import FIELDS, OWNER_MODELS, RESTORED_FIELDS, SIZE_CHOICES, SKIP, PageSetup
 from ui.lora_editor import limit_active_loras
 from ui.run import normalise_loras
+from ui.text import as_text, error_text
 
 SIZES = tuple(value for _, value in SIZE_CHOICES)
 MAX_LORA_PATH = LoraWeight.model_json_schema()["properties"]["path"]["maxLength"]
@@ -106,7 +107,7 @@ def check_one(name: str, value: Any, setup: PageSetup) -> tuple[Any, str | None]
         ok = _whole_number(value, 0, MAX_FEATHER)
         return (value, None) if ok else (SKIP, f"{label}: must be a whole number from 0 to {MAX_FEATHER}")
     if name == "backend":
-        return (value, None) if value in setup.backends else (SKIP, f"{label}: this server has no {value!r}")
+        return (value, None) if value in setup.backends else (SKIP, f"{label}: this server does not offer it")
     if name == "model":
         return (value, None) if value in setup.models else (SKIP, "Model: this server does not offer it")
     if name == "speed" and value in setup.unavailable_speeds:  # shown disabled: a run asking for it is refused
@@ -159,6 +160,6 @@ def as_updates(values: dict[str, Any]) -> list[Any]:
 def warn_left_out(notes: list[str]) -> str:
     """A warning naming what was left out, and the same words for a status line ("" if nothing)."""
     if sentence := left_out(notes):
-        gr.Warning(sentence)
-        return " ⚠️ " + sentence
+        gr.Warning(error_text(sentence))  # the notes quote a file's numbers: shown as text, never markup
+        return " ⚠️ " + as_text(sentence)
     return ""

@@ -73,6 +73,7 @@ def test_a_png_recipe_with_bad_values_applies_the_rest_and_says_what_it_left():
     assert by_name["prompt"] == gr.skip() and by_name["loras"] == [{"path": "", "scale": 0.5, "enabled": True}]
     assert by_name["seed"] == gr.skip() and by_name["randomize_seed"] is True  # no usable seed: a random one
     assert "Instruction: must be text" in status and "Seed: must be a whole number from 0 to" in status
+    assert "(a random seed)" in status and "-5" not in status.split("⚠️")[0]
 
 
 def test_a_recipe_that_is_not_one_changes_nothing_and_says_so():
@@ -99,3 +100,11 @@ def test_a_preset_that_is_not_a_set_of_settings_loads_nothing_and_says_so():
     with pytest.warns(UserWarning, match="Preset 'odd' could not be read"):
         loaded = presets_lib.load_preset({"odd": [1, 2]}, "odd", 0, setup=SETUP)
     assert all(value == gr.skip() for value in loaded)
+
+
+def test_a_presets_name_with_markup_is_shown_as_text():
+    crafted = "<img src=https://evil.example/t.png>"
+    with pytest.warns(UserWarning) as warned:
+        presets_lib.load_preset({crafted: {"guidance_scale": "high"}}, crafted, 0, setup=SETUP)
+    said = str(warned[0].message)
+    assert "&lt;img src=https://evil.example/t.png&gt;" in said and "<img" not in said
