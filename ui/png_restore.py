@@ -44,9 +44,10 @@ def recipe_summary(recipe: dict[str, Any]) -> str:
         size_text = f"{as_text(size.get('width'))}×{as_text(size.get('height'))}"
     else:
         size_text = as_text(size) if size else "match image 1"
+    endpoint = recipe.get("endpoint")  # a PNG made by an older studio, or elsewhere, may not name it
     lines = [
         f"**Instruction:** {as_text(request.get('prompt'))}",
-        f"**Backend:** {as_text(recipe.get('backend'))} ({as_code(recipe.get('endpoint'))})",
+        f"**Backend:** {as_text(recipe.get('backend'))}" + (f" ({as_code(endpoint)})" if endpoint else ""),
         f"**LoRAs:** {lora_text}",
         f"**Guidance:** {as_text(request.get('guidance_scale'))} · "
         f"**Steps:** {as_text(request.get('num_inference_steps'))} · **Size:** {size_text} · "

@@ -40,6 +40,12 @@ def test_the_preview_shows_the_recipe_and_the_references_to_add_without_changing
     assert apply["interactive"] is True
 
 
+def test_a_recipe_that_names_no_endpoint_shows_no_empty_code(tmp_path):
+    recipe = {key: value for key, value in a_recipe().items() if key != "endpoint"}
+    _read, text, _apply = png_restore.preview_png(png_with(recipe, tmp_path))
+    assert "**Backend:** fal" in text and "``" not in text  # not "fal (``)"
+
+
 def test_a_png_without_a_recipe_says_so_and_leaves_apply_off(tmp_path):
     plain = tmp_path / "plain.png"
     Image.new("RGB", (8, 8)).save(plain)
