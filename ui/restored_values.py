@@ -57,7 +57,7 @@ def _by_model(owner: type[BaseModel], name: str, value: Any) -> tuple[Any, str |
     except ValidationError as error:
         problem = problems_from_validation_error(error, owner)[0]
         limits = field_limits(name, owner) if error.errors()[0]["type"] == "multiple_of" else {}
-        if limits and not limits["minimum"] <= value <= limits["maximum"]:  # the range first, then the step
+        if limits and not limits["minimum"] <= float(value) <= limits["maximum"]:  # the range first, then the step
             return SKIP, f"{problem.label}: must be from {limits['minimum']} to {limits['maximum']} (got {value})"
         return SKIP, f"{problem.label}: {problem.message}"
 

@@ -16,7 +16,7 @@ from ui.restored_values import restore_checked
 SETUP = PageSetup(backends=("fal",), default_backend="fal", needs_visitor_key=False, models=("owner/model",),
                   default_model="owner/model", default_memory="gpu")
 HAND_EDITED = {"guidance_scale": "high", "num_inference_steps": 1000, "loras": "not a list", "size": "gigantic",
-               "width": 1000, "height": -3, "acceleration": "warp", "output_format": "gif",
+               "width": "1000", "height": -3, "acceleration": "warp", "output_format": "gif",
                "enable_safety_checker": False, "speed": "fast"}
 
 
