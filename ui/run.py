@@ -80,8 +80,9 @@ def normalise_loras(rows: Any) -> list[dict[str, Any]]:
             row = {"path": row}
         if not isinstance(row, dict):
             raise InvalidInput.one("loras", f"LoRA {index}", "must be {path, scale, enabled}")
-        out.append({"path": str(row.get("path") or ""), "scale": row.get("scale", 1.0),
-                    "enabled": bool(row.get("enabled", True))})
+        if not isinstance(enabled := row.get("enabled", True), bool):  # "false" is text, and bool("false") is True
+            raise InvalidInput.one("loras", f"LoRA {index} on", "must be true or false")
+        out.append({"path": str(row.get("path") or ""), "scale": row.get("scale", 1.0), "enabled": enabled})
     return out
 
 

@@ -123,6 +123,7 @@ FORM = {
     "LoRA scale 5": ({"loras": [{"path": "o/l", "scale": 5}]}, r"LoRA 1 scale: must be at most 4 \(got 5\)"),
     "LoRA scale as text": ({"loras": [{"path": "o/l", "scale": "big"}]}, "LoRA 1 scale: must be a number"),
     "LoRAs not a list": ({"loras": "o/l"}, "LoRAs: must be a list"),
+    "LoRA switched off as text": ({"loras": [{"path": "o/l", "enabled": "false"}]}, "LoRA 1 on: must be true or false"),
     "a thousand LoRA rows": (
         {"loras": [{"path": "o/l", "enabled": False}] * 1000}, r"LoRAs: at most 16 rows \(got 1000\)"
     ),

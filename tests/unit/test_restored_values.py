@@ -11,7 +11,7 @@ from backend.request import build_request
 from ui import png_restore
 from ui import presets as presets_lib
 from ui.form import PRESET_FIELDS, RESTORED_FIELDS, SKIP, PageSetup
-from ui.restored_values import restore_checked
+from ui.restored_values import checked, restore_checked
 
 SETUP = PageSetup(backends=("fal",), default_backend="fal", needs_visitor_key=False, models=("owner/model",),
                   default_model="owner/model", default_memory="gpu")
@@ -60,7 +60,9 @@ def test_loras_past_the_limits_are_left_out_or_switched_off_with_a_note():
     assert notes == ["LoRAs: only 3 can be on at once: the others were switched off"]
     values, notes = restore_checked(a_recipe(loras=[{"path": "owner/a", "scale": 1}, {"path": "owner/b", "scale": 9}]),
                                     SETUP)
-    assert values["loras"] is not None and "loras" in values and notes == ["LoRA 2 scale: must be at most 4 (got 9)"]
+    assert values["loras"] is SKIP and notes == ["LoRA 2 scale: must be at most 4 (got 9)"]
+    values, notes = checked({"loras": [{"path": "owner/a", "enabled": "false"}]}, SETUP)
+    assert values["loras"] is SKIP and notes == ["LoRA 1 on: must be true or false"]  # not switched on by bool("false")
 
 
 def test_a_png_recipe_with_bad_values_applies_the_rest_and_says_what_it_left():
