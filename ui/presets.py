@@ -12,7 +12,7 @@ import gradio as gr
 
 from ui.form import PRESET_FIELDS, SKIP, PageSetup
 from ui.history import nothing
-from ui.restored_values import checked, left_out
+from ui.restored_values import as_updates, checked, left_out
 from ui.text import error_text
 
 MAX_PRESETS_BYTES = 1 << 20  # a presets file is a few KB
@@ -90,7 +90,7 @@ def load_preset(all_presets: dict | None, name: str, version: float, setup: Page
     values, notes = checked({field: saved.get(field, SKIP) for field in PRESET_FIELDS}, setup)
     if notes:
         gr.Warning(error_text(f"Preset {name!r}: {left_out(notes)}"))  # a file's name and numbers, as text
-    return (*[gr.skip() if values[field] is SKIP else values[field] for field in PRESET_FIELDS], version + 1)
+    return (*as_updates(values, PRESET_FIELDS), version + 1)
 
 
 def import_presets_handler(all_presets: dict | None, data: bytes) -> tuple[dict, Any]:

@@ -152,9 +152,9 @@ def left_out(notes: Iterable[str]) -> str:
     return f"Some settings were left as they were: {'; '.join(notes)}." if notes else ""
 
 
-def as_updates(values: dict[str, Any]) -> list[Any]:
-    """The values in RESTORED_FIELDS order, for an event's outputs; SKIP leaves a field as it is."""
-    return [gr.skip() if values[name] is SKIP else values[name] for name in RESTORED_FIELDS]
+def as_updates(values: dict[str, Any], names: Iterable[str] = RESTORED_FIELDS) -> list[Any]:
+    """The values in `names` order, for an event's outputs; SKIP leaves a field as it is."""
+    return [gr.skip() if values[name] is SKIP else values[name] for name in names]
 
 
 def warn_left_out(notes: list[str]) -> str:
