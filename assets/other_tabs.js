@@ -19,6 +19,25 @@ window.studioOtherTabs = (() => {
   const applied = {};  // key -> the change (a Clear, an Undo, a preset deleted...) last taken in
   let memory = null;  // what was removed, while localStorage cannot be written
   const lastValue = {};  // key -> the value this tab last wrote
+  // A write the browser refuses (its storage for this site full) is only logged to the console
+  // by Gradio, and every change after it is gone at the next reload: the page says so, once a
+  // value. The refusal is seen where it happens, in setItem, for the keys of ui/layout.py.
+  const STORED = {"flux2-studio-history": "history", "flux2-studio-presets": "presets"};
+  const notKept = [];  // the values whose write the browser refused, for the server's warning
+  const setItem = Storage.prototype.setItem;
+  Storage.prototype.setItem = function (name, value) {
+    try {
+      return setItem.call(this, name, value);
+    } catch (error) {
+      const key = STORED[name];
+      if (key && !notKept.includes(key)) {
+        notKept.push(key);
+        const button = document.querySelector("#other-tab-not-kept");
+        if (button) button.click();
+      }
+      throw error;  // to Gradio, as before
+    }
+  };
   const pending = {};  // key -> the messages to merge, until the server takes them
   const idsOf = (key, value) => {
     if (key === "history") return (Array.isArray(value) ? value : []).map((e) => e && e.id).filter(Boolean);
@@ -97,6 +116,10 @@ window.studioOtherTabs = (() => {
       const added = idsOf(key, value);
       takeRecord(key, {n: message.n, removed, back: added});  // for the tabs that miss it
       if (added.length || removed.length) merge(key, value, removed);
+    },
+    // Which value the browser refused last ("history" or "presets"), for the warning's click.
+    notKept() {
+      return notKept[notKept.length - 1] || null;
     },
     take(key) {
       const messages = pending[key] || null;

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +34,14 @@ MAX_HISTORY = 60  # entries kept (starred ones are never dropped)
 MAX_SHOWN = 200  # entries shown at most (of a history a browser sends back)
 THUMB_SIDE = 160
 MAX_THUMB_CHARS = 200_000  # a thumbnail is a few KB of base64
+# The browser keeps History in localStorage: about 5.2 million characters a site (Chromium and
+# Firefox: 5 MiB of UTF-16), shared with the presets (at most 1.4 million: ui/presets.py). Gradio
+# stores a value encrypted, in base64: 4/3 of its JSON. A write past the limit fails without a word
+# (Gradio logs it to the console) and every run after it is gone at the next reload. So History's
+# JSON stays within HISTORY_BUDGET (3.3 million stored): the oldest unstarred runs go first, and a
+# star that would take starred runs past STARRED_BUDGET is refused (starred runs are never dropped).
+HISTORY_BUDGET = 2_500_000
+STARRED_BUDGET = 1_500_000
 # A second click on Clear within this many of the page's 1-s ticks clears: the window starts when a
 # busy page (ticking from then) shows "Click again", seconds after the server took the first click.
 CONFIRM_TICKS = 4
@@ -70,9 +79,9 @@ def new_entry(history: list[dict], run: dict | None) -> dict | None:
         "recipe": run["recipe"],
         "images": run["images"],
         "references": run.get("references", []),
-        # A sweep's card shows its whole grid ("thumb"); a run's, its images.
+        # The card's picture: a sweep's whole grid ("thumb"), a run's first image.
         "thumbs": ([thumbnail(run["thumb"], whole=True)] if run.get("thumb")
-                   else [thumbnail(p) for p in run["images"][:4]]),
+                   else [thumbnail(p) for p in run["images"][:1]]),
         "starred": False,
         "token": run.get("token"),  # stars the run on the server (set_starred)
         **({"sweep": run["sweep"]} if run.get("sweep") else {}),  # {shape, grid, cells}: ui/sweep_view.py
@@ -99,10 +108,37 @@ def landed(past: list[dict] | None, runs: list[dict]) -> Any:
 
 
 def capped(history: list[dict]) -> list[dict]:
-    """At most MAX_HISTORY entries (newest first): the oldest unstarred go; starred ones never do."""
-    unstarred = [i for i, entry in enumerate(history) if not entry.get("starred")]
-    dropped = set(unstarred[max(0, len(unstarred) - max(0, len(history) - MAX_HISTORY)):])
+    """At most MAX_HISTORY entries (newest first) and HISTORY_BUDGET characters: the oldest
+    unstarred go; starred ones stay (past MAX_HISTORY too), and so does the newest run. Each entry
+    keeps the one thumbnail its card shows (an older page kept one per image)."""
+    history = [_one_thumbnail(entry) for entry in history]
+    sizes = [size_of(entry) for entry in history]
+    count, total, dropped = len(history), sum(sizes), set()
+    for i in reversed(range(1, len(history))):  # the oldest first
+        if count <= MAX_HISTORY and total <= HISTORY_BUDGET:
+            break
+        if not history[i].get("starred"):
+            dropped.add(i)
+            count, total = count - 1, total - sizes[i]
+    # Starred runs past the budget: only a History this page did not write (`star` keeps them
+    # within STARRED_BUDGET) gets here. Kept whole, it would not be written at all.
+    for i in reversed(range(1, len(history))):
+        if total <= HISTORY_BUDGET:
+            break
+        if i not in dropped:
+            dropped.add(i)
+            total -= sizes[i]
     return [entry for i, entry in enumerate(history) if i not in dropped]
+
+
+def size_of(entry: Any) -> int:
+    """The characters an entry takes in History's JSON (as the browser writes it: UTF-8, compact)."""
+    return len(json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _one_thumbnail(entry: dict) -> dict:
+    thumbs = entry.get("thumbs")
+    return {**entry, "thumbs": thumbs[:1]} if isinstance(thumbs, list) and len(thumbs) > 1 else entry
 
 
 def caption(entry: dict) -> str:
@@ -186,9 +222,16 @@ def remember(run: dict | None, past: list[dict] | None) -> Any:
 
 
 def star(past: list[dict] | None, picked: str | None, outputs_root: Path) -> Any:
-    """The picked run starred (or unstarred), for History (a `change`)."""
-    if (entry := picked_entry(toggle_star(past, picked), picked)) is None:
+    """The picked run starred (or unstarred), for History (a `change`). A star that would take
+    starred runs past what the browser can keep of them (STARRED_BUDGET) is refused."""
+    toggled = toggle_star(past, picked)
+    if (entry := picked_entry(toggled, picked)) is None:
         return gr.skip()
+    starred = [e for e in toggled if e.get("starred")]
+    if entry.get("starred") and sum(size_of(e) for e in starred) > STARRED_BUDGET:
+        return nothing(f"This browser cannot keep another starred run: the {len(starred) - 1} starred runs fill "
+                       f"the room History has for them ({STARRED_BUDGET / 1e6:g} MB). Unstar one you no longer "
+                       "need, or restore this run and download it (Selected as PNG, All as zip).", 1)[0]
     # The server keeps a starred run's files even when the outputs folder is full.
     set_starred(outputs_root, next(iter(entry.get("images") or []), ""), bool(entry.get("starred")),
                 token=entry.get("token"))

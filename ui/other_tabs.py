@@ -49,6 +49,7 @@ class OtherTabInputs:
     message: gr.JSON
     history_changed: gr.JSON  # this tab's changes to History, merged as another tab's are (ui/history.py change)
     presets_changed: gr.JSON  # this tab's changes to the presets (`preset_change`)
+    not_kept: gr.Button  # clicked when the browser did not keep what this tab wrote (`warn_not_kept`)
 
 
 def other_tab_inputs() -> OtherTabInputs:
@@ -59,6 +60,7 @@ def other_tab_inputs() -> OtherTabInputs:
         message=gr.JSON(None, visible="hidden", elem_id="other-tab-message"),
         history_changed=gr.JSON(None, visible="hidden", elem_id="history-changed"),
         presets_changed=gr.JSON(None, visible="hidden", elem_id="presets-changed"),
+        not_kept=gr.Button("", visible="hidden", elem_id="other-tab-not-kept"),
     )
 
 
@@ -75,6 +77,24 @@ def wrote_js(key: str) -> str:
 def changed_js(key: str) -> str:
     """Hands a change this tab made to `key` to its merge (on the `changed` JSON's change)."""
     return f"(message) => {{ window.studioOtherTabs.changed({key!r}, message); return []; }}"
+
+
+# What a visitor is told when the browser did not keep a write (its storage for the site full:
+# Gradio only logs that to the console), once per page and value.
+NOT_KEPT = {
+    HISTORY: "This browser did not keep the latest change to History (its storage for this site is full): "
+             "this run, and any after it, will not be there after a reload. Download what you want to keep; "
+             "Clear makes room.",
+    PRESETS: "This browser did not keep the latest change to the presets (its storage for this site is full): "
+             "it will not be there after a reload. Export the presets to keep them.",
+}
+NOT_KEPT_JS = "(message) => [window.studioOtherTabs.notKept()]"  # which value it was, as the click's input
+
+
+def warn_not_kept(which: Any) -> None:
+    """The browser did not keep `which` (a key of NOT_KEPT), as assets/other_tabs.js found."""
+    if isinstance(which, str) and which in NOT_KEPT:  # it comes from the browser
+        gr.Warning(NOT_KEPT[which], title="Not kept in this browser")
 
 
 def handed_over(handler: Callable[..., tuple]) -> Callable[..., tuple]:

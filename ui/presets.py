@@ -15,7 +15,9 @@ from ui.history import nothing
 from ui.restored_values import as_updates, checked, left_out
 from ui.text import error_text
 
-MAX_PRESETS_BYTES = 1 << 20  # a presets file is a few KB
+# A presets file is a few KB. The presets together stay within this too: the browser keeps them
+# in localStorage beside History (ui/history.py HISTORY_BUDGET), and a write past its room is lost.
+MAX_PRESETS_BYTES = 1 << 20
 
 
 def preset_names(presets: dict | None) -> list[str]:
@@ -28,7 +30,15 @@ def save_preset(presets: dict | None, name: str, values: dict[str, Any]) -> dict
     name = (name or "").strip()
     if not name:
         raise ValueError("Give the preset a name.")
-    return {**(presets or {}), name: {k: values[k] for k in PRESET_FIELDS}}
+    return _within_room({**(presets or {}), name: {k: values[k] for k in PRESET_FIELDS}})
+
+
+def _within_room(presets: dict) -> dict:
+    """`presets`, if the browser has room for them (MAX_PRESETS_BYTES); else a ValueError."""
+    if len(json.dumps(presets, ensure_ascii=False, separators=(",", ":")).encode()) > MAX_PRESETS_BYTES:
+        raise ValueError(f"The presets would take over {MAX_PRESETS_BYTES // 2**20} MB, more than this browser "
+                         "keeps of them: delete some you no longer use first.")
+    return presets
 
 
 def rename_preset(presets: dict | None, old: str, new: str) -> dict:
@@ -69,7 +79,7 @@ def import_presets(presets: dict | None, data: bytes) -> dict:
     if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
         raise ValueError("This file is not a presets file from this studio.")
     taken = {str(name)[:80]: {k: values[k] for k in PRESET_FIELDS if k in values} for name, values in loaded.items()}
-    return {**(presets or {}), **taken}
+    return _within_room({**(presets or {}), **taken})
 
 
 def save_preset_handler(all_presets: dict | None, name: str, *values: Any) -> tuple[dict, Any]:

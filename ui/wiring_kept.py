@@ -33,8 +33,9 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     changed.change(None, changed, None, js=other_tabs.changed_js(other_tabs.HISTORY), **PRIVATE_FAST)
     demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST)
     page.history_gallery.select(history_lib.pick_run, page.history, history_buttons, **PRIVATE_FAST)
+    # Queued: a star past the starred runs' room is refused with a warning, which needs the queue.
     page.history_star.click(partial(history_lib.star, outputs_root=ctx.outputs.root),
-                            [page.history, page.history_selected], changed, **PRIVATE_FAST)
+                            [page.history, page.history_selected], changed, show_progress="hidden", **PRIVATE)
     # Clear asks (a second click within a few seconds), then offers Undo for a few seconds.
     clearing = [page.history_armed, page.history_cleared, page.history_clear, page.history_undo, page.history_timer]
     # What it clears goes, the picked run with it if it goes (a starred one stays picked).
@@ -53,6 +54,9 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     # One merge at a time, and a message that comes meanwhile is merged right after (always_last:
     # Gradio's default drops a click while the last one runs, and the message waited for the next).
     page.history.change(None, page.history, None, js=other_tabs.wrote_js(other_tabs.HISTORY), **PRIVATE_FAST)
+    # The browser refused a write (its storage for the site full): say so (queued: a warning).
+    page.other_tabs.not_kept.click(other_tabs.warn_not_kept, page.other_tabs.message, None,
+                                   js=other_tabs.NOT_KEPT_JS, **PRIVATE)
     page.other_tabs.history.click(other_tabs.history_from_other_tab,
                                   [page.history, page.other_tabs.message, page.history_selected],
                                   [page.history, page.history_gallery, *history_buttons],

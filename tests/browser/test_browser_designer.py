@@ -129,6 +129,38 @@ def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, 
     page.close()
 
 
+FILL_STORAGE = """() => {  // what this site may still keep, taken: less than 1,000 characters are left
+  let lo = 0, hi = 12e6;
+  while (hi - lo > 1000) {
+    const mid = Math.floor((lo + hi) / 2);
+    try { localStorage.setItem("another-page-of-the-site", "a".repeat(mid)); lo = mid; } catch (e) { hi = mid; }
+  }
+  localStorage.setItem("another-page-of-the-site", "a".repeat(lo));
+}"""
+
+
+def test_when_the_browser_keeps_no_more_the_page_says_so_and_the_run_stays(browser, app, fake, images, screenshot):
+    """The site's storage is full (another page of it used it up, or the browser's own limit):
+    Gradio only logs the refused write to the console, and History lost the run at the next
+    reload without a word. The page says it was not kept; the run is still shown."""
+    page = open_page(browser, app)
+    not_kept = page.locator(".toast-body").filter(has_text="did not keep the latest change to History")
+    run_once(page, images["blue"], prompt="kept")
+    expect(page.locator("#history .thumbnail-item")).to_have_count(1, timeout=15_000)
+    expect(not_kept).to_have_count(0)  # a write that went through says nothing
+    page.evaluate(FILL_STORAGE)
+    run_once(page, images["red"], prompt="not kept")
+    expect(not_kept).to_be_visible(timeout=15_000)
+    expect(page.locator("#history .thumbnail-item")).to_have_count(2)
+    expect(page.locator("#results img").first).to_be_visible()
+    screenshot(page)
+    page.evaluate("() => localStorage.removeItem('another-page-of-the-site')")
+    page.reload()  # a reload shows what the browser kept
+    expect(page.locator("#history .thumbnail-item")).to_have_count(1, timeout=15_000)
+    expect(page.locator("#history")).to_contain_text("kept")
+    page.close()
+
+
 def test_dropping_a_png_restores_its_recipe(browser, app, fake, images, screenshot):
     page = open_page(browser, app)
     run_once(page, images["red"], prompt="make it a watercolor")

@@ -362,3 +362,81 @@ def test_clear_takes_the_pick_and_its_highlight_only_with_the_run_it_clears(brow
     screenshot(page)
     no_error_pill(page)
     page.close()
+
+
+def test_a_history_bigger_than_the_browser_keeps_is_cut_to_what_a_reload_shows(browser, app, tmp_path, screenshot):
+    """localStorage keeps about 5.2 million characters a site, and a write past that is dropped
+    without a word. An older page kept a thumbnail per image and no size cap: 120 starred runs of
+    four images and long instructions (7 MB) came from another tab, the page showed them all, wrote
+    none, and a reload showed an empty History. Now the page keeps what the browser can hold, and
+    a reload shows the same cards."""
+    import random
+
+    from PIL import Image
+
+    from ui.history import capped, thumbnail
+
+    tabs, (tab_a, tab_b) = open_two_tabs(browser, app)
+    older = []
+    for n in range(120):
+        Image.frombytes("RGB", (300, 300), random.Random(n).randbytes(300 * 300 * 3)).save(tmp_path / "p.png")
+        thumb = thumbnail(str(tmp_path / "p.png"))
+        older.append({"id": f"run-{n:03d}", "created": "2026-12-06 10:00", "at": 1000 - n, "starred": True,
+                      "recipe": {"request": {"prompt": f"run {n:03d} " + "x" * 5000}, "seed": n},
+                      "images": [], "references": [], "thumbs": [thumb] * 4})
+    tab_b.evaluate("(value) => new BroadcastChannel('flux2-studio-kept')"
+                   ".postMessage({key: 'history', value, removed: []})", older)
+    cards, kept = history_cards(tab_a), len(capped(older))
+    assert kept > 100  # the newest starred runs, with one thumbnail each; the oldest past the room go
+    expect(cards).to_have_count(kept, timeout=60_000)
+    expect(cards.first).to_contain_text("★ run 000")
+    # The browser holds it: the write went through (it used to fail, and the key stayed empty).
+    tab_a.wait_for_function("() => (localStorage.getItem('flux2-studio-history') || '').length > 1e6",
+                            timeout=30_000)
+    tab_a.reload()
+    expect(cards).to_have_count(kept, timeout=60_000)
+    expect(cards.last).to_contain_text(f"★ run {kept - 1:03d}")
+    screenshot(tab_a)
+    tabs.close()
+
+
+def test_a_star_past_the_room_for_starred_runs_is_refused_and_says_why(browser, app, images, tmp_path, screenshot):
+    """Starred runs are never dropped, so they have a room of their own in what the browser keeps
+    (ui/history.py STARRED_BUDGET): a star past it is refused with what to do, the card stays as it
+    was, and the runs already starred stay."""
+    import random
+
+    from PIL import Image
+
+    from ui.history import STARRED_BUDGET, size_of, thumbnail
+
+    tabs, (tab_a, tab_b) = open_two_tabs(browser, app)
+    run_once(tab_a, images["blue"], prompt="the last straw")
+    cards = history_cards(tab_a)
+    expect(cards).to_have_count(1, timeout=15_000)
+    def older_starred_run(n: int, padding: int) -> dict:
+        Image.frombytes("RGB", (300, 300), random.Random(n).randbytes(300 * 300 * 3)).save(tmp_path / "p.png")
+        return {"id": f"run-{n:03d}", "created": "2026-12-05 09:00", "at": 1000 - n, "starred": True,
+                "recipe": {"request": {"prompt": f"starred {n:03d} " + "x" * padding}, "seed": n},
+                "images": [], "references": [], "thumbs": [thumbnail(str(tmp_path / "p.png"))]}
+
+    starred: list[dict] = []
+    while sum(size_of(e) for e in starred) < STARRED_BUDGET - 50_000:
+        starred.append(older_starred_run(len(starred), 2000))
+    last = older_starred_run(len(starred), 0)  # the room is full to 1,000 characters
+    room = STARRED_BUDGET - 1_000 - sum(size_of(e) for e in starred) - size_of(last)
+    starred.append(older_starred_run(len(starred), room))
+    assert STARRED_BUDGET - 1_000 <= sum(size_of(e) for e in starred) <= STARRED_BUDGET
+    tab_b.evaluate("(value) => new BroadcastChannel('flux2-studio-kept')"
+                   ".postMessage({key: 'history', value, removed: []})", starred)
+    expect(cards).to_have_count(len(starred) + 1, timeout=30_000)
+    cards.filter(has_text="the last straw").click()
+    tab_a.locator("#history-star").click()
+    expect(tab_a.locator(".toast-body").filter(has_text="cannot keep another starred run")).to_be_visible(
+        timeout=15_000)
+    expect(tab_a.locator(".toast-body")).to_contain_text(f"the {len(starred)} starred runs")
+    expect(cards.filter(has_text="the last straw")).not_to_contain_text("★")
+    screenshot(tab_a)
+    tab_a.reload()  # the browser kept the starred runs and the run
+    expect(cards).to_have_count(len(starred) + 1, timeout=30_000)
+    tabs.close()

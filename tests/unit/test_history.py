@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import random
+import warnings
 
 import gradio as gr
 import pytest
@@ -73,6 +75,64 @@ def test_the_page_says_what_a_sweep_costs_before_it_starts():
         "This sweep makes **8 runs**, one image each."
     assert "at most 16" in sweep_cost("seed", "1,2,3,4,5", "guidance_scale", "1,2,3,4")
     assert "is not a number" in sweep_cost("seed", "1, x", "", "")
+
+
+def _photo(path, seed: int) -> str:
+    """A noisy picture: its thumbnail is as large as a photo's gets (JPEG compresses noise worst)."""
+    Image.frombytes("RGB", (400, 400), random.Random(seed).randbytes(400 * 400 * 3)).save(path)
+    return str(path)
+
+
+def test_history_stays_within_what_a_browser_keeps_and_refuses_a_star_past_it(tmp_path):
+    """localStorage holds about 5.2 million characters a site; a write past it was lost without a
+    word, with every run after it, at the next reload. A designer who stars runs all day: each run
+    keeps one thumbnail, a star past the starred runs' room is refused and changes nothing (on the
+    server neither), and new runs push out the oldest unstarred ones, never a starred one."""
+    from backend import outputs
+    from tests.helpers.outputs import HOUR, make_run
+
+    root = tmp_path / "outputs"
+    history: list[dict] = []
+    refused_at = None
+    for n in range(300):
+        folder = make_run(root, "2026-12-06", f"10{n:04d}-abcd", 10, age=HOUR, token=f"t{n}")
+        run = {"recipe": {"request": {"prompt": "x" * 5000, "loras": [{"path": "https://e.com/" + "l" * 2000,
+                                                                          "scale": 1}] * 3}, "seed": n},
+               "images": [_photo(folder / f"image-{i}.png", n * 4 + i) for i in range(1, 5)], "token": f"t{n}"}
+        history = add_entry(history, run)
+        assert len(history[0]["thumbs"]) == 1  # the card's; four images used to keep four
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            starred = history_lib.star(history, history[0]["id"], root)
+        if "value" in starred:  # a change (a refusal is gr.skip())
+            history = other_tabs.merge_history(history, starred["value"], set())
+            assert (folder / outputs.STAR_MARKER).exists()
+        else:
+            refused_at = n
+            assert not (folder / outputs.STAR_MARKER).exists() and not history[0]["starred"]
+            assert "cannot keep another starred run" in str(caught[-1].message)
+            assert f"the {n} starred runs" in str(caught[-1].message)
+            break
+    assert refused_at is not None and refused_at > 30  # dozens of starred runs of long recipes fit
+    for n in range(100):  # then more runs than History keeps
+        history = add_entry(history, {"recipe": {"request": {"prompt": "y" * 5000}, "seed": n},
+                                      "images": [_photo(tmp_path / "new.png", 10_000 + n)]})
+        assert sum(history_lib.size_of(e) for e in history) <= history_lib.HISTORY_BUDGET
+    assert sum(bool(e["starred"]) for e in history) == refused_at  # every starred run is still there
+    assert history[0]["recipe"]["seed"] == 99  # and the newest
+
+
+def test_a_history_an_older_page_wrote_keeps_one_thumbnail_per_run_and_fits(run_file):
+    """An older page kept a thumbnail per image and had no size cap: its History, even all of it
+    starred, comes back within the budget, newest first."""
+    entry = add_entry([], run_file)[0]
+    big = "data:image/jpeg;base64," + "A" * 30_000
+    old = [{**entry, "id": f"e{n}", "at": n, "starred": True, "thumbs": [entry["thumbs"][0], big, big, big],
+            "recipe": {**entry["recipe"], "request": {"prompt": "z" * 5000}}} for n in range(200, 0, -1)]
+    kept = history_lib.capped(old)
+    assert all(e["thumbs"] == [entry["thumbs"][0]] for e in kept)
+    assert sum(history_lib.size_of(e) for e in kept) <= history_lib.HISTORY_BUDGET
+    assert [e["id"] for e in kept] == [f"e{n}" for n in range(200, 200 - len(kept), -1)]
 
 
 def test_the_history_stars_a_run_on_the_server_only_with_the_token_it_was_given(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import gradio as gr
 import pytest
 from PIL import Image
@@ -141,3 +143,14 @@ def test_the_messages_that_came_during_the_last_merge_are_all_merged_in_their_or
     presets, _pick = other_tabs.presets_from_other_tab({}, [{"value": {"a": {}}, "removed": []},
                                                             {"value": {"b": {}}, "removed": []}], None)
     assert presets == {"a": {}, "b": {}}
+
+
+def test_a_write_the_browser_refused_is_named_and_nothing_else_warns():
+    with pytest.warns(UserWarning, match="did not keep the latest change to History"):
+        other_tabs.warn_not_kept("history")
+    with pytest.warns(UserWarning, match="did not keep the latest change to the presets.*Export"):
+        other_tabs.warn_not_kept("presets")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for sent in (None, "other", ["history"], {"history": 1}):  # it comes from the browser
+            other_tabs.warn_not_kept(sent)

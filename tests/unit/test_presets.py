@@ -38,3 +38,19 @@ def test_presets_rename_in_place_and_delete():
     assert presets_lib.delete_preset(presets, "a") == {"b": {"seed": 2}, "c": {"seed": 3}}
     with pytest.raises(ValueError, match="Pick"):
         presets_lib.delete_preset(presets, "zz")
+
+
+def test_presets_that_the_browser_has_no_room_for_are_refused_and_the_others_stay():
+    """The browser keeps the presets beside History in a few MB for the site; a write past that
+    room was lost without a word. Saving or importing past MAX_PRESETS_BYTES is refused, named."""
+    loras = [{"path": "https://example.com/" + "l" * 2000, "scale": 1, "enabled": True}] * 3
+    values = {field: loras if field == "loras" else 1 for field in presets_lib.PRESET_FIELDS}
+    presets: dict = {}
+    with pytest.raises(ValueError, match="over 1 MB.*delete some"):
+        for n in range(10_000):
+            presets = presets_lib.save_preset(presets, f"p{n}", values)
+    assert 50 < len(presets) < 10_000  # many presets fit; the last one did not, the others are there
+    exported = json.dumps({f"i{n}": {"loras": loras} for n in range(len(presets) // 2)}).encode()
+    with pytest.raises(ValueError, match="over 1 MB"):
+        presets_lib.import_presets(presets, exported)  # a file under the limit that the room does not take
+    assert len(presets_lib.import_presets({}, exported)) == len(presets) // 2  # on its own it fits
