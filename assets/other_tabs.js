@@ -39,6 +39,15 @@ window.studioOtherTabs = (() => {
     }
   };
   const pending = {};  // key -> the messages to merge, until the server takes them
+  // A run's time as the visitor reads it, on its card and in History's notes: the server wrote
+  // its own clock's ("created"), which on a Space is UTC; "at" (seconds since 1970) says when.
+  const two = (n) => String(n).padStart(2, "0");
+  const localTime = (entry) => {
+    if (!entry || typeof entry !== "object" || typeof entry.at !== "number") return entry;
+    const d = new Date(entry.at * 1000);
+    const created = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+    return {...entry, created};
+  };
   const idsOf = (key, value) => {
     if (key === "history") return (Array.isArray(value) ? value : []).map((e) => e && e.id).filter(Boolean);
     return value && typeof value === "object" ? Object.keys(value) : [];
@@ -111,7 +120,7 @@ window.studioOtherTabs = (() => {
     // when that event started, over what landed meanwhile.
     changed(key, message) {
       if (!message || typeof message !== "object" || !(key in KEEP)) return;
-      const value = message.value;
+      const value = key === "history" && Array.isArray(message.value) ? message.value.map(localTime) : message.value;
       const removed = Array.isArray(message.removed) ? message.removed : [];
       const added = idsOf(key, value);
       takeRecord(key, {n: message.n, removed, back: added});  // for the tabs that miss it

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -173,9 +174,16 @@ def _starred_last(mine: dict, theirs: dict) -> dict:
     return mine if when(mine) > when(theirs) else theirs
 
 
-def _newest_first(entry: dict) -> tuple[str, float]:
+def _newest_first(entry: dict) -> float:
+    """When the run finished: its "at"; for an entry of an older page without one, its "created"
+    (which the page now writes in the visitor's time, assets/other_tabs.js localTime)."""
     at = entry.get("at")
-    return str(entry.get("created", "")), float(at) if isinstance(at, (int, float)) else 0.0
+    if isinstance(at, (int, float)):
+        return float(at)
+    try:
+        return time.mktime(time.strptime(str(entry.get("created")), "%Y-%m-%d %H:%M"))
+    except (ValueError, OverflowError):
+        return 0.0
 
 
 def merge_presets(mine: dict | None, theirs: Any, removed: set[str]) -> dict:

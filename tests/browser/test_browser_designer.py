@@ -161,6 +161,32 @@ def test_when_the_browser_keeps_no_more_the_page_says_so_and_the_run_stays(brows
     page.close()
 
 
+def test_a_history_card_shows_the_time_of_the_visitors_clock_not_the_servers(browser, app, fake, images, screenshot):
+    """A Space's server keeps UTC: a designer in New York saw "14:32" on a card made at 09:32.
+    The card, the restore's note and the run's order follow the browser's clock."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1400}, timezone_id="America/New_York")
+    page = context.new_page()
+    page.goto(app.url)
+    before = datetime.now(ZoneInfo("America/New_York"))
+    run_once(page, images["blue"], prompt="first in New York")
+    run_once(page, images["red"], prompt="second in New York")
+    after = datetime.now(ZoneInfo("America/New_York"))
+    minutes = {(before + timedelta(minutes=m)).strftime("%H:%M") for m in range((after - before).seconds // 60 + 2)}
+    cards = page.locator("#history .thumbnail-item")
+    expect(cards).to_have_count(2, timeout=15_000)
+    expect(cards.first).to_contain_text("second in New York")  # the newest first
+    shown = cards.first.inner_text().rsplit("·", 1)[-1].strip()
+    assert shown in minutes, f"the card says {shown}, New York's clock {sorted(minutes)}"
+    cards.last.click()
+    page.locator("#history-restore").click()
+    expect(page.locator("#status")).to_contain_text(f"Restored the run of {before:%Y-%m-%d}", timeout=10_000)
+    screenshot(page)
+    context.close()
+
+
 def test_dropping_a_png_restores_its_recipe(browser, app, fake, images, screenshot):
     page = open_page(browser, app)
     run_once(page, images["red"], prompt="make it a watercolor")
