@@ -79,7 +79,7 @@ def test_the_page_says_what_a_sweep_costs_before_it_starts():
 
 def _photo(path, seed: int) -> str:
     """A noisy picture: its thumbnail is as large as a photo's gets (JPEG compresses noise worst)."""
-    Image.frombytes("RGB", (400, 400), random.Random(seed).randbytes(400 * 400 * 3)).save(path)
+    Image.frombytes("RGB", (200, 200), random.Random(seed).randbytes(200 * 200 * 3)).save(path, compress_level=1)
     return str(path)
 
 
