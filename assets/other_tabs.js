@@ -12,6 +12,30 @@
 // from its messages. A tab whose message lacks runs another tab has is sent that tab's value
 // back, so it gets them and the browser keeps them (the last write is what a reload shows).
 window.studioOtherTabs = (() => {
+  // A browser that lets this site keep nothing (its cookies and site data blocked) throws at the
+  // first touch of localStorage, and Gradio's History and presets (gr.BrowserState) broke with
+  // it: the History panel stayed empty. They then live in this page's memory, and the page says
+  // so when it loads (ui/other_tabs.py NOT_KEPT["blocked"]).
+  let blocked = false;
+  try {
+    window.localStorage.getItem("flux2-studio-removed");
+  } catch (error) {
+    blocked = true;
+    const items = new Map();
+    const inMemory = {
+      getItem: (name) => (items.has(String(name)) ? items.get(String(name)) : null),
+      setItem: (name, value) => void items.set(String(name), String(value)),
+      removeItem: (name) => void items.delete(String(name)),
+      clear: () => items.clear(),
+      key: (index) => [...items.keys()][index] ?? null,
+      get length() {
+        return items.size;
+      },
+    };
+    try {
+      Object.defineProperty(window, "localStorage", {value: inMemory, configurable: true});
+    } catch (error) {}  // the page goes on as before
+  }
   const channel = "BroadcastChannel" in window ? new BroadcastChannel("flux2-studio-kept") : null;
   const REMOVED = "flux2-studio-removed";  // localStorage: {history: [ids], presets: [names]}, oldest first
   const KEEP = {history: 1000, presets: 200};  // removals remembered (ui/other_tabs.py reads at most 2000)
@@ -125,6 +149,10 @@ window.studioOtherTabs = (() => {
       const added = idsOf(key, value);
       takeRecord(key, {n: message.n, removed, back: added});  // for the tabs that miss it
       if (added.length || removed.length) merge(key, value, removed);
+    },
+    // Whether this site may keep nothing in this browser ("blocked"), for the page's load.
+    blocked() {
+      return blocked ? "blocked" : null;
     },
     // Which value the browser refused last ("history" or "presets"), for the warning's click.
     notKept() {

@@ -88,8 +88,11 @@ NOT_KEPT = {
              "Clear makes room.",
     PRESETS: "This browser did not keep the latest change to the presets (its storage for this site is full): "
              "it will not be there after a reload. Export the presets to keep them.",
+    "blocked": "This browser lets this site keep nothing (its cookies and site data are blocked): History and "
+               "presets last until this page is closed or reloaded. Allow this site's data to keep them.",
 }
 NOT_KEPT_JS = "(message) => [window.studioOtherTabs.notKept()]"  # which value it was, as the click's input
+BLOCKED_JS = "(message) => [window.studioOtherTabs.blocked()]"  # "blocked", or null: nothing to say
 
 
 def warn_not_kept(which: Any) -> None:

@@ -57,6 +57,8 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> A
     # The browser refused a write (its storage for the site full): say so (queued: a warning).
     page.other_tabs.not_kept.click(other_tabs.warn_not_kept, page.other_tabs.message, None,
                                    js=other_tabs.NOT_KEPT_JS, **PRIVATE)
+    # A browser that lets the site keep nothing: History and presets live in the page; say so.
+    demo.load(other_tabs.warn_not_kept, page.other_tabs.message, None, js=other_tabs.BLOCKED_JS, **PRIVATE)
     page.other_tabs.history.click(other_tabs.history_from_other_tab,
                                   [page.history, page.other_tabs.message, page.history_selected],
                                   [page.history, page.history_gallery, *history_buttons],

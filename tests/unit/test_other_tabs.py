@@ -150,6 +150,8 @@ def test_a_write_the_browser_refused_is_named_and_nothing_else_warns():
         other_tabs.warn_not_kept("history")
     with pytest.warns(UserWarning, match="did not keep the latest change to the presets.*Export"):
         other_tabs.warn_not_kept("presets")
+    with pytest.warns(UserWarning, match="lets this site keep nothing.*until this page is closed"):
+        other_tabs.warn_not_kept("blocked")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for sent in (None, "other", ["history"], {"history": 1}):  # it comes from the browser
