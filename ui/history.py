@@ -30,7 +30,7 @@ from ui.restored_values import as_updates, restore_checked, warn_left_out
 from ui.results import compare_shown, result_caption, result_paths, result_place
 from ui.text import as_text
 
-MAX_HISTORY = 60  # entries kept (starred ones are never dropped)
+MAX_HISTORY = 60  # entries kept (starred ones are not counted against it)
 MAX_SHOWN = 200  # entries shown at most (of a history a browser sends back)
 THUMB_SIDE = 160
 MAX_THUMB_CHARS = 200_000  # a thumbnail is a few KB of base64
@@ -39,7 +39,7 @@ MAX_THUMB_CHARS = 200_000  # a thumbnail is a few KB of base64
 # stores a value encrypted, in base64: 4/3 of its JSON. A write past the limit fails without a word
 # (Gradio logs it to the console) and every run after it is gone at the next reload. So History's
 # JSON stays within HISTORY_BUDGET (3.3 million stored): the oldest unstarred runs go first, and a
-# star that would take starred runs past STARRED_BUDGET is refused (starred runs are never dropped).
+# star that would take starred runs past STARRED_BUDGET is refused, so starred runs need not go.
 HISTORY_BUDGET = 2_500_000
 STARRED_BUDGET = 1_500_000
 # A second click on Clear within this many of the page's 1-s ticks clears: the window starts when a
@@ -132,7 +132,8 @@ def capped(history: list[dict]) -> list[dict]:
 
 
 def size_of(entry: Any) -> int:
-    """The characters an entry takes in History's JSON (as the browser writes it: UTF-8, compact)."""
+    """The characters a value takes in the browser's JSON (as it writes it: UTF-8, compact): an
+    entry of History, or the presets."""
     return len(json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode())
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from ui.form import PRESET_FIELDS, SKIP, PageSetup
-from ui.history import nothing
+from ui.history import nothing, size_of
 from ui.restored_values import as_updates, checked, left_out
 from ui.text import error_text
 
@@ -35,7 +35,7 @@ def save_preset(presets: dict | None, name: str, values: dict[str, Any]) -> dict
 
 def _within_room(presets: dict) -> dict:
     """`presets`, if the browser has room for them (MAX_PRESETS_BYTES); else a ValueError."""
-    if len(json.dumps(presets, ensure_ascii=False, separators=(",", ":")).encode()) > MAX_PRESETS_BYTES:
+    if size_of(presets) > MAX_PRESETS_BYTES:
         raise ValueError(f"The presets would take over {MAX_PRESETS_BYTES // 2**20} MB, more than this browser "
                          "keeps of them: delete some you no longer use first.")
     return presets
