@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from ..errors import StudioError
 from ..events import Preview
 from . import diffusers_private as private
 from .speed import step_cache_context
@@ -33,6 +34,8 @@ LATENT_RGB_FACTORS = [
     [-0.0332, -0.0457, -0.0468], [-0.0085, 0.0389, 0.0609], [-0.0076, 0.0003, -0.0043], [-0.0111, -0.0460, -0.0614],
 ]
 LATENT_RGB_BIAS = [-0.0329, -0.0718, -0.0851]
+NOT_FINITE = ("The model's result held NaN or infinite values: there is no image to show, and nothing was "
+              "saved. Run it again; if it happens again, choose Speed: quality.")
 
 
 class StepPreviews:
@@ -178,6 +181,10 @@ def denoise(pipe: Any, callback: StepPreviews, **call: Any) -> Image.Image | Non
         return None
     if callback.latent_ids is None:
         raise RuntimeError("the pipeline ran no step")
+    if not bool(torch.isfinite(output.images).all()):
+        # Decoded, NaN would become black pixels without a word (diffusers only warns), and
+        # a black image would land in History as if the edit had made it.
+        raise StudioError(NOT_FINITE)
     image = decode_full(pipe, output.images, callback.latent_ids)
     pipe.maybe_free_model_hooks()  # offloading: the VAE back off the GPU, as after the pipeline's own decode
     return image

@@ -114,11 +114,19 @@ def _step_cache_present() -> bool:
 # -- applying a preset ----------------------------------------------------------------------
 
 
+FP8_ACTIVATION_FLOOR = 1e-12  # the smallest row maximum an activation's fp8 scale is made from
+
+
 def fp8_config() -> Any:
-    """torchao's fp8 recipe for the transformer's linear layers (torchao 0.18)."""
+    """torchao's fp8 recipe for the transformer's linear layers (torchao 0.18).
+
+    Each activation row gets the scale max|row| / 448. A row of zeros (padding can give one)
+    would get 0 and quantise to 0/0 = NaN, which attention spreads to every token: a black
+    image. The floor makes that row's scale tiny instead, so it stays zeros; any row with a
+    value above 1e-12 is scaled exactly as without it."""
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
 
-    return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
+    return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), activation_value_lb=FP8_ACTIVATION_FLOOR)
 
 
 def load_quantization(speed: str) -> Any:
