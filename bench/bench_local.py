@@ -64,9 +64,11 @@ the compiled quality backend (4-step runs): no LoRA, then three LoRAs of ranks 1
 over different layers, one after another, all three, none, one again; per run the swap
 time (HotswapAdapters._swap_in, timed in this process) and the graphs torch._dynamo
 compiled (`counters["stats"]["unique_graphs"]`); creating the slots compiles once, every
-later swap must compile nothing.  The slots are unloaded before `fast`.  Targets: fast <=
-0.60x bare per step, fastest <= 0.45x bare per image, zero recompiles on swaps.  Written
-to bench/results/local-gpu.json.  About 6-7 minutes on an H200 (see bench/README.md).
+later swap must compile nothing.  The slots are unloaded before `fast`; right after `fast`, a
+shorter round (none, A, B, none, C) checks the same on the fp8 transformer, then unloads.
+Targets: fast <= 0.60x bare per step, fastest <= 0.45x bare per image, zero recompiles on
+swaps (on quality and on fast).  Written
+to bench/results/local-gpu.json.  About 7-8 minutes on an H200 (see bench/README.md).
 
 --gpu --small (and --gpu without CUDA, with a note): the same code, float32 on the
 CPU, the architecture scaled down (1 double + 2 single blocks, 4 heads x 128,
@@ -74,9 +76,11 @@ joint_attention_dim 768 = the fake embeddings' width; the VAE's layout at a quar
 its width), 256x256, 14 steps (past the step cache's 10 full steps).  It proves that the
 --gpu code path runs end to end; its figures are NOT GPU figures.  The app compiles only
 on CUDA, so here the benchmark calls `compile_repeated_blocks(fullgraph=...)` itself, as
-prepare_pipeline does on CUDA.  fast and fastest are unavailable on a CPU (no fp8), so
-the check also runs "fastest (no fp8, CPU check)": fastest's step cache and non-fullgraph
-compile in float32, the code the GPU runs after fast.  Written to
+prepare_pipeline does on CUDA.  fast and fastest are refused on a CPU (the app's rule), so
+the check then runs them anyway as "fast (fp8 on the CPU, CPU check)" and "fastest (...)":
+the transformer and VAE go to bf16, the capability checks (the app's and torchao's) are
+passed over, and the CPU multiplies the fp8 matrices itself; fp8 in place, the compile, the
+LoRA hot-swap round on fast and fastest's step cache are the code the GPU runs.  Written to
 bench/results/local-gpu-small.json.
 """
 
@@ -189,6 +193,7 @@ TARGETS_GPU = {
     "ratio_fast_per_step": ("<=", 0.60),  # fast / bare bf16, seconds per step
     "ratio_fastest_per_image": ("<=", 0.45),  # fastest / bare bf16, seconds per image
     "hotswap_recompiles": ("==", 0),  # graphs compiled while swapping LoRAs, after the slots exist
+    "hotswap_fast_recompiles": ("==", 0),  # the same on fast's fp8 transformer
 }
 
 # Projection for (c) from the notes' H200 figures (not measured here).
@@ -853,10 +858,12 @@ def main_gpu(small: bool, steps: int, runs: int, fell_back: bool) -> dict:
     results["paths"] = rows
     results["unavailable"] = world.unavailable
     results["hotswap"] = world.hotswap
+    results["hotswap_fast"] = world.hotswap_fast
     fast, fastest = rows.get("fast"), rows.get("fastest")
     results["ratio_fast_per_step"] = fast["ratio_vs_bare"] if fast else None
     results["ratio_fastest_per_image"] = fastest["ratio_vs_bare"] if fastest else None
     results["hotswap_recompiles"] = world.hotswap.get("recompiles_on_swaps")
+    results["hotswap_fast_recompiles"] = world.hotswap_fast.get("recompiles_on_swaps")
     results["targets"] = {
         k: {"op": op, "limit": limit, "value": results[k], "met": meets(op, limit, results[k])}
         for k, (op, limit) in TARGETS_GPU.items()
@@ -897,6 +904,7 @@ class GpuWorld:
         self.paths: dict[str, dict] = {}
         self.unavailable: dict[str, str] = {}
         self.hotswap: dict = {}
+        self.hotswap_fast: dict = {}
         self.clock = StepClock(transformer, vae, self.cuda)
         self.fp8_applied = False
 
@@ -967,14 +975,28 @@ class GpuWorld:
                 print(f"  {speed}: unavailable: {reason}", flush=True)
                 continue
             self.run_preset(speed)
-            if speed == "quality":
-                self.run_hotswap()
-        if not self.cuda and "fastest" in self.unavailable:
-            # The CPU check still runs fastest's own code (the step cache, compiled without fullgraph),
-            # in float32 without fp8: the path the GPU takes after `fast`.
-            print("fastest without fp8 (CPU check of the step-cache path) …", flush=True)
-            self.fp8_applied = True
-            self.run_preset("fastest", name="fastest (no fp8, CPU check)")
+            if speed in ("quality", "fast"):
+                self.run_hotswap(speed)
+        if not self.cuda and "fast" in self.unavailable:
+            self.run_fp8_on_the_cpu()
+
+    def run_fp8_on_the_cpu(self) -> None:
+        """The CPU check of fast and fastest: the CPU multiplies fp8 matrices itself, so only the
+        capability checks are passed over (the app's, and torchao's assertion); the transformer and
+        VAE go to bf16 first (fp8 per row is made from bf16 weights, as on a GPU). Then the same
+        code as on the GPU: fp8 in place, compile, LoRA hot-swap on fast, the step cache on fastest."""
+        import torchao.quantization.quant_api as quant_api
+
+        print("fast and fastest with fp8 computed by the CPU (CPU check of the fp8 path) …", flush=True)
+        self.transformer.to(torch.bfloat16)
+        self.vae.to(torch.bfloat16)
+        self.embeds = self.embeds.to(torch.bfloat16)
+        with patched(quant_api, "_check_hardware_support", lambda granularity: None):
+            for speed in ("fast", "fastest"):
+                name = f"{speed} (fp8 on the CPU, CPU check)"
+                self.run_preset(speed, name=name)
+                if speed == "fast":
+                    self.run_hotswap(name)
 
     def run_preset(self, speed: str, name: str | None = None) -> None:
         name = name or speed
@@ -996,23 +1018,30 @@ class GpuWorld:
             self.unavailable[name] = f"failed: {type(error).__name__}: {error}"[:400]
             print(f"  {name}: FAILED {self.unavailable[name]}", flush=True)
 
-    def run_hotswap(self) -> None:
-        """On the compiled `quality` backend: no LoRA, then three LoRAs of different ranks over
-        different layers one after another, all three at once, none, the first again. The first
-        LoRA creates the slots (one recompile, expected); every later swap must compile nothing."""
+    def run_hotswap(self, name: str) -> None:
+        """On the compiled backend of preset `name`: no LoRA, then three LoRAs of different ranks over
+        different layers one after another, all three at once, none, the first again (on `fast`, a
+        shorter round). The first LoRA creates the slots (one recompile, expected); every later swap
+        must compile nothing. On quality into self.hotswap, on fast into self.hotswap_fast."""
         backend = self._last_backend
-        if backend is None or "quality" not in self.paths:
-            self.hotswap = {"error": "quality did not run"}
+        info: dict = {"runs": [], "preset": name}
+        if name.startswith("quality"):
+            self.hotswap = info
+            plan = [("none", []), ("create slots + LoRA A", [0]), ("swap to B", [1]), ("swap to C", [2]),
+                    ("A + B + C", [0, 1, 2]), ("none", []), ("swap to C again", [2])]
+        else:
+            self.hotswap_fast = info
+            plan = [("none", []), ("create slots + LoRA A", [0]), ("swap to B", [1]), ("none", []),
+                    ("swap to C", [2])]
+        if backend is None or name not in self.paths:
+            info["error"] = f"{name} did not run"
             return
-        print(f"LoRA hot-swap on quality ({self.swap_steps} steps a run) …", flush=True)
-        info: dict = {"runs": []}
+        print(f"LoRA hot-swap on {name} ({self.swap_steps} steps a run) …", flush=True)
         try:
             files = write_hotswap_loras(self.loras, self.transformer, self.cuda)
             info["loras"] = [{"file": f, "rank": r} for f, r in files]
             swaps = Timer(HotswapAdapters._swap_in)
             slots = Timer(HotswapAdapters._make_slots)
-            plan = [("none", []), ("create slots + LoRA A", [0]), ("swap to B", [1]), ("swap to C", [2]),
-                    ("A + B + C", [0, 1, 2]), ("none", []), ("swap to C again", [2])]
             # Functions (not Timer instances) on the class, so that they bind to the adapters.
             with patched(HotswapAdapters, "_swap_in", lambda *a: swaps(*a)), \
                     patched(HotswapAdapters, "_make_slots", lambda *a: slots(*a)):
@@ -1047,7 +1076,6 @@ class GpuWorld:
             info["unloaded"] = True
         except Exception as error:
             info["unloaded"] = f"{type(error).__name__}: {error}"[:300]
-        self.hotswap = info
 
 
 def preset_rows(paths: dict, steps: int) -> dict:
@@ -1074,14 +1102,31 @@ def preset_rows(paths: dict, steps: int) -> dict:
     return rows
 
 
+def hotswap_row(hs: dict, t: dict, small: bool, num, where: str) -> str:
+    """The table's row for one hot-swap round (run_hotswap) on preset `where`."""
+    where = hs.get("preset", where)
+    ok = "n/a" if small else ("yes" if t["met"] else "NO")
+    if "recompiles_on_swaps" not in hs:
+        return f"| LoRA hot-swap on {where} | {hs.get('error', 'not run')} | | | | | | | == 0 | {ok} |"
+    ranks = "/".join(str(lo["rank"]) for lo in hs["loras"])
+    low_high = hs.get("loop_s_per_step_after_swaps_range")
+    spread = f"{low_high[0]:.3f}-{low_high[1]:.3f}" if low_high else "—"
+    return (f"| LoRA hot-swap on {where} (ranks {ranks}, and none) | swap {num(hs['swap_s_median'], '.2f')} s "
+            f"(median) | slots once: {hs['slot_creation_s']:.1f} s, {hs['slot_creation_graphs']} graphs "
+            f"| s/step (loop): no slots {num(hs['loop_s_per_step_no_slots'], '.3f')}, after swaps "
+            f"{num(hs['loop_s_per_step_after_swaps'], '.3f')} ({spread}) "
+            f" | | | recompiles on swaps: **{hs['recompiles_on_swaps']}** | | == 0 | {ok} |")
+
+
 def gpu_table(r: dict, label: str, small: bool) -> str:
     def num(v, fmt):
         return "—" if v is None else format(v, fmt)
 
     lines = []
     if small:
-        lines.append(f"** {label}: float32 on a CPU, a reduced architecture; the benchmark compiles the blocks "
-                     "itself (the app compiles only on CUDA); targets are not judged **")
+        lines.append(f"** {label}: float32 on a CPU (the fp8 rows: bf16, fp8 computed by the CPU), a reduced "
+                     "architecture; the benchmark compiles the blocks itself (the app compiles only on CUDA); "
+                     "targets are not judged **")
     lines += [f"| ({label}) | s/step | vs bare | s/step (loop) | peak GPU | first run | compile (first - run) "
               "| rel. diff latents vs quality | target | ok |", "|---|---|---|---|---|---|---|---|---|---|"]
     targets = {"fast": "ratio_fast_per_step", "fastest": "ratio_fastest_per_image"}
@@ -1100,20 +1145,9 @@ def gpu_table(r: dict, label: str, small: bool) -> str:
         key = targets.get(name)
         target = f"{r['targets'][key]['op']} {r['targets'][key]['limit']}" if key else ""
         lines.append(f"| {name} | unavailable: {reason} | | | | | | | {target} | {'n/a' if small else 'NO'} |")
-    hs = r["hotswap"]
-    t = r["targets"]["hotswap_recompiles"]
-    if "recompiles_on_swaps" in hs:
-        ranks = "/".join(str(lo["rank"]) for lo in hs["loras"])
-        low_high = hs.get("loop_s_per_step_after_swaps_range")
-        spread = f"{low_high[0]:.3f}-{low_high[1]:.3f}" if low_high else "—"
-        lines.append(f"| LoRA hot-swap on quality (ranks {ranks}, and none) | swap {num(hs['swap_s_median'], '.2f')} s "
-                     f"(median) | slots once: {hs['slot_creation_s']:.1f} s, {hs['slot_creation_graphs']} graphs "
-                     f"| s/step (loop): no slots {num(hs['loop_s_per_step_no_slots'], '.3f')}, after swaps "
-                     f"{num(hs['loop_s_per_step_after_swaps'], '.3f')} ({spread}) "
-                     f" | | | recompiles on swaps: **{hs['recompiles_on_swaps']}** | | == 0 "
-                     f"| {'n/a' if small else ('yes' if t['met'] else 'NO')} |")
-    else:
-        lines.append(f"| LoRA hot-swap | failed: {hs.get('error')} | | | | | | | == 0 | {'n/a' if small else 'NO'} |")
+    for hs, key, where in ((r["hotswap"], "hotswap_recompiles", "quality"),
+                           (r["hotswap_fast"], "hotswap_fast_recompiles", "fast")):
+        lines.append(hotswap_row(hs, r["targets"][key], small, num, where))
     if not small:
         lines.append(f"| (notes: bare diffusers on an H200) | {NOTES_BARE_S_PER_STEP:.3f} | | | | | | | | |")
     lines.append("")
