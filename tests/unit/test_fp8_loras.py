@@ -115,3 +115,30 @@ def test_a_result_of_nan_ends_the_run_with_a_message_not_a_black_image(world, fp
     with pytest.raises(StudioError, match="NaN or infinite values: there is no image to show") as failed:
         list(local.run(request, local.options({})))
     assert "Speed: quality" in failed.value.message
+
+
+def test_a_model_loaded_for_fast_is_fp8_from_the_start_and_takes_a_lora(world, fp8_on_the_cpu, tmp_path):
+    """The app's own path for weights on disk: `load_quantization` hands diffusers torchao's
+    config, which quantises the transformer as it loads (load_pipeline, in bf16 on a GPU)."""
+    from diffusers import Flux2Pipeline
+
+    from backend.local.pipeline import prepare_pipeline
+    from backend.local.speed import load_quantization
+    from tests.helpers.tiny_flux2 import call_kwargs, save_tiny_pipeline
+
+    folder = save_tiny_pipeline(tmp_path / "model")
+    pipe = Flux2Pipeline.from_pretrained(
+        str(folder), dtype=torch.bfloat16, quantization_config=load_quantization("fast"))
+    assert type(pipe.transformer.transformer_blocks[0].attn.to_q.weight).__name__ == "Float8Tensor"
+    prepare_pipeline(pipe, torch.device("cpu"), compile_blocks=False, speed="fast")
+
+    def image():
+        call = call_kwargs(prompt="make it blue", output_type="np")
+        return pipe(**call, generator=torch.Generator().manual_seed(3)).images[0]
+
+    plain = image()
+    assert np.isfinite(plain).all() and plain.std() > 0.05
+    pipe.load_lora_weights(str(world["loras"] / "r4.safetensors"), adapter_name="r4")
+    assert np.abs(image() - plain).mean() > 1e-3
+    pipe.set_adapters(["r4"], [0.0])
+    assert np.array_equal(image(), plain)
