@@ -22,7 +22,7 @@ wheels=(
   # what those need that a PyTorch image may lack, at the versions pydantic 2.12.5 and
   # pydantic-settings 2.14.1 were tested with here
   pydantic-core==2.41.5 annotated-types==0.7.0 typing-inspection==0.4.2 python-dotenv==1.2.2
-  importlib-metadata==10.2.0 zipp==4.1.2
+  importlib-metadata==10.2.0 zipp==4.1.2 typing-extensions==4.16.0
 )
 mkdir -p "$dir"
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$python_version" \
