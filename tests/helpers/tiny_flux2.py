@@ -361,6 +361,20 @@ def make_tiny_lora(
     return out_file
 
 
+def make_swap_world(folder: Path) -> dict:
+    """LoRAs to swap on the tiny transformer, in `folder`/loras: ranks 4 and 8 over every
+    target, rank 2 over the attention layers only (fewer layers than the others), rank 32
+    (past a limit of 16); and a 64x64 reference at `folder`/ref.png. {"loras", "ref"}."""
+    pipe = build_tiny_pipeline()
+    loras = folder / "loras"
+    make_tiny_lora(pipe, loras / "r4.safetensors", seed=1, rank=4)
+    make_tiny_lora(pipe, loras / "r8.safetensors", seed=2, rank=8)
+    make_tiny_lora(pipe, loras / "r2-attn.safetensors", seed=3, rank=2, target_modules=LORA_TARGET_MODULES[:4])
+    make_tiny_lora(pipe, loras / "r32.safetensors", seed=4, rank=32)
+    reference_image(0).save(folder / "ref.png")
+    return {"loras": loras, "ref": str(folder / "ref.png")}
+
+
 def make_not_a_lora(out_file: str | Path) -> Path:
     """A valid `.safetensors` file whose tensors are not LoRA weights (load_lora_weights rejects it)."""
     from safetensors.torch import save_file

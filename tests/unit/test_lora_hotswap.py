@@ -14,27 +14,16 @@ from backend.local.lora_sources import LoraError
 from backend.lora_header import read_file_header
 from backend.request import build_request
 from tests.helpers.tiny_flux2 import (
-    LORA_TARGET_MODULES,
     MAX_SEQUENCE_LENGTH,
     TEXT_ENCODER_OUT_LAYERS,
     build_tiny_pipeline,
-    make_tiny_lora,
-    reference_image,
+    make_swap_world,
 )
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hotswap")
-    pipe = build_tiny_pipeline()
-    loras = root / "loras"
-    make_tiny_lora(pipe, loras / "r4.safetensors", seed=1, rank=4)
-    make_tiny_lora(pipe, loras / "r8.safetensors", seed=2, rank=8)
-    make_tiny_lora(pipe, loras / "r2-attn.safetensors", seed=3, rank=2, target_modules=LORA_TARGET_MODULES[:4])
-    make_tiny_lora(pipe, loras / "r32.safetensors", seed=4, rank=32)
-    ref = root / "ref.png"
-    reference_image(0).save(ref)
-    return {"loras": loras, "ref": str(ref)}
+    return make_swap_world(tmp_path_factory.mktemp("hotswap"))
 
 
 def backend(world, hotswap: bool) -> LocalBackend:
