@@ -14,8 +14,10 @@ cards (96 GB, or half of one), older ones H200s (141 GB). So at start-up the app
    through group offloading's streams are unmeasured.
 
 The sizes are FLUX.2 [dev]'s (../shared notes, flux2-local.md): transformer ~64 GB in bf16 and
-~32 GB in fp8, Mistral text encoder ~48 GB in bf16, plus working memory. So an H200 runs plan 1,
-an RTX Pro 6000 (96 GB) plan 3, and a 48 GB half card plan 5 (its text encoder alone fills it).
+~32 GB in fp8, Mistral text encoder ~48 GB in bf16, plus working memory, plus the LoRAs a run may
+hold beside the transformer (hotswap.py's three slots of rank STUDIO_LORA_MAX_RANK over every
+linear layer: ~4.6 GB at rank 128). So an H200 runs plan 1, an RTX Pro 6000 (96 GB) plan 3, and a
+48 GB half card plan 5 (its text encoder alone fills it).
 
 An operator's STUDIO_MEMORY / STUDIO_SPEED is kept when it fits; when it does not, the plan says
 so in its reason and the first plan that fits is used instead (a Space that cannot load its
@@ -32,6 +34,8 @@ TEXT_ENCODER_GB = 48.0
 WORKING_GB = 8.0  # activations at 1024x1024 with references, the VAE, cuBLAS and compile workspaces
 STREAMED_GB = 4.0  # group_offload: the few layers on the card at once
 USABLE = 0.9  # of the card's memory: the CUDA context and the allocator's fragmentation take the rest
+LINEAR_SIDES = 6_491_904  # in + out features, summed over FLUX.2 [dev]'s 203 linear layers
+LORA_SLOTS = 3  # hotswap.py: the most LoRAs a run holds, each zero-padded to the maximum rank
 FP8_SPEEDS = ("fast", "fastest")  # the presets with an fp8 transformer (speed.py)
 ALL_SPEEDS = ("quality", "fast", "fastest")
 # In order of preference (see the module doc); `fastest` only when the operator asks for it.
@@ -82,6 +86,7 @@ class PlanSettings:
     memory: str | None = None
     speed: str | None = None
     speeds: tuple[str, ...] = ALL_SPEEDS
+    lora_rank: int = 128  # STUDIO_LORA_MAX_RANK
 
 
 @dataclass(frozen=True)
@@ -95,9 +100,15 @@ class DevicePlan:
         return f"GPU: {device.describe()}. Plan: {self.memory}, {self.speed}. {self.reason}"
 
 
-def needed_gb(memory: str, speed: str) -> float:
-    """The card memory FLUX.2 [dev] needs in `memory` mode at `speed`."""
-    transformer = TRANSFORMER_GB["fp8" if speed in FP8_SPEEDS else "bf16"]
+def lora_slots_gb(rank: int) -> float:
+    """The LoRAs beside the transformer: three of `rank` over every linear layer, in bf16 (the
+    hot-swap slots; named adapters never hold more)."""
+    return LORA_SLOTS * rank * LINEAR_SIDES * 2 / GB
+
+
+def needed_gb(memory: str, speed: str, lora_rank: int = 0) -> float:
+    """The card memory FLUX.2 [dev] needs in `memory` mode at `speed`, with LoRA slots of `lora_rank`."""
+    transformer = TRANSFORMER_GB["fp8" if speed in FP8_SPEEDS else "bf16"] + lora_slots_gb(lora_rank)
     if memory == "gpu":
         return transformer + TEXT_ENCODER_GB + WORKING_GB
     if memory == "model_offload":  # one component on the card at a time
@@ -109,19 +120,23 @@ def plan_for(device: DeviceInfo, settings: PlanSettings) -> DevicePlan:
     """The first plan (CANDIDATES' order) that runs and fits `device`; the operator's choice
     first when it fits."""
     usable = device.total_gb * USABLE
+
+    def need(memory: str, speed: str) -> float:
+        return needed_gb(memory, speed, settings.lora_rank)
+
     runnable = [(m, s) for m, s in CANDIDATES if s in settings.speeds and (device.fp8 or s not in FP8_SPEEDS)]
-    fitting = [(m, s) for m, s in runnable if needed_gb(m, s) <= usable]
+    fitting = [(m, s) for m, s in runnable if need(m, s) <= usable]
     wanted = [(m, s) for m, s in fitting
               if settings.memory in (None, m) and settings.speed in (None, s)
               and (settings.speed is not None or s != "fastest")]
     operator = _operator_text(settings)
     if wanted:
         memory, speed = wanted[0]
-        why = f"~{needed_gb(memory, speed):.0f} of {usable:.0f} GB usable"
+        why = f"~{need(memory, speed):.0f} of {usable:.0f} GB usable"
         if operator:
             return DevicePlan(memory, speed, f"{operator} fits ({why}).")
         skipped = runnable[:runnable.index(wanted[0])]
-        too_big = "; ".join(f"{m} + {s} needs ~{needed_gb(m, s):.0f} GB" for m, s in skipped)
+        too_big = "; ".join(f"{m} + {s} needs ~{need(m, s):.0f} GB" for m, s in skipped)
         return DevicePlan(memory, speed, f"{too_big}, more than fits; this plan needs {why}." if too_big
                           else f"The best plan fits ({why}).")
     fallback = next((p for p in fitting if p[1] != "fastest"), ("group_offload", "quality"))
@@ -129,7 +144,7 @@ def plan_for(device: DeviceInfo, settings: PlanSettings) -> DevicePlan:
     if operator:
         asked = (settings.memory or memory, settings.speed or speed)
         if asked in runnable:
-            problem = f"needs ~{needed_gb(*asked):.0f} GB, more than the {usable:.0f} GB usable here"
+            problem = f"needs ~{need(*asked):.0f} GB, more than the {usable:.0f} GB usable here"
         else:
             problem = f"does not run on this card ({asked[1]} needs fp8, compute capability 8.9 or newer)"
         return DevicePlan(memory, speed, f"{operator} {problem}; using {memory} + {speed} instead.")

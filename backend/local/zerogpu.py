@@ -115,7 +115,8 @@ def start_on_zerogpu(
         local.plan_line = "GPU: not readable at start-up; memory and speed as set."
     plan = None
     if device is not None:
-        plan = plan_for(device, dataclasses.replace(operator, speeds=local.speed_support.available))
+        plan = plan_for(device, dataclasses.replace(operator, speeds=local.speed_support.available,
+                                                      lora_rank=local.settings.lora_max_rank))
         log.info("ZeroGPU: %s", plan.line(device))
         local.settings = dataclasses.replace(local.settings, memory=plan.memory, speed=plan.speed)
         local.plan_line = plan.line(device)

@@ -62,12 +62,12 @@ def test_each_card_gets_the_plan_that_fits_it():
     # transformer on the card, the text encoder moved on only to encode.
     rtx = plan_for(RTX_PRO_6000, PlanSettings())
     assert (rtx.memory, rtx.speed) == ("model_offload", "fast")
-    assert "gpu + quality needs ~120 GB" in rtx.reason and "gpu + fast needs ~88 GB" in rtx.reason
+    assert "gpu + quality needs ~125 GB" in rtx.reason and "gpu + fast needs ~93 GB" in rtx.reason
     # 48 GB: the text encoder alone (~48 GB) fills it: layers streamed.
     half = plan_for(HALF_CARD, PlanSettings())
     assert (half.memory, half.speed) == ("group_offload", "quality")
     assert "model_offload + fast needs ~56 GB" in half.reason
-    # No fp8 matrix units: never an fp8 preset (and bf16 whole components need ~72 GB of its 71).
+    # No fp8 matrix units: never an fp8 preset (and bf16 whole components need ~77 GB of its 71).
     a100 = plan_for(A100, PlanSettings())
     assert (a100.memory, a100.speed) == ("group_offload", "quality")
     assert "fast" not in a100.reason
@@ -78,13 +78,23 @@ def test_each_card_gets_the_plan_that_fits_it():
     assert "fp8" in H200.describe() and "fp4" not in H200.describe()
 
 
+def test_the_lora_slots_count_against_the_card():
+    """Three LoRAs of STUDIO_LORA_MAX_RANK beside the transformer (the hot-swap slots): ~4.6 GB at
+    rank 128, which an H200 still holds with everything in bf16; at rank 256 (~9.3 GB) it does not,
+    and the fp8 transformer is planned instead, saying why."""
+    assert plan_for(H200, PlanSettings()).speed == "quality"
+    wide = plan_for(H200, PlanSettings(lora_rank=256))
+    assert (wide.memory, wide.speed) == ("gpu", "fast")
+    assert wide.reason.startswith("gpu + quality needs ~129 GB, more than fits")
+
+
 def test_the_operators_choice_is_kept_when_it_fits_and_replaced_when_not():
     kept = plan_for(RTX_PRO_6000, PlanSettings(speed="quality"))
     assert (kept.memory, kept.speed) == ("model_offload", "quality")
     assert kept.reason.startswith("STUDIO_SPEED=quality fits")
     too_big = plan_for(RTX_PRO_6000, PlanSettings(memory="gpu", speed="quality"))
     assert (too_big.memory, too_big.speed) == ("model_offload", "fast")
-    assert too_big.reason == ("STUDIO_MEMORY=gpu and STUDIO_SPEED=quality needs ~120 GB, more than the 85 GB "
+    assert too_big.reason == ("STUDIO_MEMORY=gpu and STUDIO_SPEED=quality needs ~125 GB, more than the 85 GB "
                               "usable here; using model_offload + fast instead.")
     no_fp8 = plan_for(A100, PlanSettings(speed="fast"))
     assert no_fp8.speed == "quality" and "does not run on this card" in no_fp8.reason
