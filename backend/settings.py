@@ -41,7 +41,7 @@ DEFAULT_MODEL = "black-forest-labs/FLUX.2-dev"
 
 # The local backend's memory modes and what each needs (README: "Local GPU").
 MEMORY_MODES: dict[str, str] = {
-    "gpu": "everything on the GPU (fastest; > 80 GB)",
+    "gpu": "all on the GPU (quickest; > 80 GB)",  # not "fastest": that names a speed preset
     "model_offload": "model CPU offload (~62 GB GPU)",
     "group_offload": "group offload (~8 GB GPU + 32 GB RAM; slowest)",
 }
