@@ -227,7 +227,7 @@ def _inputs(page: Page, setup: PageSetup) -> None:
         _place(page, setup, "model")
         _place(page, setup, "memory")
         _place(page, setup, "speed")
-    page.form["loras"], page.lora_version, page.lora_note, page.lora_check = lora_editor()
+    page.form["loras"], page.lora_version, page.lora_note, page.lora_check = lora_editor(setup.backends)
     with gr.Accordion("LoRA library", open=False, elem_id="lora-library-panel"):
         gr.Markdown("Every LoRA you have used (History, presets) and the server's LoRA folder, with the "
                     "scale you last used and your last result with it. Click one to add it.", elem_classes=["hint"])

@@ -59,14 +59,21 @@ def add_row(all_rows: list, v: float) -> tuple[list, Any]:
     return limited, v + 1
 
 
-def lora_editor() -> tuple[LoraList, gr.Number, gr.Markdown, gr.Markdown]:
+def lora_hint(backends: tuple[str, ...]) -> str:
+    """What a LoRA row takes on this server's backends."""
+    where = {("fal",): "or a path fal accepts", ("local",): "or a file in this server's LoRA folder"}.get(
+        tuple(backends), "a path fal accepts (fal) or a file in this server's LoRA folder (local)")
+    return (f"**LoRAs** — an https URL to a .safetensors file, a Hugging Face repo id, {where}. "
+            f"At most {MAX_ACTIVE_LORAS} switched on.")
+
+
+def lora_editor(backends: tuple[str, ...] = ("fal",)) -> tuple[LoraList, gr.Number, gr.Markdown, gr.Markdown]:
     """The editor's components; returns (rows, version, note, check) for the page's events. The
     note under the rows says what is wrong in them as they are typed (and a refused run's LoRA
     problems); the check, what each LoRA is as its header says (ui/wiring.py fills it)."""
     scale_limits = field_limits("scale", LoraWeight)
     with gr.Group(elem_id="lora-stack"):
-        gr.Markdown("**LoRAs** — an https URL to a .safetensors file, a Hugging Face repo id, "
-                    "or a path fal accepts. At most 3 switched on.", elem_classes=["hint"])
+        gr.Markdown(lora_hint(backends), elem_classes=["hint"])
         rows = LoraList(value=[], visible=False, label="loras")
         version = gr.Number(value=0, visible=False)
 

@@ -123,6 +123,9 @@ def test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only
     expect(safety).to_be_disabled()
     expect(page.get_by_text("fal only: not used by the local backend").first).to_be_visible()
     expect(page.locator("#fal-key")).to_be_hidden()
+    # The LoRA rows say what each backend takes (a path fal accepts is no file on this server).
+    expect(page.locator("#lora-stack").first).to_contain_text(
+        "a path fal accepts (fal) or a file in this server's LoRA folder (local)")
     page.get_by_label("fal (hosted)").check()
     expect(page.locator("#reference-6")).to_be_hidden()
     expect(safety).to_be_enabled()
