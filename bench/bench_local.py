@@ -67,8 +67,8 @@ compiled (`counters["stats"]["unique_graphs"]`); creating the slots compiles onc
 later swap must compile nothing.  The slots are unloaded before `fast`; right after `fast`, a
 shorter round (none, A, B, none, C) checks the same on the fp8 transformer, then unloads.
 Targets: fast <= 0.60x bare per step, fastest <= 0.45x bare per image, zero recompiles on
-swaps (on quality and on fast).  Written
-to bench/results/local-gpu.json.  About 7-8 minutes on an H200 (see bench/README.md).
+swaps (on quality and on fast).  Written to bench/results/local-gpu.json.  About 7-8
+minutes on an H200 (see bench/README.md).
 
 --gpu --small (and --gpu without CUDA, with a note): the same code, float32 on the
 CPU, the architecture scaled down (1 double + 2 single blocks, 4 heads x 128,
