@@ -61,8 +61,9 @@ def add_row(all_rows: list, v: float) -> tuple[list, Any]:
 
 def lora_hint(backends: tuple[str, ...]) -> str:
     """What a LoRA row takes on this server's backends."""
-    where = {("fal",): "or a path fal accepts", ("local",): "or a file in this server's LoRA folder"}.get(
-        tuple(backends), "a path fal accepts (fal) or a file in this server's LoRA folder (local)")
+    only: dict[tuple[str, ...], str] = {("fal",): "or a path fal accepts",
+                                         ("local",): "or a file in this server's LoRA folder"}
+    where = only.get(tuple(backends), "a path fal accepts (fal) or a file in this server's LoRA folder (local)")
     return (f"**LoRAs** — an https URL to a .safetensors file, a Hugging Face repo id, {where}. "
             f"At most {MAX_ACTIVE_LORAS} switched on.")
 
