@@ -4,7 +4,8 @@ per-row dynamic fp8 activations; the CPU multiplies fp8 matrices itself). Only t
 that refuse fp8 below compute capability 8.9 are switched off, the one thing that cannot run
 here. A designer's LoRAs on `fast` must change the image, swap and unload as on `quality`, and
 give the images a fresh load gives, in the hot-swap slots (the compiled GPU path) as in named
-adapters. A result of NaN ends the run with a message instead of a black image."""
+adapters; on `fastest` too, with its step cache. A result of NaN ends the run with a message
+instead of a black image."""
 
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ def backend(world, speed: str, hotswap: bool = False) -> LocalBackend:
     ), pipeline=build_tiny_pipeline().to(torch.bfloat16))  # fp8 per row is made from bf16 weights, as on a GPU
 
 
-def pixels(local: LocalBackend, world, loras=()) -> np.ndarray:
-    request = build_request(prompt="make it blue", image_urls=[world["ref"]], num_inference_steps=4, seed=7,
+def pixels(local: LocalBackend, world, loras=(), steps: int = 4) -> np.ndarray:
+    request = build_request(prompt="make it blue", image_urls=[world["ref"]], num_inference_steps=steps, seed=7,
                             loras=[{"path": p, "scale": s} for p, s in loras])
     result = [e for e in local.run(request, local.options({})) if isinstance(e, Result)][0]
     return np.asarray(Image.open(io.BytesIO(result.images[0].data)).convert("RGB"), dtype=np.int16)
@@ -132,3 +133,19 @@ def test_a_model_loaded_for_fast_is_fp8_from_the_start_and_takes_a_lora(world, f
     assert np.abs(image() - plain).mean() > 1e-3
     pipe.set_adapters(["r4"], [0.0])
     assert np.array_equal(image(), plain)
+
+
+def test_fastest_keeps_loras_and_swaps_them_with_its_step_cache(world, fp8_on_the_cpu):
+    """`fastest` = fp8 plus the step cache, past its 10 full steps: a LoRA still moves the image,
+    a swapped-in LoRA gives what a fresh load gives, and dropping the LoRAs gives back the plain
+    image (no cached residual of the LoRA run is reused)."""
+    def pixels_14(local, loras=()):
+        return pixels(local, world, loras, steps=14)
+
+    swapping = backend(world, "fastest", hotswap=True)
+    plain = pixels_14(swapping)
+    with_r4 = pixels_14(swapping, [("r4.safetensors", 1.0)])
+    with_r8 = pixels_14(swapping, [("r8.safetensors", 1.0)])
+    assert np.abs(with_r4 - plain).mean() > 0.2 and np.abs(with_r8 - plain).mean() > 0.2
+    assert np.array_equal(pixels_14(swapping), plain)
+    assert np.abs(pixels_14(backend(world, "fastest"), [("r8.safetensors", 1.0)]) - with_r8).max() <= 1
