@@ -68,7 +68,7 @@ def lora_hint(backends: tuple[str, ...]) -> str:
             f"At most {MAX_ACTIVE_LORAS} switched on.")
 
 
-def lora_editor(backends: tuple[str, ...] = ("fal",)) -> tuple[LoraList, gr.Number, gr.Markdown, gr.Markdown]:
+def lora_editor(backends: tuple[str, ...]) -> tuple[LoraList, gr.Number, gr.Markdown, gr.Markdown]:
     """The editor's components; returns (rows, version, note, check) for the page's events. The
     note under the rows says what is wrong in them as they are typed (and a refused run's LoRA
     problems); the check, what each LoRA is as its header says (ui/wiring.py fills it)."""

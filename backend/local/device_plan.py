@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..request import MAX_ACTIVE_LORAS
+
 GB = 2**30  # torch reports bytes; the cards' "96 GB" are GiB
 TRANSFORMER_GB = {"bf16": 64.0, "fp8": 32.0}
 TEXT_ENCODER_GB = 48.0
@@ -35,7 +37,6 @@ WORKING_GB = 8.0  # activations at 1024x1024 with references, the VAE, cuBLAS an
 STREAMED_GB = 4.0  # group_offload: the few layers on the card at once
 USABLE = 0.9  # of the card's memory: the CUDA context and the allocator's fragmentation take the rest
 LINEAR_SIDES = 6_491_904  # in + out features, summed over FLUX.2 [dev]'s 203 linear layers
-LORA_SLOTS = 3  # hotswap.py: the most LoRAs a run holds, each zero-padded to the maximum rank
 FP8_SPEEDS = ("fast", "fastest")  # the presets with an fp8 transformer (speed.py)
 ALL_SPEEDS = ("quality", "fast", "fastest")
 # In order of preference (see the module doc); `fastest` only when the operator asks for it.
@@ -103,7 +104,7 @@ class DevicePlan:
 def lora_slots_gb(rank: int) -> float:
     """The LoRAs beside the transformer: three of `rank` over every linear layer, in bf16 (the
     hot-swap slots; named adapters never hold more)."""
-    return LORA_SLOTS * rank * LINEAR_SIDES * 2 / GB
+    return MAX_ACTIVE_LORAS * rank * LINEAR_SIDES * 2 / GB  # hotswap.py: one slot per LoRA a run may hold
 
 
 def needed_gb(memory: str, speed: str, lora_rank: int = 0) -> float:
