@@ -63,10 +63,12 @@ time (first run - measured run), the relative difference of the final latents ag
 run is reported "unavailable: <reason>" (backend/local/speed.py); a preset that fails is
 reported "failed: <error>", and the others still run.  After `quality`: LoRA hot-swap on
 the compiled quality backend (4-step runs): no LoRA, then three LoRAs of ranks 128/32/8
-over different layers, one after another, all three, none, one again; per run the swap
+over different layers, one after another (the first twice: its second run, before any swap,
+is the step time the swaps are compared with), all three, none, one again; per run the swap
 time (HotswapAdapters._swap_in, timed in this process) and the graphs torch._dynamo
 compiled (`counters["stats"]["unique_graphs"]`); creating the slots compiles once, every
-later swap must compile nothing.  The slots are unloaded before `fast`; right after `fast`, a
+later swap must compile nothing, and a step after the swaps must take what one before them
+took (the loop's s/step, after / before).  The slots are unloaded before `fast`; right after `fast`, a
 shorter round (none, A, B, none, C) checks the same on the fp8 transformer, then unloads.
 Targets: fast <= 0.60x bare per step, fastest <= 0.45x bare per image, zero recompiles on
 swaps (on quality and on fast).  Written to bench/results/local-gpu.json.  About 7-8

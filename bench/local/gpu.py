@@ -266,17 +266,21 @@ class GpuWorld:
         """On the compiled backend of preset `name`: no LoRA, then three LoRAs of different ranks over
         different layers one after another, all three at once, none, the first again (on `fast`, a
         shorter round). The first LoRA creates the slots (one recompile, expected); every later swap
-        must compile nothing. On quality into self.hotswap, on fast into self.hotswap_fast."""
+        must compile nothing. A second run of that LoRA, before any swap, gives the step time the
+        swaps' runs are compared with (the slots always compute the same: any LoRA, or none, is a
+        rank-LORA_MAX_RANK product in each of them). On quality into self.hotswap, on fast into
+        self.hotswap_fast."""
         backend = self._last_backend
         info: dict = {"runs": [], "preset": name}
         if name.startswith("quality"):
             self.hotswap = info
-            plan = [("none", []), ("create slots + LoRA A", [0]), ("swap to B", [1]), ("swap to C", [2]),
-                    ("A + B + C", [0, 1, 2]), ("none", []), ("swap to C again", [2])]
+            plan = [("none", []), ("create slots + LoRA A", [0]), ("LoRA A again (before any swap)", [0]),
+                    ("swap to B", [1]), ("swap to C", [2]), ("A + B + C", [0, 1, 2]), ("none", []),
+                    ("swap to C again", [2])]
         else:
             self.hotswap_fast = info
-            plan = [("none", []), ("create slots + LoRA A", [0]), ("swap to B", [1]), ("none", []),
-                    ("swap to C", [2])]
+            plan = [("none", []), ("create slots + LoRA A", [0]), ("LoRA A again (before any swap)", [0]),
+                    ("swap to B", [1]), ("none", []), ("swap to C", [2])]
         if backend is None or name not in self.paths:
             info["error"] = f"{name} did not run"
             return
@@ -309,9 +313,13 @@ class GpuWorld:
             per_swap = [r["swap_s"] / r["swaps"] for r in later if r["swaps"]]
             info["swap_s_median"] = median(per_swap) if per_swap else None
             info["loop_s_per_step_no_slots"] = info["runs"][0]["loop_s_per_step"]
-            steps_after = [r["loop_s_per_step"] for r in later if r["loop_s_per_step"] is not None]
+            info["loop_s_per_step_before_swaps"] = before_s = info["runs"][2]["loop_s_per_step"]
+            steps_after = [r["loop_s_per_step"] for r in info["runs"][3:] if r["loop_s_per_step"] is not None]
             info["loop_s_per_step_after_swaps"] = median(steps_after) if steps_after else None
             info["loop_s_per_step_after_swaps_range"] = [min(steps_after), max(steps_after)] if steps_after else None
+            # The property: a step after a swap takes what a step before it took (ratio ~1).
+            info["step_after_over_before"] = (info["loop_s_per_step_after_swaps"] / before_s
+                                              if steps_after and before_s else None)
         except Exception as error:
             info["error"] = f"{type(error).__name__}: {error}"[:400]
             print(f"  hot-swap FAILED: {info['error']}", flush=True)
