@@ -38,6 +38,8 @@ def hotswap_row(hs: dict, t: dict, small: bool, num, where: str) -> str:
     ok = "n/a" if small else ("yes" if t["met"] else "NO")
     if "recompiles_on_swaps" not in hs:
         return f"| LoRA hot-swap on {where} | {hs.get('error', 'not run')} | | | | | | | == 0 | {ok} |"
+    if not hs["slot_creation_graphs"]:
+        ok += " (the compile counter saw no graph at slot creation: it cannot vouch for 0)"
     ranks = "/".join(str(lo["rank"]) for lo in hs["loras"])
     low_high = hs.get("loop_s_per_step_after_swaps_range")
     spread = f"{low_high[0]:.3f}-{low_high[1]:.3f}" if low_high else "—"
