@@ -50,6 +50,7 @@ from bench.local.gpu_model import (
     StepClock,
     build_random_components,
     compiled_blocks,
+    fp8_linears,
     graphs_compiled,
     make_pipe,
     uncompile,
@@ -206,6 +207,7 @@ class GpuWorld:
                 row["latents"], row["pixels"] = self.clock.last_decoded.detach().float().cpu(), pixels
         row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if self.cuda else None
         row["compiled_blocks"] = compiled_blocks(self.transformer)
+        row["fp8_linears"] = fp8_linears(self.transformer)
 
     def run_bare(self) -> np.ndarray:
         return np.asarray(bare_call(make_pipe(self.transformer, self.vae), self.ref, self.steps, SEED,

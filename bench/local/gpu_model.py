@@ -155,6 +155,13 @@ def uncompile(transformer) -> None:
     torch._dynamo.reset()
 
 
+def fp8_linears(transformer) -> tuple[int, int]:
+    """(linear layers whose weight is fp8, linear layers): proof that a preset's rows ran fp8
+    (torchao swaps the weight for a Float8Tensor; a layer that kept bf16 would not count)."""
+    linears = [m for m in transformer.modules() if isinstance(m, torch.nn.Linear)]
+    return sum(1 for m in linears if "Float8" in type(m.weight).__name__), len(linears)
+
+
 def compiled_blocks(transformer) -> int:
     return sum(1 for m in transformer.modules() if getattr(m, "_compiled_call_impl", None) is not None)
 

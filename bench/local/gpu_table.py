@@ -26,7 +26,8 @@ def preset_rows(paths: dict, steps: int) -> dict:
             "first_run_s": row["first_run_s"],
             "compile_s": None if name == "bare" else row["first_run_s"] - run_s,  # bare compiles nothing
             "prepare_s": row.get("prepare_s"), "peak_gib": row["peak_gib"],
-            "compiled_blocks": row["compiled_blocks"], "samples_s": row["samples_s"],
+            "compiled_blocks": row["compiled_blocks"], "fp8_linears": row["fp8_linears"],
+            "samples_s": row["samples_s"],
             "loop_s_per_step_samples": row["loop_s_per_step_samples"],
         }
     return rows
@@ -87,5 +88,7 @@ def gpu_table(r: dict, label: str, small: bool) -> str:
     lines.append("")
     lines.append(f"{r['speed_support_note']} Step cache interval {STEP_CACHE_INTERVAL}; hot-swap runs of "
                  f"{r['hotswap_steps']} steps; 'loop' = time between transformer calls.")
+    lines.append("fp8 linear layers (of all the transformer's): " + ", ".join(
+        f"{name} {row['fp8_linears'][0]}/{row['fp8_linears'][1]}" for name, row in r["paths"].items()))
     return "\n".join(lines)
 
