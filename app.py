@@ -24,6 +24,7 @@ from backend.errors import StudioError
 # Pillow's decompression-bomb limit must be set before any image is opened.
 from backend.images import MAX_INPUT_BYTES, set_max_pixels
 from backend.input_urls import UrlRefused, fetch_input_url
+from backend.local import quiet_dependency_notices
 from backend.redact import install_log_redaction, register_secret
 from backend.settings import Settings, SettingsError
 from backend.spending import DATABASE_NAME, Limits, SpendingPolicy
@@ -269,6 +270,7 @@ def upload_room(room: CacheRoom | None, share: UploadShare | None, max_body: int
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
+    quiet_dependency_notices()  # the local backend's libraries' start-up notices that do not concern us
     try:
         settings = Settings.from_env()
     except SettingsError as error:

@@ -15,3 +15,34 @@ backend itself is `backend.local.backend.LocalBackend`.
     diffusers_private.py every private diffusers name the backend relies on
     options.py           LocalOptions, the run's model, memory mode and preview cadence
 """
+
+from __future__ import annotations
+
+import logging
+
+# Warnings of the local backend's dependencies that say nothing about this server (seen with
+# diffusers 0.42.1, torchao 0.18 and torch 2.13 at every start), each dropped by its own words:
+DEPENDENCY_NOTICES = {
+    # diffusers registers torchao's tensor types for loading checkpoints saved by torchao, and one
+    # of them is gone from torchao 0.18. This app never loads such a checkpoint: it quantises bf16.
+    "diffusers.quantizers.torchao.torchao_quantizer": "Unable to import `torchao` Tensor objects",
+    # torchao 0.18 registers its enums with torch's pytree, which torch now deprecates: a notice
+    # for torchao's maintainers, not for this server's operator.
+    "torch.utils._pytree": "is an Enum subclass and is now natively supported",
+}
+
+
+def quiet_dependency_notices() -> None:
+    """Drop DEPENDENCY_NOTICES from the server's log (every other line of those loggers stays).
+    Called before anything imports diffusers or torchao."""
+    for logger_name, words in DEPENDENCY_NOTICES.items():
+        logging.getLogger(logger_name).addFilter(_WithoutWords(words))
+
+
+class _WithoutWords(logging.Filter):
+    def __init__(self, words: str):
+        super().__init__()
+        self.words = words
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.words not in record.getMessage()
