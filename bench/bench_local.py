@@ -101,6 +101,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import argparse  # noqa: E402
 
+from backend.local import quiet_dependency_notices  # noqa: E402
+
+quiet_dependency_notices()  # before diffusers and torchao are imported: their start-up notices
+
 import torch  # noqa: E402
 
 from bench.local.common import quiet  # noqa: E402
