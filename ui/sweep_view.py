@@ -142,13 +142,14 @@ def run_sweep_view(
     saved: dict[int, SavedRun] = {}
     results: dict[int, Result] = {}
     failures: dict[int, str] = {}
-    # A set: the pool starts these first, and run_sweep reports them started again when it does.
-    started: set[int] = set(range(min(run.backend.concurrent_runs, total)))
+    # In the order they started (a dict as an ordered set): the pool starts these first, and
+    # run_sweep reports them started again when it does.
+    started: dict[int, None] = dict.fromkeys(range(min(run.backend.concurrent_runs, total)))
     lock = threading.Lock()
 
     def start(index: int) -> None:
         with lock:
-            started.add(index)
+            started.setdefault(index)
 
     def state(sweep_run: dict | None = None) -> dict:
         return {"cells": [{"caption": c, "image": p} for c, p in zip(plan.captions, paths)], "run": sweep_run}
@@ -156,6 +157,10 @@ def run_sweep_view(
     def update() -> tuple[Any, str, Any, Any, Any]:
         with lock:
             running = [i for i in started if paths[i] is None and i not in failures]
+        # The pool starts the next cell the moment one ends, which can be before this view hears
+        # of that end: no more than concurrent_runs cells run, and the first started are the ones
+        # it has not heard of yet ("0 of 2 cells done, cells 1–2 running" on a one-at-a-time GPU).
+        running = running[:run.backend.concurrent_runs]
         return (cell_items(plan.captions, paths, set(failures), running),
                 sweep_status(len(saved), total, running), None, None, state())
 

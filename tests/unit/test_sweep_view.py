@@ -4,12 +4,16 @@ History card, and a picked cell used as input or restored (the browser: test_bro
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
 import gradio as gr
 import pytest
+from PIL import Image
 
+import ui.sweep_view
+from backend.events import Result, ResultImage
 from backend.fal import FalBackend, FalOptions, FalSettings
 from backend.request import build_request
 from tests.helpers.app import SERVER_KEY
@@ -73,6 +77,34 @@ def test_every_cell_shows_its_state_from_the_first_update_then_its_image(pointed
     last = updates[-1]
     assert captions(last) == ["lora1 0.4", "lora1 0.7"] and last[1] == "✅ Sweep done: 2 of 2 cells"
     assert all(Path(path).is_file() and tmp_path in Path(path).parents for path, _c in last[0])
+
+
+def test_a_cell_that_ended_unheard_is_not_shown_running_beside_the_next(images, tmp_path, monkeypatch):
+    # One cell at a time: the pool starts cell 2 the moment cell 1 ends, which can be before the
+    # view hears of that end; a heartbeat then showed "0 of 2 cells done, cells 1–2 running" (seen
+    # once in CI). The sweep's own order of events, with that timing made certain:
+    png = io.BytesIO()
+    Image.new("RGB", (16, 16), "blue").save(png, "PNG")
+    result = Result(images=(ResultImage(png.getvalue(), "image/png", 16, 16),), seed=1)
+
+    def cells_ending_unheard(backend, plan, options, key=None, started=None, region=None):
+        started(1)  # cell 2 handed to the backend: cell 1 has ended …
+        yield None  # … and a heartbeat comes before cell 1's result reaches the view
+        yield 0, result
+        yield None
+        yield 1, result
+
+    monkeypatch.setattr(ui.sweep_view, "run_sweep", cells_ending_unheard)
+    updates = sweep_updates(None, images, tmp_path, "lora1_scale", "0.4, 0.7")
+    assert [u[1] for u in updates] == [
+        "⚙️ Sweep: 0 of 2 cells done, cell 1 running",
+        "⚙️ Sweep: 0 of 2 cells done, cell 1 running",  # not "cells 1–2": one runs at a time
+        "⚙️ Sweep: 1 of 2 cells done, cell 2 running",
+        "⚙️ Sweep: 1 of 2 cells done, cell 2 running",
+        "⚙️ Sweep: 2 of 2 cells done",
+        "✅ Sweep done: 2 of 2 cells",
+    ]
+    assert captions(updates[1]) == ["running · lora1 0.4", "queued · lora1 0.7"]
 
 
 def test_captions_carry_every_axis_value_and_the_zip_names_its_files_by_them(pointed, images, tmp_path):
