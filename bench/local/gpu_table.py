@@ -44,13 +44,14 @@ def hotswap_row(hs: dict, t: dict, small: bool, num, where: str) -> str:
     ranks = "/".join(str(lo["rank"]) for lo in hs["loras"])
     low_high = hs.get("loop_s_per_step_after_swaps_range")
     spread = f"{low_high[0]:.3f}-{low_high[1]:.3f}" if low_high else "—"
+    peak = "n/a (CPU)" if hs.get("peak_gib") is None else f"{hs['peak_gib']:.1f} GiB (the round)"
     return (f"| LoRA hot-swap on {where} (ranks {ranks}, and none) | swap {num(hs['swap_s_median'], '.2f')} s "
             f"(median) | slots once: {hs['slot_creation_s']:.1f} s, {hs['slot_creation_graphs']} graphs "
             f"| s/step (loop): no slots {num(hs['loop_s_per_step_no_slots'], '.3f')}, before any swap "
             f"{num(hs.get('loop_s_per_step_before_swaps'), '.3f')}, after swaps "
             f"{num(hs['loop_s_per_step_after_swaps'], '.3f')} ({spread}): after / before "
             f"**{num(hs.get('step_after_over_before'), '.3f')}** "
-            f" | | | recompiles on swaps: **{hs['recompiles_on_swaps']}** | | == 0 | {ok} |")
+            f" | {peak} | | recompiles on swaps: **{hs['recompiles_on_swaps']}** | | == 0 | {ok} |")
 
 
 def gpu_table(r: dict, label: str, small: bool) -> str:
