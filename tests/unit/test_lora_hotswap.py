@@ -5,6 +5,8 @@ above STUDIO_LORA_MAX_RANK is refused from its header, naming the limit."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from backend.events import Result
@@ -54,23 +56,29 @@ def test_swapping_ranks_layers_and_none_gives_what_a_fresh_load_gives(world):
     assert swapping._loaded is not None and isinstance(swapping._loaded.adapters, HotswapAdapters)
     plain_images = [image(backend(world, hotswap=False), world, loras) for loras in SEQUENCE]
     swapped_images = [image(swapping, world, loras) for loras in SEQUENCE]
-    assert len(set(plain_images)) == len(SEQUENCE)  # every LoRA set made a different image
+    for (i, a), (j, b) in itertools.combinations(enumerate(plain_images), 2):
+        assert _difference(a, b)[1] > SAME_SHARE, (SEQUENCE[i], SEQUENCE[j])  # every LoRA set makes its own image
     for loras, plain, swapped in zip(SEQUENCE, plain_images, swapped_images):
-        if any(path.startswith("r2-") for path, _ in loras):
-            # Rank 2 zero-padded to 16 sums its products in another order: at most one level.
-            assert _largest_difference(plain, swapped) <= 1, loras
-        else:
-            assert swapped == plain, loras
+        # Zero-padded to the slots' rank, a LoRA's products sum in another order, so a value may
+        # round to the next level: seen for 1 value of 12288 (rank 4, an AVX2-only CPU), for none
+        # on AVX-512 CPUs. Two different LoRA sets differ in thousands.
+        largest, share = _difference(plain, swapped)
+        assert largest <= 1 and share <= SAME_SHARE, (loras, largest, share)
 
 
-def _largest_difference(a: bytes, b: bytes) -> int:
+SAME_SHARE = 0.01  # of the pixel values: at most this many may differ (by one level) for "the same image"
+
+
+def _difference(a: bytes, b: bytes) -> tuple[int, float]:
+    """(the largest difference of two PNGs' pixel values, the share of values that differ)."""
     import io
 
     import numpy as np
     from PIL import Image
 
     pixels = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int) for data in (a, b)]
-    return int(np.abs(pixels[0] - pixels[1]).max())
+    differences = np.abs(pixels[0] - pixels[1])
+    return int(differences.max()), float((differences > 0).mean())
 
 
 def test_a_lora_above_the_rank_limit_is_refused_with_the_limit(world):
