@@ -54,6 +54,13 @@ window.studioOtherTabs = (() => {
       return setItem.call(this, name, value);
     } catch (error) {
       const key = STORED[name];
+      // The runs kept until History's write holds them (UNSAVED, below) give way to that write.
+      if (key && this.getItem("flux2-studio-unsaved") !== null) {
+        this.removeItem("flux2-studio-unsaved");
+        try {
+          return setItem.call(this, name, value);
+        } catch (again) {}  // still full: said below
+      }
       if (key && !notKept.includes(key)) {
         notKept.push(key);
         const button = document.querySelector("#other-tab-not-kept");
@@ -63,6 +70,36 @@ window.studioOtherTabs = (() => {
     }
   };
   const pending = {};  // key -> the messages to merge, until the server takes them
+  // A run lands in History two server calls after its Done (this tab's merge, then the write), and
+  // a reload in that half second lost it: this tab's own changes that add to History are kept here
+  // (localStorage: {history: [messages]}) from the moment they reach the page until a write of
+  // History holds them, and a page that loads merges in those still here (`replay`).
+  // A message no write holds an hour on (History's cap took it, or the server was gone) is let go.
+  const UNSAVED = "flux2-studio-unsaved";
+  const UNSAVED_KEPT = 10;  // messages (a run each, with its thumbnail): the newest
+  const UNSAVED_MS = 3600 * 1000;
+  const readUnsaved = () => {
+    try {
+      const all = JSON.parse(localStorage.getItem(UNSAVED) || "{}");
+      const messages = all && typeof all === "object" && Array.isArray(all.history) ? all.history : [];
+      return messages.filter((m) => m && typeof m.at === "number" && Date.now() - m.at < UNSAVED_MS);
+    } catch (error) {
+      return [];
+    }
+  };
+  const keepUnsaved = (messages) => {
+    try {
+      if (messages.length) localStorage.setItem(UNSAVED, JSON.stringify({history: messages.slice(-UNSAVED_KEPT)}));
+      else localStorage.removeItem(UNSAVED);
+    } catch (error) {}  // storage full: the page says so when History's own write is refused
+  };
+  // Whether a write of History (`value`) holds what `message` brought: each entry there as it was
+  // sent (starred or not), or removed since.
+  const holds = (value, message, removed) => {
+    const entries = Array.isArray(message && message.value) ? message.value : [];
+    return entries.every((entry) => !entry || removed.includes(entry.id) || (Array.isArray(value) && value.some(
+      (kept) => kept && kept.id === entry.id && Boolean(kept.starred) === Boolean(entry.starred))));
+  };
   // A run's time as the visitor reads it, on its card and in History's notes: the server wrote
   // its own clock's ("created"), which on a Space is UTC; "at" (seconds since 1970) says when.
   const two = (n) => String(n).padStart(2, "0");
@@ -134,6 +171,11 @@ window.studioOtherTabs = (() => {
       last[key] = now;
       lastValue[key] = value;
       if (channel) channel.postMessage({key, value, removed});
+      if (key === "history") {  // what this write holds is kept now (this tab's or another's)
+        const unsaved = readUnsaved();
+        const left = unsaved.filter((message) => !holds(value, message, removed));
+        if (left.length !== unsaved.length) keepUnsaved(left);
+      }
       // Still has what another tab removed while this one could not hear it: drop it here too.
       const stale = now.filter((id) => removed.includes(id));
       if (stale.length) merge(key, null, stale);
@@ -148,7 +190,14 @@ window.studioOtherTabs = (() => {
       const removed = Array.isArray(message.removed) ? message.removed : [];
       const added = idsOf(key, value);
       takeRecord(key, {n: message.n, removed, back: added});  // for the tabs that miss it
+      if (key === "history" && added.length) keepUnsaved([...readUnsaved(), {n: message.n, at: Date.now(), value}]);
       if (added.length || removed.length) merge(key, value, removed);
+    },
+    // At the page's load: what this browser's tabs added to History and no write of it holds yet
+    // (the page was reloaded or closed right after a run), merged in as another tab's message.
+    replay() {
+      const removed = removedOf("history");
+      for (const message of readUnsaved()) merge("history", message.value, removed);
     },
     // Whether this site may keep nothing in this browser ("blocked"), for the page's load.
     blocked() {

@@ -17,6 +17,7 @@ import io
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,9 +218,20 @@ def nothing(message: str, count: int) -> tuple:
     return tuple(gr.skip() for _ in range(count))
 
 
-def remember(run: dict | None, past: list[dict] | None) -> Any:
-    """A finished run, for History (`landed`)."""
-    return landed(past, [run] if run else [])
+def with_landing(run: Callable[[dict[str, Any]], Iterator[tuple]], values: dict[str, Any],
+                 saved_run: Callable[[tuple], Any] = lambda update: update[-2]) -> Iterator[tuple]:
+    """The page's run (or sweep), `run(values)`, each update with the run's change to History
+    last: None until `saved_run(update)` is the saved run ({recipe, images, ...}: a run's
+    `last_run`, second to last), then its entry. The change comes in the same update as the run's
+    Done, and the page keeps it in the browser at once (assets/other_tabs.js, until History's
+    write holds it): handed over by an event after the run, it reached the browser two server
+    calls after Done, and a reload in that half second lost the run."""
+    message = None
+    for update in run(values):
+        saved = saved_run(update)  # gr.skip() (a dict too) before the run starts, None until its result
+        if message is None and isinstance(saved, dict) and "recipe" in saved:
+            message = change([entry]) if (entry := new_entry([], saved)) else None
+        yield (*update, message)
 
 
 def star(past: list[dict] | None, picked: str | None, outputs_root: Path) -> Any:

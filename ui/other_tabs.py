@@ -91,6 +91,7 @@ NOT_KEPT = {
     "blocked": "This browser lets this site keep nothing (its cookies and site data are blocked): History and "
                "presets last until this page is closed or reloaded. Allow this site's data to keep them.",
 }
+REPLAY_JS = "() => { window.studioOtherTabs.replay(); return []; }"  # at the page's load
 NOT_KEPT_JS = "(message) => [window.studioOtherTabs.notKept()]"  # which value it was, as the click's input
 BLOCKED_JS = "(message) => [window.studioOtherTabs.blocked()]"  # "blocked", or null: nothing to say
 

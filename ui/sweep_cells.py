@@ -74,10 +74,11 @@ def restore_cell(state: dict | None, index: int | None, version: float, setup: P
             f"♻️ Restored the settings of the sweep cell {as_text(cell['caption'])}." + warn_left_out(notes))
 
 
-def remember_sweep(state: dict | None, past: list[dict] | None) -> Any:
-    """A finished sweep, for History as one card (none after a Stop or when no cell made an
-    image): ui/history.py landed."""
-    return history_lib.remember((state or {}).get("run"), past)
+def sweep_run(update: tuple) -> Any:
+    """The finished sweep as History keeps it (one card), from the page sweep's update (its
+    state last); None until the sweep is done, after a Stop, or when no cell made an image."""
+    state = update[-1]
+    return state.get("run") if isinstance(state, dict) else None
 
 
 def restore_sweep(past: list[dict] | None, picked: str | None, outputs_root: Path) -> tuple:

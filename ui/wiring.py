@@ -23,6 +23,7 @@ from backend.jobs import JobBoard
 from backend.outputs import is_inside
 from backend.spending import SpendingPolicy
 from ui import field_checks, png_restore, results
+from ui import history as history_lib
 from ui.examples import example_settings
 from ui.form import FIELDS, PageSetup, api_function, args_doc
 from ui.key_box import fill_key_js
@@ -72,7 +73,7 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
     # their details, run and seed come back too, before wire_results gives their tools back.
     ran = run_event.then(results.after_failure, [before_run, page.last_run],
                          [page.details, page.last_run, page.seed_used], **PRIVATE_FAST)
-    restored = wire_history(demo, page, ctx, run_event)
+    restored = wire_history(demo, page, ctx)
     opened = wire_queue(demo, page, ctx)
     wire_results(page, ctx, [ran, restored], opened, stopped)
     wire_presets(demo, page, ctx)
@@ -167,8 +168,10 @@ def wire_run(page: Page, ctx: Context, before_run: gr.State) -> Any:
     the same run without it, bound to a hidden trigger: Gradio's MCP server drops State
     outputs from a tool's result by position and fails on a tool that has one."""
     shown = [page.gallery, page.status, page.logs, page.details, page.seed_used]
-    page_run = api_function("page_edit", partial(field_checks.page_run, partial(_run_body, ctx)), ctx.setup,
-                            EDIT_DOC, extra=[(field_checks.SHOWN, None), *PAGE_EXTRA])
+    # The run's entry for History comes with its Done (ui/history.py with_landing).
+    page_run = api_function("page_edit", partial(history_lib.with_landing,
+                                                 partial(field_checks.page_run, partial(_run_body, ctx))),
+                            ctx.setup, EDIT_DOC, extra=[(field_checks.SHOWN, None), *PAGE_EXTRA])
     marks = gr.State({})  # the fields a refused run marks (ui/field_checks.py)
     # The run bar: Run reads "Running" and Stop is enabled while the run goes; a click on Run
     # then says what happens (assets/page.js: the run event itself ignores it, trigger_mode="once").
@@ -180,7 +183,8 @@ def wire_run(page: Page, ctx: Context, before_run: gr.State) -> Any:
            page.download_zip], **PRIVATE_FAST)
     run_inputs = [*page.inputs(), page.gallery, page.region.strokes, page.region.only_painted, page.restored_mask]
     run_event = gr.on(
-        [page.run_button.click, page.form["prompt"].submit], page_run, run_inputs, [*shown, page.last_run, marks],
+        [page.run_button.click, page.form["prompt"].submit], page_run, run_inputs,
+        [*shown, page.last_run, marks, page.other_tabs.history_changed],
         js=fill_key_js(run_inputs, page.form["fal_key"]),  # the visitor's key, held by the page (ui/key_box.py)
         show_progress="minimal", show_progress_on=[page.gallery], trigger_mode="once", **PRIVATE,
     )

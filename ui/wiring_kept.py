@@ -22,15 +22,17 @@ from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, gradio_cache, show_
 MASK_SECONDS = 86_400  # a PNG's mask waits this long for its image 1 (Gradio keeps uploads a day too)
 
 
-def wire_history(demo: gr.Blocks, page: Page, ctx: Context, run_event: Any) -> Any:
+def wire_history(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
     """History's events; returns the restore's last event: the restored run is then the page's run."""
     restored = [page.form[name] for name in RESTORED_FIELDS]
     history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
     # History has one writer per tab, the merge of the other tabs' runs: a finished run (and a
     # sweep's, a queued run's), a star, a Clear and its Undo are changes handed to it (`changed`).
+    # A run's comes with its Done (ui/wiring.py wire_run, ui/history.py with_landing).
     changed = page.other_tabs.history_changed
-    run_event.then(history_lib.remember, [page.last_run, page.history], changed, **PRIVATE)
     changed.change(None, changed, None, js=other_tabs.changed_js(other_tabs.HISTORY), **PRIVATE_FAST)
+    # What the browser's tabs added and no write of History holds yet (a reload right after Done).
+    demo.load(None, None, None, js=other_tabs.REPLAY_JS, **PRIVATE_FAST)
     demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST)
     page.history_gallery.select(history_lib.pick_run, page.history, history_buttons, **PRIVATE_FAST)
     # Queued: a star past the starred runs' room is refused with a warning, which needs the queue.

@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from backend.errors import InvalidInput
+from ui import history as history_lib
 from ui import sweep_cells
 from ui.form import RESTORED_FIELDS, api_function, args_doc
 from ui.key_box import fill_key_js
@@ -65,15 +66,18 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
     endpoint without it, as for `edit`), the X axis following the LoRA list, and the cells."""
     controls: list[Any] = [page.sweep_x, page.sweep_x_values, page.sweep_y, page.sweep_y_values]
     shown = [page.sweep_gallery, page.status, page.sweep_grid, page.sweep_zip]
-    page_sweep = api_function("page_sweep", partial(_page_sweep_body, ctx), ctx.setup, SWEEP_DOC,
-                              extra=[*SWEEP_ARGS, *PAGE_EXTRA])
+    # The sweep's card for History comes with its Done (ui/history.py with_landing).
+    page_sweep = api_function("page_sweep", partial(history_lib.with_landing, partial(_page_sweep_body, ctx),
+                                                    saved_run=sweep_cells.sweep_run),
+                              ctx.setup, SWEEP_DOC, extra=[*SWEEP_ARGS, *PAGE_EXTRA])
     cell_buttons = [page.sweep_picked, page.sweep_use_input, page.sweep_restore]
     swept = [*page.inputs(), *controls, page.region.strokes, page.region.only_painted, page.restored_mask]
     # "Sweep as zip" waits for the sweep's zip (it offered nothing, or the last sweep's, meanwhile).
     opened = (lambda: (gr.update(open=True), gr.update(value=None, interactive=False)))
     event = page.sweep_button.click(opened, None, [page.sweep_results, page.sweep_zip], **PRIVATE_FAST).then(
         sweep_cells.unpick_cell, None, cell_buttons, **PRIVATE_FAST).then(
-        page_sweep, swept, [*shown, page.sweep_state], js=fill_key_js(swept, page.form["fal_key"]), **PRIVATE)
+        page_sweep, swept, [*shown, page.sweep_state, page.other_tabs.history_changed],
+        js=fill_key_js(swept, page.form["fal_key"]), **PRIVATE)
     api_sweep = api_function("sweep", partial(_api_sweep_body, ctx), ctx.setup, SWEEP_DOC, extra=SWEEP_ARGS)
     gr.Button(visible=False).click(api_sweep, [*page.inputs(), *controls], shown, api_name="sweep")
     # The run bar reads "Running" and Stop is enabled while the sweep runs: a click on Run then
@@ -83,7 +87,6 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
     event.then(lambda: run_bar(False), None, bar, **PRIVATE_FAST)
     event.then(lambda zipped: gr.update(interactive=bool(zipped)), page.sweep_zip, page.sweep_zip, **PRIVATE_FAST)
     event.failure(lambda: run_bar(False), None, bar, **PRIVATE_FAST)
-    event.then(sweep_cells.remember_sweep, [page.sweep_state, page.history], page.other_tabs.history_changed, **PRIVATE)
     # The X axis follows the LoRA list (seed, or LoRA 1 scale) until the visitor picks it.
     for field in (page.sweep_x, page.sweep_x_values):
         field.input(lambda: True, None, page.sweep_edited, **PRIVATE_FAST)

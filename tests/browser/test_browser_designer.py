@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from backend.recipes import read_recipe
 from tests.helpers.app import launch_app, stop_app
-from tests.helpers.browser import no_error_pill, open_panel, run_once
+from tests.helpers.browser import no_error_pill, open_panel, reload_the_moment_status_says, run_once
 
 # `browser` (one Chromium per module) and `screenshot` (tests/screenshots/<test name>.png) are
 # conftest's fixtures.
@@ -125,6 +125,27 @@ def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, 
     expect(page.locator("#history-clear")).to_have_text("Click again to clear")
     page.locator("#history-clear").click()
     expect(page.locator("#history img")).to_have_count(1)
+    screenshot(page)
+    page.close()
+
+
+def test_a_reload_the_moment_the_run_says_done_keeps_it_in_history(browser, app, fake, images, screenshot):
+    """A designer reloads as soon as the run says Done: the run is in History after the reload,
+    with the run before it. (The browser kept it about half a second after Done, two server calls
+    later, and a reload in that half second lost it from History.)"""
+    page = open_page(browser, app)
+    cards = page.locator("#history .thumbnail-item")
+    run_once(page, images["blue"], prompt="the run before")
+    expect(cards).to_have_count(1, timeout=15_000)
+    page.wait_for_timeout(1000)  # kept in the browser
+    page.locator("#prompt textarea").fill("kept the moment it is done")
+    reload_the_moment_status_says(page, "Done", page.locator("#run-button").click)
+    newest_first = [re.compile("kept the moment it is done"), re.compile("the run before")]
+    expect(cards).to_have_text(newest_first, timeout=15_000)
+    page.wait_for_timeout(1000)  # nothing brings a second copy of it later
+    expect(cards).to_have_count(2)
+    page.reload()  # and the browser keeps both (once)
+    expect(cards).to_have_text(newest_first, timeout=15_000)
     screenshot(page)
     page.close()
 

@@ -11,7 +11,14 @@ import zipfile
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.helpers.browser import DRAWN, loaded_width, no_error_pill, open_app, open_panel
+from tests.helpers.browser import (
+    DRAWN,
+    loaded_width,
+    no_error_pill,
+    open_app,
+    open_panel,
+    reload_the_moment_status_says,
+)
 
 CELLS = "#sweep-cells .thumbnail-item"
 # Every sweep cell caption whose text is cut (wider or taller than its box).
@@ -132,6 +139,25 @@ def default_sweep(page, image) -> None:
     expect(page.locator("#sweep-x-values textarea, #sweep-x-values input")).to_have_value("1, 2, 3, 4")
     page.locator("#sweep-button").click()
     expect(page.locator("#status")).to_contain_text("Sweep done: 4 of 4 cells", timeout=60_000)
+
+
+def test_a_reload_the_moment_the_sweep_says_done_keeps_its_card_in_history(browser, app, fake, images, screenshot):
+    """The sweep's History card reached the browser two server calls after "Sweep done": a reload
+    the moment it said so lost the sweep from History. Now it is there after the reload, once."""
+    fake.job_seconds = 0
+    page = open_app(browser, app, width=1440, height=1000)
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("a sweep kept at once")
+    open_panel(page, "Sweep")
+    page.locator("#sweep-x-values textarea, #sweep-x-values input").fill("1, 2")
+    reload_the_moment_status_says(page, "Sweep done", page.locator("#sweep-button").click)
+    cards = page.locator("#history .thumbnail-item")
+    expect(cards.filter(has_text="Sweep 2×1: a sweep kept at once")).to_have_count(1, timeout=15_000)
+    page.wait_for_timeout(1000)  # no second copy comes later
+    expect(cards).to_have_count(1)
+    screenshot(page)
+    page.close()
 
 
 # How far the sweep cells' grid is wider than its frame (a cut-off column on a phone), in px.

@@ -283,34 +283,37 @@ def test_a_late_preset_save_keeps_the_preset_a_closed_tab_saved_meanwhile(browse
     tabs.close()
 
 
-def fn_index_named(page, api_name: str) -> int:
-    """The fn_index of the page's event whose handler is `api_name` (private events keep their name)."""
-    return page.evaluate("(name) => window.gradio_config.dependencies.find((d) => d.api_name === name).id", api_name)
+# How many runs this browser's tabs added to History that no write of History holds yet.
+UNSAVED_RUNS = """(count) => {
+  const unsaved = JSON.parse(localStorage.getItem("flux2-studio-unsaved") || "{}").history || [];
+  return unsaved.reduce((runs, message) => runs + message.value.length, 0) === count;
+}"""
 
 
 def test_a_queued_run_that_lands_while_a_run_is_put_in_history_or_starred_is_kept_too(
         browser, app, fake, images, screenshot):
-    """One tab: a run finishes, and before its History entry is written (a slow connection), a
-    queued run lands in History; then a star is on its way while another queued run lands. Every
-    run is kept, the star too: no write takes another's run away."""
+    """One tab: a run finishes, and before its History entry is merged in (a slow connection), a
+    queued run lands; then a star is on its way while another queued run lands. Every run is
+    kept, the star too: no write takes another's run away."""
     fake.job_seconds = 0
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     page.add_init_script(SLOW_CALL)
     page.goto(app.url)
     expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
     cards = history_cards(page)
-    page.evaluate("(fn) => { window.slowFn = fn; }", fn_index_named(page, "remember"))
+    page.evaluate("(fn) => { window.slowFn = fn; }", fn_index_of(page, "other-tab-history", "click"))
     run_once(page, images["blue"], prompt="run made here")
-    page.wait_for_function("typeof window.release === 'function'")  # its History entry is held back
+    page.wait_for_function("typeof window.release === 'function'")  # its merge into History is held back
     page.locator("#prompt textarea").fill("queued meanwhile")
     page.locator("#queue-button").click()
-    expect(cards).to_have_count(1, timeout=30_000)
-    expect(cards).to_contain_text("queued meanwhile")
+    # Both wait for the merge, kept in the browser meanwhile (a reload now would merge them in).
+    page.wait_for_function(UNSAVED_RUNS, arg=2, timeout=30_000)
     page.evaluate("window.slowFn = undefined; window.release()")
     expect(cards).to_have_count(2, timeout=15_000)
     page.wait_for_timeout(1_500)  # settled: neither comes and goes
-    expect(cards).to_have_text([re.compile("run made here"), re.compile("queued meanwhile")])
-    cards.first.click()
+    expect(cards).to_have_text([re.compile("queued meanwhile"), re.compile("run made here")])  # newest first
+    page.wait_for_function(UNSAVED_RUNS, arg=0)  # History's write holds both
+    cards.filter(has_text="run made here").click()
     expect(page.locator("#history-star")).to_be_enabled()  # the run is picked
     page.evaluate("(fn) => { window.slowFn = fn; }", fn_index_of(page, "history-star", "click"))
     page.locator("#history-star").click()
@@ -321,7 +324,7 @@ def test_a_queued_run_that_lands_while_a_run_is_put_in_history_or_starred_is_kep
     page.evaluate("window.slowFn = undefined; window.release()")
     expect(cards.filter(has_text="★ run made here")).to_have_count(1, timeout=15_000)
     page.wait_for_timeout(1_500)
-    newest_first = ("queued while starring", "★ run made here", "queued meanwhile")
+    newest_first = ("queued while starring", "queued meanwhile", "★ run made here")
     expect(cards).to_have_text([re.compile(text) for text in newest_first])
     page.reload()
     expect(cards).to_have_count(3, timeout=30_000)

@@ -64,6 +64,29 @@ def run_once(page, image, prompt="make it glow", images=1):
     expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
 
 
+# The page reloads the moment its status says `text` (again, if it says so now): in the same task
+# as that change of the DOM, before whatever the page does after it (a person's reload comes some
+# hundred ms later).
+RELOAD_AT = """(text) => {
+  const status = document.querySelector("#status");
+  let cleared = !status.textContent.includes(text);
+  new MutationObserver((_, observer) => {
+    if (!status.textContent.includes(text)) cleared = true;
+    if (!cleared || !status.textContent.includes(text)) return;
+    observer.disconnect();
+    location.reload();
+  }).observe(status, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def reload_the_moment_status_says(page, text: str, click) -> None:
+    """`click()` (a Run), and the page reloaded the moment its status says `text`; back once loaded."""
+    page.evaluate(RELOAD_AT, text)
+    with page.expect_navigation(timeout=60_000):
+        click()
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+
+
 def loaded_width(image) -> int:
     """The width of the picture an <img> shows, once it is loaded (0: it cannot be shown). Right
     after the status says Done the gallery's <img> is there but its file may still be loading."""

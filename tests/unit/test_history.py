@@ -60,6 +60,31 @@ def test_a_run_already_kept_is_not_kept_twice(run_file):
     assert [e["token"] for e in add_entry(history, first)] == ["b", "a"]
 
 
+def test_a_run_brings_its_history_entry_with_its_done_and_only_then(run_file):
+    """The page's run hands History its entry in the update that says Done (the page keeps it in
+    the browser from there): none before the result, none for a run that failed, one entry per run."""
+    saved = {**run_file, "token": "t1"}
+
+    def page_run(outcome):  # the page run's updates: (gallery, status, logs, details, seed, last_run, marks)
+        yield [], "⏳ Starting…", gr.skip(), gr.skip(), gr.skip(), gr.skip(), {}
+        yield [], "Step 1/4", "", "", None, None, {}
+        if outcome == "done":
+            yield ["image-1.png"], "✅ Done in 2.0 s", "", "details", 5, saved, {}
+        else:
+            yield (*[gr.skip()] * 6, {"prompt": "too long"})
+
+    updates = list(history_lib.with_landing(page_run, "done"))
+    assert [u[-1] for u in updates[:2]] == [None, None]
+    message = updates[2][-1]
+    assert updates[2][:-1] == (["image-1.png"], "✅ Done in 2.0 s", "", "details", 5, saved, {})  # the run's own
+    assert message["removed"] == []
+    [entry] = message["value"]
+    assert entry["token"] == "t1" and entry["recipe"] == saved["recipe"] and entry["thumbs"]
+    merged = other_tabs.history_from_other_tab([], [message], None)[0]
+    assert [e["id"] for e in merged] == [entry["id"]]
+    assert [u[-1] for u in history_lib.with_landing(page_run, "refused")] == [None, None, None]
+
+
 def test_starred_runs_survive_clear_and_the_cap(run_file):
     history = add_entry([], run_file)
     history = history_lib.toggle_star(history, history[0]["id"])

@@ -137,8 +137,13 @@ def test_a_lora_scale_axis_with_no_lora_on_is_refused_naming_the_axis(pointed, i
 
 
 def test_a_sweep_is_one_history_card_with_its_grid_that_restores_its_cells_and_zip(pointed, images, tmp_path):
-    *_rest, (_gallery, _status, grid, made_zip, state) = sweep_updates(pointed, images, tmp_path, "seed", "1, 2")
-    past = sweep_cells.remember_sweep(state, [])["value"]
+    updates = sweep_updates(pointed, images, tmp_path, "seed", "1, 2")
+    *_rest, (_gallery, _status, grid, made_zip, state) = updates
+    # The card comes with the sweep's Done, in its last update, and not before.
+    landing = [u[-1] for u in history_lib.with_landing(lambda _values: iter(updates), {},
+                                                       saved_run=sweep_cells.sweep_run)]
+    assert landing[:-1] == [None] * (len(updates) - 1)
+    past = landing[-1]["value"]
     items = history_lib.gallery_items(past)
     assert len(past) == 1  # one card
     assert past[0]["thumbs"] == [history_lib.thumbnail(grid, whole=True)]  # the card shows the grid
