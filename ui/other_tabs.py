@@ -49,6 +49,11 @@ class OtherTabInputs:
     presets: gr.Button
     message: gr.JSON
     history_changed: gr.JSON  # this tab's changes to History, merged as another tab's are (ui/history.py change)
+    # A run's and a sweep's entry, each in its own (ui/history.py with_landing): their updates set it
+    # to None until the result, and a None landing just after another change in one component
+    # could hide that change from its change event.
+    run_landed: gr.JSON
+    sweep_landed: gr.JSON
     presets_changed: gr.JSON  # this tab's changes to the presets (`preset_change`)
     not_kept: gr.Button  # clicked when the browser did not keep what this tab wrote (`warn_not_kept`)
 
@@ -60,6 +65,8 @@ def other_tab_inputs() -> OtherTabInputs:
         presets=gr.Button("", visible="hidden", elem_id="other-tab-presets"),
         message=gr.JSON(None, visible="hidden", elem_id="other-tab-message"),
         history_changed=gr.JSON(None, visible="hidden", elem_id="history-changed"),
+        run_landed=gr.JSON(None, visible="hidden", elem_id="run-landed"),
+        sweep_landed=gr.JSON(None, visible="hidden", elem_id="sweep-landed"),
         presets_changed=gr.JSON(None, visible="hidden", elem_id="presets-changed"),
         not_kept=gr.Button("", visible="hidden", elem_id="other-tab-not-kept"),
     )

@@ -184,7 +184,7 @@ def wire_run(page: Page, ctx: Context, before_run: gr.State) -> Any:
     run_inputs = [*page.inputs(), page.gallery, page.region.strokes, page.region.only_painted, page.restored_mask]
     run_event = gr.on(
         [page.run_button.click, page.form["prompt"].submit], page_run, run_inputs,
-        [*shown, page.last_run, marks, page.other_tabs.history_changed],
+        [*shown, page.last_run, marks, page.other_tabs.run_landed],
         js=fill_key_js(run_inputs, page.form["fal_key"]),  # the visitor's key, held by the page (ui/key_box.py)
         show_progress="minimal", show_progress_on=[page.gallery], trigger_mode="once", **PRIVATE,
     )

@@ -28,9 +28,10 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
     history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
     # History has one writer per tab, the merge of the other tabs' runs: a finished run (and a
     # sweep's, a queued run's), a star, a Clear and its Undo are changes handed to it (`changed`).
-    # A run's comes with its Done (ui/wiring.py wire_run, ui/history.py with_landing).
+    # A run's and a sweep's come with their Done (ui/wiring.py wire_run, ui/history.py with_landing).
     changed = page.other_tabs.history_changed
-    changed.change(None, changed, None, js=other_tabs.changed_js(other_tabs.HISTORY), **PRIVATE_FAST)
+    for changes in (changed, page.other_tabs.run_landed, page.other_tabs.sweep_landed):
+        changes.change(None, changes, None, js=other_tabs.changed_js(other_tabs.HISTORY), **PRIVATE_FAST)
     # What the browser's tabs added and no write of History holds yet (a reload right after Done).
     demo.load(None, None, None, js=other_tabs.REPLAY_JS, **PRIVATE_FAST)
     demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST)

@@ -76,7 +76,7 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
     opened = (lambda: (gr.update(open=True), gr.update(value=None, interactive=False)))
     event = page.sweep_button.click(opened, None, [page.sweep_results, page.sweep_zip], **PRIVATE_FAST).then(
         sweep_cells.unpick_cell, None, cell_buttons, **PRIVATE_FAST).then(
-        page_sweep, swept, [*shown, page.sweep_state, page.other_tabs.history_changed],
+        page_sweep, swept, [*shown, page.sweep_state, page.other_tabs.sweep_landed],
         js=fill_key_js(swept, page.form["fal_key"]), **PRIVATE)
     api_sweep = api_function("sweep", partial(_api_sweep_body, ctx), ctx.setup, SWEEP_DOC, extra=SWEEP_ARGS)
     gr.Button(visible=False).click(api_sweep, [*page.inputs(), *controls], shown, api_name="sweep")

@@ -45,7 +45,7 @@ def test_the_sweep_axis_follows_the_lora_list(browser, app, screenshot):
 
 def test_a_refused_sweep_says_why_on_the_status_line_without_red_pills(browser, app, fake, screenshot):
     page = open_app(browser, app, width=1440, height=1000, accept_downloads=True)
-    page.get_by_text("Sweep", exact=True).click()
+    open_panel(page, "Sweep")
     page.locator("#sweep-button").click()  # no image, no instruction
     status = page.locator("#status")
     expect(status).to_contain_text("Please check the form", timeout=15_000)
