@@ -55,8 +55,8 @@ window.studioOtherTabs = (() => {
     } catch (error) {
       const key = STORED[name];
       // The runs kept until History's write holds them (UNSAVED, below) give way to that write.
-      if (key && this.getItem("flux2-studio-unsaved") !== null) {
-        this.removeItem("flux2-studio-unsaved");
+      if (key && this.getItem(UNSAVED) !== null) {
+        this.removeItem(UNSAVED);
         try {
           return setItem.call(this, name, value);
         } catch (again) {}  // still full: said below

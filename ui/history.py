@@ -230,7 +230,7 @@ def with_landing(run: Callable[[dict[str, Any]], Iterator[tuple]], values: dict[
     for update in run(values):
         saved = saved_run(update)  # gr.skip() (a dict too) before the run starts, None until its result
         if message is None and isinstance(saved, dict) and "recipe" in saved:
-            message = change([entry]) if (entry := new_entry([], saved)) else None
+            message = landed([], [saved])  # a run of its own: always new
         yield (*update, message)
 
 
