@@ -38,6 +38,12 @@ from ui.wiring_queue import wire_queue
 from ui.wiring_sweep import wire_sweep
 
 STARTING = "⏳ Starting…"
+# Gradio 6.31's page reads a cancelled event's last message (the one /cancel sends, with no data)
+# as a failure: each output the event shows progress on says "Error" until the page's cancel is
+# over (about 0.1 s; on a sweep's status, cells and grid every time). A Stop is not an error, so
+# from Stop until the next Run or Sweep the page is marked and assets/style.css hides that state.
+STOPPED_JS = "() => { document.body.dataset.stopped = ''; }"
+STARTED_JS = "() => { delete document.body.dataset.stopped; }"
 EDIT_DOC = f"""Edit reference images (1-3 on fal, 1-6 locally) with FLUX.2 [dev] and up to 3 LoRAs.
 
 Args:
@@ -56,6 +62,10 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
     ctx = Context(setup, backends, outputs, downloads, spending, JobBoard())
     wire_form(page, ctx)
     before_run = gr.State(None)  # what the page showed when Run was clicked: Stop brings it back
+    # Run and Sweep take Stop's mark off the page (STOPPED_JS). Before the run's own event: the page
+    # handles one trigger's events in turn, each after the one before it is over (a run: at its end).
+    gr.on([page.run_button.click, page.form["prompt"].submit, page.sweep_button.click], None, None,
+          js=STARTED_JS, **PRIVATE_FAST)
     run_event = wire_run(page, ctx, before_run)
     sweep_event = wire_sweep(page, ctx)
     wire_costs(demo, page, ctx, [run_event, sweep_event])
@@ -64,8 +74,10 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
     # Stop is enabled only while something runs (run_bar), so "Stopped" is always true. The page
     # shows again what it showed before the run (its results, details, seed; the tools act on
     # those), after the interrupted preview, captioned so (no result tool acts on it: ui/results.py).
+    # Stop also marks the page until the next Run or Sweep (STOPPED_JS): assets/style.css then hides
+    # the red "Error" Gradio puts on the cancelled event's outputs for a moment.
     stopped = page.stop_button.click(
-        None, None, None, cancels=[run_event, sweep_event], **PRIVATE_FAST,
+        None, None, None, cancels=[run_event, sweep_event], js=STOPPED_JS, **PRIVATE_FAST,
     ).then(results.after_stop, [page.gallery, before_run],
            [page.status, page.gallery, page.details, page.last_run, page.seed_used], **PRIVATE_FAST,
            ).then(lambda: run_bar(False), None, [page.run_button, page.stop_button], **PRIVATE_FAST)

@@ -102,6 +102,29 @@ def no_error_pill(page) -> None:
     expect(page.locator(ERROR_PILL)).to_have_count(0)
 
 
+# Every red "Error" pill shown from now on, by the id of the component it is on, however briefly: a
+# MutationObserver looks as each change is made (Gradio showed one for ~0.1 s after a Stop).
+WATCH_ERROR_PILLS = """() => {
+  window.__pillsSeen = [];
+  const look = () => {
+    for (const pill of document.querySelectorAll("[data-testid=status-tracker] .error")) {
+      if (pill.checkVisibility()) window.__pillsSeen.push(pill.closest("[id]")?.id || "(no id)");
+    }
+  };
+  new MutationObserver(look).observe(document.body, {subtree: true, childList: true, characterData: true,
+                                                    attributes: true});
+}"""
+
+
+def watch_error_pills(page) -> None:
+    page.evaluate(WATCH_ERROR_PILLS)
+
+
+def error_pills_seen(page) -> list[str]:
+    """The components an "Error" pill was shown on since watch_error_pills (sorted, once each)."""
+    return sorted(set(page.evaluate("window.__pillsSeen")))
+
+
 # Where a gallery's picture is drawn: the part of it inside its <img> (object-fit "cover" draws
 # past the box and clips; "contain" draws inside it) and the part of that the gallery's frame
 # shows, and whether the frame's label lies over it. A picture shown whole has both equal to the
