@@ -1,7 +1,8 @@
 """The sweep on the page: what it will cost, and its cells, grid and zip as they come.
 
 Every cell is in the sweep gallery from the start: a grey placeholder captioned "queued ·
-<values>" or "running · <values>" until its image (captioned with its values) replaces it.
+<values>" or "running · <values>" until its image (captioned with its values) replaces it; a
+Stop turns the cells not done into "stopped · <values>".
 A picked cell can become the input or give back its settings (ui/sweep_cells.py).
 """
 
@@ -40,7 +41,7 @@ SWEEP_ARGS_DOC = {
     "y_axis": 'a second setting to vary, or "" for none.',
     "y_values": "its values, comma-separated.",
 }
-QUEUED, RUNNING, FAILED = "queued", "running", "failed"
+QUEUED, RUNNING, FAILED, STOPPED = "queued", "running", "failed", "stopped"
 PLACEHOLDER_SIDE = 96
 
 
@@ -80,7 +81,7 @@ def sweep_cost(x_key: str, x_values: str, y_key: str | None, y_values: str,
 @functools.cache
 def placeholder(state: str) -> str:
     """A small grey PNG standing for a cell not done yet (or failed), drawn once per state."""
-    shade = {QUEUED: 215, RUNNING: 170, FAILED: 140}[state]
+    shade = {QUEUED: 215, RUNNING: 170, FAILED: 140, STOPPED: 190}[state]
     image = Image.new("RGB", (PLACEHOLDER_SIDE, PLACEHOLDER_SIDE), (shade, shade, shade))
     ImageDraw.Draw(image).text((PLACEHOLDER_SIDE / 2, PLACEHOLDER_SIDE / 2), state, fill=(255, 255, 255),
                                anchor="mm")
@@ -102,6 +103,20 @@ def cell_items(captions: tuple[str, ...], paths: list[str | None], failed: set[i
             state = FAILED if index in failed else RUNNING if index in running else QUEUED
             items.append((placeholder(state), f"{state} · {caption}"))
     return items
+
+
+def stopped_cells(cells: Any) -> Any:
+    """Stop: each cell still "queued" or "running" says "stopped · <values>" (nothing runs any
+    more); finished and failed cells stay. Nothing changes when no cell was waiting (a run was
+    stopped, or a sweep from History is shown)."""
+    items, stopped = [], False
+    for item in cells or []:  # Gradio gives the gallery's items as (path, caption) pairs
+        path, caption = item if isinstance(item, (tuple, list)) and len(item) == 2 else (item, None)
+        state, joint, values = str(caption or "").partition(" · ")
+        if joint and state in (QUEUED, RUNNING):
+            path, caption, stopped = placeholder(STOPPED), f"{STOPPED} · {values}", True
+        items.append((path, caption))
+    return items if stopped else gr.skip()
 
 
 def sweep_status(done: int, total: int, running: list[int]) -> str:

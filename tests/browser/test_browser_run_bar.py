@@ -291,10 +291,10 @@ window.fetch = async (input, init) => {
 
 
 def test_a_stopped_sweep_shows_no_error_when_its_last_message_comes_late(browser, app, fake, images, screenshot):
-    """Stop during a sweep: "Stopped" and the cells as they were, no red "Error" pill on the
-    cells, the status or the grid, then or for a moment (one stayed about 1 run in 3 when the
-    cancelled sweep's last message reached the page after its cancel was over; here it always
-    comes late; and each showed for ~0.1 s on every Stop, until the cancel was over)."""
+    """Stop during a sweep: "Stopped", each cell "stopped" (they said "running" for good), and no
+    red "Error" pill on the cells, the status or the grid, then or for a moment (one stayed about
+    1 run in 3 when the cancelled sweep's last message reached the page after its cancel was
+    over; here it always comes late; and each showed for ~0.1 s on every Stop)."""
     fake.job_seconds = 30
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.add_init_script(LATE_LAST_MESSAGE)
@@ -313,6 +313,8 @@ def test_a_stopped_sweep_shows_no_error_when_its_last_message_comes_late(browser
     assert fake.wait_for(lambda: all(j.cancelled for j in fake.jobs.values()), timeout=30)
     expect(page.locator("#run-button")).to_have_text("Run", timeout=10_000)
     page.wait_for_timeout(1500)  # the late message, then the page's handling of it
+    expect(page.locator("#sweep-cells .caption-label")).to_have_text(
+        ["stopped · seed 1", "stopped · seed 2", "stopped · seed 3"])
     no_error_pill(page)
     assert error_pills_seen(page) == []  # not even for a moment (Gradio showed them for ~0.1 s every time)
     screenshot(page)

@@ -21,7 +21,7 @@ from ui import history as history_lib
 from ui import sweep_cells
 from ui.form import RESTORED_FIELDS, PageSetup
 from ui.run import Outputs, RunPlan
-from ui.sweep_view import default_axis, follow_loras, run_sweep_view
+from ui.sweep_view import default_axis, follow_loras, run_sweep_view, stopped_cells
 
 SETUP = PageSetup(("fal",), "fal", False, (), "", "gpu")
 
@@ -77,6 +77,27 @@ def test_every_cell_shows_its_state_from_the_first_update_then_its_image(pointed
     last = updates[-1]
     assert captions(last) == ["lora1 0.4", "lora1 0.7"] and last[1] == "✅ Sweep done: 2 of 2 cells"
     assert all(Path(path).is_file() and tmp_path in Path(path).parents for path, _c in last[0])
+
+
+def test_a_stop_turns_the_cells_not_done_into_stopped_and_keeps_the_finished_ones(pointed, images, tmp_path):
+    pointed.job_seconds = 0.6
+    updates = sweep_updates(pointed, images, tmp_path, "lora1_scale", "0.4, 0.7")
+    first = updates[0]  # running, queued
+    halfway = next(u for u in updates if captions(u) == ["lora1 0.4", "running · lora1 0.7"])
+
+    def gallery(update: tuple) -> list:  # as Gradio hands the gallery to a handler: (path, caption) pairs
+        return [(path, caption) for path, caption in update[0]]
+
+    stopped = stopped_cells(gallery(first))
+    assert [c for _p, c in stopped] == ["stopped · lora1 0.4", "stopped · lora1 0.7"]
+    shown = {Path(path) for path, _c in first[0]}
+    assert len({Path(path) for path, _c in stopped}) == 1 and not {Path(p) for p, _c in stopped} & shown
+    stopped = stopped_cells(gallery(halfway))
+    assert [c for _p, c in stopped] == ["lora1 0.4", "stopped · lora1 0.7"]
+    assert stopped[0][0] == halfway[0][0][0]  # the finished cell keeps its image
+    # Nothing waited (a run was stopped, or the sweep had finished): the cells are left as they are.
+    assert stopped_cells(gallery(updates[-1])) == gr.skip()
+    assert stopped_cells(None) == gr.skip()
 
 
 def test_a_cell_that_ended_unheard_is_not_shown_running_beside_the_next(images, tmp_path, monkeypatch):
