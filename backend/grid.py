@@ -13,6 +13,7 @@ Pillow only: no numpy, no torch, so the hosted app can import it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
@@ -75,17 +76,19 @@ def _fit(image: Image.Image, shape: tuple[int, int]) -> Image.Image:
     return out
 
 
-def _failed(shape: tuple[int, int], font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> Image.Image:
+def _missing(shape: tuple[int, int], font: ImageFont.FreeTypeFont | ImageFont.ImageFont, word: str) -> Image.Image:
     out = Image.new("RGB", shape, FAILED_GREY)
-    ImageDraw.Draw(out).text((shape[0] / 2, shape[1] / 2), "failed", fill=WHITE, font=font, anchor="mm")
+    ImageDraw.Draw(out).text((shape[0] / 2, shape[1] / 2), word, fill=WHITE, font=font, anchor="mm")
     return out
 
 
 def make_grid(
-    cells: list[Image.Image | None], x: Axis, y: Axis | None = None, cell_size: int = 384
+    cells: list[Image.Image | None], x: Axis, y: Axis | None = None, cell_size: int = 384,
+    missing: Mapping[int, str] | None = None,
 ) -> tuple[Image.Image, GridLayout]:
     """cells are in row-major order: cell (row r, column c) is cells[r * len(x.values) + c];
-    with y None there is one row. A None cell (a run that failed or was stopped) is drawn as a grey box with 'failed'.
+    with y None there is one row. A None cell (a run that failed, or that a Stop left undone) is
+    drawn as a grey box with the word `missing` gives for its index ('failed' by default).
     Cells have the first image's shape, its long side cell_size; each image is scaled to fit its
     cell keeping its aspect ratio (centered on white)."""
     _check(cells, x, y, cell_size)
@@ -154,7 +157,8 @@ def make_grid(
         left = left_margin + c * (cell_w + gap)
         top = top_margin + r * (cell_h + gap)
         shape = (cell_w, cell_h)
-        image.paste(_fit(cell, shape) if cell is not None else _failed(shape, font), (left, top))
+        word = (missing or {}).get(i, "failed")
+        image.paste(_fit(cell, shape) if cell is not None else _missing(shape, font, word), (left, top))
         boxes.append((left, top, left + cell_w, top + cell_h))
 
     return image, GridLayout(cell_boxes=tuple(boxes), labels=tuple(labels))

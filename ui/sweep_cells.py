@@ -97,10 +97,13 @@ def restore_sweep(past: list[dict] | None, picked: str | None, outputs_root: Pat
     captions = tuple(str(caption)[:80] for caption, _path in pairs)
     paths = [kept(path) for _caption, path in pairs]
     cells = [{"caption": c, "image": p} for c, p in zip(captions, paths)]
-    failed = {i for i, p in enumerate(paths) if not p}
+    listed = sweep.get("stopped")  # a stopped sweep's cells it did not make (from the browser: checked)
+    stopped = {i for i in listed if isinstance(i, int)} if isinstance(listed, list) else set()
+    failed = {i for i, p in enumerate(paths) if not p and i not in stopped}
     grid = kept(sweep.get("grid"))
     # The sweep's zip lies beside its grid (ui/sweep_view.py save_sweep): "Sweep as zip" is this
     # sweep's, not the last one run on this page.
     zipped = next((kept(z) for z in sorted(Path(grid).parent.glob("sweep_*.zip"))), None) if grid else None
-    return (cell_items(captions, paths, failed, []), grid, gr.update(value=zipped, interactive=bool(zipped)),
-            gr.update(open=True), {"cells": cells, "run": None}, *unpick_cell())
+    return (cell_items(captions, paths, failed, [], stopped=bool(stopped)), grid,
+            gr.update(value=zipped, interactive=bool(zipped)), gr.update(open=True),
+            {"cells": cells, "run": None}, *unpick_cell())

@@ -26,6 +26,7 @@ from backend.grid import make_grid
 from backend.outputs import SavedRun, atomic_write, recipe_for, save_run, store_references
 from backend.redact import redact
 from backend.sweep import SWEEPABLE, SweepAxis, SweepPlan, plan_sweep, run_sweep
+from ui import history as history_lib
 from ui.run import Outputs, RunPlan, active_loras, format_problems, normalise_loras
 from ui.text import as_text, error_text
 
@@ -91,16 +92,18 @@ def placeholder(state: str) -> str:
 
 
 def cell_items(captions: tuple[str, ...], paths: list[str | None], failed: set[int],
-               running: list[int]) -> list[tuple[str, str]]:
+               running: list[int], stopped: bool = False) -> list[tuple[str, str]]:
     """One gallery item per cell, in cell order: its image captioned with its values, or a
-    placeholder captioned "queued · <values>", "running · <values>" or "failed · <values>"."""
+    placeholder captioned "queued · <values>", "running · <values>" or "failed · <values>"
+    ("stopped · <values>" for each cell neither done nor failed, once `stopped`)."""
     items = []
     for index, caption in enumerate(captions):
         path = paths[index]
         if path:
             items.append((path, caption))
         else:
-            state = FAILED if index in failed else RUNNING if index in running else QUEUED
+            waiting = STOPPED if stopped else RUNNING if index in running else QUEUED
+            state = FAILED if index in failed else waiting
             items.append((placeholder(state), f"{state} · {caption}"))
     return items
 
@@ -166,8 +169,12 @@ def run_sweep_view(
         with lock:
             started.setdefault(index)
 
+    kept: dict | None = None  # what a Stop keeps (stopped_sweep), once a cell is done
+
     def state(sweep_run: dict | None = None) -> dict:
-        return {"cells": [{"caption": c, "image": p} for c, p in zip(plan.captions, paths)], "run": sweep_run}
+        cells = {"cells": [{"caption": c, "image": p} for c, p in zip(plan.captions, paths)], "run": sweep_run}
+        # The page's sweep state stays on the server (a gr.State): the plan can travel in it.
+        return {**cells, "kept": kept} if sweep_run is None and kept else cells
 
     def update() -> tuple[Any, str, Any, Any, Any]:
         with lock:
@@ -192,6 +199,9 @@ def run_sweep_view(
                 paths[index], results[index] = str(saved[index].image_paths[0]), outcome
             else:
                 failures[index] = as_text(redact(outcome.message, run.key))
+            if saved:
+                kept = {"plan": plan, "paths": list(paths), "failed": set(failures),
+                        "run": history_run(run, plan, saved, results, paths)}
         yield update()
     grid_path, zipped = save_sweep(outputs.root, plan, paths)
     status = f"✅ Sweep done: {len(saved)} of {total} cells"
@@ -203,19 +213,51 @@ def run_sweep_view(
 
 
 def history_run(run: RunPlan, plan: SweepPlan, saved: dict[int, SavedRun], results: dict[int, Result],
-                paths: list[str | None], grid_path: Path) -> dict | None:
+                paths: list[str | None], grid_path: Path | None = None) -> dict | None:
     """The sweep as one History entry (ui/history.py new_entry): the base recipe (the form's
-    request, the first finished cell's result), the cells, and the grid as its thumbnail."""
+    request, the first finished cell's result), the cells, and the grid as its thumbnail (None:
+    not drawn yet, with_grid adds it)."""
     if not saved:
         return None
     first = saved[min(saved)]
     # The first cell's recipe, but with the request as the form had it (not one cell's values).
     recipe = {**first.recipe, "request": recipe_for(run.request, run.options, results[min(saved)], "", "")["request"]}
-    return {
-        "recipe": recipe, "images": [p for p in paths if p], "token": first.token, "thumb": str(grid_path),
+    entry = {
+        "recipe": recipe, "images": [p for p in paths if p], "token": first.token,
         "references": [str(p) for p in first.reference_paths],
-        "sweep": {"shape": plan.shape, "grid": str(grid_path), "cells": [[c, p] for c, p in zip(plan.captions, paths)]},
+        "sweep": {"shape": plan.shape, "cells": [[c, p] for c, p in zip(plan.captions, paths)]},
     }
+    return with_grid(entry, grid_path) if grid_path else entry
+
+
+def with_grid(sweep_run: dict, grid_path: Path, stopped: list[int] | None = None) -> dict:
+    """The History entry's run with its grid, once drawn (and, for a stopped sweep, the cells
+    it did not make: History shows them "stopped")."""
+    sweep = {**sweep_run["sweep"], "grid": str(grid_path), **({"stopped": stopped} if stopped else {})}
+    return {**sweep_run, "thumb": str(grid_path), "sweep": sweep}
+
+
+def stopped_sweep(cells: Any, state: Any, outputs: Outputs) -> tuple:
+    """Stop: the cells not done say "stopped" (stopped_cells). A sweep with finished cells keeps
+    them as it would have kept them all: their grid and zip, and its History card (the cells it
+    did not make say "stopped" in each). Outputs: the sweep gallery, status, grid, zip, sweep
+    state, History change; each left as it is when there is nothing to keep (a run was stopped,
+    or no cell had finished). `state` is the page's gr.State (the server's), not the browser's."""
+    marked = stopped_cells(cells)
+    kept = state.get("kept") if isinstance(state, dict) else None
+    if not kept or not kept.get("run") or marked == gr.skip():  # gr.skip(): no cell waited, no sweep was stopped
+        return marked, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    plan, paths, failed = kept["plan"], kept["paths"], kept["failed"]
+    undone = [i for i, p in enumerate(paths) if not p and i not in failed]
+    grid_path, zipped = save_sweep(outputs.root, plan, paths, undone)
+    sweep_run = with_grid(kept["run"], grid_path, undone)
+    done = sum(1 for p in paths if p)
+    status = (f"⏹ Stopped. {done} of {len(paths)} cells were done: they are kept (their grid and zip below, "
+              "the sweep in History).")
+    state = {"cells": [{"caption": c, "image": p} for c, p in zip(plan.captions, paths)], "run": sweep_run}
+    outputs.enforce_cap()
+    return (cell_items(plan.captions, paths, failed, [], stopped=True), status, str(grid_path),
+            gr.update(value=zipped, interactive=True), state, history_lib.landed([], [sweep_run]))
 
 
 def zip_name(plan: SweepPlan) -> str:
@@ -228,11 +270,14 @@ def zip_members(plan: SweepPlan, paths: list[str | None]) -> list[tuple[str, str
     return [(name + Path(p).suffix, p) for name, p in zip(plan.names, paths) if p]
 
 
-def save_sweep(root: Path, plan: SweepPlan, paths: list[str | None]) -> tuple[Path, str]:
+def save_sweep(root: Path, plan: SweepPlan, paths: list[str | None], stopped: list[int] | None = None,
+               ) -> tuple[Path, str]:
     """The labelled grid, sweep.json and a zip of the cells (named by their values), the grid
-    and sweep.json, in a folder of their own under the outputs."""
+    and sweep.json, in a folder of their own under the outputs. The cells a Stop left undone
+    (`stopped`) say so in the grid; other cells with no image failed."""
     cells: list[Image.Image | None] = [Image.open(p) if p else None for p in paths]
-    grid, _layout = make_grid(cells, plan.x.axis(), plan.y.axis() if plan.y else None)
+    grid, _layout = make_grid(cells, plan.x.axis(), plan.y.axis() if plan.y else None,
+                              missing=dict.fromkeys(stopped or [], STOPPED))
     folder = Path(tempfile.mkdtemp(prefix="sweep-", dir=root))
     grid_path = folder / "grid.png"
     grid.save(grid_path)

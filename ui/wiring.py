@@ -32,7 +32,7 @@ from ui.region_editor import FOLLOW_IMAGE_1_JS, PAGE_EXTRA, STROKES_TAKEN_JS, TA
 from ui.run import Outputs, form_error_status, given_key, plan_run, refused_status, run_edit, run_error
 from ui.snippets import run_snippets
 from ui.spending_view import admitted, make_page_costs
-from ui.sweep_view import stopped_cells
+from ui.sweep_view import stopped_sweep
 from ui.wiring_common import PRIVATE, PRIVATE_FAST, Context, gradio_cache, run_bar, show_tint, start_run
 from ui.wiring_kept import wire_history, wire_library, wire_presets
 from ui.wiring_queue import wire_queue
@@ -77,11 +77,15 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
     # those), after the interrupted preview, captioned so (no result tool acts on it: ui/results.py).
     # Stop also marks the page until the next Run or Sweep (STOPPED_JS): assets/style.css then hides
     # the red "Error" Gradio puts on the cancelled event's outputs for a moment.
+    # A sweep's cells not done say "stopped", and its finished cells are kept (ui/sweep_view.py
+    # stopped_sweep: grid, zip, History), after after_stop, whose status line it then completes.
     stop = page.stop_button.click(None, None, None, cancels=[run_event, sweep_event], js=STOPPED_JS, **PRIVATE_FAST)
-    stop.then(stopped_cells, page.sweep_gallery, page.sweep_gallery, **PRIVATE_FAST)  # "stopped", not "running"
-    stopped = stop.then(results.after_stop, [page.gallery, before_run],
-                        [page.status, page.gallery, page.details, page.last_run, page.seed_used], **PRIVATE_FAST,
-                        ).then(lambda: run_bar(False), None, [page.run_button, page.stop_button], **PRIVATE_FAST)
+    after_stop = stop.then(results.after_stop, [page.gallery, before_run],
+                           [page.status, page.gallery, page.details, page.last_run, page.seed_used], **PRIVATE_FAST)
+    after_stop.then(partial(stopped_sweep, outputs=ctx.outputs), [page.sweep_gallery, page.sweep_state],
+                    [page.sweep_gallery, page.status, page.sweep_grid, page.sweep_zip, page.sweep_state,
+                     page.other_tabs.sweep_landed], **PRIVATE_FAST)
+    stopped = after_stop.then(lambda: run_bar(False), None, [page.run_button, page.stop_button], **PRIVATE_FAST)
     # A run that made nothing (failed or refused) shows again the results shown before it (ui/run.py);
     # their details, run and seed come back too, before wire_results gives their tools back.
     ran = run_event.then(results.after_failure, [before_run, page.last_run],

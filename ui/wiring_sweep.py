@@ -85,7 +85,9 @@ def wire_sweep(page: Page, ctx: Context) -> Any:
     bar = [page.run_button, page.stop_button]
     page.sweep_button.click(mark_running, page.run_button, bar, **PRIVATE_FAST)
     event.then(lambda: run_bar(False), None, bar, **PRIVATE_FAST)
-    event.then(lambda zipped: gr.update(interactive=bool(zipped)), page.sweep_zip, page.sweep_zip, **PRIVATE_FAST)
+    # A finished sweep's zip (a stopped sweep's: ui/sweep_view.py stopped_sweep; this would read the
+    # zip before Stop gave it, and disable it).
+    event.success(lambda zipped: gr.update(interactive=bool(zipped)), page.sweep_zip, page.sweep_zip, **PRIVATE_FAST)
     event.failure(lambda: run_bar(False), None, bar, **PRIVATE_FAST)
     # The X axis follows the LoRA list (seed, or LoRA 1 scale) until the visitor picks it.
     for field in (page.sweep_x, page.sweep_x_values):

@@ -13,11 +13,13 @@ from playwright.sync_api import expect
 
 from tests.helpers.browser import (
     DRAWN,
+    error_pills_seen,
     loaded_width,
     no_error_pill,
     open_app,
     open_panel,
     reload_the_moment_status_says,
+    watch_error_pills,
 )
 
 CELLS = "#sweep-cells .thumbnail-item"
@@ -157,6 +159,42 @@ def test_a_reload_the_moment_the_sweep_says_done_keeps_its_card_in_history(brows
     page.wait_for_timeout(1000)  # no second copy comes later
     expect(cards).to_have_count(1)
     screenshot(page)
+    page.close()
+
+
+def test_a_sweep_stopped_after_a_cell_keeps_that_cell_grid_zip_and_history_card(browser, local_app, images,
+                                                                               screenshot):
+    """A sweep stopped halfway: the cells it made were saved but not kept anywhere a person
+    could find them again (no grid, no zip, no History card; the others said "running" for
+    good). Now they are kept as a sweep of their own; the cells it did not make say "stopped".
+    The local backend runs one cell at a time, so Stop comes with one cell done and two not."""
+    page = open_app(browser, local_app, width=1440, height=1000, accept_downloads=True)
+    page.get_by_label("this machine's GPU (local)").check()
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("stopped halfway")
+    open_panel(page, "Sweep")
+    page.locator("#sweep-x-values textarea, #sweep-x-values input").fill("1, 2, 3")
+    page.locator("#sweep-button").click()
+    cells = page.locator("#sweep-cells .caption-label")
+    expect(cells.first).to_have_text("seed 1", timeout=120_000)  # cell 1 done, cell 2 running
+    watch_error_pills(page)
+    page.locator("#stop-button").click()
+    expect(page.locator("#status")).to_contain_text(re.compile(r"Stopped\. 1 of 3 cells were done: they are kept"),
+                                                    timeout=30_000)
+    expect(cells).to_have_text(["seed 1", "stopped · seed 2", "stopped · seed 3"])
+    expect(page.locator("#sweep-grid img")).to_have_count(1)
+    expect(page.locator("#sweep-zip")).to_be_enabled(timeout=10_000)
+    with page.expect_download() as download:
+        page.locator("#sweep-zip").click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        assert sorted(archive.namelist()) == ["grid.png", "seed-1.png", "sweep.json"]
+    card = page.locator("#history .thumbnail-item").filter(has_text="Sweep 3×1: stopped halfway")
+    expect(card).to_have_count(1, timeout=15_000)
+    assert error_pills_seen(page) == []
+    screenshot(page)
+    page.reload()
+    expect(card).to_have_count(1, timeout=60_000)  # in History for good
     page.close()
 
 

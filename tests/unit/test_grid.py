@@ -115,6 +115,20 @@ def test_cells_take_the_results_shape_and_a_different_one_fits_inside_with_white
     assert tall_grid.getpixel((left + 2, top + 2)) == FAILED_GREY
 
 
+def test_a_cell_a_stop_left_undone_says_so_in_its_own_box_only():
+    x3 = Axis("Seed", ("1", "2", "3"))
+    cells = [solid((200, 0, 0)), None, None]
+    failed, layout = make_grid(cells, x3, cell_size=CELL)
+    stopped, same_layout = make_grid(cells, x3, cell_size=CELL, missing={1: "stopped"})
+    assert same_layout == layout
+    box = layout.cell_boxes[1]
+    changed = [(px, py) for px in range(failed.width) for py in range(failed.height)
+               if failed.getpixel((px, py)) != stopped.getpixel((px, py))]
+    assert changed  # another word ...
+    assert all(box[0] <= px < box[2] and box[1] <= py < box[3] for px, py in changed)  # ... in cell 2 alone
+    assert stopped.getpixel((box[0] + 2, box[1] + 2)) == FAILED_GREY  # the same grey box
+
+
 def test_small_images_are_scaled_up_to_the_cell():
     grid, layout = make_grid([solid((0, 128, 0), size=(8, 8))], Axis("Seed", ("1",)), cell_size=CELL)
     left, top, right, bottom = layout.cell_boxes[0]

@@ -21,7 +21,7 @@ from ui import history as history_lib
 from ui import sweep_cells
 from ui.form import RESTORED_FIELDS, PageSetup
 from ui.run import Outputs, RunPlan
-from ui.sweep_view import default_axis, follow_loras, run_sweep_view, stopped_cells
+from ui.sweep_view import default_axis, follow_loras, run_sweep_view, stopped_cells, stopped_sweep
 
 SETUP = PageSetup(("fal",), "fal", False, (), "", "gpu")
 
@@ -98,6 +98,40 @@ def test_a_stop_turns_the_cells_not_done_into_stopped_and_keeps_the_finished_one
     # Nothing waited (a run was stopped, or the sweep had finished): the cells are left as they are.
     assert stopped_cells(gallery(updates[-1])) == gr.skip()
     assert stopped_cells(None) == gr.skip()
+
+
+def test_a_sweep_stopped_with_cells_done_keeps_them_grid_zip_and_history_card(pointed, images, tmp_path):
+    pointed.job_seconds = 0.6
+    updates = sweep_updates(pointed, images, tmp_path, "lora1_scale", "0.4, 0.7")
+    halfway = next(u for u in updates if captions(u) == ["lora1 0.4", "running · lora1 0.7"])
+    outputs = Outputs(tmp_path)
+    gallery = [(path, caption) for path, caption in halfway[0]]
+    cells, status, grid, zipped, state, change = stopped_sweep(gallery, halfway[-1], outputs)
+    assert [c for _p, c in cells] == ["lora1 0.4", "stopped · lora1 0.7"]
+    assert cells[0][0] == halfway[0][0][0]
+    assert status.startswith("⏹ Stopped. 1 of 2 cells were done: they are kept")
+    assert Path(grid).is_file() and Image.open(grid).size[0] > 0
+    assert zipped["interactive"]
+    with zipfile.ZipFile(zipped["value"]) as archive:
+        assert sorted(archive.namelist()) == ["grid.png", "lora1-scale-0.4.png", "sweep.json"]
+    (entry,) = change["value"]  # its History card, the grid as its picture
+    assert entry["thumbs"] == [history_lib.thumbnail(grid, whole=True)]
+    assert entry["sweep"]["stopped"] == [1] and entry["images"] == [cells[0][0]]
+    assert history_lib.gallery_items([entry])[0][1].startswith("Sweep 2×1: make it blue")
+    assert state["run"] is not None and "kept" not in state  # kept once: a second Stop keeps nothing more
+    assert stopped_sweep(cells, state, outputs)[1:] == (gr.skip(),) * 5
+    # Restored from History: the cell it did not make says "stopped", not "failed".
+    restored = sweep_cells.restore_sweep([entry], entry["id"], tmp_path)
+    assert [c for _p, c in restored[0]] == ["lora1 0.4", "stopped · lora1 0.7"]
+    for junk in (5, "1", {"a": 1}, [None, "x"]):  # History comes from the browser
+        forged = {**entry, "sweep": {**entry["sweep"], "stopped": junk}}
+        assert [c for _p, c in sweep_cells.restore_sweep([forged], entry["id"], tmp_path)[0]] == [
+            "lora1 0.4", "failed · lora1 0.7"]
+    # Nothing done yet, or a sweep that had finished: nothing to keep (the first only says "stopped").
+    nothing = stopped_sweep([(p, c) for p, c in updates[0][0]], updates[0][-1], outputs)
+    assert [c for _p, c in nothing[0]] == ["stopped · lora1 0.4", "stopped · lora1 0.7"]
+    assert nothing[1:] == (gr.skip(),) * 5
+    assert stopped_sweep([(p, c) for p, c in updates[-1][0]], updates[-1][-1], outputs) == (gr.skip(),) * 6
 
 
 def test_a_cell_that_ended_unheard_is_not_shown_running_beside_the_next(images, tmp_path, monkeypatch):
