@@ -58,7 +58,7 @@ def is_preview(caption: Any) -> bool:
 
 def finished_results(gallery: Any) -> list[tuple[str, Any]]:
     """The finished results a gallery shows, as (path, caption): not a run's previews."""
-    return [(str(path), caption) for path, caption in _items(gallery) if path and not is_preview(caption)]
+    return [(str(path), caption) for path, caption in gallery_pairs(gallery) if path and not is_preview(caption)]
 
 
 def before_run(gallery: Any, details: Any, last_run: Any, seed: Any) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def after_stop(gallery: Any, kept: Any) -> tuple:
     run's interrupted preview, captioned so. A result that arrived just before Stop is left as
     it is, and so is a gallery a stopped sweep never touched. Outputs: status, gallery, details,
     last_run, seed."""
-    items = _items(gallery)
+    items = gallery_pairs(gallery)
     if any(not is_preview(caption) for _, caption in items) or not isinstance(kept, dict):
         return "⏹ Stopped.", gr.skip(), gr.skip(), gr.skip(), gr.skip()
     previews = [(path, INTERRUPTED) for path, _ in items]
@@ -88,7 +88,8 @@ def after_stop(gallery: Any, kept: Any) -> tuple:
     return status, [*kept["gallery"], *previews], kept["details"], kept["last_run"], kept["seed"]
 
 
-def _items(gallery: Any) -> list[tuple[Any, Any]]:
+def gallery_pairs(gallery: Any) -> list[tuple[Any, Any]]:
+    """A gallery's value as Gradio hands it to a handler, as (path, caption) pairs."""
     return [(item[0], item[1] if len(item) > 1 else None) if isinstance(item, (tuple, list)) else (item, None)
             for item in gallery or []]
 

@@ -27,6 +27,7 @@ from backend.outputs import SavedRun, atomic_write, recipe_for, save_run, store_
 from backend.redact import redact
 from backend.sweep import SWEEPABLE, SweepAxis, SweepPlan, plan_sweep, run_sweep
 from ui import history as history_lib
+from ui.results import gallery_pairs
 from ui.run import Outputs, RunPlan, active_loras, format_problems, normalise_loras
 from ui.text import as_text, error_text
 
@@ -113,8 +114,7 @@ def stopped_cells(cells: Any) -> Any:
     more); finished and failed cells stay. Nothing changes when no cell was waiting (a run was
     stopped, or a sweep from History is shown)."""
     items, stopped = [], False
-    for item in cells or []:  # Gradio gives the gallery's items as (path, caption) pairs
-        path, caption = item if isinstance(item, (tuple, list)) and len(item) == 2 else (item, None)
+    for path, caption in gallery_pairs(cells):
         state, joint, values = str(caption or "").partition(" · ")
         if joint and state in (QUEUED, RUNNING):
             path, caption, stopped = placeholder(STOPPED), f"{STOPPED} · {values}", True
