@@ -166,6 +166,14 @@ const announceStatus = () => {
 };
 new MutationObserver(() => { mirrorStep(); announceStatus(); }).observe(
   document, {childList: true, subtree: true, characterData: true});
+// The run bar's height, for the room the page keeps under its last line on a phone (frame.css).
+const barHeight = new ResizeObserver(([entry]) => document.documentElement.style.setProperty(
+  "--run-bar-height", Math.ceil(entry.target.getBoundingClientRect().height) + "px"));
+let measuredBar = null;
+new MutationObserver(() => {
+  const bar = document.querySelector("#run-bar");
+  if (bar && bar !== measuredBar) { measuredBar = bar; barHeight.observe(bar); }
+}).observe(document, {childList: true, subtree: true});
 const QUEUED_INSTEAD = "A run is going: Run adds this one to the Queue (below the results) instead.";
 const sayQueued = (bar) => {
   let note = document.querySelector("#run-note");

@@ -383,7 +383,7 @@ def _history(page: Page) -> None:
             # Enabled while History has a run (ui/history.py clear_button).
             page.history_clear = gr.Button(CLEAR_LABEL, size="sm", variant="stop",
                                            elem_id="history-clear", interactive=False)
-    with gr.Accordion("Log", open=False):
+    with gr.Accordion("Log", open=False, elem_id="log-panel"):
         page.logs = gr.Textbox(label="Log lines", lines=8, max_lines=20, interactive=False, elem_id="logs")
 
 

@@ -198,6 +198,43 @@ def test_the_run_bar_stays_in_view_on_desktop_and_phone(browser, app, fake, imag
     phone.close()
 
 
+# Scrolled to the end: how far the page (everything Gradio draws, its footer included) runs under
+# the run bar, in px (0 or less: none of it).
+UNDER_THE_BAR = """() => {
+  window.scrollTo(0, document.documentElement.scrollHeight);
+  const bar = document.getElementById('run-bar').getBoundingClientRect();
+  return document.querySelector('.gradio-container').getBoundingClientRect().bottom - bar.top;
+}"""
+
+
+def test_on_a_phone_the_end_of_the_page_scrolls_clear_of_the_run_bar(browser, app, fake, images, screenshot):
+    """The bar is fixed at the foot of a phone's screen: the page's last lines (the Log, Gradio's
+    footer) scroll up above it, also while the bar is a line taller with its note (they lay under
+    it), and a toast sits above it."""
+    fake.job_seconds = 8  # long enough to click Run again while it goes
+    phone = open_page(browser, app, width=390, height=844)
+    phone.get_by_role("button", name=re.compile("^Log")).click()
+    expect(phone.locator("#logs")).to_be_visible()
+    assert phone.evaluate(UNDER_THE_BAR) <= 0.5
+    assert in_viewport(phone, "#log-panel")
+    viewport_shot(phone, screenshot, "end-of-page")
+    fill_form(phone, images["red"])
+    phone.locator("#run-button").click()
+    phone.locator("#run-button").click()  # a second click queues it: the bar's note takes a line
+    expect(phone.locator("#run-note")).to_be_visible(timeout=10_000)
+    phone.wait_for_timeout(300)  # the page's room follows the bar's new height
+    assert phone.evaluate(UNDER_THE_BAR) <= 0.5
+    # The toast that says the run was queued sits above the taller bar, not over Run and Stop.
+    toast = phone.locator(".toast-body").filter(has_text="Queued").first
+    expect(toast).to_be_visible(timeout=10_000)
+    toast_box, bar = toast.bounding_box(), phone.locator("#run-bar").bounding_box()
+    assert toast_box["y"] + toast_box["height"] <= bar["y"] + 0.5, (toast_box, bar)
+    assert in_viewport(phone, "#log-panel")
+    viewport_shot(phone, screenshot, "end-of-page-with-note")
+    expect(phone.locator("#status")).to_contain_text("Done", timeout=60_000)
+    phone.close()
+
+
 def test_after_stop_the_interrupted_preview_is_not_the_result(browser, app, fake, images, screenshot):
     fake.job_seconds = 0.5
     page = open_page(browser, app)
