@@ -283,3 +283,67 @@ document.addEventListener("click", (event) => {
   };
   setTimeout(answered, 100);
 }, true);
+// Ctrl/Cmd+V with an image on the clipboard (a screenshot, an image copied in another app) puts it
+// in the first free image slot, as an upload there would: Gradio's own paste takes a click on a
+// slot's clipboard button, another on "Paste from clipboard" and the browser's permission. In a
+// text field a paste that has text is the field's; an image alone (no text) would paste nothing
+// there, so it goes to a slot too. With every shown slot full, a note under them says so.
+const FULL_SLOTS = "Every image slot is full: remove an image first, then paste again.";
+const sayPasteNote = (text) => {
+  const hint = document.querySelector("#references-hint");
+  if (!hint) return;
+  let note = document.querySelector("#paste-note");
+  if (!note) {
+    note = document.createElement("div");
+    note.id = "paste-note";
+    note.setAttribute("role", "status");
+    hint.insertAdjacentElement("afterend", note);
+  }
+  note.textContent = text;
+  clearTimeout(note.hideTimer);
+  note.hideTimer = setTimeout(() => note.remove(), 6000);
+};
+// A slot given a paste is not free until its picture shows (at most 10 s), then free again once removed.
+const markPasted = (slot) => {
+  slot.dataset.pastedAt = Date.now();
+  const shown = setInterval(() => {
+    if (slot.querySelector("img") || !(Date.now() - slot.dataset.pastedAt < 10000)) {
+      delete slot.dataset.pastedAt;
+      clearInterval(shown);
+    }
+  }, 200);
+};
+// A slot's file input: after its clipboard button a slot has none (it waits for "Paste from
+// clipboard"), and its "Upload file" button (which opens no file dialog) brings it back.
+const fileInput = async (slot) => {
+  if (!slot.querySelector("input[type=file]")) slot.querySelector("button[aria-label='Upload file']")?.click();
+  for (let frame = 0; frame < 30 && !slot.querySelector("input[type=file]"); frame++) {
+    await new Promise((done) => requestAnimationFrame(done));
+  }
+  return slot.querySelector("input[type=file]");
+};
+document.addEventListener("paste", async (event) => {
+  const data = event.clipboardData;
+  const images = data ? [...data.files].filter((file) => file.type.startsWith("image/")) : [];
+  const target = event.target.closest ? event.target : event.target.parentElement;
+  if (!images.length || !target || target.closest("#region-editor")) return;
+  const editable = target.closest("input, textarea, [contenteditable=true]");
+  if (editable && data.types.includes("text/plain")) return;
+  event.preventDefault();
+  // Shown, without a picture, and not given one by a paste whose upload is still on its way.
+  const free = [...document.querySelectorAll("[id^='reference-']")].filter(
+    (slot) => slot.offsetParent !== null && !slot.querySelector("img") && !(Date.now() - slot.dataset.pastedAt < 10000));
+  if (!free.length) return sayPasteNote(FULL_SLOTS);
+  for (const [i, image] of images.slice(0, free.length).entries()) {
+    const input = await fileInput(free[i]);
+    if (!input) continue;
+    const files = new DataTransfer();
+    files.items.add(image);
+    input.files = files.files;
+    markPasted(free[i]);
+    input.dispatchEvent(new Event("change", {bubbles: true}));
+  }
+  if (images.length > free.length) sayPasteNote(`${images.length - free.length} of the pasted images did not fit: `
+                                               + "every image slot is full.");
+  else document.querySelector("#paste-note")?.remove();
+});

@@ -205,7 +205,7 @@ def _inputs(page: Page, setup: PageSetup) -> None:
                                                        elem_id=f"swap-{i}", interactive=False))
         page.local_slot_rows = [slot_row, swap_row]
     page.references_hint = gr.Markdown(references_hint(setup.max_references.get(setup.default_backend, 3)),
-                                       elem_classes=["hint"])
+                                       elem_classes=["hint"], elem_id="references-hint")
     _place(page, setup, "prompt")
     # The run bar: sticky in the form column on desktop, fixed at the bottom of a phone (assets/style.css).
     # Run reads "Running" while a run goes (page.js adds " · step i/n"); Stop is enabled only then.
@@ -216,7 +216,7 @@ def _inputs(page: Page, setup: PageSetup) -> None:
         # Adds the run to the Queue panel, which runs it in the background (ui/queue_view.py).
         page.queue_button = gr.Button("+ Queue", variant="secondary", elem_id="queue-button", scale=1)
     # The keys only where there is a keyboard (a phone's screen has room for the rest).
-    gr.Markdown('<span class="keys-hint">Ctrl/Cmd+Enter runs, Escape stops; </span>'
+    gr.Markdown('<span class="keys-hint">Ctrl/Cmd+Enter runs, Escape stops, Ctrl/Cmd+V pastes an image; </span>'
                 "Queue (or Run while a run goes) adds a run to the queue.", elem_classes=["hint"], elem_id="run-hint")
     # What Run will cost (fal only), filled when the page loads and as the inputs change (ui/spending_view.py).
     page.run_cost = gr.Markdown("", elem_classes=["hint"], elem_id="run-cost")

@@ -18,9 +18,9 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 CSS_PATH = ASSETS / "style.css"
 # The region editor's strokes copied when Run is clicked after painting, Run held until then
 # (region_sync.js, first: its click handler must come before the others); keyboard shortcuts
-# (Ctrl/Cmd+Enter runs, Escape stops) and names for screen readers; a Stop right after Run made
-# to reach the server (early_stop.js); History and presets shared with the browser's other tabs
-# (other_tabs.js).
+# (Ctrl/Cmd+Enter runs, Escape stops, Ctrl/Cmd+V pastes an image into the first free slot) and
+# names for screen readers (page.js); a Stop right after Run made to reach the server
+# (early_stop.js); History and presets shared with the browser's other tabs (other_tabs.js).
 HEAD = "".join(f"<script>\n{(ASSETS / name).read_text()}</script>\n"
                for name in ("region_sync.js", "early_stop.js", "page.js", "other_tabs.js"))
 # And the rules for Gradio's frame around the app, which CSS_PATH cannot reach (frame.css says why).

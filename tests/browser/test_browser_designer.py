@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import time
 import zipfile
 
+from PIL import Image
 from playwright.sync_api import expect
 
 from backend.recipes import read_recipe
@@ -415,3 +418,64 @@ def test_history_and_presets_survive_a_restart_of_the_server(browser, fake, imag
         page.close()
     finally:
         stop_app(again)
+
+
+# Puts a PNG on the browser's clipboard, as copying a screenshot or an image in another app does.
+COPY_IMAGE = """async (b64) => {
+  const blob = await (await fetch('data:image/png;base64,' + b64)).blob();
+  await navigator.clipboard.write([new ClipboardItem({'image/png': blob})]);
+}"""
+
+
+def copy_image(page, path) -> None:
+    png = io.BytesIO()
+    Image.open(path).save(png, "PNG")
+    page.evaluate(COPY_IMAGE, base64.b64encode(png.getvalue()).decode())
+
+
+def test_an_image_pasted_with_ctrl_v_goes_into_the_first_free_slot(browser, app, fake, images, screenshot):
+    """A designer copies a screenshot and presses Ctrl+V on the page, or in the instruction box:
+    it goes into the first free image slot (before, Ctrl+V did nothing: Gradio pastes only after
+    two clicks on a slot), a second paste right after into the next. A paste with text stays the
+    field's; a slot waiting for Gradio's own paste takes one too; with every slot full a note says
+    so and no image is replaced. The pasted images are what the run sends, in order."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    filled = [page.locator(f"#reference-{n} img") for n in (1, 2, 3)]
+    copy_image(page, images["red"])
+    page.locator("h1").first.click()  # the focus on the page, in no field
+    page.keyboard.press("Control+V")
+    page.keyboard.press("Control+V")  # at once, before the first is uploaded: the next slot
+    expect(filled[0]).to_be_visible(timeout=15_000)
+    expect(filled[1]).to_be_visible(timeout=15_000)
+    expect(filled[2]).to_have_count(0)
+    prompt = page.locator("#prompt textarea")
+    page.evaluate("navigator.clipboard.writeText('make it glow')")
+    prompt.click()
+    page.keyboard.press("Control+V")
+    expect(prompt).to_have_value("make it glow")
+    page.wait_for_timeout(1000)
+    expect(filled[2]).to_have_count(0)  # the text went to the field, to no slot
+    # Image 3 set to wait for Gradio's "Paste from clipboard" (which finds no image there).
+    page.locator("#reference-3").get_by_role("button", name="Paste from clipboard").click()
+    expect(page.locator("#reference-3 input[type=file]")).to_have_count(0)
+    copy_image(page, images["blue"])
+    prompt.click()
+    page.keyboard.press("Control+V")  # an image alone, in the instruction box: to the free slot
+    expect(filled[2]).to_be_visible(timeout=15_000)
+    expect(prompt).to_have_value("make it glow")
+    first = filled[0].get_attribute("src")
+    page.keyboard.press("Control+V")  # a fourth: no slot is free
+    expect(page.locator("#paste-note")).to_have_text(re.compile("Every image slot is full"))
+    page.wait_for_timeout(1000)
+    assert filled[0].get_attribute("src") == first
+    screenshot(page)
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    [job] = fake.jobs.values()
+    sizes = [Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1]))).size for u in job.input["image_urls"]]
+    assert sizes == [(640, 480), (640, 480), (512, 512)]
+    context.close()
