@@ -289,19 +289,19 @@ document.addEventListener("click", (event) => {
 // text field a paste that has text is the field's; an image alone (no text) would paste nothing
 // there, so it goes to a slot too. With every shown slot full, a note under them says so.
 const FULL_SLOTS = "Every image slot is full: remove an image first, then paste again.";
-const sayPasteNote = (text) => {
+const sayImageNote = (text) => {
   const hint = document.querySelector("#references-hint");
   if (!hint) return;
-  let note = document.querySelector("#paste-note");
+  let note = document.querySelector("#image-note");
   if (!note) {
     note = document.createElement("div");
-    note.id = "paste-note";
+    note.id = "image-note";
     note.setAttribute("role", "status");
     hint.insertAdjacentElement("afterend", note);
   }
   note.textContent = text;
   clearTimeout(note.hideTimer);
-  note.hideTimer = setTimeout(() => note.remove(), 6000);
+  note.hideTimer = setTimeout(() => note.remove(), 10000);
 };
 // A slot given a paste is not free until its picture shows (at most 10 s), then free again once removed.
 const markPasted = (slot) => {
@@ -322,6 +322,15 @@ const fileInput = async (slot) => {
   }
   return slot.querySelector("input[type=file]");
 };
+const putInSlot = async (slot, file) => {
+  const input = await fileInput(slot);
+  if (!input) return;
+  const files = new DataTransfer();
+  files.items.add(file);
+  input.files = files.files;
+  markPasted(slot);
+  input.dispatchEvent(new Event("change", {bubbles: true}));
+};
 document.addEventListener("paste", async (event) => {
   const data = event.clipboardData;
   const images = data ? [...data.files].filter((file) => file.type.startsWith("image/")) : [];
@@ -333,17 +342,43 @@ document.addEventListener("paste", async (event) => {
   // Shown, without a picture, and not given one by a paste whose upload is still on its way.
   const free = [...document.querySelectorAll("[id^='reference-']")].filter(
     (slot) => slot.offsetParent !== null && !slot.querySelector("img") && !(Date.now() - slot.dataset.pastedAt < 10000));
-  if (!free.length) return sayPasteNote(FULL_SLOTS);
-  for (const [i, image] of images.slice(0, free.length).entries()) {
-    const input = await fileInput(free[i]);
-    if (!input) continue;
-    const files = new DataTransfer();
-    files.items.add(image);
-    input.files = files.files;
-    markPasted(free[i]);
-    input.dispatchEvent(new Event("change", {bubbles: true}));
-  }
-  if (images.length > free.length) sayPasteNote(`${images.length - free.length} of the pasted images did not fit: `
+  if (!free.length) return sayImageNote(FULL_SLOTS);
+  for (const [i, image] of images.slice(0, free.length).entries()) await putInSlot(free[i], image);
+  if (images.length > free.length) sayImageNote(`${images.length - free.length} of the pasted images did not fit: `
                                                + "every image slot is full.");
-  else document.querySelector("#paste-note")?.remove();
+  else document.querySelector("#image-note")?.remove();
 });
+// A picture dragged from this page (a result, a History card, a sweep cell) onto an image slot
+// goes into that slot, replacing what it held: the browser's drag carries the picture's address,
+// not a file, and Gradio's slots take only files (on a slot with a picture such a drop removed
+// it). Only this page's own files are fetched; for anything else dropped without a file a note
+// says what to do, and the slot keeps what it holds.
+const FOREIGN_DROP = "Only image files and pictures from this page can be dropped here: save the picture and "
+  + "drop the file, or copy it and press Ctrl/Cmd+V.";
+const slotUnder = (event) => event.target.closest && event.target.closest("[id^='reference-']");
+const fileless = (event) => event.dataTransfer && !event.dataTransfer.types.includes("Files");
+const ownAddress = (transfer) => {
+  try {
+    const url = new URL(transfer.getData("text/uri-list").split("\n")[0].trim(), location.href);
+    return url.origin === location.origin ? url : null;
+  } catch { return null; }
+};
+document.addEventListener("dragover", (event) => {
+  if (slotUnder(event) && fileless(event)) {
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+  }
+}, true);
+document.addEventListener("drop", async (event) => {
+  const slot = slotUnder(event);
+  if (!slot || !fileless(event)) return;  // files: Gradio's own drop
+  event.preventDefault();
+  event.stopPropagation();
+  const url = ownAddress(event.dataTransfer);
+  const response = url && await fetch(url);
+  const blob = response && response.ok ? await response.blob() : null;
+  if (!blob || !blob.type.startsWith("image/")) return sayImageNote(FOREIGN_DROP);
+  const name = decodeURIComponent(url.pathname.split("/").pop()) || "image.png";
+  await putInSlot(slot, new File([blob], name, {type: blob.type}));
+  document.querySelector("#image-note")?.remove();
+}, true);

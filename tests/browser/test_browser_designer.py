@@ -469,7 +469,7 @@ def test_an_image_pasted_with_ctrl_v_goes_into_the_first_free_slot(browser, app,
     expect(prompt).to_have_value("make it glow")
     first = filled[0].get_attribute("src")
     page.keyboard.press("Control+V")  # a fourth: no slot is free
-    expect(page.locator("#paste-note")).to_have_text(re.compile("Every image slot is full"))
+    expect(page.locator("#image-note")).to_have_text(re.compile("Every image slot is full"))
     page.wait_for_timeout(1000)
     assert filled[0].get_attribute("src") == first
     screenshot(page)
@@ -479,3 +479,43 @@ def test_an_image_pasted_with_ctrl_v_goes_into_the_first_free_slot(browser, app,
     sizes = [Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1]))).size for u in job.input["image_urls"]]
     assert sizes == [(640, 480), (640, 480), (512, 512)]
     context.close()
+
+
+# A drop of a picture from another site: the browser's drag carries its address, not a file.
+DROP_ADDRESS = """([selector, address]) => {
+  const transfer = new DataTransfer();
+  transfer.setData('text/uri-list', address);
+  const target = document.querySelector(selector);
+  for (const type of ['dragenter', 'dragover', 'drop']) {
+    target.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
+  }
+}"""
+
+
+def test_a_result_dragged_onto_an_image_slot_goes_into_it(browser, app, fake, images, screenshot):
+    """A designer drags a result onto an empty slot: it becomes that image (the drop did nothing);
+    onto image 1, which holds a picture: it replaces it (the drop removed image 1). A picture
+    dragged from another site is not fetched: a note says what to do, and the slot keeps its own."""
+    page = open_page(browser, app)
+    run_once(page, images["red"])
+    result = page.locator("#results .thumbnail-item img, #results .gallery-item img").first
+    [first_job] = fake.jobs.values()
+    result.drag_to(page.locator("#reference-2"))
+    expect(page.locator("#reference-2 img")).to_be_visible(timeout=15_000)
+    before = page.locator("#reference-1 img").get_attribute("src")
+    result.drag_to(page.locator("#reference-1"))
+    expect(page.locator("#reference-1 img")).not_to_have_attribute("src", before, timeout=15_000)
+    expect(page.locator("#reference-1 img")).to_be_visible()
+    replaced = page.locator("#reference-1 img").get_attribute("src")
+    page.evaluate(DROP_ADDRESS, ["#reference-1 img", "https://example.com/picture.png"])
+    expect(page.locator("#image-note")).to_contain_text("Only image files and pictures from this page")
+    page.wait_for_timeout(1000)
+    expect(page.locator("#reference-1 img")).to_have_attribute("src", replaced)
+    screenshot(page)
+    page.locator("#run-button").click()
+    expect(page.locator("#history .thumbnail-item")).to_have_count(2, timeout=60_000)  # the second run, done
+    second = [job for job in fake.jobs.values() if job is not first_job][0]
+    sent = second.input["image_urls"]
+    assert len(sent) == 2 and sent[0] == sent[1]  # the result, twice
+    assert sent[0] != first_job.input["image_urls"][0]  # not the red picture it was made from
+    page.close()
