@@ -303,11 +303,13 @@ const sayImageNote = (text) => {
   clearTimeout(note.hideTimer);
   note.hideTimer = setTimeout(() => note.remove(), 10000);
 };
-// A slot given a paste is not free until its picture shows (at most 10 s), then free again once removed.
+// A slot given a picture is not free until it shows (at most UPLOAD_WAIT ms), then free again once removed.
+const UPLOAD_WAIT = 10000;
+const uploading = (slot) => Date.now() - slot.dataset.pastedAt < UPLOAD_WAIT;
 const markPasted = (slot) => {
   slot.dataset.pastedAt = Date.now();
   const shown = setInterval(() => {
-    if (slot.querySelector("img") || !(Date.now() - slot.dataset.pastedAt < 10000)) {
+    if (slot.querySelector("img") || !uploading(slot)) {
       delete slot.dataset.pastedAt;
       clearInterval(shown);
     }
@@ -341,7 +343,7 @@ document.addEventListener("paste", async (event) => {
   event.preventDefault();
   // Shown, without a picture, and not given one by a paste whose upload is still on its way.
   const free = [...document.querySelectorAll("[id^='reference-']")].filter(
-    (slot) => slot.offsetParent !== null && !slot.querySelector("img") && !(Date.now() - slot.dataset.pastedAt < 10000));
+    (slot) => slot.offsetParent !== null && !slot.querySelector("img") && !uploading(slot));
   if (!free.length) return sayImageNote(FULL_SLOTS);
   for (const [i, image] of images.slice(0, free.length).entries()) await putInSlot(free[i], image);
   if (images.length > free.length) sayImageNote(`${images.length - free.length} of the pasted images did not fit: `
@@ -375,8 +377,8 @@ document.addEventListener("drop", async (event) => {
   event.preventDefault();
   event.stopPropagation();
   const url = ownAddress(event.dataTransfer);
-  const response = url && await fetch(url);
-  const blob = response && response.ok ? await response.blob() : null;
+  const response = url && await fetch(url).catch(() => null);
+  const blob = response && response.ok ? await response.blob().catch(() => null) : null;
   if (!blob || !blob.type.startsWith("image/")) return sayImageNote(FOREIGN_DROP);
   const name = decodeURIComponent(url.pathname.split("/").pop()) || "image.png";
   await putInSlot(slot, new File([blob], name, {type: blob.type}));
