@@ -315,18 +315,11 @@ const markPasted = (slot) => {
     }
   }, 200);
 };
-// A slot's file input: after its clipboard button a slot has none (it waits for "Paste from
-// clipboard"), and its "Upload file" button (which opens no file dialog) brings it back.
-const fileInput = async (slot) => {
-  if (!slot.querySelector("input[type=file]")) slot.querySelector("button[aria-label='Upload file']")?.click();
-  for (let frame = 0; frame < 30 && !slot.querySelector("input[type=file]"); frame++) {
-    await new Promise((done) => requestAnimationFrame(done));
-  }
-  return slot.querySelector("input[type=file]");
-};
+// Through the slot's own file input (a slot set to wait for Gradio's "Paste from clipboard" has
+// none: such a slot is not free for a paste, and a drop on it says so).
 const putInSlot = async (slot, file) => {
-  const input = await fileInput(slot);
-  if (!input) return;
+  const input = slot.querySelector("input[type=file]");
+  if (!input) return sayImageNote("This slot waits for its clipboard paste: press its upload button first.");
   const files = new DataTransfer();
   files.items.add(file);
   input.files = files.files;
@@ -341,9 +334,9 @@ document.addEventListener("paste", async (event) => {
   const editable = target.closest("input, textarea, [contenteditable=true]");
   if (editable && data.types.includes("text/plain")) return;
   event.preventDefault();
-  // Shown, without a picture, and not given one by a paste whose upload is still on its way.
-  const free = [...document.querySelectorAll("[id^='reference-']")].filter(
-    (slot) => slot.offsetParent !== null && !slot.querySelector("img") && !uploading(slot));
+  // Shown, without a picture, taking a file, and not given one by a paste whose upload is on its way.
+  const free = [...document.querySelectorAll("[id^='reference-']")].filter((slot) => slot.offsetParent !== null
+    && !slot.querySelector("img") && slot.querySelector("input[type=file]") && !uploading(slot));
   if (!free.length) return sayImageNote(FULL_SLOTS);
   for (const [i, image] of images.slice(0, free.length).entries()) await putInSlot(free[i], image);
   if (images.length > free.length) sayImageNote(`${images.length - free.length} of the pasted images did not fit: `

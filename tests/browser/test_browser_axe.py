@@ -51,8 +51,9 @@ def violations(page) -> list[str]:
     progress overlay is fading in or out and the notices are closed (Gradio's toasts: their header
     is a role=button holding the close button, which axe calls nested-interactive, and they fade)."""
     page.wait_for_function(SETTLED, timeout=30_000)
-    for close in page.locator(".toast-close").all():  # notices fade in and out: the page is what is checked
-        close.click()
+    # Notices fade in and out: the page is what is checked. Closed in the page at once (one closing
+    # as a click reached it was detached under the click, which then waited for it in vain).
+    page.locator(".toast-close").evaluate_all("buttons => buttons.forEach((button) => button.click())")
     expect(page.locator(".toast-body")).to_have_count(0, timeout=10_000)
     found = Axe().run(page).response["violations"]
     return [
