@@ -124,21 +124,33 @@ new MutationObserver(() => { nameControls(); nameEmptyFrames(); disableUnavailab
   document, {childList: true, subtree: true, attributes: true, attributeFilter: ["id", "aria-label"]},
 );
 // The run bar: while Run reads "Running", it also shows the status line's step ("step 12/28",
-// through data-step and style.css); on a phone, a click on Run scrolls the status and the
-// results into view (the form is long, the results are below it).
+// through data-step and style.css), and its progress as Run's background; during a sweep, the
+// cells done ("1/4 cells"), its progress the whole sweep's (the running cell's step counted in).
+// On a phone, a click on Run scrolls the status and the results into view (the form is long,
+// the results are below it).
 const RUNNING = "Running";
+const runProgress = (text, narrow) => {
+  const step = /step (\d+) of (\d+)/i.exec(text);
+  const sweep = /Sweep: (\d+) of (\d+) cells done/i.exec(text);
+  if (sweep) {
+    const done = Number(sweep[1]) + (step ? step[1] / step[2] : 0);
+    return {label: sweep[1] + "/" + sweep[2] + (narrow ? "" : " cells"), percent: Math.round((100 * done) / sweep[2])};
+  }
+  if (!step) return null;
+  // On a phone, "Running · 12/28" (or a sweep's "3/16") on one line.
+  return {label: (narrow ? "" : "step ") + step[1] + "/" + step[2], percent: Math.round((100 * step[1]) / step[2])};
+};
 const mirrorStep = () => {
   const run = document.querySelector("#run-button");
   const status = document.querySelector("#status");
   if (!run || !status) return;
-  const match = run.innerText.trim().startsWith(RUNNING) && /step (\d+) of (\d+)/i.exec(status.innerText);
-  const narrow = window.matchMedia("(max-width: 480px)").matches;  // a phone: "Running · 12/28" on one line
-  const step = match ? (narrow ? "" : "step ") + match[1] + "/" + match[2] : null;
-  if (step && run.dataset.step !== step) {
-    run.dataset.step = step;
-    run.style.setProperty("--progress", Math.round((100 * match[1]) / match[2]) + "%");
+  const narrow = window.matchMedia("(max-width: 480px)").matches;
+  const shown = run.innerText.trim().startsWith(RUNNING) ? runProgress(status.innerText, narrow) : null;
+  if (shown && (run.dataset.step !== shown.label || run.style.getPropertyValue("--progress") !== shown.percent + "%")) {
+    run.dataset.step = shown.label;
+    run.style.setProperty("--progress", shown.percent + "%");
   }
-  else if (!step && run.dataset.step !== undefined) delete run.dataset.step;
+  else if (!shown && run.dataset.step !== undefined) delete run.dataset.step;
 };
 // A screen reader hears how a run ends (done, stopped, refused, failed) and what the status line
 // says between runs, from a live region of its own: the status line is not one, and making it one
@@ -157,8 +169,10 @@ const announceStatus = () => {
       + "white-space:nowrap;";
     document.body.appendChild(region);
   }
-  // The line itself, not Gradio's timer over it ("0.0s" while an event runs).
-  const text = (status.querySelector("[data-testid=markdown]") || status).innerText.trim();
+  // The line itself, not Gradio's timer over it ("0.0s" while an event runs), without a sweep
+  // cell's step: each cell is said as it starts, not each of its steps.
+  const text = (status.querySelector("[data-testid=markdown]") || status).innerText.trim()
+    .replace(/ · step \d+ of \d+$/, "");
   if (announced === null) { if (text) announced = text; return; }
   if (!text || text === announced || /step \d+ of \d+|position \d+|next in line/i.test(text)) return;
   announced = text;

@@ -24,7 +24,7 @@ from typing import Any
 from .base import Backend, BackendOptions
 from .bridge import Emit, bridge
 from .errors import InvalidInput, StudioError
-from .events import Event, Result
+from .events import Event, Preview, Progress, Result
 from .grid import MAX_CELLS, Axis
 from .region import Region, RegionRun
 from .request import EditRequest, build_request
@@ -143,6 +143,7 @@ def _apply(fields: dict[str, Any], axis: SweepAxis, value: Any) -> None:
 def run_sweep(
     backend: Backend[Any], plan: SweepPlan, options: BackendOptions, key: str | None = None, heartbeat: float = 0.5,
     started: Callable[[int], None] | None = None, region: Region | None = None,
+    watch: Callable[[int, Progress | Preview], None] | None = None,
 ) -> Generator[tuple[int, Result | StudioError] | None, None, None]:
     """Run every cell of `plan` with the run's `options` and `key`.
 
@@ -150,8 +151,10 @@ def run_sweep(
     None every `heartbeat` seconds while none does: the caller skips the Nones, which
     are there so that a Stop (closing this generator) is noticed while cells run.
     `started(index)` is called (from a worker thread) as each cell is handed to the
-    backend, so the page can say which cells are running. `region`: every cell is a region
-    edit of that mask (backend/region.py).
+    backend, so the page can say which cells are running. `watch(index, event)` gets each
+    cell's Progress and Preview events (from its worker thread), so the page can show a running
+    cell's step and intermediate image. `region`: every cell is a region edit of that mask
+    (backend/region.py).
     Closing it stops every cell and returns once each has ended (its job cancelled).
     """
     stop = threading.Event()
@@ -173,6 +176,8 @@ def run_sweep(
                     return StudioError("Stopped.")
                 if isinstance(event, Result):
                     return event
+                if watch is not None and isinstance(event, (Progress, Preview)):
+                    watch(index, event)
             return StudioError("The run ended without a result.")
         except StudioError as error:
             return error

@@ -2,7 +2,9 @@
 
 Every cell is in the sweep gallery from the start: a grey placeholder captioned "queued ·
 <values>" or "running · <values>" until its image (captioned with its values) replaces it; a
-Stop turns the cells not done into "stopped · <values>".
+running cell shows its intermediate image as its backend sends one, and the status line its
+step when one cell runs at a time (a local GPU). A Stop turns the cells not done into
+"stopped · <values>".
 A picked cell can become the input or give back its settings (ui/sweep_cells.py).
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import tempfile
 import threading
 import zipfile
@@ -21,7 +24,7 @@ import gradio as gr
 from PIL import Image, ImageDraw
 
 from backend.errors import InvalidInput
-from backend.events import Result
+from backend.events import Preview, Progress, Result
 from backend.grid import make_grid
 from backend.outputs import SavedRun, atomic_write, recipe_for, save_run, store_references
 from backend.redact import redact
@@ -93,10 +96,12 @@ def placeholder(state: str) -> str:
 
 
 def cell_items(captions: tuple[str, ...], paths: list[str | None], failed: set[int],
-               running: list[int], stopped: bool = False) -> list[tuple[str, str]]:
+               running: list[int], stopped: bool = False, previews: dict[int, str] | None = None,
+               ) -> list[tuple[str, str]]:
     """One gallery item per cell, in cell order: its image captioned with its values, or a
     placeholder captioned "queued · <values>", "running · <values>" or "failed · <values>"
-    ("stopped · <values>" for each cell neither done nor failed, once `stopped`)."""
+    ("stopped · <values>" for each cell neither done nor failed, once `stopped`). A running
+    cell with an intermediate image (`previews`: cell -> file) shows it instead of the grey."""
     items = []
     for index, caption in enumerate(captions):
         path = paths[index]
@@ -105,7 +110,8 @@ def cell_items(captions: tuple[str, ...], paths: list[str | None], failed: set[i
         else:
             waiting = STOPPED if stopped else RUNNING if index in running else QUEUED
             state = FAILED if index in failed else waiting
-            items.append((placeholder(state), f"{state} · {caption}"))
+            shown = (previews or {}).get(index) if state == RUNNING else None
+            items.append((shown or placeholder(state), f"{state} · {caption}"))
     return items
 
 
@@ -122,17 +128,62 @@ def stopped_cells(cells: Any) -> Any:
     return items if stopped else gr.skip()
 
 
-def sweep_status(done: int, total: int, running: list[int]) -> str:
-    """ "⚙️ Sweep: 0 of 8 cells done, cell 1 running" (cells numbered from 1)."""
+def sweep_status(done: int, total: int, running: list[int], step: tuple[int, int] | None = None) -> str:
+    """ "⚙️ Sweep: 0 of 8 cells done, cell 1 running" (cells numbered from 1), with the running
+    cell's `step` (step, total) when one runs: "… cell 1 running · step 12 of 28"."""
     status = f"⚙️ Sweep: {done} of {total} cells done"
     numbers = [i + 1 for i in sorted(running)]
     if len(numbers) == 1:
-        status += f", cell {numbers[0]} running"
+        status += f", cell {numbers[0]} running" + (f" · step {step[0]} of {step[1]}" if step else "")
     elif numbers and numbers == list(range(numbers[0], numbers[-1] + 1)):
         status += f", cells {numbers[0]}–{numbers[-1]} running"
     elif numbers:
         status += f", cells {', '.join(map(str, numbers))} running"
     return status
+
+
+class LiveCells:
+    """The running cells' latest step and intermediate image, as their backends report them
+    (`watch`, from the sweep's worker threads). `previews` writes each new image once, as a
+    JPEG in `folder` (thrown away with the sweep, as a run's previews are: ui/run.py)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.lock = threading.Lock()
+        self.steps: dict[int, tuple[int, int]] = {}
+        self.images: dict[int, tuple[int, Image.Image]] = {}  # cell -> (its preview's number, image)
+        self.files: dict[int, tuple[int, str]] = {}  # cell -> (the number written, its file)
+        self.count = 0
+
+    def watch(self, index: int, event: Progress | Preview) -> None:
+        with self.lock:
+            known = self.steps.get(index, (0, 0))[0]
+            if event.step is not None and event.step < known:
+                return  # an older step, heard late: never shown after a newer one
+            if event.step is not None and event.total:
+                self.steps[index] = (event.step, event.total)
+            if isinstance(event, Preview) and event.images:
+                self.count += 1
+                self.images[index] = (self.count, event.images[0])
+
+    def ended(self, index: int) -> None:
+        with self.lock:
+            self.steps.pop(index, None)
+            self.images.pop(index, None)
+
+    def step(self, index: int) -> tuple[int, int] | None:
+        with self.lock:
+            return self.steps.get(index)
+
+    def previews(self, running: list[int]) -> dict[int, str]:
+        with self.lock:
+            latest = {i: self.images[i] for i in running if i in self.images}
+        for index, (number, image) in latest.items():
+            if self.files.get(index, (None, ""))[0] != number:
+                path = self.folder / f"cell-{index + 1}-{number}.jpg"
+                image.convert("RGB").save(path, format="JPEG", quality=90)
+                self.files[index] = (number, str(path))
+        return {index: self.files[index][1] for index in latest}
 
 
 def plan_from_axes(run: RunPlan, x_key: str, x_values: str, y_key: str | None, y_values: str) -> SweepPlan:
@@ -183,32 +234,42 @@ def run_sweep_view(
         # of that end: no more than concurrent_runs cells run, and the first started are the ones
         # it has not heard of yet ("0 of 2 cells done, cells 1–2 running" on a one-at-a-time GPU).
         running = running[:run.backend.concurrent_runs]
-        return (cell_items(plan.captions, paths, set(failures), running),
-                sweep_status(len(saved), total, running), None, None, state())
+        step = live.step(running[0]) if len(running) == 1 else None
+        return (cell_items(plan.captions, paths, set(failures), running, previews=live.previews(running)),
+                sweep_status(len(saved), total, running, step), None, None, state())
 
-    yield update()
+    live = LiveCells(Path(tempfile.mkdtemp(prefix="studio-sweep-previews-")))
     references = None
-    for item in run_sweep(run.backend, plan, run.options, key=run.key, started=start, region=run.region):
-        if item is not None:  # None: still waiting (this yield lets a Stop in)
-            index, outcome = item
-            if isinstance(outcome, Result):
-                if references is None:  # every cell has the same references: stored once for the sweep
-                    references = store_references(outputs.root, run.request.image_urls)
-                saved[index] = save_run(outputs.root, plan.cells[index], run.options, outcome, run.backend.name,
-                                        run.backend.source(run.options), references=references, region=run.region)
-                paths[index], results[index] = str(saved[index].image_paths[0]), outcome
-            else:
-                failures[index] = as_text(redact(outcome.message, run.key))
-            if saved:
-                kept = {"plan": plan, "paths": list(paths), "failed": set(failures),
-                        "run": history_run(run, plan, saved, results, paths)}
+    try:
         yield update()
-    grid_path, zipped = save_sweep(outputs.root, plan, paths)
-    status = f"✅ Sweep done: {len(saved)} of {total} cells"
-    if failures:
-        status += " — failed: " + "; ".join(f"{as_text(plan.captions[i])}: {m}" for i, m in sorted(failures.items()))
-    items = cell_items(plan.captions, paths, set(failures), [])
-    yield items, status, str(grid_path), zipped, state(history_run(run, plan, saved, results, paths, grid_path))
+        for item in run_sweep(run.backend, plan, run.options, key=run.key, started=start, region=run.region,
+                              watch=live.watch):
+            if item is not None:  # None: still waiting (this yield lets a Stop in)
+                index, outcome = item
+                live.ended(index)
+                if isinstance(outcome, Result):
+                    if references is None:  # every cell has the same references: stored once for the sweep
+                        references = store_references(outputs.root, run.request.image_urls)
+                    saved[index] = save_run(outputs.root, plan.cells[index], run.options, outcome,
+                                            run.backend.name, run.backend.source(run.options),
+                                            references=references, region=run.region)
+                    paths[index], results[index] = str(saved[index].image_paths[0]), outcome
+                else:
+                    failures[index] = as_text(redact(outcome.message, run.key))
+                if saved:
+                    kept = {"plan": plan, "paths": list(paths), "failed": set(failures),
+                            "run": history_run(run, plan, saved, results, paths)}
+            yield update()
+        grid_path, zipped = save_sweep(outputs.root, plan, paths)
+        status = f"✅ Sweep done: {len(saved)} of {total} cells"
+        if failures:
+            status += " — failed: " + "; ".join(f"{as_text(plan.captions[i])}: {m}"
+                                                for i, m in sorted(failures.items()))
+        items = cell_items(plan.captions, paths, set(failures), [])
+        yield items, status, str(grid_path), zipped, state(history_run(run, plan, saved, results, paths, grid_path))
+    finally:
+        # Gradio has copied every intermediate image it showed into its cache by now.
+        shutil.rmtree(live.folder, ignore_errors=True)
     outputs.enforce_cap()  # once per sweep, after its results are shown
 
 

@@ -198,6 +198,36 @@ def test_a_sweep_stopped_after_a_cell_keeps_that_cell_grid_zip_and_history_card(
     page.close()
 
 
+def test_a_running_sweep_cell_shows_its_intermediate_image_and_run_the_sweeps_progress(browser, local_app, images,
+                                                                                       screenshot):
+    """On a local GPU a sweep cell takes as long as a run (about half a minute for FLUX.2 [dev]),
+    and its grey square said only "running" until it was done. Now the running cell shows its
+    intermediate image, the status line says its step, and Run the sweep's progress."""
+    page = open_app(browser, local_app, width=1440, height=1000)
+    page.get_by_label("this machine's GPU (local)").check()
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("watch it come")
+    page.get_by_label("number input for Steps").fill("50")
+    page.keyboard.press("Tab")
+    open_panel(page, "Sweep")
+    page.locator("#sweep-x-values textarea, #sweep-x-values input").fill("1, 2")
+    expect(page.locator("#sweep-cost")).to_contain_text("2 runs", timeout=10_000)
+    page.locator("#sweep-button").click()
+    running = page.locator(CELLS).filter(has_text="running · seed 1")
+    # The placeholders are PNGs; the cell's intermediate image is a JPEG.
+    expect(running.locator("img")).to_have_attribute("src", re.compile(r"\.jpg$"), timeout=120_000)
+    expect(page.locator("#status")).to_contain_text(re.compile(r"0 of 2 cells done, cell 1 running · step \d+ of 50"))
+    expect(page.locator("#run-button")).to_have_attribute("data-step", "0/2 cells")
+    assert page.locator("#run-button").evaluate("el => el.style.getPropertyValue('--progress')") != "0%"
+    screenshot(page)
+    page.locator("#stop-button").click()
+    expect(page.locator("#status")).to_contain_text("Stopped", timeout=30_000)
+    expect(page.locator("#run-button")).not_to_have_attribute("data-step", re.compile("."))
+    expect(page.locator(CELLS).filter(has_text="running")).to_have_count(0)
+    page.close()
+
+
 # How far the sweep cells' grid is wider than its frame (a cut-off column on a phone), in px.
 CELLS_OVERFLOW = """() => {
   const grid = document.querySelector("#sweep-cells .grid-container");

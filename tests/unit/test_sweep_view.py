@@ -5,6 +5,7 @@ History card, and a picked cell used as input or restored (the browser: test_bro
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -59,6 +60,11 @@ def captions(update) -> list[str]:
     return [caption for _path, caption in update[0]]
 
 
+def without_step(status: str) -> str:
+    """The status line without the running cell's step (" · step 2 of 4")."""
+    return re.sub(r" · step \d+ of \d+$", "", status)
+
+
 def test_every_cell_shows_its_state_from_the_first_update_then_its_image(pointed, images, tmp_path):
     pointed.job_seconds = 0.6
     updates = sweep_updates(pointed, images, tmp_path, "lora1_scale", "0.4, 0.7")
@@ -68,7 +74,7 @@ def test_every_cell_shows_its_state_from_the_first_update_then_its_image(pointed
     placeholders = [Path(path) for path, _caption in first[0]]
     assert all(p.suffix == ".png" and p.is_file() for p in placeholders)
     assert placeholders[0] != placeholders[1]  # running and queued look different
-    seen = [(captions(u), u[1]) for u in updates]
+    seen = [(captions(u), without_step(u[1])) for u in updates]
     halfway = (["lora1 0.4", "running · lora1 0.7"], "⚙️ Sweep: 1 of 2 cells done, cell 2 running")
     assert halfway in seen
     assert seen.index(halfway) < len(seen) - 1
@@ -77,6 +83,37 @@ def test_every_cell_shows_its_state_from_the_first_update_then_its_image(pointed
     last = updates[-1]
     assert captions(last) == ["lora1 0.4", "lora1 0.7"] and last[1] == "✅ Sweep done: 2 of 2 cells"
     assert all(Path(path).is_file() and tmp_path in Path(path).parents for path, _c in last[0])
+
+
+def test_a_running_cell_shows_its_intermediate_image_and_the_status_its_step(pointed, images, tmp_path):
+    """One cell at a time (as on a local GPU): the running cell's grey square gives way to its
+    intermediate image as the backend sends one, and the status line says the cell's step, which
+    never goes back. Several cells at once (fal): each shows its own image, and no step is said
+    while two run. The intermediate files are thrown away with the sweep."""
+    pointed.job_seconds = 1.0
+    request = build_request(prompt="make it blue", image_urls=[str(images["red"])], seed=7,
+                            loras=[{"path": "owner/style", "scale": 1.0}])
+    for backend, many in ((OneCellAtATime(FalSettings(poll_interval=0.05), server_key=SERVER_KEY), False),
+                          (FalBackend(FalSettings(poll_interval=0.05), server_key=SERVER_KEY), True)):
+        plan = RunPlan(backend=backend, request=request, options=FalOptions())
+        sweep = run_sweep_view(plan, Outputs(tmp_path), "lora1_scale", "0.4, 0.7", None, "")
+        grey, shown, steps, many_at_once = None, set(), [], False
+        for cells, status, *_ in sweep:
+            grey = grey or cells[0][0]
+            for (path, caption), values in zip(cells, ("lora1 0.4", "lora1 0.7")):
+                if caption == f"running · {values}" and path != grey and Path(path).suffix == ".jpg":
+                    assert Image.open(path).size[0] > 0  # there, while the sweep shows it
+                    shown.add((values, path))
+            if match := re.search(r"cell 1 running · step (\d+) of (\d+)$", status):
+                steps.append(int(match[1]))
+            if "cells 1–2 running" in status:
+                assert "step" not in status, status  # two cells run at once: whose step would it be?
+                many_at_once = True
+        assert {values for values, _p in shown} == {"lora1 0.4", "lora1 0.7"}, "a running cell showed no image"
+        assert not any(Path(path).exists() for _v, path in shown)
+        assert many_at_once == many
+        if not many:
+            assert steps and steps == sorted(steps) and len(set(steps)) > 1
 
 
 def test_a_stop_turns_the_cells_not_done_into_stopped_and_keeps_the_finished_ones(pointed, images, tmp_path):
@@ -142,7 +179,7 @@ def test_a_cell_that_ended_unheard_is_not_shown_running_beside_the_next(images, 
     Image.new("RGB", (16, 16), "blue").save(png, "PNG")
     result = Result(images=(ResultImage(png.getvalue(), "image/png", 16, 16),), seed=1)
 
-    def cells_ending_unheard(backend, plan, options, key=None, started=None, region=None):
+    def cells_ending_unheard(backend, plan, options, key=None, started=None, region=None, watch=None):
         started(1)  # cell 2 handed to the backend: cell 1 has ended …
         yield None  # … and a heartbeat comes before cell 1's result reaches the view
         yield 0, result
