@@ -227,14 +227,36 @@ def fresh_folder(root: Path, keep_seconds: float = 86_400) -> Path:
 MAX_ZIPPED = int(field_limits("num_images")["maximum"])
 
 
-def zip_results(paths: list[str], folder: Path, prompt: str | None = None, seed: Any = None) -> str | None:
-    """All results in one zip named for the run, its images named like "Selected as PNG" names
-    them (stored, not recompressed: the images are compressed already)."""
+def zip_results(paths: list[str], folder: Path, prompt: str | None = None, run: Any = None) -> str | None:
+    """All results in one zip named for the run (`run`: its last_run), its images named like
+    "Selected as PNG" names them, each for its own seed (stored, not recompressed: the images are
+    compressed already)."""
     paths = list(dict.fromkeys(paths))[:MAX_ZIPPED]
     if not paths:
         return None
-    target = folder / download_name(prompt, seed, None, "zip")
+    target = folder / download_name(prompt, image_seed(run, 0), None, "zip")
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
         for index, path in enumerate(paths, start=1):
-            archive.write(path, arcname=download_name(prompt, seed, index, Path(path).suffix or "png"))
+            name = download_name(prompt, image_seed(run, index - 1), index, Path(path).suffix or "png")
+            archive.write(path, arcname=name)
     return str(target)
+
+
+def image_seed(run: Any, index: Any) -> int | None:
+    """The seed that made image `index` (from 0) of `run` (a last_run): its own where the backend
+    knows each image's (local: seed, seed + 1, …, so that seed alone makes that image again),
+    else the run's (fal makes all of a run's images from its one seed)."""
+    recipe = run.get("recipe") if isinstance(run, dict) else None
+    if not isinstance(recipe, dict):
+        return None
+    seeds = recipe.get("seeds") or []
+    place = index if isinstance(index, int) else 0
+    seed = seeds[place] if 0 <= place < len(seeds) else recipe.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def shown_seed(run: Any, index: Any) -> Any:
+    """"Seed used" for the selected result: its own seed (image_seed); left as it is without a
+    finished run (a stopped run's preview)."""
+    seed = image_seed(run, index)
+    return gr.skip() if seed is None else str(seed)

@@ -275,7 +275,7 @@ def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any, sto
         if not paths:
             return gr.update(value=None, interactive=False)
         number = min(max(index or 0, 0), len(paths) - 1) + 1  # the image's place in the run
-        name = results.download_name(*_named_for(run), number, "png")
+        name = results.download_name(_prompt_of(run), results.image_seed(run, number - 1), number, "png")
         return gr.update(value=results.as_png(paths[number - 1], results.fresh_folder(ctx.downloads), name),
                          interactive=True)
 
@@ -285,7 +285,7 @@ def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any, sto
         # "Selected as PNG" and "Use as input" take it, not image 1.
         selected = picked if isinstance(picked, int) and 0 <= picked < len(paths) else 0
         choices = [(f"image {i}", i - 1) for i in range(1, len(paths) + 1)]
-        zipped = results.zip_results(paths, results.fresh_folder(ctx.downloads), *_named_for(run))
+        zipped = results.zip_results(paths, results.fresh_folder(ctx.downloads), _prompt_of(run), run)
         # With no result the A/B picks stay (a dropdown refuses its value once its choices are gone).
         pick_a = gr.update(choices=choices, value=0) if paths else gr.skip()
         pick_b = gr.update(choices=choices, value=min(1, len(paths) - 1)) if paths else gr.skip()
@@ -316,9 +316,13 @@ def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any, sto
         event.then(tools, given,
                    [page.selected, page.pick_a, page.pick_b, page.download_zip, page.compare, page.use_input,
                     page.add_reference, before], **PRIVATE,
-                   ).then(refresh_png, [page.gallery, page.selected, page.last_run], page.download_png, **PRIVATE)
+                   ).then(refresh_png, [page.gallery, page.selected, page.last_run], page.download_png, **PRIVATE,
+                          ).then(results.shown_seed, [page.last_run, page.selected], page.seed_used, **PRIVATE_FAST)
         event.then(run_snippets, page.last_run, [page.code_client, page.code_fal, page.code_recipe], **PRIVATE)
+    # "Seed used" is the selected image's own seed (where the backend knows each: local), so that
+    # "Reuse this seed" makes that image again.
     page.gallery.select(_selected_index, None, page.selected, **PRIVATE).then(
+        results.shown_seed, [page.last_run, page.selected], page.seed_used, **PRIVATE_FAST).then(
         results.compare_pair, compare_inputs, page.compare, **PRIVATE).then(
         refresh_png, [page.gallery, page.selected, page.last_run], page.download_png, **PRIVATE)
     page.compare_mode.change(lambda m: gr.update(visible=m == "ab"), page.compare_mode, page.ab_row, **PRIVATE)
@@ -335,12 +339,12 @@ def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any, sto
     )
 
 
-def _named_for(run: Any) -> tuple[Any, Any]:
-    """The instruction and seed a run's downloads are named for (None, None without a run)."""
+def _prompt_of(run: Any) -> Any:
+    """The instruction a run's downloads are named for (None without a run)."""
     recipe = run.get("recipe") if isinstance(run, dict) else None
     if not isinstance(recipe, dict) or not isinstance(recipe.get("request"), dict):
-        return None, None
-    return recipe["request"].get("prompt"), recipe.get("seed")
+        return None
+    return recipe["request"].get("prompt")
 
 
 def no_result(count: int) -> list:

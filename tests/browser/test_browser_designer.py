@@ -516,3 +516,52 @@ def test_a_result_dragged_onto_an_image_slot_goes_into_it(browser, app, fake, im
     assert len(sent) == 2 and sent[0] == sent[1]  # the result, twice
     assert sent[0] != first_job.input["image_urls"][0]  # not the red picture it was made from
     page.close()
+
+
+def test_reuse_this_seed_with_image_2_selected_makes_image_2_again(browser, local_app, images, screenshot):
+    """A run of two images: the local backend makes image 2 from seed + 1. "Seed used" said the
+    run's first seed whichever image was selected, so a designer who liked image 2 and pressed
+    "Reuse this seed" got image 1's look again. Now the selected image's own seed is shown (and
+    names its PNG), and reusing it makes that image again, pixel for pixel."""
+    page = open_page(browser, local_app)
+    page.get_by_label("this machine's GPU (local)").check()
+    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("the second one")
+    page.get_by_label("number input for Images").fill("2")
+    page.keyboard.press("Tab")
+    page.locator("#run-button").click()
+    expect(page.locator("#status")).to_contain_text("Done", timeout=120_000)
+    seed_used = page.locator("#seed-used input, #seed-used textarea").first
+    expect(seed_used).to_have_value(re.compile(r"^\d+$"))
+    first = int(seed_used.input_value())
+    page.locator("#results .thumbnail-item").nth(1).click()
+    expect(seed_used).to_have_value(str(first + 1), timeout=10_000)
+    # "Selected as PNG" follows the selection a moment after "Seed used" (it writes the PNG first).
+    wanted, names = f"the-second-one_seed-{first + 1}_2.png", []
+    for _ in range(20):
+        with page.expect_download() as single:
+            page.locator("#download-png").click()
+        names.append(single.value.suggested_filename)
+        if names[-1] == wanted:
+            break
+        page.wait_for_timeout(500)
+    assert names[-1] == wanted, names
+    page.locator("#results .thumbnail-item").nth(0).click()
+    expect(seed_used).to_have_value(str(first), timeout=10_000)
+    page.locator("#results .thumbnail-item").nth(1).click()
+    expect(seed_used).to_have_value(str(first + 1), timeout=10_000)
+    page.get_by_role("button", name="Reuse this seed").click()
+    expect(page.locator("#seed input")).to_have_value(str(first + 1))
+    page.get_by_label("number input for Images").fill("1")
+    page.keyboard.press("Tab")
+    page.locator("#run-button").click()
+    expect(page.locator("#history .thumbnail-item")).to_have_count(2, timeout=120_000)  # the second run is done
+    expect(seed_used).to_have_value(str(first + 1))
+    screenshot(page)
+    page.close()
+    runs = {json.loads(p.read_text())["seed"]: p.parent for p in local_app.outputs.rglob("recipe.json")
+            if json.loads(p.read_text())["request"]["prompt"] == "the second one"}
+    [liked] = runs[first].glob("image-2.*")
+    [again] = runs[first + 1].glob("image-1.*")
+    assert list(Image.open(liked).convert("RGB").getdata()) == list(Image.open(again).convert("RGB").getdata())

@@ -108,15 +108,20 @@ def test_the_png_and_the_zip_are_named_for_the_run(tmp_path):
     assert png.name == "make-it-blue_seed-7_2.png" and Image.open(png).format == "PNG"
     assert Path(as_png(paths[0], out, download_name("make it blue", 7, 1, "png"))).read_bytes() == \
         Path(paths[0]).read_bytes()  # a PNG is copied as it is (its recipe chunks too)
-    archive = Path(zip_results(paths, out, "make it blue", 7))
+    # fal: every image of the run comes from its one seed.
+    archive = Path(zip_results(paths, out, "make it blue", {"recipe": {"seed": 7, "seeds": []}}))
     assert archive.name == "make-it-blue_seed-7.zip"
     assert zipfile.ZipFile(archive).namelist() == ["make-it-blue_seed-7_1.png", "make-it-blue_seed-7_2.jpeg"]
+    # Local: image 2 came from seed 8, and seed 8 alone makes it again: its name says so.
+    archive = Path(zip_results(paths, out, "make it blue", {"recipe": {"seed": 7, "seeds": [7, 8]}}))
+    assert archive.name == "make-it-blue_seed-7.zip"
+    assert zipfile.ZipFile(archive).namelist() == ["make-it-blue_seed-7_1.png", "make-it-blue_seed-8_2.jpeg"]
     # A gallery sent back with one file listed a thousand times (to write a huge zip): each file
     # once, and no more than a run makes.
     many = [str(tmp_path / f"many-{n}.png") for n in range(6)]
     for path in many:
         Image.new("RGB", (8, 8)).save(path)
-    archive = Path(zip_results([paths[0]] * 1000 + many, out, "make it blue", 7))
+    archive = Path(zip_results([paths[0]] * 1000 + many, out, "make it blue", {"recipe": {"seed": 7}}))
     assert len(zipfile.ZipFile(archive).namelist()) == 4
 
 
