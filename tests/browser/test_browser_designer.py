@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from backend.recipes import read_recipe
 from tests.helpers.app import launch_app, stop_app
-from tests.helpers.browser import no_error_pill, open_panel, reload_the_moment_status_says, run_once
+from tests.helpers.browser import fill_local_form, no_error_pill, open_panel, reload_the_moment_status_says, run_once
 
 # `browser` (one Chromium per module) and `screenshot` (tests/screenshots/<test name>.png) are
 # conftest's fixtures.
@@ -524,12 +524,7 @@ def test_reuse_this_seed_with_image_2_selected_makes_image_2_again(browser, loca
     "Reuse this seed" got image 1's look again. Now the selected image's own seed is shown (and
     names its PNG), and reusing it makes that image again, pixel for pixel."""
     page = open_page(browser, local_app)
-    page.get_by_label("this machine's GPU (local)").check()
-    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
-    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
-    page.locator("#prompt textarea").fill("the second one")
-    page.get_by_label("number input for Images").fill("2")
-    page.keyboard.press("Tab")
+    fill_local_form(page, images["red"], "the second one", Images=2)
     page.locator("#run-button").click()
     expect(page.locator("#status")).to_contain_text("Done", timeout=120_000)
     seed_used = page.locator("#seed-used input, #seed-used textarea").first

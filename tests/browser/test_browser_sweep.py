@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from tests.helpers.browser import (
     DRAWN,
     error_pills_seen,
+    fill_local_form,
     loaded_width,
     no_error_pill,
     open_app,
@@ -169,10 +170,7 @@ def test_a_sweep_stopped_after_a_cell_keeps_that_cell_grid_zip_and_history_card(
     good). Now they are kept as a sweep of their own; the cells it did not make say "stopped".
     The local backend runs one cell at a time, so Stop comes with one cell done and two not."""
     page = open_app(browser, local_app, width=1440, height=1000, accept_downloads=True)
-    page.get_by_label("this machine's GPU (local)").check()
-    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
-    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
-    page.locator("#prompt textarea").fill("stopped halfway")
+    fill_local_form(page, images["red"], "stopped halfway")
     open_panel(page, "Sweep")
     page.locator("#sweep-x-values textarea, #sweep-x-values input").fill("1, 2, 3")
     page.locator("#sweep-button").click()
@@ -204,12 +202,7 @@ def test_a_running_sweep_cell_shows_its_intermediate_image_and_run_the_sweeps_pr
     and its grey square said only "running" until it was done. Now the running cell shows its
     intermediate image, the status line says its step, and Run the sweep's progress."""
     page = open_app(browser, local_app, width=1440, height=1000)
-    page.get_by_label("this machine's GPU (local)").check()
-    page.locator("#reference-1 input[type=file]").set_input_files(str(images["red"]))
-    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
-    page.locator("#prompt textarea").fill("watch it come")
-    page.get_by_label("number input for Steps").fill("50")
-    page.keyboard.press("Tab")
+    fill_local_form(page, images["red"], "watch it come", Steps=50)
     open_panel(page, "Sweep")
     page.locator("#sweep-x-values textarea, #sweep-x-values input").fill("1, 2")
     expect(page.locator("#sweep-cost")).to_contain_text("2 runs", timeout=10_000)

@@ -46,6 +46,18 @@ def start_run(page, image, prompt="make it glow", images=1):
     page.locator("#run-button").click()
 
 
+def fill_local_form(page, image, prompt: str, **numbers: int) -> None:
+    """The local backend, image 1, the instruction, and number fields by label ("Steps": 50, as
+    `Steps=50`); what runs is the caller's."""
+    page.get_by_label("this machine's GPU (local)").check()
+    page.locator("#reference-1 input[type=file]").set_input_files(str(image))
+    expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill(prompt)
+    for label, value in numbers.items():
+        page.get_by_label(f"number input for {label}").fill(str(value))
+        page.keyboard.press("Tab")
+
+
 def open_panel(page, title: str) -> None:
     """Open a closed panel for the first time, as a person does, and wait until Gradio has settled
     it. On a panel's first opening Gradio mounts its fields, then, a frame after they are loaded,
