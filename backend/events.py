@@ -48,6 +48,7 @@ class Preview:
     images: tuple[Image.Image, ...] = field(repr=False)
     step: int | None = None
     total: int | None = None
+    seed: int | None = None  # the run's seed (its first image's), where the backend knows it before the result
 
 
 @dataclass(frozen=True)

@@ -75,15 +75,17 @@ def after_failure(kept: Any, last_run: Any) -> tuple:
     return kept["details"], kept["last_run"], kept["seed"]
 
 
-def after_stop(gallery: Any, kept: Any) -> tuple:
+def after_stop(gallery: Any, kept: Any, seed: Any = None) -> tuple:
     """Stop: the page as it was before the run (its results, details, run and seed), then the
-    run's interrupted preview, captioned so. A result that arrived just before Stop is left as
-    it is, and so is a gallery a stopped sweep never touched. Outputs: status, gallery, details,
-    last_run, seed."""
+    run's interrupted preview, captioned so, with the run's seed where its previews said it
+    (`seed`, "Seed used" at the moment of Stop: local), so that it can be finished later. A result
+    that arrived just before Stop is left as it is, and so is a gallery a stopped sweep never
+    touched. Outputs: status, gallery, details, last_run, seed."""
     items = gallery_pairs(gallery)
     if any(not is_preview(caption) for _, caption in items) or not isinstance(kept, dict):
         return "⏹ Stopped.", gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    previews = [(path, INTERRUPTED) for path, _ in items]
+    caption = INTERRUPTED + (f" · seed {seed}" if str(seed or "").isdigit() else "")
+    previews = [(path, caption) for path, _ in items]
     status = "⏹ Stopped." + (" The last finished result is shown again." if kept["gallery"] else "")
     return status, [*kept["gallery"], *previews], kept["details"], kept["last_run"], kept["seed"]
 
@@ -255,8 +257,14 @@ def image_seed(run: Any, index: Any) -> int | None:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
-def shown_seed(run: Any, index: Any) -> Any:
-    """"Seed used" for the selected result: its own seed (image_seed); left as it is without a
-    finished run (a stopped run's preview)."""
-    seed = image_seed(run, index)
+def shown_seed(gallery: Any, run: Any, index: Any) -> Any:
+    """"Seed used" for the selected image: a result's own seed (image_seed), an interrupted
+    preview's from its caption ("interrupted preview · seed 42"); left as it is when neither
+    says one."""
+    items = gallery_pairs(gallery)
+    place = index if isinstance(index, int) and 0 <= index < len(items) else 0
+    if items and is_preview(items[place][1]):
+        said = re.search(r"· seed (\d+)$", str(items[place][1]))
+        return said[1] if said else gr.skip()
+    seed = image_seed(run, place)
     return gr.skip() if seed is None else str(seed)

@@ -284,8 +284,7 @@ def run_edit(plan: RunPlan, outputs: Outputs, price_per_mp: float | None = None,
     with each status costs a hash of the file, not a new encoding. (`last_run` is a
     gr.State: None until the result, so that a stopped run adds nothing to History.)
 
-    Closing this generator (Stop, or the tab closing) closes the backend's run, which
-    cancels the job there.
+    Closing this generator (Stop, or the tab closing) closes the backend's run, which cancels the job there.
     """
     started = time.monotonic()
     backend = plan.backend
@@ -293,7 +292,7 @@ def run_edit(plan: RunPlan, outputs: Outputs, price_per_mp: float | None = None,
     gallery: list = []  # a new run starts with an empty gallery, then its previews
     keep = None  # `last_run` is None until this run's result: a stopped run adds nothing to History
     preview_folder = Path(tempfile.mkdtemp(prefix="studio-previews-"))
-    saved = None
+    saved, seed = None, None  # seed: "Seed used" once a preview says it (local); a Stop leaves it there
     status = StatusLine()
     # LoRA rows that are not sent are said from the first status to the last.
     skipped = "".join(f" · {as_text(note)}" for note in plan.skipped)
@@ -312,10 +311,11 @@ def run_edit(plan: RunPlan, outputs: Outputs, price_per_mp: float | None = None,
                 continue
             log_text = "\n".join(logs)
             if isinstance(event, (Queued, Progress)):
-                yield gallery, status.update(event, backend.name) + skipped, log_text, "", None, keep
+                yield gallery, status.update(event, backend.name) + skipped, log_text, "", seed, keep
             elif isinstance(event, Preview):
                 gallery = save_previews(event, preview_folder)
-                yield gallery, status.preview(event) + skipped, log_text, "", None, keep
+                seed = event.seed if event.seed is not None else seed
+                yield gallery, status.preview(event) + skipped, log_text, "", seed, keep
             elif isinstance(event, Result):
                 saved = save_run(outputs.root, plan.request, plan.options, event, backend.name,
                                  backend.source(plan.options), region=plan.region)

@@ -80,7 +80,7 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
     # A sweep's cells not done say "stopped", and its finished cells are kept (ui/sweep_view.py
     # stopped_sweep: grid, zip, History), after after_stop, whose status line it then completes.
     stop = page.stop_button.click(None, None, None, cancels=[run_event, sweep_event], js=STOPPED_JS, **PRIVATE_FAST)
-    after_stop = stop.then(results.after_stop, [page.gallery, before_run],
+    after_stop = stop.then(results.after_stop, [page.gallery, before_run, page.seed_used],
                            [page.status, page.gallery, page.details, page.last_run, page.seed_used], **PRIVATE_FAST)
     after_stop.then(partial(stopped_sweep, outputs=ctx.outputs), [page.sweep_gallery, page.sweep_state],
                     [page.sweep_gallery, page.status, page.sweep_grid, page.sweep_zip, page.sweep_state,
@@ -312,17 +312,18 @@ def wire_results(page: Page, ctx: Context, finished: list[Any], opened: Any, sto
         (event, after_run, [page.gallery, first_slot, page.last_run, page.selected]) for event in finished]
     shown_after += [(opened, after_opened, [page.gallery, page.last_run]),
                     (stopped, after_run, [page.gallery, before, page.last_run])]
+    seed_inputs = [page.gallery, page.last_run, page.selected]  # "Seed used" follows the selected image
     for event, tools, given in shown_after:
         event.then(tools, given,
                    [page.selected, page.pick_a, page.pick_b, page.download_zip, page.compare, page.use_input,
                     page.add_reference, before], **PRIVATE,
                    ).then(refresh_png, [page.gallery, page.selected, page.last_run], page.download_png, **PRIVATE,
-                          ).then(results.shown_seed, [page.last_run, page.selected], page.seed_used, **PRIVATE_FAST)
+                          ).then(results.shown_seed, seed_inputs, page.seed_used, **PRIVATE_FAST)
         event.then(run_snippets, page.last_run, [page.code_client, page.code_fal, page.code_recipe], **PRIVATE)
     # "Seed used" is the selected image's own seed (where the backend knows each: local), so that
     # "Reuse this seed" makes that image again.
     page.gallery.select(_selected_index, None, page.selected, **PRIVATE).then(
-        results.shown_seed, [page.last_run, page.selected], page.seed_used, **PRIVATE_FAST).then(
+        results.shown_seed, seed_inputs, page.seed_used, **PRIVATE_FAST).then(
         results.compare_pair, compare_inputs, page.compare, **PRIVATE).then(
         refresh_png, [page.gallery, page.selected, page.last_run], page.download_png, **PRIVATE)
     page.compare_mode.change(lambda m: gr.update(visible=m == "ab"), page.compare_mode, page.ab_row, **PRIVATE)

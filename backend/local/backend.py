@@ -289,7 +289,7 @@ class LocalBackend(Backend[LocalOptions]):
             images.append(image)
             # The last step's preview is the final image itself (x0 = the final latents).
             steps = request.num_inference_steps
-            emit(Preview(images=tuple(images), step=steps, total=steps))
+            emit(Preview(images=tuple(images), step=steps, total=steps, seed=job.seeds[0]))
         return Done(images, notes)
 
     def _denoise(
@@ -299,7 +299,8 @@ class LocalBackend(Backend[LocalOptions]):
         """One image (None when Stop interrupted it: then nothing is decoded)."""
         steps = job.request.num_inference_steps
         every = job.options.preview_decode_every
-        callback = StepPreviews(emit, cancel, steps, every, done=done, cost=loaded.decode_cost)
+        # The previews carry the run's seed: a Stop leaves it on the page, to finish that image later.
+        callback = StepPreviews(emit, cancel, steps, every, done=done, cost=loaded.decode_cost, seed=job.seeds[0])
         return denoise(
             loaded.pipe, callback, image=job.references, prompt_embeds=embeds, height=job.height, width=job.width,
             num_inference_steps=steps, guidance_scale=job.request.guidance_scale,

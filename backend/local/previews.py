@@ -63,9 +63,9 @@ class StepPreviews:
 
     def __init__(
         self, emit: Callable[[Any], None], cancel: threading.Event, total: int, decode_every: int,
-        done: tuple[Image.Image, ...], cost: DecodeCost | None = None,
+        done: tuple[Image.Image, ...], cost: DecodeCost | None = None, seed: int | None = None,
     ):
-        self.emit, self.cancel, self.total = emit, cancel, total
+        self.emit, self.cancel, self.total, self.seed = emit, cancel, total, seed
         self.decode_every, self.done = decode_every, done
         self.cost = cost or DecodeCost()  # uncalibrated: no full decode before the end
         self.started = time.perf_counter()  # reset when the pipeline is called (denoise)
@@ -101,7 +101,7 @@ class StepPreviews:
             self.last_full = step
         else:
             image = decode_linear(pipe, x0, ids)
-        self.emit(Preview(images=(*self.done, image), step=step, total=self.total))
+        self.emit(Preview(images=(*self.done, image), step=step, total=self.total, seed=self.seed))
         seconds = time.perf_counter() - entered
         self.spent += seconds
         if not full:

@@ -560,3 +560,29 @@ def test_reuse_this_seed_with_image_2_selected_makes_image_2_again(browser, loca
     [liked] = runs[first].glob("image-2.*")
     [again] = runs[first + 1].glob("image-1.*")
     assert list(Image.open(liked).convert("RGB").getdata()) == list(Image.open(again).convert("RGB").getdata())
+
+
+def test_a_stopped_local_run_leaves_its_seed_to_finish_that_image_later(browser, local_app, images, screenshot):
+    """A designer stops a run whose preview looks promising. Its seed was nowhere (the page showed
+    it only with a result), so that image could not be finished. Now "Seed used" shows the run's
+    seed from its first preview on, the interrupted preview says it, and "Reuse this seed" makes it."""
+    page = open_page(browser, local_app)
+    fill_local_form(page, images["red"], "finish it later", Steps=50)
+    page.locator("#run-button").click()
+    expect(page.locator("#results .caption-label").first).to_contain_text("preview ·", timeout=120_000)
+    seed_used = page.locator("#seed-used input, #seed-used textarea").first
+    expect(seed_used).to_have_value(re.compile(r"^\d+$"), timeout=10_000)  # while it runs
+    seed = seed_used.input_value()
+    page.keyboard.press("Escape")
+    expect(page.locator("#status")).to_contain_text("Stopped", timeout=30_000)
+    expect(page.locator("#results .caption-label")).to_have_text([f"interrupted preview · seed {seed}"])
+    expect(seed_used).to_have_value(seed)
+    page.get_by_role("button", name="Reuse this seed").click()
+    expect(page.locator("#seed input")).to_have_value(seed)
+    page.locator("#run-button").click()
+    expect(page.locator("#history .thumbnail-item")).to_have_count(1, timeout=120_000)
+    expect(seed_used).to_have_value(seed)
+    screenshot(page)
+    page.close()
+    made = [json.loads(p.read_text()) for p in local_app.outputs.rglob("recipe.json")]
+    assert [r["seed"] for r in made if r["request"]["prompt"] == "finish it later"] == [int(seed)]

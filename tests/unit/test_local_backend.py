@@ -110,6 +110,10 @@ def test_previews_arrive_for_every_step_and_the_last_is_the_final_image(world, l
     assert all(p.total == 6 and p.images[-1].size == (64, 64) for p in previews)
     assert previews[-1].images[-1].convert("RGB").tobytes() == pixels(result)
     assert previews[0].images[-1].tobytes() != previews[-1].images[-1].tobytes()
+    # Each says the run's seed, which a Stop leaves on the page; a random one too, drawn before the first.
+    assert {p.seed for p in previews} == {result.seed} == {3}
+    events, result = run(local, edit(world, seed=None))
+    assert {e.seed for e in events if isinstance(e, Preview)} == {result.seed} and result.seed is not None
 
 
 def test_same_seed_same_image_and_num_images_gives_one_seed_per_image(world, local):

@@ -57,3 +57,23 @@ def test_previews_are_not_results_and_stop_brings_back_what_the_page_showed():
     assert results.after_stop(restored, kept)[1] == gr.skip()  # a stopped sweep leaves the gallery alone
     assert start_run("Run", finished, "", None, "")[2]["gallery"] == finished  # Run's click keeps the page
     assert start_run("Running", finished, "", None, "")[2] == gr.skip()  # a click that queues keeps nothing
+
+
+def test_a_stopped_runs_preview_says_its_seed_and_seed_used_follows_the_selected_image():
+    """A local run's previews carry its seed: Stop captions the interrupted preview with it, and
+    "Seed used" shows it when that preview is selected, so that the image can be finished later."""
+    running = [("/tmp/p.jpg", "preview · step 2 of 10")]
+    fresh = results.before_run([], "", None, "")  # the first run of the page
+    status, gallery, *_rest = results.after_stop(running, fresh, "123")
+    assert gallery == [("/tmp/p.jpg", "interrupted preview · seed 123")] and results.result_paths(gallery) == []
+    assert results.shown_seed(gallery, None, 0) == "123"
+    assert results.after_stop(running, fresh, "")[1] == [("/tmp/p.jpg", results.INTERRUPTED)]  # fal: not known
+    assert results.shown_seed([("/tmp/p.jpg", results.INTERRUPTED)], None, 0) == gr.skip()
+    # After a finished run of two images (local: seeds 7 and 8), then a stopped one (seed 40).
+    run = {"recipe": {"seed": 7, "seeds": [7, 8]}}
+    kept = results.before_run([("/tmp/1.png", "image 1"), ("/tmp/2.png", "image 2")], "details", run, "7")
+    _status, gallery, _details, last_run, seed = results.after_stop(running, kept, "40")
+    assert seed == "7"  # the kept result's, shown with it
+    assert [caption for _p, caption in gallery] == ["image 1", "image 2", "interrupted preview · seed 40"]
+    assert [results.shown_seed(gallery, last_run, i) for i in (0, 1, 2)] == ["7", "8", "40"]
+    assert results.shown_seed(gallery, {"recipe": {"seed": 7, "seeds": []}}, 1) == "7"  # fal: the run's one seed
