@@ -28,7 +28,7 @@ from backend.outputs import is_inside, run_folder_of, set_starred
 from ui.details import describe_run, images_on_disk
 from ui.form import RESTORED_FIELDS, PageSetup
 from ui.restored_values import as_updates, restore_checked, warn_left_out
-from ui.results import compare_shown, result_caption, result_paths, result_place
+from ui.results import compare_shown, image_seed, result_caption, result_paths, result_place
 from ui.text import as_text
 
 MAX_HISTORY = 60  # entries kept (starred ones are not counted against it)
@@ -324,8 +324,8 @@ def _mask_of(entry: dict, images: list[str], outputs_root: Path) -> str | None:
 
 def restored_run(past: list[dict] | None, picked: str | None, outputs_root: Path) -> tuple:
     """After a restore, the picked run is the page's run, as if it had just finished: `last_run`
-    (downloads, code), an empty "Seed used" (the seed is back in the form) and its details.
-    Outputs: last_run, seed_used, details."""
+    (downloads, code), its seed in "Seed used" (image 1's; the selected image's after: ui/wiring.py;
+    the seed is back in the form too) and its details. Outputs: last_run, seed_used, details."""
     if (entry := picked_entry(past, picked)) is None:
         return gr.skip(), gr.skip(), gr.skip()
     images = [p for p in existing(entry.get("images", []), outputs_root) if p]
@@ -337,7 +337,8 @@ def restored_run(past: list[dict] | None, picked: str | None, outputs_root: Path
                                folder.relative_to(Path(outputs_root).resolve()) if folder else None)
     except Exception:
         details = "The details of this run could not be read back."
-    return run, None, details
+    seed = image_seed(run, 0)
+    return run, None if seed is None else str(seed), details
 
 
 def pick_run(past: list[dict] | None, event: gr.SelectData) -> tuple:

@@ -101,7 +101,7 @@ def test_a_run_and_its_restore_say_everything_and_name_their_downloads(browser, 
     page.locator("#history-restore").click()
     expect(page.locator("#prompt textarea")).to_have_value(PROMPT, timeout=10_000)
     check_results(page, seed, tmp_path)
-    expect(seed_used).to_have_value("")  # the seed is back in the form instead
+    expect(seed_used).to_have_value(str(seed))  # the restored run's seed (back in the form too)
     page.get_by_text("Use this run from code").click()
     expect(page.locator("#code-client")).to_contain_text("owner/watercolor", timeout=10_000)
     screenshot(page, "restored")
