@@ -251,7 +251,8 @@ def image_seed(run: Any, index: Any) -> int | None:
     recipe = run.get("recipe") if isinstance(run, dict) else None
     if not isinstance(recipe, dict):
         return None
-    seeds = recipe.get("seeds") or []
+    seeds = recipe.get("seeds")  # a History entry's recipe comes back from the browser: anything
+    seeds = seeds if isinstance(seeds, list) else []
     place = index if isinstance(index, int) else 0
     seed = seeds[place] if 0 <= place < len(seeds) else recipe.get("seed")
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None

@@ -77,3 +77,7 @@ def test_a_stopped_runs_preview_says_its_seed_and_seed_used_follows_the_selected
     assert [caption for _p, caption in gallery] == ["image 1", "image 2", "interrupted preview · seed 40"]
     assert [results.shown_seed(gallery, last_run, i) for i in (0, 1, 2)] == ["7", "8", "40"]
     assert results.shown_seed(gallery, {"recipe": {"seed": 7, "seeds": []}}, 1) == "7"  # fal: the run's one seed
+    # A History entry's recipe comes back from the browser: whatever it holds, no error, no made-up seed.
+    for odd in ({"seeds": {"0": 1}}, {"seeds": "12", "seed": "9"}, {"seed": True}, "recipe", None):
+        assert results.shown_seed(gallery, {"recipe": odd}, 0) == gr.skip()
+    assert results.shown_seed(gallery, {"recipe": {"seeds": {"0": 1}, "seed": 5}}, 1) == "5"
