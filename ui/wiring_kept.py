@@ -26,15 +26,8 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
     """History's events; returns the restore's last event: the restored run is then the page's run."""
     restored = [page.form[name] for name in RESTORED_FIELDS]
     history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
-    # History has one writer per tab, the merge of the other tabs' runs: a finished run (and a
-    # sweep's, a queued run's), a star, a Clear and its Undo are changes handed to it (`changed`).
-    # A run's and a sweep's come with their Done (ui/wiring.py wire_run, ui/history.py with_landing).
+    wire_history_merge(demo, page, history_buttons)
     changed = page.other_tabs.history_changed
-    for changes in (changed, page.other_tabs.run_landed, page.other_tabs.sweep_landed):
-        changes.change(None, changes, None, js=other_tabs.changed_js(other_tabs.HISTORY), **PRIVATE_FAST)
-    # What the browser's tabs added and no write of History holds yet (a reload right after Done).
-    demo.load(None, None, None, js=other_tabs.REPLAY_JS, **PRIVATE_FAST)
-    demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST)
     page.history_gallery.select(history_lib.pick_run, page.history, history_buttons, **PRIVATE_FAST)
     # Queued: a star past the starred runs' room is refused with a warning, which needs the queue.
     page.history_star.click(partial(history_lib.star, outputs_root=ctx.outputs.root),
@@ -53,20 +46,6 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
     page.history_gallery.change(history_lib.clear_button, page.history_gallery, page.history_clear, **PRIVATE_FAST)
     page.history_timer.tick(history_lib.clear_tick, [page.history_armed, page.history_cleared], clearing,
                             **PRIVATE_FAST)
-    # The browser's other tabs: what this one writes, they merge in, and the other way round.
-    # One merge at a time, and a message that comes meanwhile is merged right after (always_last:
-    # Gradio's default drops a click while the last one runs, and the message waited for the next).
-    page.history.change(None, page.history, None, js=other_tabs.wrote_js(other_tabs.HISTORY), **PRIVATE_FAST)
-    # The browser refused a write (its storage for the site full): say so (queued: a warning).
-    page.other_tabs.not_kept.click(other_tabs.warn_not_kept, page.other_tabs.message, None,
-                                   js=other_tabs.NOT_KEPT_JS, **PRIVATE)
-    # A browser that lets the site keep nothing: History and presets live in the page; say so.
-    demo.load(other_tabs.warn_not_kept, page.other_tabs.message, None, js=other_tabs.BLOCKED_JS, **PRIVATE)
-    page.other_tabs.history.click(other_tabs.history_from_other_tab,
-                                  [page.history, page.other_tabs.message, page.history_selected],
-                                  [page.history, page.history_gallery, *history_buttons],
-                                  js=other_tabs.take_js(other_tabs.HISTORY), trigger_mode="always_last",
-                                  **PRIVATE_FAST)
     # A dropped PNG's recipe is shown first; Apply sets the form. The `restore` API applies at once.
     # A region edit's PNG also brings its mask back: the restored mask once image 1 is there (ui/png_restore.py).
     # The masks are written under a folder of their own in Gradio's cache, each kept a day (as
@@ -102,6 +81,34 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
            [page.last_run, page.seed_used, page.details], **PRIVATE,
            ).then(show_restored, [page.slots[0], page.restored_mask], page.region.tint, **PRIVATE_FAST),
         page.region, page.slots[0])
+
+
+def wire_history_merge(demo: gr.Blocks, page: Page, history_buttons: list) -> None:
+    """History shown at the load, and its one writer in a tab: the merge of this tab's changes and
+    the other tabs' (ui/other_tabs.py)."""
+    # History has one writer per tab, the merge of the other tabs' runs: a finished run (and a
+    # sweep's, a queued run's), a star, a Clear and its Undo are changes handed to it (`changed`).
+    # A run's and a sweep's come with their Done (ui/wiring.py wire_run, ui/history.py with_landing).
+    for changes in (page.other_tabs.history_changed, page.other_tabs.run_landed, page.other_tabs.sweep_landed):
+        changes.change(None, changes, None, js=other_tabs.changed_js(other_tabs.HISTORY), **PRIVATE_FAST)
+    # History as kept, then what no write of it holds yet (a reload right after Done) merged in. Not
+    # both at once: the cards of the History read at the load could come after the merge's and hide the run.
+    demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST,
+              ).then(None, None, None, js=other_tabs.REPLAY_JS, **PRIVATE_FAST)
+    # The browser's other tabs: what this one writes, they merge in, and the other way round.
+    # One merge at a time, and a message that comes meanwhile is merged right after (always_last:
+    # Gradio's default drops a click while the last one runs, and the message waited for the next).
+    page.history.change(None, page.history, None, js=other_tabs.wrote_js(other_tabs.HISTORY), **PRIVATE_FAST)
+    # The browser refused a write (its storage for the site full): say so (queued: a warning).
+    page.other_tabs.not_kept.click(other_tabs.warn_not_kept, page.other_tabs.message, None,
+                                   js=other_tabs.NOT_KEPT_JS, **PRIVATE)
+    # A browser that lets the site keep nothing: History and presets live in the page; say so.
+    demo.load(other_tabs.warn_not_kept, page.other_tabs.message, None, js=other_tabs.BLOCKED_JS, **PRIVATE)
+    page.other_tabs.history.click(other_tabs.history_from_other_tab,
+                                  [page.history, page.other_tabs.message, page.history_selected],
+                                  [page.history, page.history_gallery, *history_buttons],
+                                  js=other_tabs.take_js(other_tabs.HISTORY), trigger_mode="always_last",
+                                  **PRIVATE_FAST)
 
 
 def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
