@@ -168,25 +168,29 @@ def test_a_sweep_stopped_after_a_cell_keeps_that_cell_grid_zip_and_history_card(
     """A sweep stopped halfway: the cells it made were saved but not kept anywhere a person
     could find them again (no grid, no zip, no History card; the others said "running" for
     good). Now they are kept as a sweep of their own; the cells it did not make say "stopped".
-    The local backend runs one cell at a time, so Stop comes with one cell done and two not."""
+    The local backend runs one cell at a time: Stop comes while cell 2 runs (on a busy machine it
+    can finish before the Stop lands: then two cells are kept, and one is not)."""
     page = open_app(browser, local_app, width=1440, height=1000, accept_downloads=True)
-    fill_local_form(page, images["red"], "stopped halfway")
+    fill_local_form(page, images["red"], "stopped halfway", Steps=50)
     open_panel(page, "Sweep")
     page.locator("#sweep-x-values textarea, #sweep-x-values input").fill("1, 2, 3")
     page.locator("#sweep-button").click()
     cells = page.locator("#sweep-cells .caption-label")
-    expect(cells.first).to_have_text("seed 1", timeout=120_000)  # cell 1 done, cell 2 running
+    status = page.locator("#status")
+    expect(status).to_contain_text("1 of 3 cells done, cell 2 running · step", timeout=120_000)
     watch_error_pills(page)
     page.locator("#stop-button").click()
-    expect(page.locator("#status")).to_contain_text(re.compile(r"Stopped\. 1 of 3 cells were done: they are kept"),
-                                                    timeout=30_000)
-    expect(cells).to_have_text(["seed 1", "stopped · seed 2", "stopped · seed 3"])
+    expect(status).to_contain_text(re.compile(r"Stopped\. [12] of 3 cells were done: they are kept"), timeout=30_000)
+    done = int(re.search(r"Stopped\. (\d) of 3", status.inner_text())[1])
+    seeds = [f"seed {n}" for n in (1, 2, 3)]
+    expect(cells).to_have_text([*seeds[:done], *(f"stopped · {s}" for s in seeds[done:])])
     expect(page.locator("#sweep-grid img")).to_have_count(1)
     expect(page.locator("#sweep-zip")).to_be_enabled(timeout=10_000)
     with page.expect_download() as download:
         page.locator("#sweep-zip").click()
     with zipfile.ZipFile(download.value.path()) as archive:
-        assert sorted(archive.namelist()) == ["grid.png", "seed-1.png", "sweep.json"]
+        kept = [f"seed-{n}.png" for n in range(1, done + 1)]
+        assert sorted(archive.namelist()) == sorted(["grid.png", "sweep.json", *kept])
     card = page.locator("#history .thumbnail-item").filter(has_text="Sweep 3×1: stopped halfway")
     expect(card).to_have_count(1, timeout=15_000)
     assert error_pills_seen(page) == []
