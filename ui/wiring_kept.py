@@ -26,7 +26,7 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
     """History's events; returns the restore's last event: the restored run is then the page's run."""
     restored = [page.form[name] for name in RESTORED_FIELDS]
     history_buttons = [page.history_selected, page.history_restore, page.history_star, page.history_compare]
-    wire_history_merge(demo, page, history_buttons)
+    wire_history_merge(demo, page, ctx, history_buttons)
     changed = page.other_tabs.history_changed
     page.history_gallery.select(history_lib.pick_run, page.history, history_buttons, **PRIVATE_FAST)
     # Queued: a star past the starred runs' room is refused with a warning, which needs the queue.
@@ -83,17 +83,23 @@ def wire_history(demo: gr.Blocks, page: Page, ctx: Context) -> Any:
         page.region, page.slots[0])
 
 
-def wire_history_merge(demo: gr.Blocks, page: Page, history_buttons: list) -> None:
-    """History shown at the load, and its one writer in a tab: the merge of this tab's changes and
-    the other tabs' (ui/other_tabs.py)."""
+def wire_history_merge(demo: gr.Blocks, page: Page, ctx: Context, history_buttons: list) -> None:
+    """History and the LoRA library shown at the load, and History's one writer in a tab: the merge
+    of this tab's changes and the other tabs' (ui/other_tabs.py)."""
     # History has one writer per tab, the merge of the other tabs' runs: a finished run (and a
     # sweep's, a queued run's), a star, a Clear and its Undo are changes handed to it (`changed`).
     # A run's and a sweep's come with their Done (ui/wiring.py wire_run, ui/history.py with_landing).
     for changes in (page.other_tabs.history_changed, page.other_tabs.run_landed, page.other_tabs.sweep_landed):
         changes.change(None, changes, None, js=other_tabs.changed_js(other_tabs.HISTORY), **PRIVATE_FAST)
-    # History as kept, then what no write of it holds yet (a reload right after Done) merged in. Not
-    # both at once: the cards of the History read at the load could come after the merge's and hide the run.
-    demo.load(history_lib.gallery_items, page.history, page.history_gallery, **PRIVATE_FAST,
+    # History and the library as kept, then what no write of History holds yet (a reload right after
+    # Done) merged in. Not both at once: what the load read could come after what the merge brought
+    # (a busy server), and hide the run's card and its LoRAs.
+    kept = [page.history, page.presets, page.form["backend"]]
+
+    def shown_at_load(history: Any, presets: Any, backend_name: str | None) -> tuple[list, list, list]:
+        return history_lib.gallery_items(history), *library_shown(history, presets, backend_name, ctx)
+
+    demo.load(shown_at_load, kept, [page.history_gallery, page.lora_library, page.lora_entries], **PRIVATE_FAST,
               ).then(None, None, None, js=other_tabs.REPLAY_JS, **PRIVATE_FAST)
     # The browser's other tabs: what this one writes, they merge in, and the other way round.
     # One merge at a time, and a message that comes meanwhile is merged right after (always_last:
@@ -147,18 +153,13 @@ def wire_presets(demo: gr.Blocks, page: Page, ctx: Context) -> None:
 
 
 def wire_library(demo: gr.Blocks, page: Page, ctx: Context) -> None:
-    """The LoRA library, kept up to date with History, presets and the backend; a click on an
-    entry adds its LoRA to the stack at its last scale."""
-
-    def shown(history: Any, presets: Any, backend_name: str | None) -> tuple[list, list]:
-        backend = ctx.backends.get(backend_name or "") or next(iter(ctx.backends.values()))
-        entries = library.library_entries(history, presets, backend.lora_folder())
-        triggers = {e["path"]: backend.known_trigger_words(e["path"]) for e in entries}
-        return library.library_items(entries, triggers), entries
-
-    triggers = [demo.load, page.history.change, page.presets.change, page.form["backend"].change]
-    gr.on(triggers, shown, [page.history, page.presets, page.form["backend"]], [page.lora_library, page.lora_entries],
-          **PRIVATE_FAST)
+    """The LoRA library, kept up to date with History, presets and the backend (shown at the load
+    with History: wire_history_merge); a click on an entry adds its LoRA to the stack at its last scale."""
+    # A change while the last one's refresh is still out is refreshed right after it (always_last):
+    # the one trigger mode that neither drops the newest change nor shows an older one after it.
+    triggers = [page.history.change, page.presets.change, page.form["backend"].change]
+    gr.on(triggers, partial(library_shown, ctx=ctx), [page.history, page.presets, page.form["backend"]],
+          [page.lora_library, page.lora_entries], trigger_mode="always_last", **PRIVATE_FAST)
 
     def picked(rows: Any, version: float, entries: list, event: gr.SelectData) -> tuple[Any, Any]:
         return library.add_to_stack(rows, version, entries, event.index)
@@ -166,3 +167,11 @@ def wire_library(demo: gr.Blocks, page: Page, ctx: Context) -> None:
     page.lora_library.select(picked, [page.form["loras"], page.lora_version, page.lora_entries],
                              [page.form["loras"], page.lora_version], concurrency_id="lora-editor",
                              concurrency_limit=1, **PRIVATE)
+
+
+def library_shown(history: Any, presets: Any, backend_name: str | None, ctx: Context) -> tuple[list, list]:
+    """The library's tiles and entries: the LoRAs of History and the presets, and the backend's folder."""
+    backend = ctx.backends.get(backend_name or "") or next(iter(ctx.backends.values()))
+    entries = library.library_entries(history, presets, backend.lora_folder())
+    triggers = {e["path"]: backend.known_trigger_words(e["path"]) for e in entries}
+    return library.library_items(entries, triggers), entries

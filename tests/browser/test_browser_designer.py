@@ -132,42 +132,54 @@ def test_history_survives_a_reload_and_restores_every_input(browser, app, fake, 
     page.close()
 
 
-# The answer to the page's showing History as the browser kept it (a call with that History as its
-# one input) comes 2 s late, as it can from a busy server; `__historyShownAtLoad` once it is there.
-SLOW_HISTORY_AT_LOAD = """(() => {
+# Each answer to a call with the page's History (one with runs), presets and backend as its inputs
+# (the load's, showing what the browser kept: History's cards and the LoRA library; the library's
+# refreshes) comes 2 s late, as it can from a busy server. `__keptAnswers`: how many came, `__keptOut`:
+# how many are still to come.
+SLOW_KEPT = """(() => {
   const fetch = window.fetch;
+  window.__keptAnswers = 0;
+  window.__keptOut = 0;
   window.fetch = async (resource, options) => {
     let data = null;
     try { data = JSON.parse(options.body).data; } catch (error) {}
-    const history = Array.isArray(data) && data.length === 1 && Array.isArray(data[0]) && data[0].length
-      && data[0].every((entry) => entry && entry.thumbs);
+    const kept = Array.isArray(data) && data.length === 3 && Array.isArray(data[0]) && data[0].length
+      && data[0].every((entry) => entry && entry.thumbs) && data[1] && typeof data[1] === "object"
+      && !Array.isArray(data[1]) && typeof data[2] === "string";
+    if (!kept) return fetch(resource, options);
+    window.__keptOut += 1;
     const response = await fetch(resource, options);
-    if (!history) return response;
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    setTimeout(() => { window.__historyShownAtLoad = true; }, 100);
+    setTimeout(() => { window.__keptOut -= 1; window.__keptAnswers += 1; }, 100);
     return response;
   };
 })()"""
 
 
-def test_a_reload_the_moment_the_run_says_done_keeps_it_in_history(browser, app, fake, images, screenshot):
+def test_a_reload_the_moment_the_run_says_done_keeps_it_in_history_and_its_lora_in_the_library(
+        browser, app, fake, images, screenshot):
     """A designer reloads as soon as the run says Done: the run is in History after the reload,
-    with the run before it. (The browser kept it about half a second after Done, two server calls
-    later, and a reload in that half second lost it from History. Then the History read at the
-    load, shown after the run was merged in, hid it on a busy server.)"""
+    with the run before it, and its LoRA is in the library. (The browser kept it about half a
+    second after Done, two server calls later, and a reload in that half second lost it from
+    History. Then what the page read at the load, shown after the run was merged in, hid the run's
+    card, and its LoRA, on a busy server.)"""
     page = open_page(browser, app)
     cards = page.locator("#history .thumbnail-item")
     run_once(page, images["blue"], prompt="the run before")
     expect(cards).to_have_count(1, timeout=15_000)
     page.wait_for_timeout(1000)  # kept in the browser
     page.locator("#prompt textarea").fill("kept the moment it is done")
-    page.add_init_script(SLOW_HISTORY_AT_LOAD)  # as on a busy server
+    page.locator("#add-lora").click()
+    page.get_by_label("LoRA 1", exact=True).fill("studio-test/reload-ink")
+    page.add_init_script(SLOW_KEPT)  # as on a busy server
     reload_the_moment_status_says(page, "Done", page.locator("#run-button").click)
     newest_first = [re.compile("kept the moment it is done"), re.compile("the run before")]
     expect(cards).to_have_text(newest_first, timeout=15_000)
-    page.wait_for_function("() => window.__historyShownAtLoad", timeout=15_000)
+    page.wait_for_function("() => window.__keptAnswers && !window.__keptOut", timeout=15_000)
     page.wait_for_timeout(500)  # nothing brings an older History, or a second copy of the run, later
     expect(cards).to_have_count(2)
+    page.get_by_role("button", name=re.compile("^LoRA library")).click()
+    expect(page.locator("#lora-library").get_by_text("reload-ink · 1 · History")).to_be_visible(timeout=15_000)
     page.reload()  # and the browser keeps both (once)
     expect(cards).to_have_text(newest_first, timeout=15_000)
     screenshot(page)
