@@ -357,21 +357,61 @@ document.addEventListener("paste", async (event) => {
                                                + "every image slot is full.");
   else document.querySelector("#image-note")?.remove();
 });
-// A picture dragged from this page (a result, a History card, a sweep cell) onto an image slot
-// goes into that slot, replacing what it held: the browser's drag carries the picture's address,
-// not a file, and Gradio's slots take only files (on a slot with a picture such a drop removed
-// it). Only this page's own files are fetched; for anything else dropped without a file a note
-// says what to do, and the slot keeps what it holds.
-const FOREIGN_DROP = "Only image files and pictures from this page can be dropped here: save the picture and "
-  + "drop the file, or copy it and press Ctrl/Cmd+V.";
+// A picture dragged onto an image slot goes into that slot, replacing what it held: the browser's
+// drag carries the picture's address, not a file, and Gradio's slots take only files (on a slot
+// with a picture such a drop removed it). This page's own pictures (a result, a History card, a
+// sweep cell) and data: addresses are read here; another site's is fetched by the server
+// (ui/dropped.py: https only, public addresses, an upload's limits) and comes back as a file.
+// Either way it goes in as an upload; when nothing can be had, a note says what to do, and the
+// slot keeps what it holds.
+const NO_PICTURE = "Only image files and pictures can be dropped here: save the picture and drop the file, "
+  + "or copy it and press Ctrl/Cmd+V.";
+const NOT_FETCHED = "The picture could not be fetched (the message says why): save it and drop the file, "
+  + "or copy it and press Ctrl/Cmd+V.";
 const slotUnder = (event) => event.target.closest && event.target.closest("[id^='reference-']");
 const fileless = (event) => event.dataTransfer && !event.dataTransfer.types.includes("Files");
-const ownAddress = (transfer) => {
+const droppedAddress = (transfer) => {
   try {
     const url = new URL(transfer.getData("text/uri-list").split("\n")[0].trim(), location.href);
-    return url.origin === location.origin ? url : null;
+    return ["https:", "http:", "data:"].includes(url.protocol) ? url : null;
   } catch { return null; }
 };
+const fileName = (url) => {  // the address's last part, as a file name ("" for none)
+  try { return decodeURIComponent(url.pathname.split("/").pop()); } catch { return ""; }
+};
+const pictureAt = async (url, name) => {  // a File, or null when `url` holds no picture
+  const response = await fetch(url).catch(() => null);
+  const blob = response && response.ok ? await response.blob().catch(() => null) : null;
+  if (!blob || !blob.type.startsWith("image/")) return null;
+  return new File([blob], name || `picture.${blob.type.split("/")[1].split("+")[0]}`, {type: blob.type});
+};
+window.studioDrop = (() => {
+  const waiting = [];
+  return {
+    ask(slot, url) {
+      waiting.push({slot: Number(slot.id.split("-").pop()), address: url.href});
+      sayImageNote(`Fetching the picture from ${url.host}…`);
+      document.querySelector("#dropped-fetch")?.click();
+    },
+    take() {  // each click takes the drop that made it (the event's trigger mode is "multiple")
+      const drop = waiting.shift() || null;
+      const name = drop && fileName(new URL(drop.address));
+      return [drop && {path: drop.address, orig_name: name || "picture", meta: {_type: "gradio.FileData"}}, drop];
+    },
+    async put(fetched, drop) {  // the server names the picture's type (its file is named by its address)
+      const slot = drop && document.querySelector(`#reference-${drop.slot}`);
+      const response = slot && fetched && fetched.url && await fetch(fetched.url).catch(() => null);
+      const blob = response && response.ok ? await response.blob().catch(() => null) : null;
+      if (!blob) return sayImageNote(NOT_FETCHED);
+      const file = new File([blob], drop.name, {type: drop.type});
+      await putInSlot(slot, file);
+      document.querySelector("#image-note")?.remove();
+    },
+    refused() {
+      sayImageNote(NOT_FETCHED);
+    },
+  };
+})();
 document.addEventListener("dragover", (event) => {
   if (slotUnder(event) && fileless(event)) {
     event.preventDefault();
@@ -383,11 +423,11 @@ document.addEventListener("drop", async (event) => {
   if (!slot || !fileless(event)) return;  // files: Gradio's own drop
   event.preventDefault();
   event.stopPropagation();
-  const url = ownAddress(event.dataTransfer);
-  const response = url && await fetch(url).catch(() => null);
-  const blob = response && response.ok ? await response.blob().catch(() => null) : null;
-  if (!blob || !blob.type.startsWith("image/")) return sayImageNote(FOREIGN_DROP);
-  const name = decodeURIComponent(url.pathname.split("/").pop()) || "image.png";
-  await putInSlot(slot, new File([blob], name, {type: blob.type}));
+  const url = droppedAddress(event.dataTransfer);
+  if (url && url.protocol !== "data:" && url.origin !== location.origin) return window.studioDrop.ask(slot, url);
+  const name = url && url.protocol !== "data:" && fileName(url);
+  const file = url && await pictureAt(url, name);
+  if (!file) return sayImageNote(NO_PICTURE);
+  await putInSlot(slot, file);
   document.querySelector("#image-note")?.remove();
 }, true);

@@ -1,9 +1,8 @@
 """The page's components, laid out: the form on the left, results on the right.
 
-Form fields come from the spec (ui/form.py), which takes their labels, limits and
-help texts from the request and options models; this module only decides where
-each goes. It returns a `Page` holding every component the events need; the events
-themselves are wired in ui/wiring.py.
+Form fields come from the spec (ui/form.py), which takes their labels, limits and help texts from
+the request and options models; this module only decides where each goes. It returns a `Page`
+holding every component the events need; the events themselves are wired in ui/wiring.py.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from ui import components
+from ui.dropped import DropInputs, drop_inputs
 from ui.examples import project_examples
 from ui.form import FIELDS, NAMES, PageSetup
 from ui.history import CLEAR_LABEL
@@ -39,8 +39,7 @@ FAL_ONLY = "fal only: not used by the local backend"
 RUN_LABEL = "Run"
 RUNNING_LABEL = "Running"  # page.js adds " · step i/n"
 TOOL_WIDTH = 120  # px: the results' small buttons, narrower than Gradio's 160 so they share lines
-# Gradio attaches event methods (.click, .change…) at run time, which type checkers
-# cannot see on the base class: components are typed loosely here.
+# Gradio attaches event methods (.click, .change…) at run time, unseen by type checkers: components are typed loosely.
 Component = Any
 
 
@@ -131,6 +130,7 @@ class Page:
     history: gr.BrowserState
     presets: gr.BrowserState
     other_tabs: OtherTabInputs  # History and presets from this browser's other tabs (ui/other_tabs.py)
+    dropped: DropInputs  # a picture dropped from another site, fetched by the server (ui/dropped.py)
 
     def inputs(self) -> list[Component]:
         """The form's components in the spec's order: what every run event takes."""
@@ -174,6 +174,7 @@ def build_layout(setup: PageSetup) -> Page:
     page.history = components.kept_in_browser([], "flux2-studio-history")
     page.presets = components.kept_in_browser({}, "flux2-studio-presets")
     page.other_tabs = other_tab_inputs()
+    page.dropped = drop_inputs()
     return page
 
 
@@ -211,8 +212,7 @@ def _inputs(page: Page, setup: PageSetup) -> None:
     # Run reads "Running" while a run goes (page.js adds " · step i/n"); Stop is enabled only then.
     with gr.Row(elem_classes=["run-bar"], elem_id="run-bar"):
         page.run_button = gr.Button(RUN_LABEL, variant="primary", elem_id="run-button", scale=3)
-        page.stop_button = gr.Button("Stop", variant="secondary", elem_id="stop-button", scale=1,
-                                     interactive=False)
+        page.stop_button = gr.Button("Stop", variant="secondary", elem_id="stop-button", scale=1, interactive=False)
         # Adds the run to the Queue panel, which runs it in the background (ui/queue_view.py).
         page.queue_button = gr.Button("+ Queue", variant="secondary", elem_id="queue-button", scale=1)
     # The keys only where there is a keyboard (a phone's screen has room for the rest).

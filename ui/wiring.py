@@ -24,6 +24,7 @@ from backend.outputs import is_inside
 from backend.spending import SpendingPolicy
 from ui import field_checks, png_restore, results
 from ui import history as history_lib
+from ui.dropped import wire_drop
 from ui.examples import example_settings
 from ui.form import FIELDS, PageSetup, api_function, args_doc
 from ui.key_box import fill_key_js
@@ -95,6 +96,7 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
     wire_results(page, ctx, [ran, restored], opened, stopped)
     wire_presets(demo, page, ctx)
     wire_library(demo, page, ctx)
+    wire_drop(page.dropped)
 
 
 def wire_form(page: Page, ctx: Context) -> None:

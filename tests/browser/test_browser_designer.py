@@ -14,7 +14,14 @@ from playwright.sync_api import expect
 
 from backend.recipes import read_recipe
 from tests.helpers.app import launch_app, stop_app
-from tests.helpers.browser import fill_local_form, no_error_pill, open_panel, reload_the_moment_status_says, run_once
+from tests.helpers.browser import (
+    DROP_ADDRESS,
+    fill_local_form,
+    no_error_pill,
+    open_panel,
+    reload_the_moment_status_says,
+    run_once,
+)
 
 # `browser` (one Chromium per module) and `screenshot` (tests/screenshots/<test name>.png) are
 # conftest's fixtures.
@@ -511,21 +518,11 @@ def test_an_image_pasted_with_ctrl_v_goes_into_the_first_free_slot(browser, app,
     context.close()
 
 
-# A drop of a picture from another site: the browser's drag carries its address, not a file.
-DROP_ADDRESS = """([selector, address]) => {
-  const transfer = new DataTransfer();
-  transfer.setData('text/uri-list', address);
-  const target = document.querySelector(selector);
-  for (const type of ['dragenter', 'dragover', 'drop']) {
-    target.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
-  }
-}"""
-
-
 def test_a_result_dragged_onto_an_image_slot_goes_into_it(browser, app, fake, images, screenshot):
     """A designer drags a result onto an empty slot: it becomes that image (the drop did nothing);
-    onto image 1, which holds a picture: it replaces it (the drop removed image 1). A picture
-    dragged from another site is not fetched: a note says what to do, and the slot keeps its own."""
+    onto image 1, which holds a picture: it replaces it (the drop removed image 1). An address on
+    the server's own network (a stranger's try at reaching it) is not fetched: the page says why,
+    and the slot keeps its own (a picture from another site: test_browser_drop.py)."""
     page = open_page(browser, app)
     run_once(page, images["red"])
     result = page.locator("#results .thumbnail-item img, #results .gallery-item img").first
@@ -537,8 +534,10 @@ def test_a_result_dragged_onto_an_image_slot_goes_into_it(browser, app, fake, im
     expect(page.locator("#reference-1 img")).not_to_have_attribute("src", before, timeout=15_000)
     expect(page.locator("#reference-1 img")).to_be_visible()
     replaced = page.locator("#reference-1 img").get_attribute("src")
-    page.evaluate(DROP_ADDRESS, ["#reference-1 img", "https://example.com/picture.png"])
-    expect(page.locator("#image-note")).to_contain_text("Only image files and pictures from this page")
+    page.evaluate(DROP_ADDRESS, ["#reference-1 img", "https://192.168.1.1/picture.png"])
+    expect(page.locator(".toast-body").filter(has_text="only public addresses are fetched")).to_be_visible(
+        timeout=30_000)
+    expect(page.locator("#image-note")).to_contain_text("The picture could not be fetched")
     page.wait_for_timeout(1000)
     expect(page.locator("#reference-1 img")).to_have_attribute("src", replaced)
     screenshot(page)

@@ -173,3 +173,14 @@ COVERING_COMPARE = """img => {
   const cut = labelled.scrollWidth > labelled.clientWidth + 1;
   return over.map(([name]) => name).concat(crossed ? ['label over buttons'] : [], cut ? ['label cut'] : []);
 }"""
+
+
+# A drop of a picture from another site: the browser's drag carries its address, not a file.
+DROP_ADDRESS = """([selector, address]) => {
+  const transfer = new DataTransfer();
+  transfer.setData('text/uri-list', address);
+  const target = document.querySelector(selector);
+  for (const type of ['dragenter', 'dragover', 'drop']) {
+    target.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
+  }
+}"""
