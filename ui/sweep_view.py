@@ -186,6 +186,24 @@ class LiveCells:
         return {index: self.files[index][1] for index in latest}
 
 
+class StopKeeper:
+    """What a Stop keeps of a running sweep (stopped_sweep), shared by the sweep and the Stop
+    through the page's sweep state (a gr.State, held on the server as it is). A cell saved just
+    as Stop came, whose update was never shown, is kept with the others; once Stop has taken
+    what it keeps, a cell that ends after is not saved (on disk but in no grid, zip or card)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.kept: dict | None = None  # {plan, paths, failed, run}, once a cell is done
+        self.stopped = False
+
+    def take(self) -> dict | None:
+        """Stop: what the sweep has made; from now on it saves nothing more."""
+        with self.lock:
+            self.stopped = True
+            return self.kept
+
+
 def plan_from_axes(run: RunPlan, x_key: str, x_values: str, y_key: str | None, y_values: str) -> SweepPlan:
     x = SweepAxis.parse(x_key, x_values, "Sweep values (X)")
     y = SweepAxis.parse(y_key, y_values, "Sweep values (Y)") if y_key else None
@@ -195,11 +213,10 @@ def plan_from_axes(run: RunPlan, x_key: str, x_values: str, y_key: str | None, y
 def run_sweep_view(
     run: RunPlan, outputs: Outputs, x_key: str, x_values: str, y_key: str | None, y_values: str,
 ) -> Iterator[tuple[Any, str, Any, Any, Any]]:
-    """Run a sweep, yielding (cells gallery, status, grid image, zip, sweep state) from the
-    first moment: every cell's placeholder, then each cell as it runs and finishes.
-
-    The sweep state (a gr.State of the page) is {"cells": [{caption, image}], "run"}: "run" is
-    set once the sweep is done, for the history (None when no cell made an image)."""
+    """Run a sweep, yielding (cells gallery, status, grid image, zip, sweep state) from the first moment:
+    every cell's placeholder, then each cell as it runs and finishes. The sweep state (a gr.State of the
+    page, on the server) is {"cells": [{caption, image}], "run"}: "run" once the sweep is done, for
+    History (None when no cell made an image); until then with "keeper", what a Stop keeps (StopKeeper)."""
     try:
         plan = plan_from_axes(run, x_key, x_values, y_key, y_values)
     except InvalidInput as error:
@@ -220,12 +237,11 @@ def run_sweep_view(
         with lock:
             started.setdefault(index)
 
-    kept: dict | None = None  # what a Stop keeps (stopped_sweep), once a cell is done
+    keeper = StopKeeper()
 
     def state(sweep_run: dict | None = None) -> dict:
         cells = {"cells": [{"caption": c, "image": p} for c, p in zip(plan.captions, paths)], "run": sweep_run}
-        # The page's sweep state stays on the server (a gr.State): the plan can travel in it.
-        return {**cells, "kept": kept} if sweep_run is None and kept else cells
+        return {**cells, "keeper": keeper} if sweep_run is None else cells
 
     def update() -> tuple[Any, str, Any, Any, Any]:
         with lock:
@@ -247,18 +263,21 @@ def run_sweep_view(
             if item is not None:  # None: still waiting (this yield lets a Stop in)
                 index, outcome = item
                 live.ended(index)
-                if isinstance(outcome, Result):
-                    if references is None:  # every cell has the same references: stored once for the sweep
-                        references = store_references(outputs.root, run.request.image_urls)
-                    saved[index] = save_run(outputs.root, plan.cells[index], run.options, outcome,
-                                            run.backend.name, run.backend.source(run.options),
-                                            references=references, region=run.region)
-                    paths[index], results[index] = str(saved[index].image_paths[0]), outcome
-                else:
-                    failures[index] = as_text(redact(outcome.message, run.key))
-                if saved:
-                    kept = {"plan": plan, "paths": list(paths), "failed": set(failures),
-                            "run": history_run(run, plan, saved, results, paths)}
+                with keeper.lock:
+                    if keeper.stopped:
+                        return  # Stop took what the sweep had made: nothing more is saved
+                    if isinstance(outcome, Result):
+                        if references is None:  # every cell has the same references: stored once for the sweep
+                            references = store_references(outputs.root, run.request.image_urls)
+                        saved[index] = save_run(outputs.root, plan.cells[index], run.options, outcome,
+                                                run.backend.name, run.backend.source(run.options),
+                                                references=references, region=run.region)
+                        paths[index], results[index] = str(saved[index].image_paths[0]), outcome
+                    else:
+                        failures[index] = as_text(redact(outcome.message, run.key))
+                    if saved:
+                        keeper.kept = {"plan": plan, "paths": list(paths), "failed": set(failures),
+                                       "run": history_run(run, plan, saved, results, paths)}
             yield update()
         grid_path, zipped = save_sweep(outputs.root, plan, paths)
         status = f"✅ Sweep done: {len(saved)} of {total} cells"
@@ -305,7 +324,8 @@ def stopped_sweep(cells: Any, state: Any, outputs: Outputs) -> tuple:
     state, History change; each left as it is when there is nothing to keep (a run was stopped,
     or no cell had finished). `state` is the page's gr.State (the server's), not the browser's."""
     marked = stopped_cells(cells)
-    kept = state.get("kept") if isinstance(state, dict) else None
+    keeper = state.get("keeper") if isinstance(state, dict) else None
+    kept = keeper.take() if isinstance(keeper, StopKeeper) else None
     if not kept or not kept.get("run") or marked == gr.skip():  # gr.skip(): no cell waited, no sweep was stopped
         return marked, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
     plan, paths, failed = kept["plan"], kept["paths"], kept["failed"]

@@ -47,13 +47,30 @@ def test_the_x_axis_is_the_seed_until_a_lora_is_on_and_never_overrides_the_visit
     assert isinstance(x, type(gr.skip())) and isinstance(values, type(gr.skip()))
 
 
-def sweep_updates(pointed, images, tmp_path, x_key="seed", x_values="1, 2", y_key=None, y_values="",
-                  backend=None):
+def sweep_view(images, tmp_path, x_key="seed", x_values="1, 2", y_key=None, y_values="", backend=None):
+    """The page's sweep, its updates as they come (closing it is a Stop's cancel)."""
     request = build_request(prompt="make it blue", image_urls=[str(images["red"])], seed=7,
                             loras=[{"path": "owner/style", "scale": 1.0}])
     backend = backend or OneCellAtATime(FalSettings(poll_interval=0.05), server_key=SERVER_KEY)
     plan = RunPlan(backend=backend, request=request, options=FalOptions())
-    return list(run_sweep_view(plan, Outputs(tmp_path), x_key, x_values, y_key, y_values))
+    return run_sweep_view(plan, Outputs(tmp_path), x_key, x_values, y_key, y_values)
+
+
+def sweep_updates(pointed, images, tmp_path, x_key="seed", x_values="1, 2", y_key=None, y_values="",
+                  backend=None):
+    return list(sweep_view(images, tmp_path, x_key, x_values, y_key, y_values, backend))
+
+
+def until(sweep, shown) -> tuple:
+    """The sweep's updates up to the first whose cells' captions are `shown` (a list, or a test
+    of the list): e.g. what the page shows when its Stop comes."""
+    return next(update for update in sweep if (shown(captions(update)) if callable(shown) else
+                                               captions(update) == shown))
+
+
+def gallery(update: tuple) -> list:
+    """An update's cells as Gradio hands the gallery to a handler: (path, caption) pairs."""
+    return [(path, caption) for path, caption in update[0]]
 
 
 def captions(update) -> list[str]:
@@ -121,10 +138,6 @@ def test_a_stop_turns_the_cells_not_done_into_stopped_and_keeps_the_finished_one
     updates = sweep_updates(pointed, images, tmp_path, "lora1_scale", "0.4, 0.7")
     first = updates[0]  # running, queued
     halfway = next(u for u in updates if captions(u) == ["lora1 0.4", "running · lora1 0.7"])
-
-    def gallery(update: tuple) -> list:  # as Gradio hands the gallery to a handler: (path, caption) pairs
-        return [(path, caption) for path, caption in update[0]]
-
     stopped = stopped_cells(gallery(first))
     assert [c for _p, c in stopped] == ["stopped · lora1 0.4", "stopped · lora1 0.7"]
     shown = {Path(path) for path, _c in first[0]}
@@ -139,11 +152,11 @@ def test_a_stop_turns_the_cells_not_done_into_stopped_and_keeps_the_finished_one
 
 def test_a_sweep_stopped_with_cells_done_keeps_them_grid_zip_and_history_card(pointed, images, tmp_path):
     pointed.job_seconds = 0.6
-    updates = sweep_updates(pointed, images, tmp_path, "lora1_scale", "0.4, 0.7")
-    halfway = next(u for u in updates if captions(u) == ["lora1 0.4", "running · lora1 0.7"])
+    sweep = sweep_view(images, tmp_path, "lora1_scale", "0.4, 0.7")
+    halfway = until(sweep, ["lora1 0.4", "running · lora1 0.7"])
     outputs = Outputs(tmp_path)
-    gallery = [(path, caption) for path, caption in halfway[0]]
-    cells, status, grid, zipped, state, change = stopped_sweep(gallery, halfway[-1], outputs)
+    cells, status, grid, zipped, state, change = stopped_sweep(gallery(halfway), halfway[-1], outputs)
+    sweep.close()  # the cancel
     assert [c for _p, c in cells] == ["lora1 0.4", "stopped · lora1 0.7"]
     assert cells[0][0] == halfway[0][0][0]
     assert status.startswith("⏹ Stopped. 1 of 2 cells were done: they are kept")
@@ -155,7 +168,7 @@ def test_a_sweep_stopped_with_cells_done_keeps_them_grid_zip_and_history_card(po
     assert entry["thumbs"] == [history_lib.thumbnail(grid, whole=True)]
     assert entry["sweep"]["stopped"] == [1] and entry["images"] == [cells[0][0]]
     assert history_lib.gallery_items([entry])[0][1].startswith("Sweep 2×1: make it blue")
-    assert state["run"] is not None and "kept" not in state  # kept once: a second Stop keeps nothing more
+    assert state["run"] is not None and "keeper" not in state  # kept once: a second Stop keeps nothing more
     assert stopped_sweep(cells, state, outputs)[1:] == (gr.skip(),) * 5
     # Restored from History: the cell it did not make says "stopped", not "failed".
     restored = sweep_cells.restore_sweep([entry], entry["id"], tmp_path)
@@ -165,10 +178,36 @@ def test_a_sweep_stopped_with_cells_done_keeps_them_grid_zip_and_history_card(po
         assert [c for _p, c in sweep_cells.restore_sweep([forged], entry["id"], tmp_path)[0]] == [
             "lora1 0.4", "failed · lora1 0.7"]
     # Nothing done yet, or a sweep that had finished: nothing to keep (the first only says "stopped").
-    nothing = stopped_sweep([(p, c) for p, c in updates[0][0]], updates[0][-1], outputs)
+    sweep = sweep_view(images, tmp_path, "lora1_scale", "0.4, 0.7")
+    first = next(sweep)
+    nothing = stopped_sweep(gallery(first), first[-1], outputs)
     assert [c for _p, c in nothing[0]] == ["stopped · lora1 0.4", "stopped · lora1 0.7"]
     assert nothing[1:] == (gr.skip(),) * 5
-    assert stopped_sweep([(p, c) for p, c in updates[-1][0]], updates[-1][-1], outputs) == (gr.skip(),) * 6
+    sweep.close()
+    updates = sweep_updates(pointed, images, tmp_path, "lora1_scale", "0.4, 0.7")
+    assert stopped_sweep(gallery(updates[-1]), updates[-1][-1], outputs) == (gr.skip(),) * 6
+
+
+def test_a_cell_saved_as_stop_came_is_kept_and_a_cell_ending_after_it_is_not_saved(pointed, images, tmp_path):
+    """Stop is clicked while the page shows cell 2 running; cell 2 is saved before the cancel
+    lands, and the update saying so is never shown. It is kept with cell 1 (it was on disk but in
+    no grid, zip or History card). Cell 3, which ends after the Stop took the sweep, is not saved."""
+    pointed.job_seconds = 0.6
+    sweep = sweep_view(images, tmp_path, "lora1_scale", "0.4, 0.7, 1.0")
+    shown = until(sweep, ["lora1 0.4", "running · lora1 0.7", "queued · lora1 1"])
+    until(sweep, lambda shown: shown[1] == "lora1 0.7")  # made, never shown
+    cells, status, grid, zipped, state, change = stopped_sweep(gallery(shown), shown[-1], Outputs(tmp_path))
+    assert [c for _p, c in cells] == ["lora1 0.4", "lora1 0.7", "stopped · lora1 1"]
+    assert status.startswith("⏹ Stopped. 2 of 3 cells were done: they are kept")
+    with zipfile.ZipFile(zipped["value"]) as archive:
+        assert sorted(archive.namelist()) == ["grid.png", "lora1-scale-0.4.png", "lora1-scale-0.7.png", "sweep.json"]
+    (entry,) = change["value"]
+    assert entry["sweep"]["stopped"] == [2] and len(entry["images"]) == 2
+    saved = sorted(p.parent for p in tmp_path.rglob("recipe.json"))
+    assert len(saved) == 2
+    rest = list(sweep)  # the cancel has not landed yet: cell 3 runs to its end
+    assert not any(captions(update)[2] == "lora1 1" for update in rest)
+    assert sorted(p.parent for p in tmp_path.rglob("recipe.json")) == saved
 
 
 def test_a_cell_that_ended_unheard_is_not_shown_running_beside_the_next(images, tmp_path, monkeypatch):
