@@ -125,7 +125,8 @@ new MutationObserver(() => { nameControls(); nameEmptyFrames(); disableUnavailab
 );
 // The run bar: while Run reads "Running", it also shows the status line's step ("step 12/28",
 // through data-step and style.css), and its progress as Run's background; during a sweep, the
-// cells done ("1/4 cells"), its progress the whole sweep's (the running cell's step counted in).
+// cells done ("1/4 cells"), its progress the whole sweep's (the running cell's step counted in;
+// with several cells running at once, the status line's "40% of the sweep").
 // On a phone, a click on Run scrolls the status and the results into view (the form is long,
 // the results are below it).
 const RUNNING = "Running";
@@ -133,8 +134,10 @@ const runProgress = (text, narrow) => {
   const step = /step (\d+) of (\d+)/i.exec(text);
   const sweep = /Sweep: (\d+) of (\d+) cells done/i.exec(text);
   if (sweep) {
+    const whole = /(\d+)% of the sweep/.exec(text);
     const done = Number(sweep[1]) + (step ? step[1] / step[2] : 0);
-    return {label: sweep[1] + "/" + sweep[2] + (narrow ? "" : " cells"), percent: Math.round((100 * done) / sweep[2])};
+    const percent = whole ? Number(whole[1]) : Math.round((100 * done) / sweep[2]);
+    return {label: sweep[1] + "/" + sweep[2] + (narrow ? "" : " cells"), percent};
   }
   if (!step) return null;
   // On a phone, "Running · 12/28" (or a sweep's "3/16") on one line.

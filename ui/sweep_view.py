@@ -128,17 +128,24 @@ def stopped_cells(cells: Any) -> Any:
     return items if stopped else gr.skip()
 
 
-def sweep_status(done: int, total: int, running: list[int], step: tuple[int, int] | None = None) -> str:
+def sweep_status(done: int, total: int, running: list[int], steps: dict[int, tuple[int, int]] | None = None) -> str:
     """ "⚙️ Sweep: 0 of 8 cells done, cell 1 running" (cells numbered from 1), with the running
-    cell's `step` (step, total) when one runs: "… cell 1 running · step 12 of 28"."""
+    cell's step (`steps`: cell -> (step, total), as its backend reports them) when one runs: "…
+    cell 1 running · step 12 of 28"; when several run at once (fal), how far the whole sweep is,
+    their steps counted in: "… cells 1–8 running · 40% of the sweep" (the page's Run fills to it)."""
     status = f"⚙️ Sweep: {done} of {total} cells done"
     numbers = [i + 1 for i in sorted(running)]
+    steps = {i: steps[i] for i in running if i in steps} if steps else {}
     if len(numbers) == 1:
+        step = steps.get(running[0])
         status += f", cell {numbers[0]} running" + (f" · step {step[0]} of {step[1]}" if step else "")
     elif numbers and numbers == list(range(numbers[0], numbers[-1] + 1)):
         status += f", cells {numbers[0]}–{numbers[-1]} running"
     elif numbers:
         status += f", cells {', '.join(map(str, numbers))} running"
+    if len(numbers) > 1 and steps:
+        made = done + sum(min(step / whole, 1.0) for step, whole in steps.values() if whole > 0)
+        status += f" · {min(int(100 * made / total), 99)}% of the sweep"  # 100% is the Done
     return status
 
 
@@ -171,9 +178,10 @@ class LiveCells:
             self.steps.pop(index, None)
             self.images.pop(index, None)
 
-    def step(self, index: int) -> tuple[int, int] | None:
+    def steps_of(self, running: list[int]) -> dict[int, tuple[int, int]]:
+        """The running cells' latest (step, total), of those that reported one."""
         with self.lock:
-            return self.steps.get(index)
+            return {index: self.steps[index] for index in running if index in self.steps}
 
     def previews(self, running: list[int]) -> dict[int, str]:
         with self.lock:
@@ -250,9 +258,8 @@ def run_sweep_view(
         # of that end: no more than concurrent_runs cells run, and the first started are the ones
         # it has not heard of yet ("0 of 2 cells done, cells 1–2 running" on a one-at-a-time GPU).
         running = running[:run.backend.concurrent_runs]
-        step = live.step(running[0]) if len(running) == 1 else None
         return (cell_items(plan.captions, paths, set(failures), running, previews=live.previews(running)),
-                sweep_status(len(saved), total, running, step), None, None, state())
+                sweep_status(len(saved), total, running, live.steps_of(running)), None, None, state())
 
     live = LiveCells(Path(tempfile.mkdtemp(prefix="studio-sweep-previews-")))
     references = None

@@ -89,6 +89,13 @@ def test_a_two_cell_sweep_from_queued_to_done_then_zip_cells_and_history(browser
     assert page.evaluate(CUT_CAPTIONS) == []  # every caption whole at 1440 px
     assert not any(job.finished for job in fake.jobs.values())  # what we saw came before any result
     expect(page.locator("#sweep-zip")).to_be_disabled()  # no zip yet: it offered nothing to a click
+    # The cells run at once on fal: their steps count in the sweep's progress, and Run fills to it
+    # (it stood at 0% until a cell was done).
+    expect(page.locator("#status")).to_contain_text(
+        re.compile(r"0 of 2 cells done, cells 1–2 running · [1-9]\d?% of the sweep"), timeout=15_000)
+    run = page.locator("#run-button")
+    expect(run).to_have_attribute("data-step", "0/2 cells")
+    assert run.evaluate("el => el.style.getPropertyValue('--progress')") not in ("", "0%")
     screenshot(page, "running")
 
     expect(page.locator("#status")).to_contain_text("Sweep done: 2 of 2 cells", timeout=60_000)

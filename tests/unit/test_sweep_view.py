@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import ui.sweep_view
-from backend.events import Result, ResultImage
+from backend.events import Progress, Result, ResultImage
 from backend.fal import FalBackend, FalOptions, FalSettings
 from backend.request import build_request
 from tests.helpers.app import SERVER_KEY
@@ -238,12 +238,47 @@ def test_a_cell_that_ended_unheard_is_not_shown_running_beside_the_next(images, 
     assert captions(updates[1]) == ["running · lora1 0.4", "queued · lora1 0.7"]
 
 
+def test_cells_running_at_once_say_how_far_the_whole_sweep_is(images, tmp_path, monkeypatch):
+    # fal runs the cells at once: "0 of 2 cells done" until they all ended, and Run's fill (which
+    # follows the status line) stood still. Now their steps count in: the sweep's share made.
+    png = io.BytesIO()
+    Image.new("RGB", (16, 16), "blue").save(png, "PNG")
+    result = Result(images=(ResultImage(png.getvalue(), "image/png", 16, 16),), seed=1)
+
+    def cells_at_once(backend, plan, options, key=None, started=None, region=None, watch=None):
+        yield None  # started, no step yet
+        watch(0, Progress("Step 2 of 8", step=2, total=8))
+        watch(1, Progress("Step 6 of 8", step=6, total=8))
+        yield None
+        watch(0, Progress("Step 1 of 8", step=1, total=8))  # an older step, heard late: not counted
+        yield None
+        yield 1, result
+        watch(1, Progress("Step 8 of 8", step=8, total=8))  # a done cell's last report, heard late: counted once
+        watch(0, Progress("Step 5 of 8", step=5, total=8))
+        yield None
+        yield 0, result
+
+    monkeypatch.setattr(ui.sweep_view, "run_sweep", cells_at_once)
+    backend = FalBackend(FalSettings(poll_interval=0.05), server_key=SERVER_KEY)
+    updates = sweep_updates(None, images, tmp_path, "lora1_scale", "0.4, 0.7, 1.0, 1.3", backend=backend)
+    assert [u[1] for u in updates] == [
+        "⚙️ Sweep: 0 of 4 cells done, cells 1–4 running",
+        "⚙️ Sweep: 0 of 4 cells done, cells 1–4 running",
+        "⚙️ Sweep: 0 of 4 cells done, cells 1–4 running · 25% of the sweep",  # (2/8 + 6/8) of 4 cells
+        "⚙️ Sweep: 0 of 4 cells done, cells 1–4 running · 25% of the sweep",
+        "⚙️ Sweep: 1 of 4 cells done, cells 1, 3, 4 running · 31% of the sweep",  # 1 + 2/8 of 4
+        "⚙️ Sweep: 1 of 4 cells done, cells 1, 3, 4 running · 40% of the sweep",  # 1 + 5/8 of 4, rounded down
+        "⚙️ Sweep: 2 of 4 cells done, cells 3–4 running",
+        "✅ Sweep done: 2 of 4 cells",
+    ]
+
+
 def test_captions_carry_every_axis_value_and_the_zip_names_its_files_by_them(pointed, images, tmp_path):
     pointed.job_seconds = 1.2  # long enough for updates while the four cells run
     backend = FalBackend(FalSettings(poll_interval=0.05), server_key=SERVER_KEY)
     updates = sweep_updates(pointed, images, tmp_path, "lora1_scale", "0.4, 0.7", "seed", "1, 2", backend=backend)
     assert updates[0][1] == "⚙️ Sweep: 0 of 4 cells done, cells 1–4 running"  # hosted cells run at once
-    before_the_first_cell = [u[1] for u in updates if "0 of 4" in u[1]]
+    before_the_first_cell = [u[1].split(" · ")[0] for u in updates if "0 of 4" in u[1]]  # less their progress
     assert len(before_the_first_cell) > 1 and set(before_the_first_cell) == {updates[0][1]}
     gallery, status, grid, zipped, _state = updates[-1]
     assert [c for _p, c in gallery] == ["lora1 0.4 · seed 1", "lora1 0.7 · seed 1",
