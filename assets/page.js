@@ -382,9 +382,12 @@ const droppedAddress = (transfer) => {
 const fileName = (url) => {  // the address's last part, as a file name ("" for none)
   try { return decodeURIComponent(url.pathname.split("/").pop()); } catch { return ""; }
 };
-const pictureAt = async (url, name) => {  // a File, or null when `url` holds no picture
+const blobAt = async (url) => {  // what `url` serves, or null when it answers nothing
   const response = await fetch(url).catch(() => null);
-  const blob = response && response.ok ? await response.blob().catch(() => null) : null;
+  return response && response.ok ? await response.blob().catch(() => null) : null;
+};
+const pictureAt = async (url, name) => {  // a File, or null when `url` holds no picture
+  const blob = await blobAt(url);
   if (!blob || !blob.type.startsWith("image/")) return null;
   return new File([blob], name || `picture.${blob.type.split("/")[1].split("+")[0]}`, {type: blob.type});
 };
@@ -403,8 +406,7 @@ window.studioDrop = (() => {
     },
     async put(fetched, drop) {  // the server names the picture's type (its file is named by its address)
       const slot = drop && document.querySelector(`#reference-${drop.slot}`);
-      const response = slot && fetched && fetched.url && await fetch(fetched.url).catch(() => null);
-      const blob = response && response.ok ? await response.blob().catch(() => null) : null;
+      const blob = slot && fetched && fetched.url && await blobAt(fetched.url);
       if (!blob) return sayImageNote(NOT_FETCHED);
       const file = new File([blob], drop.name, {type: drop.type});
       await putInSlot(slot, file);
