@@ -20,9 +20,10 @@ CSS_PATH = ASSETS / "style.css"
 # (region_sync.js, first: its click handler must come before the others); keyboard shortcuts
 # (Ctrl/Cmd+Enter runs, Escape stops, Ctrl/Cmd+V pastes an image into the first free slot) and
 # names for screen readers (page.js); a Stop right after Run made to reach the server
-# (early_stop.js); History and presets shared with the browser's other tabs (other_tabs.js).
+# (early_stop.js); the form kept for a reload the visitor did not ask for (draft.js, after page.js,
+# whose helpers it uses: ui/draft.py); History and presets shared with the browser's other tabs (other_tabs.js).
 HEAD = "".join(f"<script>\n{(ASSETS / name).read_text()}</script>\n"
-               for name in ("region_sync.js", "early_stop.js", "page.js", "other_tabs.js"))
+               for name in ("region_sync.js", "early_stop.js", "page.js", "draft.js", "other_tabs.js"))
 # And the rules for Gradio's frame around the app, which CSS_PATH cannot reach (frame.css says why).
 HEAD += f"<style>\n{(ASSETS / 'frame.css').read_text()}</style>\n"
 # Gradio's default theme, with every text at WCAG AA contrast (4.5:1) in light and dark mode:

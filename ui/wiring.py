@@ -24,6 +24,7 @@ from backend.outputs import is_inside
 from backend.spending import SpendingPolicy
 from ui import field_checks, png_restore, results
 from ui import history as history_lib
+from ui.draft import wire_draft
 from ui.dropped import wire_drop
 from ui.examples import example_settings
 from ui.form import FIELDS, PageSetup, api_function, args_doc
@@ -97,6 +98,7 @@ def wire(demo: gr.Blocks, page: Page, setup: PageSetup, backends: Mapping[str, B
     wire_presets(demo, page, ctx)
     wire_library(demo, page, ctx)
     wire_drop(page.dropped)
+    wire_draft(demo, page, ctx.setup)
 
 
 def wire_form(page: Page, ctx: Context) -> None:
