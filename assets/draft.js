@@ -22,7 +22,7 @@ window.studioDraft = (() => {
   session.drop(WANTED);
   let pending = wanted ? session.get(FORM) : null;
 
-  let base = null;  // IndexedDB: {blob, name, saved} per "<tab>/<slot>"; null where it cannot be opened
+  let base = null;  // IndexedDB: {blob, name, url, saved} per "<tab>/<slot>"; null where it cannot be opened
   const images = () => base || (base = new Promise((resolve) => {
     try {
       const request = indexedDB.open("studio-draft", 1);
@@ -53,6 +53,22 @@ window.studioDraft = (() => {
     return null;
   });
 
+  // Images 4-6 are drawn once the restored settings choose the local backend: wait for them a while.
+  const slotShown = async (number) => {
+    for (let tries = 0; tries < 50; tries++) {
+      const slot = document.querySelector(`#reference-${number}`);
+      if (slot && slot.querySelector("input[type=file]")) return slot;
+      await new Promise((done) => setTimeout(done, 200));
+    }
+    return null;
+  };
+  // Once the page is being left (a reload the visitor asked for, a link, Gradio's own reload after
+  // its notice), the connections it closes are not a lost connection.
+  let leaving = false;
+  addEventListener("beforeunload", () => { leaving = true; });
+  addEventListener("pagehide", () => { leaving = true; });
+  let lostTimer = null;
+  const lostShown = () => [...document.querySelectorAll(".toast-body")].some((t) => t.textContent.includes(LOST));
   const keptUrls = {};  // slot -> the address whose picture is kept for it
   const keepImage = async (slot, value) => {
     const url = value && value.url;
@@ -62,7 +78,7 @@ window.studioDraft = (() => {
     const blob = await blobAt(url);
     if (blob && keptUrls[slot] === url) {
       const name = value.orig_name || `image-${slot}.${blob.type.split("/")[1] || "png"}`;
-      await stored("readwrite", (store) => store.put({blob, name, saved: Date.now()}, `${tab}/${slot}`));
+      await stored("readwrite", (store) => store.put({blob, name, url, saved: Date.now()}, `${tab}/${slot}`));
     }
   };
 
@@ -74,7 +90,7 @@ window.studioDraft = (() => {
         if (name.startsWith("image_")) slots.push(values[i] && values[i].url ? values[i] : null);
         else form[name] = values[i];
       });
-      session.set(FORM, JSON.stringify({form, images: slots.map(Boolean)}));
+      session.set(FORM, JSON.stringify({form, images: slots.map((value) => value ? value.url : null)}));
       slots.forEach((value, i) => keepImage(i + 1, value));
     },
     lost() { session.set(WANTED, "1"); },
@@ -85,17 +101,18 @@ window.studioDraft = (() => {
       try { draft = pending && JSON.parse(pending); } catch { draft = null; }
       if (!draft || !draft.form) { pending = null; return; }
       const wantedImages = Array.isArray(draft.images) ? draft.images : [];
-      const records = await Promise.all(wantedImages.map((had, i) => had
+      const records = await Promise.all(wantedImages.map((url, i) => url
         ? stored("readonly", (store) => store.get(`${tab}/${i + 1}`)) : null));
       this.restoring = {form: draft.form};
       document.querySelector("#draft-restore")?.click();
       const missing = [];
-      for (const [i, had] of wantedImages.entries()) {
-        const record = records[i];
-        const slot = document.querySelector(`#reference-${i + 1}`);
-        if (had && record && record.blob && slot) {
+      for (const [i, url] of wantedImages.entries()) {
+        // The slot's picture as the draft last saw it (one still being kept as the page went is not there).
+        const record = records[i] && records[i].url === url ? records[i] : null;
+        const slot = record && await slotShown(i + 1);
+        if (record && record.blob && slot) {
           await putInSlot(slot, new File([record.blob], record.name, {type: record.blob.type}));
-        } else if (had) missing.push(i + 1);
+        } else if (url) missing.push(i + 1);
       }
       pending = null;
       if (missing.length) {
@@ -103,10 +120,14 @@ window.studioDraft = (() => {
                      + (missing.length > 1 ? "them" : "it") + " again.");
       } else document.querySelector("#image-note")?.remove();
     },
-    noticeLost() {  // Gradio's notice that the connection is lost: its reload follows
-      for (const toast of document.querySelectorAll(".toast-body")) {
-        if (toast.textContent.includes(LOST)) return this.lost();
-      }
+    noticeLost() {  // Gradio's notice that the connection is lost: its reload follows, 2 s or more after it
+      if (leaving || lostTimer || !lostShown()) return;
+      // A page being left closes its connections, and Gradio may say so as it goes: only a notice
+      // still there a second later, on a page not being left, is a lost connection.
+      lostTimer = setTimeout(() => {
+        lostTimer = null;
+        if (!leaving && lostShown()) this.lost();
+      }, 1000);
     },
   };
 })();

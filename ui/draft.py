@@ -23,7 +23,8 @@ from ui.form import RESTORED_FIELDS, SKIP, PageSetup
 from ui.restored_values import as_updates, checked, left_out
 from ui.text import as_text
 
-RESTORED_NOTE = "↺ The page reloaded after its connection to the server was lost: the form is as you left it."
+RESTORED_NOTE = ("↺ The page reloaded by itself (its connection to the server was lost, or the browser had put "
+                 "this tab to sleep): the form is as you left it.")
 TAKE_JS = "(draft, version) => [window.studioDraft.take(), version]"
 READY_JS = "() => { window.studioDraft.ready(); return []; }"
 PRIVATE: dict[str, Any] = dict(api_visibility="private", show_progress="hidden")
@@ -40,8 +41,8 @@ def restore_draft(draft: Any, version: float, setup: PageSetup) -> tuple:
     if not isinstance(draft, dict):
         return (*[gr.skip()] * len(RESTORED_FIELDS), gr.skip(), gr.skip())
     values, notes = checked({name: draft.get(name, SKIP) for name in RESTORED_FIELDS}, setup)
-    status = RESTORED_NOTE + (" " + left_out(notes) if notes else "")
-    return (*as_updates(values), version + 1, as_text(status))
+    status = RESTORED_NOTE + (" " + as_text(left_out(notes)) if notes else "")  # the notes quote the draft: text
+    return (*as_updates(values), version + 1, status)
 
 
 def wire_draft(demo: gr.Blocks, page: Any, setup: PageSetup) -> None:

@@ -109,13 +109,14 @@ def test_a_phone_that_loses_its_network_gets_its_form_back_after_gradios_reload(
     context.close()
 
 
-def test_a_draft_a_stranger_writes_is_checked_like_any_restored_setting(browser, app, fake, screenshot):
+def test_a_draft_a_stranger_writes_is_checked_like_any_restored_setting(browser, app, fake):
     """The draft is the browser's to write: what the form would refuse is left as a fresh page has
-    it and named; nothing runs."""
+    it and named, an image the tab never kept stays out; nothing runs."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.add_init_script("""sessionStorage.setItem("studio-draft-wanted", "1");
       sessionStorage.setItem("studio-draft", JSON.stringify({form: {prompt: "kept", num_inference_steps: 999,
-        backend: "someone-elses", loras: [{path: "owner/style", scale: 40, enabled: true}]}, images: [true]}));""")
+        backend: "someone-elses", loras: [{path: "owner/style", scale: 40, enabled: true}]},
+        images: ["/gradio_api/file=/etc/passwd"]}));""")
     page = context.new_page()
     page.goto(app.url)
     status = page.locator("#status")
@@ -126,4 +127,33 @@ def test_a_draft_a_stranger_writes_is_checked_like_any_restored_setting(browser,
     expect(page.get_by_label("number input for Steps")).to_have_value("28")
     expect(page.locator("#image-note")).to_contain_text("Image 1 could not be brought back")
     assert not fake.jobs
+    context.close()
+
+
+def test_a_local_form_gets_all_four_images_back(browser, local_app, images):
+    """Images 4-6 are shown once the local backend is chosen: after the reload they come back too,
+    in their order (the restored settings choose the backend first)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(local_app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    page.get_by_label("this machine's GPU (local)").check()
+    order = [images["red"], images["blue"], images["blue"], images["red"]]
+    for slot, image in enumerate(order, start=1):
+        page.locator(f"#reference-{slot} input[type=file]").set_input_files(str(image))
+        expect(page.locator(f"#reference-{slot} img")).to_be_visible(timeout=15_000)
+    page.locator("#prompt textarea").fill("four of them")
+    page.wait_for_timeout(1500)
+    context.set_offline(True)
+    page.locator("#run-button").click()
+    expect(page.locator(".toast-body").filter(has_text=LOST)).to_be_visible(timeout=30_000)
+    with page.expect_event("load", timeout=60_000):
+        context.set_offline(False)
+    expect(page.locator("#status")).to_contain_text(RESTORED, timeout=30_000)
+    expect(page.get_by_label("this machine's GPU (local)")).to_be_checked()
+    for slot in (1, 2, 3, 4):
+        expect(page.locator(f"#reference-{slot} img")).to_be_visible(timeout=20_000)
+    expect(page.locator("#reference-5 img")).to_have_count(0)
+    names = [page.locator(f"#reference-{slot} img").get_attribute("src") for slot in (1, 2, 3, 4)]
+    assert [name.rsplit(".", 1)[-1] for name in names] == ["png", "jpg", "jpg", "png"], names
     context.close()
