@@ -20,6 +20,7 @@ from typing import Any
 import gradio as gr
 
 from ui.form import RESTORED_FIELDS, SKIP, PageSetup
+from ui.layout import Page
 from ui.restored_values import as_updates, checked, left_out
 from ui.text import as_text
 
@@ -45,7 +46,7 @@ def restore_draft(draft: Any, version: float, setup: PageSetup) -> tuple:
     return (*as_updates(values), version + 1, status)
 
 
-def wire_draft(demo: gr.Blocks, page: Any, setup: PageSetup) -> None:
+def wire_draft(demo: gr.Blocks, page: Page, setup: PageSetup) -> None:
     """Keep the form for this tab as it changes; restore it when page.js asks (see the module)."""
     names = [*RESTORED_FIELDS, *(f"image_{n}" for n in range(1, len(page.slots) + 1))]
     kept = [*(page.form[name] for name in RESTORED_FIELDS), *page.slots]

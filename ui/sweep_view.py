@@ -130,12 +130,12 @@ def stopped_cells(cells: Any) -> Any:
 
 def sweep_status(done: int, total: int, running: list[int], steps: dict[int, tuple[int, int]] | None = None) -> str:
     """ "⚙️ Sweep: 0 of 8 cells done, cell 1 running" (cells numbered from 1), with the running
-    cell's step (`steps`: cell -> (step, total), as its backend reports them) when one runs: "…
+    cell's step (`steps`: running cell -> (step, total), as its backend reports them) when one runs: "…
     cell 1 running · step 12 of 28"; when several run at once (fal), how far the whole sweep is,
     their steps counted in: "… cells 1–8 running · 40% of the sweep" (the page's Run fills to it)."""
     status = f"⚙️ Sweep: {done} of {total} cells done"
     numbers = [i + 1 for i in sorted(running)]
-    steps = {i: steps[i] for i in running if i in steps} if steps else {}
+    steps = steps or {}
     if len(numbers) == 1:
         step = steps.get(running[0])
         status += f", cell {numbers[0]} running" + (f" · step {step[0]} of {step[1]}" if step else "")
