@@ -371,6 +371,10 @@ const NO_PICTURE = "Only image files and pictures can be dropped here: save the 
   + "or copy it and press Ctrl/Cmd+V.";
 const NOT_FETCHED = "The picture could not be fetched (the message says why): save it and drop the file, "
   + "or copy it and press Ctrl/Cmd+V.";
+const notFetched = (drop) => drop  // the slot and the site, where the refused drop is known
+  ? `Image ${drop.slot}: the picture from ${new URL(drop.address).host} could not be fetched (the message says `
+    + "why); the slot keeps what it held. Save the picture and drop the file, or copy it and press Ctrl/Cmd+V."
+  : NOT_FETCHED;
 const slotUnder = (event) => event.target.closest && event.target.closest("[id^='reference-']");
 const fileless = (event) => event.dataTransfer && !event.dataTransfer.types.includes("Files");
 const droppedAddress = (transfer) => {
@@ -392,7 +396,10 @@ const pictureAt = async (url, name) => {  // a File, or null when `url` holds no
   return new File([blob], name || `picture.${blob.type.split("/")[1].split("+")[0]}`, {type: blob.type});
 };
 window.studioDrop = (() => {
-  const waiting = [];
+  // Dropped addresses: waiting for their fetch, then being fetched. A refusal (from Gradio's
+  // preparation of the inputs, or the handler's) does not say which drop it answers: with one
+  // drop in flight it is that one, with more the note stays general.
+  const waiting = [], fetching = [];
   return {
     ask(slot, url) {
       waiting.push({slot: Number(slot.id.split("-").pop()), address: url.href});
@@ -401,10 +408,13 @@ window.studioDrop = (() => {
     },
     take() {  // each click takes the drop that made it (the event's trigger mode is "multiple")
       const drop = waiting.shift() || null;
+      if (drop) fetching.push(drop);
       const name = drop && fileName(new URL(drop.address));
       return [drop && {path: drop.address, orig_name: name || "picture", meta: {_type: "gradio.FileData"}}, drop];
     },
     async put(fetched, drop) {  // the server names the picture's type (its file is named by its address)
+      const at = fetching.findIndex((d) => drop && d.slot === drop.slot && d.address.slice(0, 200) === drop.address);
+      if (at >= 0) fetching.splice(at, 1);
       const slot = drop && document.querySelector(`#reference-${drop.slot}`);
       const blob = slot && fetched && fetched.url && await blobAt(fetched.url);
       if (!blob) return sayImageNote(NOT_FETCHED);
@@ -413,7 +423,8 @@ window.studioDrop = (() => {
       document.querySelector("#image-note")?.remove();
     },
     refused() {
-      sayImageNote(NOT_FETCHED);
+      sayImageNote(notFetched(fetching.length === 1 ? fetching[0] : null));
+      fetching.length = 0;  // whichever was refused, a later answer is known by its own drop
     },
   };
 })();

@@ -537,7 +537,7 @@ def test_a_result_dragged_onto_an_image_slot_goes_into_it(browser, app, fake, im
     page.evaluate(DROP_ADDRESS, ["#reference-1 img", "https://192.168.1.1/picture.png"])
     expect(page.locator(".toast-body").filter(has_text="only public addresses are fetched")).to_be_visible(
         timeout=30_000)
-    expect(page.locator("#image-note")).to_contain_text("The picture could not be fetched")
+    expect(page.locator("#image-note")).to_contain_text("Image 1: the picture from 192.168.1.1 could not be fetched")
     page.wait_for_timeout(1000)
     expect(page.locator("#reference-1 img")).to_have_attribute("src", replaced)
     screenshot(page)
