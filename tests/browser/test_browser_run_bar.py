@@ -59,10 +59,21 @@ def viewport_shot(page, screenshot, moment: str) -> None:
     screenshot(page, moment)
 
 
+WHOLE_ON_SCREEN = ("(el) => { const r = el.getBoundingClientRect();"  # (layout in fractions of a pixel)
+                   " return r.height > 0 && r.top >= -0.5 && r.bottom <= window.innerHeight + 0.5; }")
+
+
 def in_viewport(page, selector: str) -> bool:
-    return page.locator(selector).evaluate(
-        "el => { const r = el.getBoundingClientRect();"  # (layout in fractions of a pixel)
-        " return r.height > 0 && r.top >= -0.5 && r.bottom <= window.innerHeight + 0.5; }")
+    return page.locator(selector).evaluate(WHOLE_ON_SCREEN)
+
+
+def comes_into_view(page, selector: str) -> None:
+    """`selector` is whole on the screen within 10 s (a busy machine scrolls and lays out late)."""
+    try:
+        page.wait_for_function(f"() => ({WHOLE_ON_SCREEN})(document.querySelector({selector!r}))", timeout=10_000)
+    except PlaywrightTimeout:
+        box = page.locator(selector).bounding_box()
+        raise AssertionError(f"{selector} is not whole on the screen: {box}") from None
 
 
 def test_a_streamed_run_never_flips_back_to_waiting_and_run_shows_its_step(browser, app, fake, images,
@@ -161,7 +172,7 @@ def test_the_run_bar_stays_in_view_on_desktop_and_phone(browser, app, fake, imag
     page = open_page(browser, app)
     page.locator("#add-lora").scroll_into_view_if_needed()
     page.mouse.wheel(0, 3000)
-    page.wait_for_timeout(300)
+    page.wait_for_function("window.scrollY > 300", timeout=10_000)  # the wheel has scrolled the page
     assert in_viewport(page, "#run-bar"), "desktop: scrolled down, the run bar left the screen"
     viewport_shot(page, screenshot, "desktop-scrolled")
     page.close()
@@ -174,8 +185,7 @@ def test_the_run_bar_stays_in_view_on_desktop_and_phone(browser, app, fake, imag
     assert bar["y"] + bar["height"] >= 844 - 2, bar  # at the bottom of the screen
     phone.locator("#run-button").click()
     # The run starts with the status line (and the results below it) in view.
-    phone.wait_for_timeout(500)
-    assert in_viewport(phone, "#status")
+    comes_into_view(phone, "#status")
     expect(phone.locator("#run-note")).to_have_count(0)  # a first click runs: no note about the queue
     viewport_shot(phone, screenshot, "phone-running")
     expect(phone.locator("#run-button")).to_have_text(re.compile(r"^\s*Running"), timeout=30_000)
