@@ -217,9 +217,8 @@ def _inputs(page: Page, setup: PageSetup) -> None:
         page.queue_button = gr.Button("+ Queue", variant="secondary", elem_id="queue-button", scale=1)
     # What Run will cost (fal only), filled when the page loads and as the inputs change (ui/spending_view.py).
     page.run_cost = gr.Markdown("", elem_classes=["hint"], elem_id="run-cost")
-    # The examples before the keys' hint: a newcomer's way in, on a laptop's first screen (1366x768).
     page.examples = project_examples(page.form["prompt"], page.slots[:3])
-    # The keys only where there is a keyboard (a phone's screen has room for the rest).
+    # After the examples (a newcomer's way in); the keys only where there is a keyboard.
     gr.Markdown('<span class="keys-hint">Ctrl/Cmd+Enter runs, Escape stops, Ctrl/Cmd+V pastes an image; </span>'
                 "Queue (or Run while a run goes) adds a run to the queue.", elem_classes=["hint"], elem_id="run-hint")
     if not key_needed:
