@@ -1,7 +1,7 @@
 """A page whose connection to the server breaks (the server restarts, a phone loses its network):
 Gradio reloads it once it can reach the server again, and the form the visitor was filling in
-comes back, images included (ui/draft.py, assets/draft.js). A reload the visitor asks for starts
-afresh."""
+comes back, images included (ui/draft.py, assets/draft.js); so it does in a tab the browser had
+discarded and loads again. A reload the visitor asks for starts afresh."""
 
 from __future__ import annotations
 
@@ -112,6 +112,40 @@ def test_a_phone_that_loses_its_network_gets_its_form_back_after_gradios_reload(
     expect(page.locator("#image-note")).to_have_count(0)
     assert not fake.jobs  # the click while offline ran nothing; the form waits for Run
     screenshot(page, full_page=False)
+    context.close()
+
+
+# The browser's word that it discarded this tab (to save memory) and now loads it again: Chromium
+# discards tabs only under memory pressure, which cannot be made here, so the page is told so
+# (`document.wasDiscarded`) on the load after the test sets this tab's flag; that load is the same
+# tab's, with its sessionStorage, as a discarded tab's return is.
+DISCARDED_ON_NEXT_LOAD = """if (sessionStorage.getItem("test-discarded") === "1") {
+  sessionStorage.removeItem("test-discarded");
+  Object.defineProperty(document, "wasDiscarded", {get: () => true});
+}"""
+
+
+def test_a_tab_the_browser_discarded_comes_back_with_its_form(browser, app, fake, images):
+    """A phone or a laptop short of memory discards a tab in the background and loads it afresh
+    when the visitor comes back to it: the form comes back as after Gradio's reload; a reload the
+    visitor asks for, right after, is a fresh form."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(DISCARDED_ON_NEXT_LOAD)
+    page = context.new_page()
+    page.goto(app.url)
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    fill_form(page, images)
+    page.wait_for_timeout(1500)  # the pictures are kept as they come (draft.js)
+    page.evaluate("sessionStorage.setItem('test-discarded', '1')")
+    page.reload()
+    expect_form_back(page)
+    assert not fake.jobs
+    page.reload()  # asked for: a fresh form
+    expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(1500)  # a restore would have begun
+    expect(page.locator("#status")).not_to_contain_text(RESTORED)
+    expect(page.locator("#prompt textarea")).to_have_value("")
+    expect(page.locator("#reference-1 img")).to_have_count(0)
     context.close()
 
 
