@@ -235,8 +235,8 @@ def end_of_page_clears_the_bar(page) -> None:
 
 
 # True once the element's box has not moved for five frames in a row (a toast slides in).
-TOAST_AT_REST = """(selector) => {
-  const box = document.querySelector(selector).getBoundingClientRect();
+TOAST_AT_REST = """(toast) => {
+  const box = toast.getBoundingClientRect();
   const where = `${box.top},${box.height}`;
   window.__restFrames = window.__restWhere === where ? (window.__restFrames || 0) + 1 : 0;
   window.__restWhere = where;
@@ -265,7 +265,7 @@ def test_on_a_phone_the_end_of_the_page_scrolls_clear_of_the_run_bar(browser, ap
     # Stop (it slides in: its box is read once it has stopped moving).
     toast = phone.locator(".toast-body").filter(has_text="Queued").first
     expect(toast).to_be_visible(timeout=10_000)
-    phone.wait_for_function(TOAST_AT_REST, arg=".toast-body", timeout=10_000)
+    phone.wait_for_function(TOAST_AT_REST, arg=toast.element_handle(), timeout=10_000)
     toast_box, bar = toast.bounding_box(), phone.locator("#run-bar").bounding_box()
     assert toast_box["y"] + toast_box["height"] <= bar["y"] + 0.5, (toast_box, bar)
     viewport_shot(phone, screenshot, "end-of-page-with-note")
