@@ -148,9 +148,11 @@ def _checkbox(model: type[BaseModel], name: str) -> Callable:
 
 def _reference(index: int) -> Callable:
     def build(setup: PageSetup) -> ReferenceImage:
+        # 164 px: low enough for a laptop's first screen to reach the examples; Gradio squeezes the
+        # slot's "Drop Image Here - or - Click to Upload" into one cut-off line at 160 px or less.
         return ReferenceImage(
             label=f"image {index}", type="filepath", image_mode=None, sources=["upload", "clipboard"],
-            height=180, min_width=120, elem_id=f"reference-{index}", buttons=["fullscreen"],
+            height=164, min_width=120, elem_id=f"reference-{index}", buttons=["fullscreen"],
         )
     return build
 

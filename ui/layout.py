@@ -25,9 +25,8 @@ from ui.region_editor import RegionEditor, region_editor
 from ui.sweep_view import AXIS_CHOICES, DEFAULT_X, DEFAULT_X_VALUES, sweep_cost
 
 NO_KEY_HELP = (
-    "This server has no fal key. Paste **your own fal API key** to run (create one at "
-    "[fal.ai/dashboard/keys](https://fal.ai/dashboard/keys)). It is used only for your runs: "
-    "never stored, logged or sent back to this page."
+    "No fal key on this server: paste **your own fal API key** to run (create one at "
+    "[fal.ai](https://fal.ai/dashboard/keys)). Used only for your runs: never stored, logged or sent back."
 )
 OWN_KEY_HELP = (
     "With **your own fal key** (create one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys)) your "
@@ -144,7 +143,8 @@ def build_layout(setup: PageSetup) -> Page:
     """Lay the page out inside the current gr.Blocks."""
     page = Page()
     page.form = {}
-    gr.Markdown("# FLUX.2 LoRA Edit Studio\nEdit images with FLUX.2 [dev] and your LoRAs.")
+    # The title and its line share a line where they fit (assets/style.css): more of the form on the first screen.
+    gr.Markdown("# FLUX.2 LoRA Edit Studio\nEdit images with FLUX.2 [dev] and your LoRAs.", elem_id="page-head")
     if setup.show_login:  # on a Space, or when the server's key needs a signed-in visitor
         gr.LoginButton(size="sm")
     with gr.Row(equal_height=False):
@@ -395,6 +395,5 @@ def key_help(setup: PageSetup) -> str:
 
 def references_hint(max_references: int) -> str:
     return (
-        f"Up to {max_references} reference images, sent in this order. Upload, paste or drop "
-        "them; large photos are shrunk to the model's ~1 megapixel."
+        f"Up to {max_references} images, sent in this order; big photos are shrunk to ~1 megapixel."
     )

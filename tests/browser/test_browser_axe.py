@@ -170,14 +170,16 @@ def test_each_lora_row_is_on_one_line_with_its_placeholder_whole(browser, app, s
     page.close()
 
 
+TOPS = "ids => Object.fromEntries(ids.map(id => [id, document.getElementById(id).getBoundingClientRect().top]))"
+
+
 def test_a_phone_shows_the_presets_buttons_two_to_a_line(browser, app, screenshot):
     """Each of the Presets panel's six buttons took a line of its own on a phone."""
     page = open_page(browser, app, PHONE, "light")
     page.get_by_text("Presets", exact=True).first.click()
     expect(page.locator("#preset-save")).to_be_visible(timeout=10_000)
-    top = {name: page.locator(f"#{name}").bounding_box()["y"] for name in (
-        "preset-name", "preset-save", "preset-pick", "preset-load", "preset-rename", "preset-delete",
-        "preset-export", "preset-import")}
+    top = page.evaluate(TOPS, ["preset-name", "preset-save", "preset-pick", "preset-load", "preset-rename",
+                               "preset-delete", "preset-export", "preset-import"])
     for left, right in (("preset-name", "preset-save"), ("preset-pick", "preset-load"),
                         ("preset-rename", "preset-delete"), ("preset-export", "preset-import")):
         assert abs(top[left] - top[right]) < 4, (left, right, top)
@@ -195,8 +197,10 @@ def test_a_phone_history_card_shows_its_runs_time_and_the_buttons_are_two_to_a_l
     caption = page.locator("#history .caption-label").first
     expect(caption).to_be_visible(timeout=15_000)
     assert caption.evaluate("c => c.scrollHeight <= c.clientHeight"), caption.inner_text()  # time and all
-    top = {name: page.locator(f"#{name}").bounding_box()["y"] for name in (
-        "history-restore", "history-star", "history-compare", "history-clear", "job-open", "job-cancel")}
+    # Read in one frame: the result's and the compare's images still arriving move the panel down
+    # between one button's reading and the next (restore read 223 px above star, once in three).
+    top = page.evaluate(TOPS, ["history-restore", "history-star", "history-compare", "history-clear", "job-open",
+                               "job-cancel"])
     for left, right in (("history-restore", "history-star"), ("history-compare", "history-clear"),
                         ("job-open", "job-cancel")):
         assert abs(top[left] - top[right]) < 4, (left, right, top)
@@ -252,4 +256,31 @@ def test_a_phone_or_tablet_shows_the_image_slots_on_one_line_and_on_390_px_the_e
     assert shown["x"] + shown["width"] <= remove["x"] + 1, (shown, remove)
     assert label.evaluate("e => e.scrollWidth <= e.clientWidth")
     screenshot(page, f"{viewport['width']}-image")
+    page.close()
+
+
+LAPTOP = {"width": 1366, "height": 657}  # a 1366x768 laptop's browser window, its bars taken off
+
+
+def test_a_laptops_first_screen_shows_the_examples_and_without_a_server_key_where_to_type(
+    browser, app, keyless_app, screenshot,
+):
+    """On the commonest laptop screen the examples (a newcomer's way in) were under the first screen
+    (at 713 px), and with no server key the key's panel (230 px) put the instruction under it too."""
+    page = open_page(browser, app, LAPTOP, "light")
+    example = page.get_by_role("button", name="Donut, made real").bounding_box()
+    assert example["y"] + example["height"] <= LAPTOP["height"], example
+    screenshot(page, "server-key")
+    page.close()
+    page = open_page(browser, keyless_app, LAPTOP, "light")
+    run_bar = page.locator("#run-bar").bounding_box()
+    assert run_bar["y"] + run_bar["height"] <= LAPTOP["height"], run_bar
+    for above in ("#fal-key input", "#reference-1"):
+        box = page.locator(above).bounding_box()
+        assert box["y"] + box["height"] <= run_bar["y"], (above, box, run_bar)
+    # The instruction's box shows at least a line (its placeholder) above the run bar.
+    box = page.locator("#prompt textarea").bounding_box()
+    assert box["y"] + 30 <= run_bar["y"], (box, run_bar)
+    expect(page.locator("#prompt textarea")).to_have_attribute("placeholder", re.compile("Type what to change"))
+    screenshot(page, "keyless")
     page.close()
