@@ -99,10 +99,16 @@ def reload_the_moment_status_says(page, text: str, click) -> None:
     expect(page.locator("#run-button")).to_be_visible(timeout=60_000)
 
 
-def loaded_width(image) -> int:
+def loaded_width(image, tries: int = 10) -> int:
     """The width of the picture an <img> shows, once it is loaded (0: it cannot be shown). Right
-    after the status says Done the gallery's <img> is there but its file may still be loading."""
-    return image.evaluate("img => img.decode().then(() => img.naturalWidth, () => 0)")
+    after the status says Done the gallery's <img> is there but its file may still be loading.
+    A decode is refused when the <img> gets another picture meanwhile (the next preview of a run,
+    in CI once): the locator is read again for the picture now shown, `tries` times at most."""
+    for _ in range(tries):
+        width = image.evaluate("img => img.decode().then(() => img.naturalWidth, () => 0)")
+        if width:
+            return width
+    return 0
 
 
 # Gradio's status tracker shows this red "Error" pill on each output of an event that raised.
