@@ -12,7 +12,7 @@ import io
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.helpers.browser import loaded_width, run_once
+from tests.helpers.browser import loaded_width, open_app, run_once
 
 
 def test_upload_run_and_see_the_result(browser, app, fake, images, screenshot):
@@ -37,8 +37,8 @@ def test_upload_run_and_see_the_result(browser, app, fake, images, screenshot):
 def test_ctrl_enter_runs_and_the_key_field_is_hidden_when_the_server_has_one(
     browser, app, fake, images, screenshot,
 ):
-    page = browser.new_page(permissions=["clipboard-read", "clipboard-write"])
-    page.goto(app.url)
+    # Once the form is there: before it, a key field not yet drawn would pass for a hidden one.
+    page = open_app(browser, app, 1280, 720, permissions=["clipboard-read", "clipboard-write"])
     expect(page.locator("#fal-key")).to_be_hidden()
     page.locator("#reference-1 input[type=file]").set_input_files(str(images["blue"]))
     expect(page.locator("#reference-1 img")).to_be_visible(timeout=15_000)
@@ -114,10 +114,9 @@ def test_images_stay_numbered_in_the_order_they_are_sent(browser, app, fake, ima
 def test_switching_to_the_local_backend_shows_its_controls_and_disables_fal_only_ones(
     browser, local_app, screenshot,
 ):
-    page = browser.new_page(viewport={"width": 1400, "height": 1200})
-    page.goto(local_app.url)
+    page = open_app(browser, local_app, 1400, 1200)  # the form drawn (on a loaded machine, more than 5 s)
     # No FAL_KEY and a local backend: local is the default, fal-only controls are off.
-    expect(page.locator("#reference-6")).to_be_visible()
+    expect(page.locator("#reference-6")).to_be_visible(timeout=30_000)
     page.get_by_text("Advanced").click()
     safety = page.get_by_label("Safety checker")
     expect(safety).to_be_disabled()
