@@ -19,6 +19,7 @@ backend itself is `backend.local.backend.LocalBackend`.
 from __future__ import annotations
 
 import logging
+import sys
 
 # Warnings of the local backend's dependencies that say nothing about this server (seen with
 # diffusers 0.42.1, torchao 0.18 and torch 2.13 at every start), each dropped by its own words:
@@ -30,6 +31,11 @@ DEPENDENCY_NOTICES = {
     # for torchao's maintainers, not for this server's operator.
     "torch.utils._pytree": "is an Enum subclass and is now natively supported",
 }
+# torchao 0.18 at import, with a PyTorch built without CUDA: a warning for each of its compiled CUDA
+# kernels (_C_mxfp8, _C_cutlass_90a), which cannot load there, and one that Triton (a GPU compiler)
+# is missing. Nothing that runs there uses them: the fp8 presets need an NVIDIA GPU. With a CUDA
+# PyTorch these lines stay, as there they would be news.
+CPU_TORCH_NOTICES = {"torchao": "Failed to load", "torchao.kernel.intmm": "Detected no triton"}
 
 
 def quiet_dependency_notices() -> None:
@@ -37,6 +43,8 @@ def quiet_dependency_notices() -> None:
     Called before anything imports diffusers or torchao."""
     for logger_name, words in DEPENDENCY_NOTICES.items():
         logging.getLogger(logger_name).addFilter(_WithoutWords(words))
+    for logger_name, words in CPU_TORCH_NOTICES.items():
+        logging.getLogger(logger_name).addFilter(_WithoutWordsOnCpuTorch(words))
 
 
 class _WithoutWords(logging.Filter):
@@ -46,3 +54,12 @@ class _WithoutWords(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return self.words not in record.getMessage()
+
+
+class _WithoutWordsOnCpuTorch(_WithoutWords):
+    def filter(self, record: logging.LogRecord) -> bool:
+        # The record comes while torchao imports, so torch is imported already; asked here rather
+        # than at start-up, as a server with only the hosted backend never imports torch.
+        torch = sys.modules.get("torch")
+        on_cpu_torch = torch is not None and torch.version.cuda is None
+        return not on_cpu_torch or super().filter(record)

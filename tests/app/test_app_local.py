@@ -47,7 +47,9 @@ def test_the_same_server_still_runs_hosted_edits(local_app, fake, images):
 def test_the_server_log_holds_no_notice_of_a_dependency_that_does_not_concern_it(local_app, images):
     # Operators read this log: diffusers' "Unable to import `torchao` Tensor objects" (about
     # checkpoints saved by torchao, which the app never loads) and torch's pytree deprecation
-    # for torchao's enums would send them looking for a fault that is not there.
+    # for torchao's enums would send them looking for a fault that is not there; so would
+    # torchao's warnings, on a PyTorch without CUDA (as here), that its CUDA kernels and Triton
+    # are missing.
     client = connect(local_app)
     gallery, status, *_ = client.predict(**local_args(images), api_name="/edit")  # diffusers is in use
     assert status.startswith("✅ Done") and gallery
@@ -55,3 +57,4 @@ def test_the_server_log_holds_no_notice_of_a_dependency_that_does_not_concern_it
     assert "INFO studio: backends: fal, local" in log  # the log read is this server's
     assert "Unable to import `torchao` Tensor objects" not in log
     assert "is an Enum subclass and is now natively supported" not in log
+    assert "Failed to load" not in log and "Detected no triton" not in log

@@ -24,3 +24,30 @@ def test_importing_the_package_its_options_and_settings_imports_nothing_heavy():
     assert done.returncode == 0, done.stderr[-1500:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
+
+
+def test_torchaos_cuda_warnings_leave_the_log_only_where_torch_has_no_cuda():
+    # An operator on a CPU machine would go looking for a fault in torchao's "Failed to load
+    # _C_cutlass_90a.so" and "Detected no triton"; on a CUDA machine the same lines are news.
+    code = (
+        "import logging, sys, torch\n"
+        "import backend.local\n"
+        "backend.local.quiet_dependency_notices()\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(name)s: %(message)s')\n"
+        "def say(where):\n"
+        "    logging.getLogger('torchao').warning(f'Failed to load _C_cutlass_90a.so ({where})')\n"
+        "    logging.getLogger('torchao.kernel.intmm').warning(f'Detected no triton ({where})')\n"
+        "    logging.getLogger('torchao').warning(f'another warning ({where})')\n"
+        "torch.version.cuda = None\n"
+        "say('cpu')\n"
+        "torch.version.cuda = '13.0'\n"
+        "say('cuda')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert done.stdout.splitlines() == [
+        "torchao: another warning (cpu)",
+        "torchao: Failed to load _C_cutlass_90a.so (cuda)",
+        "torchao.kernel.intmm: Detected no triton (cuda)",
+        "torchao: another warning (cuda)",
+    ]
