@@ -17,7 +17,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 
 from tests.helpers.api import edit_args
-from tests.helpers.app import VISITOR_KEY, connect, launch_app, stop_app
+from tests.helpers.app import VISITOR_KEY, clear_of_utc_midnight, connect, launch_app, stop_app
 
 
 def attempt(app, images, headers: dict | None = None, **overrides) -> str:
@@ -106,6 +106,7 @@ def test_a_visitor_on_ipv6_cannot_reset_its_quota_with_another_address_of_its_ne
 
 def test_two_clients_racing_for_the_last_unit_of_the_budget_one_run_reaches_fal(fake, images, tmp_path):
     fake.job_seconds = 1.0
+    clear_of_utc_midnight()
     # One run (1 MP out, 1 MP in: about $0.042) fits in $0.05; two do not. Each client comes
     # through a proxy on this machine (loopback is trusted by default), as two visitors.
     app = launch_app(tmp_path, fake, STUDIO_DAILY_BUDGET_USD="0.05")

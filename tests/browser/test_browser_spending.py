@@ -7,12 +7,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers.app import VISITOR_KEY, launch_app, stop_app
+from tests.helpers.app import VISITOR_KEY, clear_of_utc_midnight, launch_app, stop_app
 from tests.helpers.browser import no_error_pill, open_app, run_once
 
 
 @pytest.fixture
 def budget_app(fake, tmp_path):
+    clear_of_utc_midnight()  # the test reads what is left today before and after a run
     app = launch_app(tmp_path, fake, STUDIO_DAILY_BUDGET_USD="20", STUDIO_VISITOR_RUNS_PER_HOUR="1")
     yield app
     stop_app(app)

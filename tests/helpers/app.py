@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -119,3 +120,12 @@ def local_app_env(tiny_model: dict[str, Path]) -> dict[str, str | None]:
         STUDIO_TEXT_ENCODER_LAYERS=",".join(map(str, TEXT_ENCODER_OUT_LAYERS)),
         STUDIO_MAX_SEQUENCE_LENGTH=str(MAX_SEQUENCE_LENGTH), FAL_KEY=None, HF_HUB_OFFLINE="1",
     )
+
+
+def clear_of_utc_midnight(seconds: float = 180) -> None:
+    """Wait out UTC midnight if it comes within `seconds`: the daily budget resets then (as it
+    should), and a test spending it wants every check on one day."""
+    now = datetime.now(timezone.utc)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if (midnight - now).total_seconds() < seconds:
+        time.sleep((midnight - now).total_seconds() + 1)
