@@ -1,5 +1,6 @@
 """backend/local without torch: the package, its options and its settings import nothing
-heavy, so that the hosted app and the page read them without the local packages.
+heavy, so that the hosted app and the page read them without the local packages; and the
+package's filter of its dependencies' start-up notices.
 (Module and function sizes: test_code_shape.py.)"""
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ def test_importing_the_package_its_options_and_settings_imports_nothing_heavy():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-1500:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
-
 
 
 def test_torchaos_cuda_warnings_leave_the_log_only_where_torch_has_no_cuda():
